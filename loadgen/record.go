@@ -1,0 +1,99 @@
+package loadgen
+
+import (
+	"time"
+
+	"github.com/tokenwatt/tokenwatt/backends"
+)
+
+// Record is one measured request: one JSON object per line in
+// records.jsonl. Its fields are DESIGN.md §3's record; absent values are
+// JSON null (nil pointers), never 0. Durations are seconds.
+type Record struct {
+	RunID      string  `json:"run_id"`
+	Seq        int64   `json:"seq"` // 0-based order of scheduling among measured requests
+	Scenario   string  `json:"scenario"`
+	Model      string  `json:"model"`
+	Backend    string  `json:"backend"`
+	Simulated  bool    `json:"simulated"` // the target was the built-in simulator
+	Outcome    string  `json:"outcome"`
+	HTTPStatus *int    `json:"http_status"`
+	Error      *string `json:"error"`
+
+	SchedUnix float64 `json:"sched_unix"` // intended send time, wall clock
+	SendUnix  float64 `json:"send_unix"`  // actual send time, wall clock
+	DoneUnix  float64 `json:"done_unix"`  // end of stream (t_done), wall clock
+
+	TTFT         *float64  `json:"ttft_s"`
+	E2E          *float64  `json:"e2e_s"`
+	TPOT         *float64  `json:"tpot_s"`
+	ITL          []float64 `json:"itl_s"`
+	ScheduleLag  float64   `json:"schedule_lag_s"`
+	E2EFromSched *float64  `json:"e2e_from_sched_s"`
+	PromptTokens *int      `json:"prompt_tokens"`
+	OutputTokens *int      `json:"output_tokens"`
+	TokensSource *string   `json:"tokens_source"`
+	TextChunks   int       `json:"text_chunks"`
+	PromptIndex  int       `json:"prompt_index"` // index of the prompt in the dataset
+}
+
+// OK reports whether the request succeeded.
+func (r *Record) OK() bool { return r.Outcome == string(backends.OutcomeOK) }
+
+// newRecord derives a record from what the client measured. sched is the
+// intended send time (t_sched); in closed-loop modes it equals resp.Send.
+func newRecord(sched time.Time, resp *backends.Response) Record {
+	rec := Record{
+		Outcome:   string(resp.Outcome),
+		SchedUnix: unixSeconds(sched),
+		SendUnix:  unixSeconds(resp.Send),
+		DoneUnix:  unixSeconds(resp.Done),
+	}
+	if resp.HTTPStatus != 0 {
+		rec.HTTPStatus = ptr(resp.HTTPStatus)
+	}
+	if resp.Error != "" {
+		rec.Error = ptr(resp.Error)
+	}
+	lag := resp.Send.Sub(sched)
+	if lag < 0 {
+		lag = 0
+	}
+	rec.ScheduleLag = lag.Seconds()
+	if !resp.First.IsZero() {
+		rec.TTFT = ptr(resp.First.Sub(resp.Send).Seconds())
+	}
+	if !resp.Last.IsZero() {
+		rec.E2E = ptr(resp.Last.Sub(resp.Send).Seconds())
+		rec.E2EFromSched = ptr(resp.Last.Sub(sched).Seconds())
+	}
+	if resp.TextChunks > 0 {
+		rec.ITL = make([]float64, len(resp.ITL))
+		for i, d := range resp.ITL {
+			rec.ITL[i] = d.Seconds()
+		}
+	}
+	if resp.PromptTokens >= 0 {
+		rec.PromptTokens = ptr(resp.PromptTokens)
+	}
+	if resp.OutputTokens >= 0 {
+		rec.OutputTokens = ptr(resp.OutputTokens)
+		if resp.OutputTokens > 1 && !resp.First.IsZero() && !resp.Last.IsZero() {
+			rec.TPOT = ptr(resp.Last.Sub(resp.First).Seconds() / float64(resp.OutputTokens-1))
+		}
+	}
+	if resp.TokensSource != "" {
+		rec.TokensSource = ptr(resp.TokensSource)
+	}
+	rec.TextChunks = resp.TextChunks
+	return rec
+}
+
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,407 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenwatt/tokenwatt/backends"
+)
+
+// DefaultGrace is how long in-flight requests may run on after a run is
+// stopped early (Ctrl-C, --duration, too many failures) before they are
+// canceled.
+const DefaultGrace = 30 * time.Second
+
+// Sink receives every measured request's Record. The runner calls all
+// sinks from a single goroutine, in completion order, so a sink needs no
+// locking against other sinks; it must not keep the pointer.
+type Sink interface {
+	Observe(rec *Record)
+}
+
+// SinkFunc adapts a function to a Sink.
+type SinkFunc func(rec *Record)
+
+// Observe calls f(rec).
+func (f SinkFunc) Observe(rec *Record) { f(rec) }
+
+// RunConfig is one run: where requests go, what they carry and how they
+// are scheduled. Scenario holds final values (flags already applied).
+type RunConfig struct {
+	RunID     string
+	Scenario  *Scenario
+	Backend   backends.Backend
+	Model     string
+	Prompts   []string
+	Simulated bool
+	// Grace bounds how long in-flight requests may finish after an early
+	// stop; 0 means DefaultGrace.
+	Grace time.Duration
+	Sinks []Sink
+	// OnStart, if set, is called once the warm-up is over and measurement
+	// begins.
+	OnStart func(time.Time)
+}
+
+// Stop reasons reported in Result.StopReason.
+const (
+	StopCount       = "count"       // every requested sample was sent
+	StopDuration    = "duration"    // --duration elapsed
+	StopInterrupted = "interrupted" // the context was canceled (Ctrl-C, SIGTERM)
+	StopFailures    = "failures"    // max_consecutive_failures reached
+)
+
+// Result describes a finished run. Start and End are the run window of
+// DESIGN.md §3: the first measured send and the last completion.
+type Result struct {
+	Start, End time.Time
+	Requests   int
+	OK         int
+	StopReason string
+}
+
+// ErrTooManyFailures is returned (wrapped) when max_consecutive_failures
+// consecutive requests failed.
+var ErrTooManyFailures = errors.New("too many consecutive failures")
+
+// Progress is a live view of a run for progress lines; safe for
+// concurrent reads.
+type Progress struct {
+	Sent     atomic.Int64 // measured requests sent
+	Done     atomic.Int64 // measured requests completed
+	Failed   atomic.Int64 // measured requests that did not succeed
+	InFlight atomic.Int64
+}
+
+// Runner executes a RunConfig. Create one with NewRunner, read Progress
+// while Run executes.
+type Runner struct {
+	cfg      RunConfig
+	Progress Progress
+
+	stopOnce   sync.Once
+	stopCh     chan struct{}
+	stopReason string
+
+	abortOnce sync.Once
+	abortCtx  context.Context // parent of every request's context
+	abort     context.CancelFunc
+
+	respPool sync.Pool
+	records  chan Record
+}
+
+// NewRunner checks cfg and returns a runner for it.
+func NewRunner(cfg RunConfig) (*Runner, error) {
+	sc := cfg.Scenario
+	switch {
+	case sc == nil:
+		return nil, errors.New("run needs a scenario")
+	case cfg.Backend == nil:
+		return nil, errors.New("run needs a backend")
+	case len(cfg.Prompts) == 0:
+		return nil, errors.New("run needs at least one prompt")
+	case sc.NumSamples <= 0 && sc.Duration <= 0 && sc.Rate <= 0 && sc.Concurrency <= 0:
+		return nil, errors.New("scenario sets neither num_samples nor duration")
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = DefaultGrace
+	}
+	r := &Runner{cfg: cfg, stopCh: make(chan struct{}), records: make(chan Record, 4096)}
+	r.abortCtx, r.abort = context.WithCancel(context.Background())
+	r.respPool.New = func() any { return &backends.Response{} }
+	return r, nil
+}
+
+// Run executes the warm-up, then the measured requests, feeding each
+// completed request to the sinks. It returns when every request sent has
+// completed or been canceled. A canceled ctx stops scheduling (StopInterrupted);
+// in-flight requests get the grace period to finish. Run returns a
+// non-nil Result even with an error.
+func (r *Runner) Run(ctx context.Context) (*Result, error) {
+	defer r.abort()
+	sc := r.cfg.Scenario
+	res := &Result{}
+
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go func() {
+		select {
+		case <-ctx.Done():
+			r.stop(StopInterrupted)
+		case <-stopWatch:
+		}
+	}()
+
+	if sc.Warmup > 0 && !r.stopped() {
+		r.warmup(sc.Warmup)
+	}
+	if r.stopped() {
+		res.StopReason = r.stopReason
+		return res, nil
+	}
+
+	collected := make(chan struct{})
+	var lastErr string
+	go func() {
+		defer close(collected)
+		lastErr = r.collect(res)
+	}()
+
+	start := time.Now()
+	if r.cfg.OnStart != nil {
+		r.cfg.OnStart(start)
+	}
+	if sc.Duration > 0 {
+		t := time.AfterFunc(sc.Duration, func() { r.stop(StopDuration) })
+		defer t.Stop()
+	}
+	var inflight sync.WaitGroup
+	if sc.Rate > 0 {
+		r.openLoop(start, &inflight)
+	} else {
+		r.closedLoop(&inflight)
+	}
+	r.stop(StopCount) // no-op when something else stopped the run first
+	inflight.Wait()
+	close(r.records)
+	<-collected
+
+	res.StopReason = r.stopReason
+	if res.StopReason == StopFailures {
+		return res, fmt.Errorf("%w: %d requests in a row failed, last error: %s", ErrTooManyFailures, sc.MaxConsecutiveFailures, lastErr)
+	}
+	return res, nil
+}
+
+// stop ends scheduling for reason. Requests in flight get the grace period
+// unless the run simply sent all its samples, where their own timeouts
+// bound them.
+func (r *Runner) stop(reason string) {
+	r.stopOnce.Do(func() {
+		r.stopReason = reason
+		close(r.stopCh)
+		if reason != StopCount {
+			time.AfterFunc(r.cfg.Grace, r.abort)
+		}
+	})
+}
+
+func (r *Runner) stopped() bool {
+	select {
+	case <-r.stopCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// warmup sends n requests, closed-loop at the scenario's concurrency, and
+// discards what they measured.
+func (r *Runner) warmup(n int) {
+	workers := max(1, min(r.cfg.Scenario.Concurrency, n))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !r.stopped() {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				resp := r.send(int(i), time.Now())
+				r.respPool.Put(resp)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// closedLoop keeps Concurrency requests in flight: each worker sends its
+// next request as soon as its previous one completes, so t_sched = t_send.
+func (r *Runner) closedLoop(inflight *sync.WaitGroup) {
+	limit := int64(r.cfg.Scenario.NumSamples)
+	var next atomic.Int64
+	for range max(1, r.cfg.Scenario.Concurrency) {
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			for !r.stopped() {
+				seq := next.Add(1) - 1
+				if limit > 0 && seq >= limit {
+					return
+				}
+				r.measure(seq, time.Now())
+			}
+		}()
+	}
+	inflight.Wait()
+}
+
+// openLoop sends request k at start + schedule offset k whatever the
+// server does, up to Concurrency in flight (0: no cap). When the cap is
+// reached the dispatcher waits for a slot and the wait shows as schedule
+// lag, never as a shifted schedule.
+func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
+	sc := r.cfg.Scenario
+	schedule, err := NewSchedule(sc.Arrival, sc.Rate, sc.Burstiness, seedOf(sc))
+	if err != nil {
+		// Validate rejects these before a run; reaching here is a bug.
+		panic(err)
+	}
+	var slots chan struct{}
+	if sc.Concurrency > 0 {
+		slots = make(chan struct{}, sc.Concurrency)
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for seq := int64(0); sc.NumSamples <= 0 || seq < int64(sc.NumSamples); seq++ {
+		offset := schedule.Next()
+		if sc.Duration > 0 && offset >= sc.Duration {
+			r.stop(StopDuration)
+			return
+		}
+		at := start.Add(offset)
+		if wait := time.Until(at); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-r.stopCh:
+				return
+			}
+		} else if r.stopped() {
+			return
+		}
+		if slots != nil {
+			select {
+			case slots <- struct{}{}:
+			case <-r.stopCh:
+				return
+			}
+		}
+		inflight.Add(1)
+		go func(seq int64) {
+			defer inflight.Done()
+			r.measure(seq, at)
+			if slots != nil {
+				<-slots
+			}
+		}(seq)
+	}
+}
+
+// measure sends measured request seq, intended for sched, and hands its
+// record to the collector.
+func (r *Runner) measure(seq int64, sched time.Time) {
+	r.Progress.Sent.Add(1)
+	idx := int(seq % int64(len(r.cfg.Prompts)))
+	resp := r.send(idx, sched)
+	rec := newRecord(sched, resp)
+	r.respPool.Put(resp)
+	rec.Seq = seq
+	rec.PromptIndex = idx
+	r.records <- rec
+}
+
+// send performs one request with the prompt at idx and returns the
+// measured response (from the pool; the caller puts it back).
+func (r *Runner) send(idx int, sched time.Time) *backends.Response {
+	sc := r.cfg.Scenario
+	req := backends.Request{
+		Model:       r.cfg.Model,
+		Prompt:      r.cfg.Prompts[idx],
+		MaxTokens:   sc.MaxTokens,
+		MinTokens:   sc.MinTokens,
+		IgnoreEOS:   sc.IgnoreEOS,
+		Temperature: sc.Temperature,
+		Seed:        sc.Seed,
+		Stream:      sc.Stream == nil || *sc.Stream,
+	}
+	ctx, cancel := r.abortCtx, context.CancelFunc(func() {})
+	if sc.Timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, sc.Timeout)
+	}
+	defer cancel()
+	resp := r.respPool.Get().(*backends.Response)
+	resp.Reset()
+	r.Progress.InFlight.Add(1)
+	r.cfg.Backend.Do(ctx, &req, resp)
+	r.Progress.InFlight.Add(-1)
+	if resp.Send.IsZero() {
+		// The client failed before sending (e.g. a bad URL); keep the
+		// record's timestamps meaningful.
+		resp.Send = time.Now()
+	}
+	if resp.Done.IsZero() {
+		resp.Done = time.Now()
+	}
+	return resp
+}
+
+// collect stamps each record with the run's identity, feeds the sinks and
+// watches for consecutive failures. It returns the last failure's message.
+func (r *Runner) collect(res *Result) string {
+	sc := r.cfg.Scenario
+	consecutive := 0
+	var lastErr string
+	for rec := range r.records {
+		rec.RunID = r.cfg.RunID
+		rec.Scenario = sc.Name
+		rec.Model = r.cfg.Model
+		rec.Backend = r.cfg.Backend.Name()
+		rec.Simulated = r.cfg.Simulated
+		for _, s := range r.cfg.Sinks {
+			s.Observe(&rec)
+		}
+
+		send, end := unixTime(rec.SendUnix), unixTime(rec.DoneUnix)
+		if res.Requests == 0 || send.Before(res.Start) {
+			res.Start = send
+		}
+		if end.After(res.End) {
+			res.End = end
+		}
+		res.Requests++
+		r.Progress.Done.Add(1)
+		if rec.OK() {
+			res.OK++
+			consecutive = 0
+			continue
+		}
+		r.Progress.Failed.Add(1)
+		lastErr = describeFailure(&rec)
+		consecutive++
+		if sc.MaxConsecutiveFailures > 0 && consecutive >= sc.MaxConsecutiveFailures {
+			r.stop(StopFailures)
+		}
+	}
+	return lastErr
+}
+
+func describeFailure(rec *Record) string {
+	s := rec.Outcome
+	if rec.HTTPStatus != nil {
+		s += fmt.Sprintf(" (HTTP %d)", *rec.HTTPStatus)
+	}
+	if rec.Error != nil {
+		s += ": " + *rec.Error
+	}
+	return s
+}
+
+func unixTime(sec float64) time.Time {
+	return time.Unix(0, int64(sec*1e9))
+}
+
+func seedOf(sc *Scenario) int64 {
+	if sc.Seed != nil {
+		return *sc.Seed
+	}
+	return 0
+}

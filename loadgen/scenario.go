@@ -1,0 +1,50 @@
+package loadgen
+
+import "time"
+
+// Scenario is everything a run needs to know about the load it applies:
+// which prompts, how they are scheduled, and how each request is shaped.
+// Built-in scenarios live as YAML in configs/scenarios/ (embedded in the
+// binary); a user's scenario file has the same keys. Command-line flags
+// override the fields they name.
+type Scenario struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"` // one line, shown by `loadgen scenarios`
+
+	// Where requests go. Empty means "not set by the scenario".
+	Backend  string `yaml:"backend"`  // openai | vllm | pytorch
+	Endpoint string `yaml:"endpoint"` // e.g. http://localhost:8000/v1
+	Model    string `yaml:"model"`    // empty: the only model the server serves
+	API      string `yaml:"api"`      // chat | completions
+	Stream   *bool  `yaml:"stream"`   // nil: true
+
+	// Prompts.
+	Dataset      string `yaml:"dataset"`       // file path, hf://ORG/NAME[?split=..&column=..], or synthetic[:...]
+	DatasetField string `yaml:"dataset_field"` // JSONL field / CSV column / HF column; empty: prompt, then text
+	// SimFallbackMeanTokens is the mean prompt length, in tokens, of the
+	// synthetic prompts used under --sim when Dataset cannot be loaded
+	// (no network, no cache). 0 disables the fallback.
+	SimFallbackMeanTokens int `yaml:"sim_fallback_mean_tokens"`
+
+	// Schedule. Concurrency 1 and Rate 0 is sequential (batch 1);
+	// Rate 0 is closed-loop at Concurrency; Rate > 0 is open-loop at Rate
+	// req/s with Concurrency as the in-flight cap (0: unlimited).
+	NumSamples  int           `yaml:"num_samples"` // 0: no count limit
+	Duration    time.Duration `yaml:"duration"`    // 0: no time limit
+	Concurrency int           `yaml:"concurrency"`
+	Rate        float64       `yaml:"rate"`
+	Arrival     string        `yaml:"arrival"`    // constant | poisson | gamma
+	Burstiness  float64       `yaml:"burstiness"` // gamma shape; 1 = poisson
+	Warmup      int           `yaml:"warmup"`     // requests sent first and excluded from results
+
+	// Request shape.
+	MaxTokens   int      `yaml:"max_tokens"`
+	MinTokens   int      `yaml:"min_tokens"`
+	IgnoreEOS   bool     `yaml:"ignore_eos"`
+	Temperature *float64 `yaml:"temperature"`
+	Seed        *int64   `yaml:"seed"`
+
+	// Failure handling.
+	MaxConsecutiveFailures int           `yaml:"max_consecutive_failures"` // 0: never stop
+	Timeout                time.Duration `yaml:"timeout"`                  // per request; 0: none
+}
