@@ -1,0 +1,286 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func fixture(name string) string { return filepath.Join("testdata", "datasets", name) }
+
+func TestLoadPromptsFormats(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		source string
+		opts   DatasetOptions
+		want   []string
+	}{
+		{
+			name:   "jsonl skips metadata, blank lines and empty prompts; prompt before text",
+			source: fixture("prompts.jsonl"),
+			want: []string{
+				"Explain why the sky is blue.",
+				`Write a haiku about "energy".`,
+				"Summarise the French revolution.",
+				"Translate 'bonjour' to English.",
+			},
+		},
+		{
+			name:   "jsonl limit",
+			source: fixture("prompts.jsonl"),
+			opts:   DatasetOptions{Limit: 2},
+			want:   []string{"Explain why the sky is blue.", `Write a haiku about "energy".`},
+		},
+		{
+			name:   "jsonl chosen field",
+			source: fixture("fields.jsonl"),
+			opts:   DatasetOptions{Field: "question"},
+			want:   []string{"What is a joule?", "What is a watt?", "How many joules are in a watt-hour?"},
+		},
+		{
+			name:   "csv default column, quoted fields, empty cell skipped",
+			source: fixture("prompts.csv"),
+			want:   []string{"Explain TTFT, ITL and TPOT.", "A prompt\nover two lines", `She said "hello".`},
+		},
+		{
+			name:   "csv chosen column",
+			source: fixture("prompts.csv"),
+			opts:   DatasetOptions{Field: "notes", Limit: 2},
+			want:   []string{"plain", "multi"},
+		},
+		{
+			name:   "text one prompt per non-empty line",
+			source: fixture("prompts.txt"),
+			want:   []string{"First prompt", "Second prompt", "Third prompt"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := LoadPrompts(context.Background(), tt.source, tt.opts)
+			if err != nil {
+				t.Fatalf("LoadPrompts(%q) error: %v", tt.source, err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("LoadPrompts(%q) = %q, want %q", tt.source, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadPromptsErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		source string
+		opts   DatasetOptions
+		want   []string // substrings of the error
+	}{
+		{"no source", "", DatasetOptions{}, []string{"--dataset FILE"}},
+		{"missing file", fixture("nope.jsonl"), DatasetOptions{}, []string{"nope.jsonl", "not found", "--dataset FILE"}},
+		{"bad json line", fixture("bad_line.jsonl"), DatasetOptions{}, []string{"bad_line.jsonl:3:", "not a JSON object"}},
+		{"missing default field", fixture("missing_field.jsonl"), DatasetOptions{}, []string{
+			"missing_field.jsonl:2:", `no field "prompt" or "text"`, "fields: id, question",
+		}},
+		{"missing chosen field", fixture("prompts.jsonl"), DatasetOptions{Field: "question"}, []string{
+			"prompts.jsonl:2:", `no field "question"`, "fields: prompt",
+		}},
+		{"field not a string", fixture("not_string.jsonl"), DatasetOptions{}, []string{
+			"not_string.jsonl:1:", `field "prompt" is a number`,
+		}},
+		{"metadata only", fixture("metadata_only.jsonl"), DatasetOptions{}, []string{"has no prompts"}},
+		{"csv without the column", fixture("no_prompt_column.csv"), DatasetOptions{}, []string{
+			"no_prompt_column.csv", `no column "prompt" or "text"`, "id, question",
+		}},
+		{"csv chosen column missing", fixture("prompts.csv"), DatasetOptions{Field: "body"}, []string{
+			`no column "body"`, "id, prompt, notes",
+		}},
+		{"negative limit", fixture("prompts.txt"), DatasetOptions{Limit: -1}, []string{"negative limit"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := LoadPrompts(context.Background(), tt.source, tt.opts)
+			if err == nil {
+				t.Fatalf("LoadPrompts(%q) = %q, want an error", tt.source, got)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadPromptsEmptyFiles(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"empty.jsonl", "empty.csv", "empty.txt"} {
+		_, err := LoadPrompts(context.Background(), writeFile(t, name, ""), DatasetOptions{})
+		if err == nil || !strings.Contains(err.Error(), "empty") && !strings.Contains(err.Error(), "no prompts") {
+			t.Errorf("%s: error %v, want one saying the dataset is empty", name, err)
+		}
+	}
+	_, err := LoadPrompts(context.Background(), writeFile(t, "header.csv", "id,prompt\n"), DatasetOptions{})
+	if err == nil || !strings.Contains(err.Error(), "no prompts") {
+		t.Errorf("header-only CSV: error %v, want \"no prompts\"", err)
+	}
+}
+
+func TestLoadPromptsByteOrderMark(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, "bom.csv", "\ufeffprompt\nhello\n")
+	got, err := LoadPrompts(context.Background(), path, DatasetOptions{})
+	if err != nil || !slices.Equal(got, []string{"hello"}) {
+		t.Errorf("LoadPrompts(BOM CSV) = %q, %v; want [hello]", got, err)
+	}
+}
+
+func TestLoadPromptsJSONArrayHint(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, "array.json", `[{"prompt": "a"}, {"prompt": "b"}]`)
+	_, err := LoadPrompts(context.Background(), path, DatasetOptions{})
+	if err == nil || !strings.Contains(err.Error(), "array.json:1:") || !strings.Contains(err.Error(), "one JSON object per line") {
+		t.Errorf("JSON array file: error %v, want a hint to write JSON lines", err)
+	}
+}
+
+// TestDatasetLongLines checks that prompts far longer than bufio.Scanner's
+// default 64 KiB line limit load intact: real prompts reach 85 KB.
+func TestDatasetLongLines(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("tokens and watts ", 6000) // ~100 KB
+	jsonl := writeFile(t, "long.jsonl", `{"prompt": "`+long+`"}`+"\n"+`{"prompt": "short"}`+"\n")
+	got, err := LoadPrompts(context.Background(), jsonl, DatasetOptions{})
+	if err != nil || len(got) != 2 || got[0] != long {
+		t.Fatalf("long JSONL line: got %d prompts, err %v", len(got), err)
+	}
+
+	huge := strings.Repeat("x", 17<<20) // beyond the 16 MB a line must allow
+	txt := writeFile(t, "huge.txt", huge+"\nshort\n")
+	got, err = LoadPrompts(context.Background(), txt, DatasetOptions{})
+	if err != nil || len(got) != 2 || len(got[0]) != len(huge) {
+		t.Fatalf("17 MiB text line: got %d prompts, err %v", len(got), err)
+	}
+}
+
+func TestSyntheticPromptsDeterministic(t *testing.T) {
+	t.Parallel()
+	a := SyntheticPrompts(50, 100, 7)
+	b := SyntheticPrompts(50, 100, 7)
+	if !slices.Equal(a, b) {
+		t.Fatal("SyntheticPrompts with the same seed differ")
+	}
+	if c := SyntheticPrompts(50, 100, 8); slices.Equal(a, c) {
+		t.Error("SyntheticPrompts with different seeds are equal")
+	}
+	if got := SyntheticPrompts(0, 100, 7); len(got) != 0 {
+		t.Errorf("SyntheticPrompts(0, ...) returned %d prompts", len(got))
+	}
+}
+
+// syntheticTokens is the token measure SyntheticPrompts documents.
+func syntheticTokens(s string) float64 {
+	return float64(len(strings.Fields(s))) * SyntheticTokensPerWord
+}
+
+func TestSyntheticPromptsLengths(t *testing.T) {
+	t.Parallel()
+	for _, mean := range []int{20, 369, 2000} {
+		prompts := SyntheticPrompts(500, mean, 1)
+		sum, lo, hi := 0.0, syntheticTokens(prompts[0]), 0.0
+		distinct := map[string]bool{}
+		for _, p := range prompts {
+			n := syntheticTokens(p)
+			sum += n
+			lo, hi = min(lo, n), max(hi, n)
+			distinct[p] = true
+			if n < minSyntheticTokens-SyntheticTokensPerWord {
+				t.Fatalf("mean %d: prompt of %.1f tokens, below the minimum", mean, n)
+			}
+		}
+		got := sum / float64(len(prompts))
+		if rel := (got - float64(mean)) / float64(mean); rel < -0.03 || rel > 0.03 {
+			t.Errorf("mean %d: measured mean %.1f tokens, off by %.1f%%", mean, got, rel*100)
+		}
+		if lo > 0.7*float64(mean) || hi < 1.5*float64(mean) {
+			t.Errorf("mean %d: lengths span only %.0f..%.0f tokens, want a spread", mean, lo, hi)
+		}
+		if len(distinct) != len(prompts) {
+			t.Errorf("mean %d: %d distinct prompts of %d", mean, len(distinct), len(prompts))
+		}
+	}
+}
+
+func TestSyntheticPromptsVariedWords(t *testing.T) {
+	t.Parallel()
+	words := map[string]bool{}
+	for _, w := range strings.Fields(SyntheticPrompts(1, 400, 3)[0]) {
+		words[strings.ToLower(strings.Trim(w, "."))] = true
+	}
+	if len(words) < 100 {
+		t.Errorf("a 400-token prompt uses only %d distinct words", len(words))
+	}
+}
+
+func TestLoadPromptsSynthetic(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tests := []struct {
+		source string
+		opts   DatasetOptions
+		n      int
+	}{
+		{"synthetic", DatasetOptions{}, DefaultSyntheticCount},
+		{"synthetic", DatasetOptions{Limit: 12}, 12},
+		{"synthetic:n=30", DatasetOptions{}, 30},
+		{"synthetic:mean=50,n=30", DatasetOptions{Limit: 10}, 10},
+		{"synthetic: n = 5 , mean = 40", DatasetOptions{}, 5},
+	}
+	for _, tt := range tests {
+		got, err := LoadPrompts(ctx, tt.source, tt.opts)
+		if err != nil {
+			t.Fatalf("LoadPrompts(%q): %v", tt.source, err)
+		}
+		if len(got) != tt.n {
+			t.Errorf("LoadPrompts(%q, limit %d) gave %d prompts, want %d", tt.source, tt.opts.Limit, len(got), tt.n)
+		}
+	}
+	got, _ := LoadPrompts(ctx, "synthetic:mean=50,n=4", DatasetOptions{Seed: 9})
+	if want := SyntheticPrompts(4, 50, 9); !slices.Equal(got, want) {
+		t.Error("synthetic source does not match SyntheticPrompts with the same seed")
+	}
+	for _, bad := range []string{"synthetic:mean=0", "synthetic:n=x", "synthetic:size=3"} {
+		if _, err := LoadPrompts(ctx, bad, DatasetOptions{}); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("LoadPrompts(%q) error %v, want one naming the source", bad, err)
+		}
+	}
+}
+
+func TestDatasetUnavailableErrorUnwraps(t *testing.T) {
+	t.Parallel()
+	cause := errors.New("connection refused")
+	var err error = &DatasetUnavailableError{Source: "hf://a/b", Err: cause}
+	if !errors.Is(err, cause) {
+		t.Error("DatasetUnavailableError does not unwrap to its cause")
+	}
+	for _, w := range []string{"hf://a/b", "connection refused", "--dataset FILE"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
+		}
+	}
+}

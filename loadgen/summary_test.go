@@ -1,0 +1,350 @@
+package loadgen
+
+import (
+	"bytes"
+	"flag"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tokenwatt/tokenwatt/report"
+)
+
+// updateGolden is the package's -update flag: go test -update rewrites
+// the golden files under testdata/ from the current output.
+var updateGolden = flag.Bool("update", false, "rewrite golden files under testdata/ from the current output")
+
+func summaryGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "summary", name)
+	if *updateGolden {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update creates it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (go test -update rewrites it)\n got:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// goldenRecords covers every shape a record takes: successes with and
+// without TPOT, a failure before any token, a failure mid-stream with
+// chunk-counted tokens, and a timeout.
+func goldenRecords() []*Record {
+	return []*Record{
+		{Seq: 0, Outcome: "ok", TTFT: new(0.1), E2E: new(1.0), TPOT: new(0.05), ITL: []float64{0.04, 0.05, 0.06},
+			ScheduleLag: 0.001, PromptTokens: new(100), OutputTokens: new(20)},
+		{Seq: 1, Outcome: "ok", TTFT: new(0.2), E2E: new(2.0), TPOT: new(0.1), ITL: []float64{0.1, 0.1},
+			PromptTokens: new(200), OutputTokens: new(19)},
+		{Seq: 2, Outcome: "http_5xx", ScheduleLag: 0.002},
+		{Seq: 3, Outcome: "stream_error", TTFT: new(0.3), E2E: new(0.5), ITL: []float64{0.2},
+			ScheduleLag: 0.003, OutputTokens: new(2)},
+		{Seq: 4, Outcome: "ok", TTFT: new(0.125), E2E: new(1.5), PromptTokens: new(50), OutputTokens: new(1)},
+		{Seq: 5, Outcome: "timeout", ScheduleLag: 0.5},
+	}
+}
+
+func goldenInfo() RunInfo {
+	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	return RunInfo{
+		Name:            "golden",
+		RunID:           "run-1",
+		Scenario:        "energy_star",
+		Backend:         "vllm",
+		Model:           "m",
+		Endpoint:        "http://user:secret@127.0.0.1:8000/v1",
+		Start:           start,
+		End:             start.Add(10 * time.Second),
+		RequestRate:     2,
+		Concurrency:     4,
+		Arrival:         "poisson",
+		Warmup:          3,
+		Simulated:       true,
+		CarbonIntensity: 475,
+	}
+}
+
+func summaryOf(recs []*Record) *Summary {
+	s := NewSummary()
+	for _, r := range recs {
+		s.Add(r)
+	}
+	return s
+}
+
+func TestSummaryGoldenCSV(t *testing.T) {
+	row := summaryOf(goldenRecords()).Row(goldenInfo())
+	path := filepath.Join(t.TempDir(), "summary.csv")
+	if err := report.AppendCSV(path, row); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	summaryGolden(t, "summary.golden", got)
+
+	var table bytes.Buffer
+	if err := report.WriteTable(&table, row); err != nil {
+		t.Fatal(err)
+	}
+	summaryGolden(t, "table.golden", table.Bytes())
+}
+
+// TestSummarySemantics pins the definitions behind the golden row, so
+// that -update cannot bless a wrong value.
+func TestSummarySemantics(t *testing.T) {
+	cells := cellsByName(summaryOf(goldenRecords()).Row(goldenInfo()))
+	want := map[string]string{
+		"total_prompts":                       "6",
+		"successful_prompts":                  "3",
+		"failed_prompts":                      "3",
+		"total_duration_seconds":              "10",
+		"avg_latency_seconds":                 "1.5", // (1 + 2 + 1.5) / 3: successful requests only
+		"total_prompt_tokens":                 "350",
+		"total_completion_tokens":             "42", // includes the failed request's 2 tokens
+		"total_tokens":                        "392",
+		"throughput_tokens_per_second":        "39.2",
+		"output_throughput_tokens_per_second": "4.2",
+		"ttft_mean_seconds":                   "0.18125", // (0.1 + 0.2 + 0.3 + 0.125) / 4: every TTFT measured
+		"tpot_mean_seconds":                   "0.07500000000000001",
+		"timestamp":                           "2025-06-01T12:00:10.000000+00:00",
+		"endpoint":                            "http://127.0.0.1:8000/v1",
+		"request_rate":                        "2",
+		"concurrency":                         "4",
+		"warmup_requests":                     "3",
+		"arrival":                             "poisson",
+		"simulated":                           "true",
+		"carbon_intensity_g_per_kwh":          "475",
+		"energy_source":                       "none",
+		"gpu_energy_wh":                       "",
+		"emissions_g_co2eq":                   "",
+	}
+	for name, w := range want {
+		if cells[name] != w {
+			t.Errorf("%s = %q, want %q", name, cells[name], w)
+		}
+	}
+	// Quantile q is the sample at rank ⌊q·(n−1)⌋, to within 1 %.
+	percentiles := map[string]float64{
+		"ttft_p50_seconds":         0.125,
+		"ttft_p90_seconds":         0.2,
+		"ttft_p99_seconds":         0.2,
+		"itl_p50_seconds":          0.06,
+		"itl_p90_seconds":          0.1,
+		"itl_p99_seconds":          0.1,
+		"e2e_p50_seconds":          1,
+		"e2e_p90_seconds":          1.5,
+		"e2e_p99_seconds":          1.5,
+		"schedule_lag_p99_seconds": 0.003,
+	}
+	for name, w := range percentiles {
+		if !within(t, cells[name], w, 0.01) {
+			t.Errorf("%s = %s, want %v within 1 %%", name, cells[name], w)
+		}
+	}
+}
+
+func cellsByName(row *report.Row) map[string]string {
+	cells := row.Record()
+	m := make(map[string]string, len(cells))
+	for i, name := range report.Columns() {
+		m[name] = cells[i]
+	}
+	return m
+}
+
+// within reports whether the float in cell is want to relative error rel.
+func within(t *testing.T, cell string, want, rel float64) bool {
+	t.Helper()
+	got, err := strconv.ParseFloat(cell, 64)
+	if err != nil {
+		t.Errorf("cell %q: %v", cell, err)
+		return false
+	}
+	return math.Abs(got-want) <= rel*math.Abs(want)
+}
+
+func TestSummaryEmptyNotZero(t *testing.T) {
+	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	failed := []*Record{{Outcome: "connect_error"}, {Outcome: "http_4xx", HTTPStatus: new(400)}}
+	// always holds what a run knows even when nothing was measured.
+	always := map[string]string{
+		"total_prompts":      "0",
+		"successful_prompts": "0",
+		"failed_prompts":     "0",
+		"schema_version":     "1",
+		"request_rate":       "0",
+		"concurrency":        "0",
+		"warmup_requests":    "0",
+		"simulated":          "false",
+		"energy_source":      "none",
+	}
+	tests := []struct {
+		name  string
+		recs  []*Record
+		info  RunInfo
+		known map[string]string // cells that are not empty, beyond always
+	}{
+		{"no requests, no window", nil, RunInfo{}, nil},
+		{"only failures before any token", failed, RunInfo{Start: start, End: start.Add(time.Second)}, map[string]string{
+			"total_prompts":            "2",
+			"failed_prompts":           "2",
+			"total_duration_seconds":   "1",
+			"timestamp":                "2025-06-01T12:00:01.000000+00:00",
+			"schedule_lag_p99_seconds": "0",
+		}},
+		{"zero-length window", nil, RunInfo{Start: start, End: start}, map[string]string{
+			"total_duration_seconds": "0",
+			"timestamp":              "2025-06-01T12:00:00.000000+00:00",
+		}},
+		{"end before start", nil, RunInfo{Start: start, End: start.Add(-time.Second)}, map[string]string{
+			"timestamp": "2025-06-01T11:59:59.000000+00:00",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cells := cellsByName(summaryOf(tt.recs).Row(tt.info))
+			for _, name := range report.Columns() {
+				want, ok := tt.known[name]
+				if !ok {
+					want = always[name]
+				}
+				if cells[name] != want {
+					t.Errorf("%s = %q, want %q", name, cells[name], want)
+				}
+			}
+		})
+	}
+}
+
+func TestSummaryZeroDurationHasNoThroughput(t *testing.T) {
+	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	s := summaryOf([]*Record{{Outcome: "ok", PromptTokens: new(3), OutputTokens: new(4)}})
+	row := s.Row(RunInfo{Start: start, End: start})
+	if row.ThroughputTokensPerSecond != nil || row.OutputThroughputTokensPerSecond != nil {
+		t.Errorf("throughput over a zero-length window = %v, %v; want unknown",
+			row.ThroughputTokensPerSecond, row.OutputThroughputTokensPerSecond)
+	}
+	if row.TotalTokens == nil || *row.TotalTokens != 7 {
+		t.Errorf("total tokens = %v, want 7", row.TotalTokens)
+	}
+}
+
+func TestSummaryTokensWithoutPromptCounts(t *testing.T) {
+	// A server that sends no usage: output tokens are counted chunks,
+	// prompt tokens are unknown, and so is their sum.
+	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	s := summaryOf([]*Record{{Outcome: "ok", OutputTokens: new(8)}, {Outcome: "ok", OutputTokens: new(2)}})
+	cells := cellsByName(s.Row(RunInfo{Start: start, End: start.Add(2 * time.Second)}))
+	want := map[string]string{
+		"total_prompt_tokens":                 "",
+		"total_completion_tokens":             "10",
+		"total_tokens":                        "",
+		"throughput_tokens_per_second":        "",
+		"output_throughput_tokens_per_second": "5",
+	}
+	for name, w := range want {
+		if cells[name] != w {
+			t.Errorf("%s = %q, want %q", name, cells[name], w)
+		}
+	}
+}
+
+func TestSummaryRequestsAndTTFTQuantile(t *testing.T) {
+	s := NewSummary()
+	if _, ok := s.TTFTQuantile(0.5); ok {
+		t.Error("TTFTQuantile on an empty summary reports a value")
+	}
+	for _, r := range goldenRecords() {
+		s.Add(r)
+	}
+	if total, ok, failed := s.Requests(); total != 6 || ok != 3 || failed != 3 {
+		t.Errorf("Requests() = %d, %d, %d; want 6, 3, 3", total, ok, failed)
+	}
+	if got, ok := s.TTFTQuantile(1); !ok || math.Abs(got-0.3) > 0.003 {
+		t.Errorf("TTFTQuantile(1) = %v, %v; want 0.3 (the maximum) within 1 %%, true", got, ok)
+	}
+	if _, ok := s.TTFTQuantile(1.5); ok {
+		t.Error("TTFTQuantile(1.5) reports a value")
+	}
+}
+
+func TestSummaryPercentileAccuracy(t *testing.T) {
+	const n = 10000
+	rng := rand.New(rand.NewPCG(1, 2))
+	values := make([]float64, n)
+	s := NewSummary()
+	var sum float64
+	for i := range values {
+		// Log-normal around 50 ms, spanning microseconds to seconds like
+		// real latencies.
+		v := math.Exp(rng.NormFloat64()*1.5 - 3)
+		values[i] = v
+		sum += v
+		s.Add(&Record{Outcome: "ok", TTFT: new(v), E2E: new(v), TPOT: new(v), ITL: []float64{v}, ScheduleLag: v})
+	}
+	slices.Sort(values)
+	// The sketch's rank for quantile q is q×(n−1), rounded down.
+	exact := func(q float64) float64 { return values[int(q*float64(len(values)-1))] }
+	cells := cellsByName(s.Row(RunInfo{}))
+	for _, metric := range []string{"ttft", "itl", "e2e"} {
+		for _, q := range []struct {
+			suffix string
+			q      float64
+		}{{"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}} {
+			name := metric + "_" + q.suffix + "_seconds"
+			if !within(t, cells[name], exact(q.q), 0.01) {
+				t.Errorf("%s = %s, exact %v: more than 1 %% off", name, cells[name], exact(q.q))
+			}
+		}
+	}
+	if !within(t, cells["schedule_lag_p99_seconds"], exact(0.99), 0.01) {
+		t.Errorf("schedule_lag_p99_seconds = %s: more than 1 %% off", cells["schedule_lag_p99_seconds"])
+	}
+	for _, name := range []string{"ttft_mean_seconds", "tpot_mean_seconds", "avg_latency_seconds"} {
+		if !within(t, cells[name], sum/n, 1e-12) {
+			t.Errorf("%s = %s, exact mean %v", name, cells[name], sum/n)
+		}
+	}
+}
+
+func TestSummaryMergeEqualsAddingAll(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	// Multiples of 1/1024 sum exactly in any order, so merged means equal
+	// sequential ones bit for bit.
+	dyadic := func() *float64 { return new(float64(rng.IntN(4096)) / 1024) }
+	outcomes := []string{"ok", "ok", "ok", "http_5xx", "stream_error", "timeout"}
+	var recs []*Record
+	for i := range 300 {
+		r := &Record{Seq: int64(i), Outcome: outcomes[rng.IntN(len(outcomes))], ScheduleLag: *dyadic()}
+		if rng.IntN(4) > 0 {
+			r.TTFT, r.E2E, r.TPOT = dyadic(), dyadic(), dyadic()
+			r.ITL = []float64{*dyadic(), *dyadic()}
+			r.PromptTokens, r.OutputTokens = new(rng.IntN(500)), new(rng.IntN(500))
+		}
+		recs = append(recs, r)
+	}
+	info := goldenInfo()
+	want := summaryOf(recs).Row(info).Record()
+
+	merged := summaryOf(recs[:100])
+	for _, part := range [][]*Record{recs[100:250], nil, recs[250:]} {
+		o := summaryOf(part)
+		if err := merged.Merge(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := merged.Row(info).Record(); !slices.Equal(got, want) {
+		t.Errorf("merged row\n%q\nwant (all added to one summary)\n%q", got, want)
+	}
+}

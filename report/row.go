@@ -1,0 +1,320 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
+
+// SchemaVersion is the version of the CSV summary schema this package
+// writes. Columns are only ever appended; a file whose header differs from
+// Columns is refused rather than misaligned.
+const SchemaVersion = 1
+
+// timestampLayout is the format of the timestamp column: UTC with
+// microseconds and a "+00:00" offset, exactly what the Python POC's
+// datetime.now(timezone.utc).isoformat() wrote. It is valid RFC 3339, and
+// unlike a "Z" suffix it is accepted by datetime.fromisoformat on every
+// Python version, so the POC's tooling keeps reading our files.
+const timestampLayout = "2006-01-02T15:04:05.000000-07:00"
+
+// Row is one run's CSV summary. Nil pointers and empty strings are unknown
+// values and are written as empty cells, never as 0. Durations are seconds,
+// energy is watt-hours where the column says _wh and joules where it says
+// joules.
+type Row struct {
+	// The Python POC's columns, in its order and with its meaning.
+	BenchmarkName             string
+	Backend                   string
+	Model                     string
+	TotalPrompts              int      // measured requests (warm-up excluded)
+	SuccessfulPrompts         int      // requests whose outcome was ok
+	FailedPrompts             int      // every other measured request
+	TotalDurationSeconds      *float64 // run window: first measured send to last completion
+	AvgLatencySeconds         *float64 // mean E2E latency of successful requests
+	TotalTokens               *int64   // TotalPromptTokens + TotalCompletionTokens
+	TotalPromptTokens         *int64
+	TotalCompletionTokens     *int64
+	ThroughputTokensPerSecond *float64  // (prompt + completion tokens) / duration, the POC's meaning
+	Timestamp                 time.Time // end of the run; zero is unknown
+
+	// tokenwatt's columns (schema_version is implied by the type).
+	RunID                           string
+	Scenario                        string
+	Endpoint                        string
+	RequestRate                     *float64 // configured req/s; 0 is closed loop
+	TTFTMeanSeconds                 *float64
+	TTFTP50Seconds                  *float64
+	TTFTP90Seconds                  *float64
+	TTFTP99Seconds                  *float64
+	ITLP50Seconds                   *float64
+	ITLP90Seconds                   *float64
+	ITLP99Seconds                   *float64
+	TPOTMeanSeconds                 *float64
+	E2EP50Seconds                   *float64
+	E2EP90Seconds                   *float64
+	E2EP99Seconds                   *float64
+	ScheduleLagP99Seconds           *float64
+	OutputThroughputTokensPerSecond *float64 // completion tokens / duration
+	EnergySource                    string   // e.g. dcgm, nvml, sim, none
+	EnergyMethod                    string   // counter or integrated
+	GPUs                            *int
+	GPUEnergyWh                     *float64
+	ActiveEnergyWh                  *float64 // GPU energy minus idle power × duration
+	AvgPowerW                       *float64
+	PeakPowerW                      *float64
+	IdlePowerW                      *float64
+	JoulesPerOutputToken            *float64
+	WhPer1000Queries                *float64
+	CarbonIntensityGPerKWh          *float64
+	EmissionsGCO2eq                 *float64
+
+	// tokenwatt's additions after schema version 1's published list.
+	Simulated      bool // the target was the built-in simulator
+	WarmupRequests *int
+	Concurrency    *int // configured concurrency (in-flight cap in open loop; 0 is unlimited)
+	Arrival        string
+}
+
+// column binds one CSV column to a Row field. The single table below
+// drives Columns, Record and ReadCSV, so a column cannot be written in one
+// place and parsed as another.
+type column struct {
+	name   string
+	format func(r *Row) string
+	parse  func(r *Row, cell string) error
+}
+
+var schema = []column{
+	textColumn("benchmark_name", func(r *Row) *string { return &r.BenchmarkName }),
+	textColumn("backend", func(r *Row) *string { return &r.Backend }),
+	textColumn("model", func(r *Row) *string { return &r.Model }),
+	countColumn("total_prompts", func(r *Row) *int { return &r.TotalPrompts }),
+	countColumn("successful_prompts", func(r *Row) *int { return &r.SuccessfulPrompts }),
+	countColumn("failed_prompts", func(r *Row) *int { return &r.FailedPrompts }),
+	floatColumn("total_duration_seconds", func(r *Row) **float64 { return &r.TotalDurationSeconds }),
+	floatColumn("avg_latency_seconds", func(r *Row) **float64 { return &r.AvgLatencySeconds }),
+	intColumn("total_tokens", func(r *Row) **int64 { return &r.TotalTokens }),
+	intColumn("total_prompt_tokens", func(r *Row) **int64 { return &r.TotalPromptTokens }),
+	intColumn("total_completion_tokens", func(r *Row) **int64 { return &r.TotalCompletionTokens }),
+	floatColumn("throughput_tokens_per_second", func(r *Row) **float64 { return &r.ThroughputTokensPerSecond }),
+	timeColumn("timestamp", func(r *Row) *time.Time { return &r.Timestamp }),
+
+	{name: "schema_version", format: formatSchemaVersion, parse: parseSchemaVersion},
+	textColumn("run_id", func(r *Row) *string { return &r.RunID }),
+	textColumn("scenario", func(r *Row) *string { return &r.Scenario }),
+	textColumn("endpoint", func(r *Row) *string { return &r.Endpoint }),
+	floatColumn("request_rate", func(r *Row) **float64 { return &r.RequestRate }),
+	floatColumn("ttft_mean_seconds", func(r *Row) **float64 { return &r.TTFTMeanSeconds }),
+	floatColumn("ttft_p50_seconds", func(r *Row) **float64 { return &r.TTFTP50Seconds }),
+	floatColumn("ttft_p90_seconds", func(r *Row) **float64 { return &r.TTFTP90Seconds }),
+	floatColumn("ttft_p99_seconds", func(r *Row) **float64 { return &r.TTFTP99Seconds }),
+	floatColumn("itl_p50_seconds", func(r *Row) **float64 { return &r.ITLP50Seconds }),
+	floatColumn("itl_p90_seconds", func(r *Row) **float64 { return &r.ITLP90Seconds }),
+	floatColumn("itl_p99_seconds", func(r *Row) **float64 { return &r.ITLP99Seconds }),
+	floatColumn("tpot_mean_seconds", func(r *Row) **float64 { return &r.TPOTMeanSeconds }),
+	floatColumn("e2e_p50_seconds", func(r *Row) **float64 { return &r.E2EP50Seconds }),
+	floatColumn("e2e_p90_seconds", func(r *Row) **float64 { return &r.E2EP90Seconds }),
+	floatColumn("e2e_p99_seconds", func(r *Row) **float64 { return &r.E2EP99Seconds }),
+	floatColumn("schedule_lag_p99_seconds", func(r *Row) **float64 { return &r.ScheduleLagP99Seconds }),
+	floatColumn("output_throughput_tokens_per_second", func(r *Row) **float64 { return &r.OutputThroughputTokensPerSecond }),
+	textColumn("energy_source", func(r *Row) *string { return &r.EnergySource }),
+	textColumn("energy_method", func(r *Row) *string { return &r.EnergyMethod }),
+	intColumn("gpus", func(r *Row) **int { return &r.GPUs }),
+	floatColumn("gpu_energy_wh", func(r *Row) **float64 { return &r.GPUEnergyWh }),
+	floatColumn("active_energy_wh", func(r *Row) **float64 { return &r.ActiveEnergyWh }),
+	floatColumn("avg_power_w", func(r *Row) **float64 { return &r.AvgPowerW }),
+	floatColumn("peak_power_w", func(r *Row) **float64 { return &r.PeakPowerW }),
+	floatColumn("idle_power_w", func(r *Row) **float64 { return &r.IdlePowerW }),
+	floatColumn("joules_per_output_token", func(r *Row) **float64 { return &r.JoulesPerOutputToken }),
+	floatColumn("wh_per_1000_queries", func(r *Row) **float64 { return &r.WhPer1000Queries }),
+	floatColumn("carbon_intensity_g_per_kwh", func(r *Row) **float64 { return &r.CarbonIntensityGPerKWh }),
+	floatColumn("emissions_g_co2eq", func(r *Row) **float64 { return &r.EmissionsGCO2eq }),
+
+	boolColumn("simulated", func(r *Row) *bool { return &r.Simulated }),
+	intColumn("warmup_requests", func(r *Row) **int { return &r.WarmupRequests }),
+	intColumn("concurrency", func(r *Row) **int { return &r.Concurrency }),
+	textColumn("arrival", func(r *Row) *string { return &r.Arrival }),
+}
+
+// Columns returns the CSV header of schema version SchemaVersion, in
+// order. The caller owns the returned slice.
+func Columns() []string {
+	names := make([]string, len(schema))
+	for i, c := range schema {
+		names[i] = c.name
+	}
+	return names
+}
+
+// Record returns r's cells in Columns order. Unknown values are empty
+// cells. Floats are written as the shortest plain decimal that parses back
+// to exactly the same value (NaN and infinities count as unknown); the
+// timestamp is UTC in the POC's isoformat layout, e.g.
+// 2025-01-02T03:04:05.000000+00:00.
+func (r *Row) Record() []string {
+	cells := make([]string, len(schema))
+	for i, c := range schema {
+		cells[i] = c.format(r)
+	}
+	return cells
+}
+
+// formatFloat formats a CSV float cell: the shortest decimal that parses
+// back to exactly v, never in exponent notation (so spreadsheets and the
+// POC's pandas readers see plain numbers). NaN and infinities are not
+// measurements, so they are written as unknown (an empty cell).
+func formatFloat(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
+// errNotFinite rejects NaN and infinities when reading: formatFloat never
+// writes them, so such a cell was not written by this package.
+var errNotFinite = errors.New("not a finite number")
+
+func parseFloat(cell string) (float64, error) {
+	v, err := strconv.ParseFloat(cell, 64)
+	if err != nil {
+		return 0, err
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("%q: %w", cell, errNotFinite)
+	}
+	return v, nil
+}
+
+func textColumn(name string, field func(*Row) *string) column {
+	return column{
+		name:   name,
+		format: func(r *Row) string { return *field(r) },
+		parse: func(r *Row, cell string) error {
+			*field(r) = cell
+			return nil
+		},
+	}
+}
+
+// countColumn is for counts that every producer knows (a run always knows
+// how many requests it measured), so they have no unknown state.
+func countColumn(name string, field func(*Row) *int) column {
+	return column{
+		name:   name,
+		format: func(r *Row) string { return strconv.Itoa(*field(r)) },
+		parse: func(r *Row, cell string) error {
+			v, err := strconv.Atoi(cell)
+			if err != nil {
+				return err
+			}
+			*field(r) = v
+			return nil
+		},
+	}
+}
+
+func intColumn[T ~int | ~int64](name string, field func(*Row) **T) column {
+	return column{
+		name: name,
+		format: func(r *Row) string {
+			p := *field(r)
+			if p == nil {
+				return ""
+			}
+			return strconv.FormatInt(int64(*p), 10)
+		},
+		parse: func(r *Row, cell string) error {
+			if cell == "" {
+				*field(r) = nil
+				return nil
+			}
+			v, err := strconv.ParseInt(cell, 10, 64)
+			if err != nil {
+				return err
+			}
+			*field(r) = new(T(v))
+			return nil
+		},
+	}
+}
+
+func floatColumn(name string, field func(*Row) **float64) column {
+	return column{
+		name: name,
+		format: func(r *Row) string {
+			p := *field(r)
+			if p == nil {
+				return ""
+			}
+			return formatFloat(*p)
+		},
+		parse: func(r *Row, cell string) error {
+			if cell == "" {
+				*field(r) = nil
+				return nil
+			}
+			v, err := parseFloat(cell)
+			if err != nil {
+				return err
+			}
+			*field(r) = &v
+			return nil
+		},
+	}
+}
+
+func timeColumn(name string, field func(*Row) *time.Time) column {
+	return column{
+		name: name,
+		format: func(r *Row) string {
+			t := *field(r)
+			if t.IsZero() {
+				return ""
+			}
+			return t.UTC().Format(timestampLayout)
+		},
+		parse: func(r *Row, cell string) error {
+			if cell == "" {
+				*field(r) = time.Time{}
+				return nil
+			}
+			// RFC 3339 also accepts timestampLayout, and a hand-edited
+			// "Z" timestamp means the same instant.
+			t, err := time.Parse(time.RFC3339Nano, cell)
+			if err != nil {
+				return err
+			}
+			*field(r) = t.UTC()
+			return nil
+		},
+	}
+}
+
+func boolColumn(name string, field func(*Row) *bool) column {
+	return column{
+		name:   name,
+		format: func(r *Row) string { return strconv.FormatBool(*field(r)) },
+		parse: func(r *Row, cell string) error {
+			v, err := strconv.ParseBool(cell)
+			if err != nil {
+				return err
+			}
+			*field(r) = v
+			return nil
+		},
+	}
+}
+
+func formatSchemaVersion(*Row) string { return strconv.Itoa(SchemaVersion) }
+
+// parseSchemaVersion refuses rows of another version: a matching header
+// with a different version cell means the file was edited or mixed.
+func parseSchemaVersion(_ *Row, cell string) error {
+	if cell != strconv.Itoa(SchemaVersion) {
+		return fmt.Errorf("schema version %q, want %d", cell, SchemaVersion)
+	}
+	return nil
+}

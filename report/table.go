@@ -1,0 +1,133 @@
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// simulatedBanner opens the table of a run against the built-in simulator,
+// so that nobody mistakes its numbers for a real server's.
+const simulatedBanner = "SIMULATED: the target was tokenwatt's built-in simulator, not a real inference server.\n"
+
+// unknownCell stands for an unknown value in the table; the CSV leaves
+// such cells empty, which would be invisible on a terminal.
+const unknownCell = "-"
+
+// WriteTable writes r as an aligned, human-readable table grouped into
+// run, requests, latency, tokens and energy, with units in the labels.
+// Numbers are rounded to four significant digits for reading; the CSV
+// keeps full precision.
+func WriteTable(w io.Writer, r *Row) error {
+	var buf bytes.Buffer
+	if r.Simulated {
+		buf.WriteString(simulatedBanner)
+	}
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	section := func(title string) { fmt.Fprintf(tw, "%s\t\n", title) }
+	line := func(label string, values ...string) {
+		fmt.Fprintf(tw, "  %s\t%s\n", label, strings.Join(values, " / "))
+	}
+
+	section("Run")
+	line("benchmark", text(r.BenchmarkName))
+	line("run id", text(r.RunID))
+	line("scenario", text(r.Scenario))
+	line("backend", text(r.Backend))
+	line("model", text(r.Model))
+	line("endpoint", text(r.Endpoint))
+	line("finished (UTC)", timestamp(r))
+
+	section("Requests")
+	line("total / ok / failed", strconv.Itoa(r.TotalPrompts), strconv.Itoa(r.SuccessfulPrompts), strconv.Itoa(r.FailedPrompts))
+	line("warm-up, excluded", integer(r.WarmupRequests))
+	line("duration (s)", number(r.TotalDurationSeconds))
+	line("request rate (req/s)", rate(r.RequestRate))
+	line("concurrency", integer(r.Concurrency))
+	line("arrival", text(r.Arrival))
+
+	section("Latency (s)")
+	line("TTFT mean / p50 / p90 / p99", number(r.TTFTMeanSeconds), number(r.TTFTP50Seconds), number(r.TTFTP90Seconds), number(r.TTFTP99Seconds))
+	line("ITL p50 / p90 / p99", number(r.ITLP50Seconds), number(r.ITLP90Seconds), number(r.ITLP99Seconds))
+	line("TPOT mean", number(r.TPOTMeanSeconds))
+	line("E2E p50 / p90 / p99", number(r.E2EP50Seconds), number(r.E2EP90Seconds), number(r.E2EP99Seconds))
+	line("E2E mean, ok requests", number(r.AvgLatencySeconds))
+	line("schedule lag p99", number(r.ScheduleLagP99Seconds))
+
+	section("Tokens")
+	line("prompt / output / total", integer(r.TotalPromptTokens), integer(r.TotalCompletionTokens), integer(r.TotalTokens))
+	line("output throughput (tok/s)", number(r.OutputThroughputTokensPerSecond))
+	line("prompt+output throughput (tok/s)", number(r.ThroughputTokensPerSecond))
+
+	section("Energy")
+	line("source / method", text(r.EnergySource), text(r.EnergyMethod))
+	line("GPUs", integer(r.GPUs))
+	line("GPU energy / active (Wh)", number(r.GPUEnergyWh), number(r.ActiveEnergyWh))
+	line("power avg / peak / idle (W)", number(r.AvgPowerW), number(r.PeakPowerW), number(r.IdlePowerW))
+	line("energy per output token (J)", number(r.JoulesPerOutputToken))
+	line("energy per 1000 queries (Wh)", number(r.WhPer1000Queries))
+	line("carbon intensity (g/kWh)", number(r.CarbonIntensityGPerKWh))
+	line("emissions (g CO2eq)", number(r.EmissionsGCO2eq))
+
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("format summary table: %w", err)
+	}
+	// tabwriter pads section titles to the label column's width; the
+	// padding would only be trailing blanks.
+	var out bytes.Buffer
+	for l := range strings.Lines(buf.String()) {
+		out.WriteString(strings.TrimRight(l, " \n"))
+		out.WriteByte('\n')
+	}
+	if _, err := w.Write(out.Bytes()); err != nil {
+		return fmt.Errorf("write summary table: %w", err)
+	}
+	return nil
+}
+
+func text(s string) string {
+	if s == "" {
+		return unknownCell
+	}
+	return s
+}
+
+func timestamp(r *Row) string {
+	if r.Timestamp.IsZero() {
+		return unknownCell
+	}
+	return r.Timestamp.UTC().Format(timestampLayout)
+}
+
+func integer[T ~int | ~int64](p *T) string {
+	if p == nil {
+		return unknownCell
+	}
+	return strconv.FormatInt(int64(*p), 10)
+}
+
+// rate spells out what a configured rate of 0 means.
+func rate(p *float64) string {
+	if p != nil && *p == 0 {
+		return "0 (closed loop)"
+	}
+	return number(p)
+}
+
+// number rounds to four significant digits without exponent notation:
+// enough to compare runs by eye, short enough to scan.
+func number(p *float64) string {
+	if p == nil || math.IsNaN(*p) || math.IsInf(*p, 0) {
+		return unknownCell
+	}
+	v := *p
+	if v == 0 {
+		return "0"
+	}
+	decimals := 3 - int(math.Floor(math.Log10(math.Abs(v))))
+	return strconv.FormatFloat(v, 'f', max(0, min(decimals, 9)), 64)
+}
