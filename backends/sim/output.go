@@ -1,0 +1,173 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// output writes one request's response as its tokens are generated.
+type output interface {
+	begin() error                   // before queueing: a stream's headers
+	token(k int, text string) error // the k-th token (1-based) is generated
+	end() error                     // after the last token
+}
+
+// sseOutput streams vLLM's server-sent events, flushing after each.
+type sseOutput struct {
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	p     *plan
+	model string
+	buf   []byte
+}
+
+func newSSEOutput(w http.ResponseWriter, p *plan, model string) *sseOutput {
+	return &sseOutput{w: w, rc: http.NewResponseController(w), p: p, model: model}
+}
+
+func (o *sseOutput) begin() error {
+	o.w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+	o.w.Header().Set("Cache-Control", "no-cache")
+	o.w.WriteHeader(http.StatusOK)
+	return o.flush()
+}
+
+func (o *sseOutput) flush() error {
+	if err := o.rc.Flush(); err != nil {
+		return fmt.Errorf("flush event: %w", err)
+	}
+	return nil
+}
+
+// event writes "data: <v as JSON>\n\n". A garbage event is cut in half, as
+// a torn write would leave it, so it is not valid JSON.
+func (o *sseOutput) event(v any, garbage bool) error {
+	payload, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode event: %w", err)
+	}
+	if garbage {
+		payload = payload[:len(payload)/2]
+	}
+	return o.raw(payload)
+}
+
+func (o *sseOutput) raw(payload []byte) error {
+	o.buf = append(append(append(o.buf[:0], "data: "...), payload...), "\n\n"...)
+	if _, err := o.w.Write(o.buf); err != nil {
+		return fmt.Errorf("write event: %w", err)
+	}
+	return o.flush()
+}
+
+func (o *sseOutput) token(k int, text string) error {
+	p := o.p
+	last := k == p.outputTokens
+	garbage := p.fault == faultGarbage && k == p.faultToken
+	var finish *string
+	if last {
+		finish = &p.finishReason
+	}
+	if p.api == apiCompletions {
+		return o.event(completionChunk{
+			ID: p.id, Object: "text_completion", Created: p.created, Model: o.model,
+			Choices: []completionChunkChoice{{Text: text, FinishReason: finish}},
+		}, garbage)
+	}
+	if k == 1 {
+		// vLLM sends the role with the first engine output, just before
+		// the first token.
+		empty := ""
+		if err := o.event(chatChunk{
+			ID: p.id, Object: "chat.completion.chunk", Created: p.created, Model: o.model,
+			Choices: []chatChunkChoice{{Delta: chatDelta{Role: "assistant", Content: &empty}}},
+		}, false); err != nil {
+			return err
+		}
+	}
+	choice := chatChunkChoice{FinishReason: finish}
+	if k <= p.reasoning {
+		choice.Delta.ReasoningContent = &text
+	} else {
+		choice.Delta.Content = &text
+	}
+	if last {
+		choice.StopReason = &jsonNull{}
+	}
+	return o.event(chatChunk{
+		ID: p.id, Object: "chat.completion.chunk", Created: p.created, Model: o.model,
+		Choices: []chatChunkChoice{choice},
+	}, garbage)
+}
+
+func (o *sseOutput) end() error {
+	p := o.p
+	if p.includeUsage {
+		u := &usage{PromptTokens: p.promptTokens, CompletionTokens: p.outputTokens, TotalTokens: p.promptTokens + p.outputTokens}
+		var v any
+		if p.api == apiCompletions {
+			v = completionChunk{ID: p.id, Object: "text_completion", Created: p.created, Model: o.model,
+				Choices: []completionChunkChoice{}, Usage: u}
+		} else {
+			v = chatChunk{ID: p.id, Object: "chat.completion.chunk", Created: p.created, Model: o.model,
+				Choices: []chatChunkChoice{}, Usage: u}
+		}
+		if err := o.event(v, false); err != nil {
+			return err
+		}
+	}
+	return o.raw([]byte("[DONE]"))
+}
+
+// jsonOutput collects the tokens and writes one JSON body at the end, as
+// vLLM does for "stream": false.
+type jsonOutput struct {
+	w         http.ResponseWriter
+	p         *plan
+	model     string
+	reasoning strings.Builder
+	content   strings.Builder
+}
+
+func (o *jsonOutput) begin() error { return nil }
+
+func (o *jsonOutput) token(k int, text string) error {
+	if k <= o.p.reasoning {
+		o.reasoning.WriteString(text)
+	} else {
+		o.content.WriteString(text)
+	}
+	return nil
+}
+
+func (o *jsonOutput) end() error {
+	p := o.p
+	u := usage{PromptTokens: p.promptTokens, CompletionTokens: p.outputTokens, TotalTokens: p.promptTokens + p.outputTokens}
+	var v any
+	if p.api == apiCompletions {
+		v = textCompletion{ID: p.id, Object: "text_completion", Created: p.created, Model: o.model, Usage: u,
+			Choices: []completionChoice{{Text: o.content.String(), FinishReason: p.finishReason}}}
+	} else {
+		msg := chatMessage{Role: "assistant", Content: o.content.String(), ToolCalls: []struct{}{}}
+		if p.reasoning > 0 {
+			r := o.reasoning.String()
+			msg.ReasoningContent = &r
+		}
+		v = chatCompletion{ID: p.id, Object: "chat.completion", Created: p.created, Model: o.model, Usage: u,
+			Choices: []chatChoice{{Message: msg, FinishReason: p.finishReason}}}
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	if p.fault == faultGarbage {
+		body = body[:len(body)/2]
+	}
+	o.w.Header().Set("Content-Type", "application/json")
+	if _, err := o.w.Write(body); err != nil {
+		return fmt.Errorf("write response: %w", err)
+	}
+	return nil
+}

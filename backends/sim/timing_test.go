@@ -1,0 +1,159 @@
+package sim
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// textTimes returns the arrival times of the text-carrying chunks.
+func textTimes(t *testing.T, events []sseEvent) []time.Time {
+	t.Helper()
+	var at []time.Time
+	for _, e := range events {
+		if e.data == "[DONE]" {
+			continue
+		}
+		if _, ok := chunkText(decodeChunk(t, e.data)); ok {
+			at = append(at, e.at)
+		}
+	}
+	return at
+}
+
+// warmClient returns a client whose connection to base is already open,
+// so that measured TTFTs do not include a TCP handshake.
+func warmClient(t *testing.T, base string) *http.Client {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(c.CloseIdleConnections)
+	resp, err := c.Get(base + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return c
+}
+
+func within(got, want, tol time.Duration) bool {
+	d := got - want
+	return d >= -tol && d <= tol
+}
+
+func TestTimingMatchesConfig(t *testing.T) {
+	const ttft, itl, tol = 30 * time.Millisecond, 5 * time.Millisecond, 2 * time.Millisecond
+	srv := startSim(t, Config{TTFT: ttft, ITL: itl})
+	client := warmClient(t, srv.URL)
+	res := postStream(t.Context(), t, client, srv.URL+"/v1/chat/completions", chatBody(map[string]any{
+		"stream": true, "stream_options": map[string]any{"include_usage": true}, "max_tokens": 20, "ignore_eos": true,
+	}))
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	at := textTimes(t, res.events)
+	if len(at) != 20 {
+		t.Fatalf("%d text chunks, want 20", len(at))
+	}
+	if got := at[0].Sub(res.send); !within(got, ttft, tol) {
+		t.Errorf("TTFT %v, want %v ± %v", got, ttft, tol)
+	}
+	for k := 1; k < len(at); k++ {
+		if got := at[k].Sub(at[k-1]); !within(got, itl, tol) {
+			t.Errorf("ITL %d: %v, want %v ± %v", k, got, itl, tol)
+		}
+	}
+	// The schedule is absolute: the last token lands on time, not after
+	// the sum of every wake-up's lateness.
+	if got, want := at[19].Sub(res.send), ttft+19*itl; !within(got, want, tol) {
+		t.Errorf("last token at %v, want %v ± %v", got, want, tol)
+	}
+}
+
+func TestQueueingAddsToTTFT(t *testing.T) {
+	const ttft, itl, tol = 20 * time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond
+	srv := startSim(t, Config{TTFT: ttft, ITL: itl, MaxNumSeqs: 1})
+	body := chatBody(map[string]any{"stream": true, "max_tokens": 10, "ignore_eos": true})
+	url := srv.URL + "/v1/chat/completions"
+
+	respA, err := http.DefaultClient.Do(newPost(t.Context(), t, url, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer respA.Body.Close()
+	// A's role chunk comes with its first token, so A holds the slot
+	// before B is sent.
+	brA := bufio.NewReader(respA.Body)
+	firstA, err := readEvents(brA, 1)
+	if err != nil || len(firstA) != 1 {
+		t.Fatalf("A's role chunk: %v %v", firstA, err)
+	}
+	doneA := make(chan []sseEvent, 1)
+	go func() {
+		ev, _ := readEvents(brA, -1)
+		doneA <- append(firstA, ev...)
+	}()
+	resB := postStream(t.Context(), t, http.DefaultClient, url, body)
+	if resB.err != nil {
+		t.Fatal(resB.err)
+	}
+	evA := <-doneA
+	if len(evA) == 0 || evA[len(evA)-1].data != "[DONE]" {
+		t.Fatalf("A did not finish: %v", evA)
+	}
+	atA, atB := textTimes(t, evA), textTimes(t, resB.events)
+	if len(atA) != 10 || len(atB) != 10 {
+		t.Fatalf("text chunks: A %d, B %d; want 10 each", len(atA), len(atB))
+	}
+	// B is admitted when A finishes, then waits its own TTFT.
+	if got, want := atB[0].Sub(atA[9]), ttft; !within(got, want, tol) {
+		t.Errorf("B's first token %v after A's last, want %v ± %v", got, want, tol)
+	}
+	if got, min := atB[0].Sub(resB.send), ttft; got < min+itl {
+		t.Errorf("B's TTFT %v, want A's remaining time + TTFT > %v", got, min+itl)
+	}
+}
+
+func TestCancellationFreesSlot(t *testing.T) {
+	srv := startSim(t, Config{ITL: time.Hour, MaxNumSeqs: 1})
+	url := srv.URL + "/v1/chat/completions"
+	long := chatBody(map[string]any{"stream": true, "max_tokens": 100, "ignore_eos": true})
+
+	ctxA, cancelA := context.WithCancel(t.Context())
+	defer cancelA()
+	respA, err := http.DefaultClient.Do(newPost(ctxA, t, url, long))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer respA.Body.Close()
+	brA := bufio.NewReader(respA.Body)
+	if ev, err := readEvents(brA, 2); err != nil || len(ev) != 2 {
+		t.Fatalf("A's role and first token: %v %v", ev, err)
+	}
+	const l = `{model_name="tokenwatt-sim"}`
+	waitForMetric(t, srv.URL, "vllm:num_requests_running"+l+" 1")
+
+	// B queues behind A; cancelling B while it waits leaves the queue.
+	ctxB, cancelB := context.WithCancel(t.Context())
+	respB, err := http.DefaultClient.Do(newPost(ctxB, t, url, long))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForMetric(t, srv.URL, "vllm:num_requests_waiting"+l+" 1")
+	cancelB()
+	respB.Body.Close()
+	waitForMetric(t, srv.URL, "vllm:num_requests_waiting"+l+" 0")
+
+	cancelA()
+	waitForMetric(t, srv.URL, "vllm:num_requests_running"+l+" 0")
+	waitForMetric(t, srv.URL, `vllm:request_success_total{finished_reason="abort",model_name="tokenwatt-sim"} 2`)
+
+	// The slot is free: a one-token request is served at once.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	res := postStream(ctx, t, http.DefaultClient, url, chatBody(map[string]any{"stream": true, "max_tokens": 1}))
+	if res.err != nil || len(res.events) == 0 || res.events[len(res.events)-1].data != "[DONE]" {
+		t.Fatalf("request after cancellation: %v %v", res.events, res.err)
+	}
+}
