@@ -1,0 +1,63 @@
+package backends
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestNormalizeEndpoint(t *testing.T) {
+	tests := []struct {
+		raw, want string
+	}{
+		{"http://h:8000", "http://h:8000/v1"},
+		{"http://h:8000/", "http://h:8000/v1"},
+		{"http://h:8000/v1", "http://h:8000/v1"},
+		{"http://h:8000/v1/", "http://h:8000/v1"},
+		{"http://h:8001/v1", "http://h:8001/v1"}, // the POC's rstrip("/v1") made this ":800"
+		{"http://h:8001", "http://h:8001/v1"},
+		{"http://h:1/v1", "http://h:1/v1"},
+		{"  https://api.example.com/v1//  ", "https://api.example.com/v1"},
+		{"HTTP://h:8000", "http://h:8000/v1"},
+		{"http://h:8000/v1/chat/completions", "http://h:8000/v1"},
+		{"http://h:8000/v1/completions", "http://h:8000/v1"},
+		{"http://h:8000/v1/models", "http://h:8000/v1"},
+		{"http://gw/proxy/vllm", "http://gw/proxy/vllm/v1"},
+		{"http://gw/proxy/vllm/v1/", "http://gw/proxy/vllm/v1"},
+		{"http://h/xv1", "http://h/xv1/v1"},
+		{"http://[::1]:8000", "http://[::1]:8000/v1"},
+		{"http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"},
+	}
+	for _, tt := range tests {
+		got, err := NormalizeEndpoint(tt.raw)
+		if err != nil || got != tt.want {
+			t.Errorf("NormalizeEndpoint(%q) = %q, %v; want %q", tt.raw, got, err, tt.want)
+		}
+	}
+}
+
+func TestNormalizeEndpointErrors(t *testing.T) {
+	tests := []struct {
+		raw, wantSub string
+	}{
+		{"", "endpoint is empty"},
+		{"   ", "endpoint is empty"},
+		{"localhost:8000", `has no scheme: did you mean "http://localhost:8000"?`},
+		{"ftp://h:8000", `scheme "ftp" is not supported, use http:// or https://`},
+		{"unix:///tmp/vllm.sock", `scheme "unix" is not supported`},
+		{"http://", "has no host"},
+		{"http:///v1", "has no host"},
+		{"http://h:port/v1", "is not a valid URL"},
+		{"http://h:8000/v1?x=1", "remove the query or fragment"},
+		{"http://user:sk-secret@h:8000/v1", "credentials in its URL"},
+	}
+	for _, tt := range tests {
+		got, err := NormalizeEndpoint(tt.raw)
+		if err == nil || !strings.Contains(err.Error(), tt.wantSub) {
+			t.Errorf("NormalizeEndpoint(%q) = %q, %v; want an error containing %q", tt.raw, got, err, tt.wantSub)
+			continue
+		}
+		if strings.Contains(err.Error(), "sk-secret") {
+			t.Errorf("error leaks the credentials: %v", err)
+		}
+	}
+}

@@ -1,0 +1,700 @@
+package backends
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const chunkID = `"id":"chatcmpl-1","object":"chat.completion.chunk","created":1733945600,"model":"m"`
+
+func roleChunk() string {
+	return `{` + chunkID + `,"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`
+}
+
+func textChunk(s string) string {
+	return `{` + chunkID + `,"choices":[{"index":0,"delta":{"content":"` + s + `"},"logprobs":null,"finish_reason":null}]}`
+}
+
+func finishChunk() string {
+	return `{` + chunkID + `,"choices":[{"index":0,"delta":{"content":""},"logprobs":null,"finish_reason":"stop","stop_reason":null}]}`
+}
+
+func usageChunk(prompt, completion int) string {
+	return fmt.Sprintf(`{`+chunkID+`,"choices":[],"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d}}`,
+		prompt, prompt+completion, completion)
+}
+
+// writeEvents sends each data payload as one SSE event and flushes, so
+// each arrives at the client when written.
+func writeEvents(w http.ResponseWriter, data ...string) {
+	for _, d := range data {
+		fmt.Fprintf(w, "data: %s\n\n", d)
+		w.(http.Flusher).Flush()
+	}
+}
+
+func startStream(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	w.(http.Flusher).Flush()
+}
+
+func newTestServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func newTestClient(t *testing.T, endpoint string, cfg OpenAIConfig) *OpenAI {
+	t.Helper()
+	cfg.Endpoint = endpoint
+	c, err := NewOpenAI(cfg)
+	if err != nil {
+		t.Fatalf("NewOpenAI: %v", err)
+	}
+	t.Cleanup(c.client.CloseIdleConnections)
+	return c
+}
+
+func do(c *OpenAI, ctx context.Context, req *Request) *Response {
+	resp := new(Response)
+	resp.Reset()
+	c.Do(ctx, req, resp)
+	return resp
+}
+
+// stall blocks a handler until the client goes away. The server notices
+// a closed connection only once the request body has been read.
+func stall(r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	<-r.Context().Done()
+}
+
+// refusedAddr returns a loopback address nothing listens on.
+func refusedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestDoStreamTiming(t *testing.T) {
+	const (
+		ttft = 60 * time.Millisecond
+		gap  = 30 * time.Millisecond
+	)
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		startStream(w)
+		writeEvents(w, roleChunk()) // role-only: must not set t_first
+		time.Sleep(ttft)
+		writeEvents(w, textChunk("Hello"))
+		for _, tok := range []string{" wor", "ld", "!"} {
+			time.Sleep(gap)
+			writeEvents(w, textChunk(tok))
+		}
+		writeEvents(w, finishChunk(), usageChunk(11, 4), "[DONE]")
+	})
+	c := newTestClient(t, srv.URL, OpenAIConfig{})
+	resp := do(c, context.Background(), &Request{Model: "m", Prompt: "hi", Stream: true})
+
+	if resp.Outcome != OutcomeOK || resp.Error != "" || resp.HTTPStatus != 200 {
+		t.Fatalf("outcome=%s status=%d error=%q", resp.Outcome, resp.HTTPStatus, resp.Error)
+	}
+	if resp.TextChunks != 4 || len(resp.ITL) != 3 {
+		t.Fatalf("text chunks=%d ITLs=%d, want 4 and 3", resp.TextChunks, len(resp.ITL))
+	}
+	if got := resp.First.Sub(resp.Send); got < ttft || got > ttft+time.Second {
+		t.Errorf("TTFT = %v, want about %v (the role chunk at 0 must not count)", got, ttft)
+	}
+	var sum time.Duration
+	for i, d := range resp.ITL {
+		if d < gap/2 || d > gap+time.Second {
+			t.Errorf("ITL[%d] = %v, want about %v", i, d, gap)
+		}
+		sum += d
+	}
+	if sum != resp.Last.Sub(resp.First) {
+		t.Errorf("sum of ITLs %v != t_last - t_first %v", sum, resp.Last.Sub(resp.First))
+	}
+	if resp.Done.Before(resp.Last) || resp.Send.After(resp.First) {
+		t.Errorf("order: send=%v first=%v last=%v done=%v", resp.Send, resp.First, resp.Last, resp.Done)
+	}
+	if resp.PromptTokens != 11 || resp.OutputTokens != 4 || resp.TokensSource != TokensFromUsage {
+		t.Errorf("tokens: prompt=%d output=%d source=%q", resp.PromptTokens, resp.OutputTokens, resp.TokensSource)
+	}
+}
+
+func TestDoStreamTokensFromChunks(t *testing.T) {
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		startStream(w)
+		writeEvents(w, roleChunk(), textChunk("a"), textChunk(""), textChunk("b"), textChunk("c"), finishChunk(), "[DONE]")
+	})
+	c := newTestClient(t, srv.URL, OpenAIConfig{})
+	resp := do(c, context.Background(), &Request{Model: "m", Prompt: "hi", Stream: true})
+	if resp.Outcome != OutcomeOK || resp.TextChunks != 3 || resp.OutputTokens != 3 ||
+		resp.TokensSource != TokensFromChunks || resp.PromptTokens != -1 {
+		t.Errorf("outcome=%s chunks=%d output=%d source=%q prompt=%d", resp.Outcome, resp.TextChunks,
+			resp.OutputTokens, resp.TokensSource, resp.PromptTokens)
+	}
+}
+
+func TestDoReusesConnection(t *testing.T) {
+	var mu sync.Mutex
+	conns := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		startStream(w)
+		writeEvents(w, textChunk("a"), usageChunk(1, 1), "[DONE]")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := newTestClient(t, srv.URL, OpenAIConfig{})
+	for i := range 3 {
+		if resp := do(c, context.Background(), &Request{Prompt: "hi", Stream: true}); resp.Outcome != OutcomeOK {
+			t.Fatalf("request %d: %s %s", i, resp.Outcome, resp.Error)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if conns != 1 {
+		t.Errorf("3 sequential requests opened %d connections, want 1 (kept alive)", conns)
+	}
+}
+
+func TestDoServerKeepsStreamOpenAfterDone(t *testing.T) {
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		startStream(w)
+		writeEvents(w, textChunk("a"), "[DONE]")
+		stall(r)
+	})
+	c := newTestClient(t, srv.URL, OpenAIConfig{})
+	resp := do(c, context.Background(), &Request{Prompt: "x", Stream: true})
+	if resp.Outcome != OutcomeOK || resp.Error != "" || resp.Done.Sub(resp.Send) > drainWait {
+		t.Errorf("outcome=%s error=%q done after %v", resp.Outcome, resp.Error, resp.Done.Sub(resp.Send))
+	}
+}
+
+func TestDoNonStreaming(t *testing.T) {
+	tests := []struct {
+		name, body     string
+		api            API
+		chunks         int
+		prompt, output int
+		source         string
+		outcome        Outcome
+		errSub         string
+	}{
+		{name: "chat", api: APIChat, body: `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there","reasoning_content":null,"tool_calls":[]},"logprobs":null,"finish_reason":"stop","stop_reason":null}],"usage":{"prompt_tokens":12,"total_tokens":14,"completion_tokens":2,"prompt_tokens_details":null}}`,
+			chunks: 1, prompt: 12, output: 2, source: TokensFromUsage, outcome: OutcomeOK},
+		{name: "completions", api: APICompletions, body: `{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[{"index":0,"text":" Paris","logprobs":null,"finish_reason":"length"}],"usage":{"prompt_tokens":5,"total_tokens":6,"completion_tokens":1}}`,
+			chunks: 1, prompt: 5, output: 1, source: TokensFromUsage, outcome: OutcomeOK},
+		{name: "empty text, no usage", api: APIChat, body: `{"choices":[{"message":{"role":"assistant","content":""}}]}`,
+			chunks: 0, prompt: -1, output: 0, source: TokensFromChunks, outcome: OutcomeOK},
+		{name: "malformed", api: APIChat, body: `{"choices":[`, chunks: 0, prompt: -1, output: 0, source: TokensFromChunks,
+			outcome: OutcomeStreamError, errSub: "malformed response body"},
+		{name: "error in a 200 body", api: APIChat, body: `{"object":"error","message":"engine dead","code":500}`, chunks: 0, prompt: -1, output: 0,
+			source: TokensFromChunks, outcome: OutcomeStreamError, errSub: "server error in response body: engine dead"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, tt.body)
+			})
+			c := newTestClient(t, srv.URL, OpenAIConfig{API: tt.api})
+			resp := do(c, context.Background(), &Request{Model: "m", Prompt: "hi"})
+			if resp.Outcome != tt.outcome || resp.TextChunks != tt.chunks || resp.PromptTokens != tt.prompt ||
+				resp.OutputTokens != tt.output || resp.TokensSource != tt.source || !strings.Contains(resp.Error, tt.errSub) {
+				t.Fatalf("outcome=%s chunks=%d prompt=%d output=%d source=%q error=%q", resp.Outcome, resp.TextChunks,
+					resp.PromptTokens, resp.OutputTokens, resp.TokensSource, resp.Error)
+			}
+			if tt.outcome != OutcomeOK {
+				return
+			}
+			if resp.Last.IsZero() || resp.Last != resp.Done || resp.Last.Before(resp.Send) || len(resp.ITL) != 0 {
+				t.Errorf("timings: send=%v last=%v done=%v ITLs=%d", resp.Send, resp.Last, resp.Done, len(resp.ITL))
+			}
+			if wantFirst := tt.chunks == 1; (resp.First == resp.Last) != wantFirst || resp.First.IsZero() == wantFirst {
+				t.Errorf("first=%v last=%v with %d text chunks", resp.First, resp.Last, tt.chunks)
+			}
+		})
+	}
+}
+
+func TestDoRequestBody(t *testing.T) {
+	temp, seed := 0.7, int64(42)
+	full := Request{Model: "org/model", Prompt: "Say \"hi\"\n\tand\x01 é \xff", MaxTokens: 128, MinTokens: 16,
+		IgnoreEOS: true, Temperature: &temp, Seed: &seed, Stream: true}
+	tests := []struct {
+		name   string
+		cfg    OpenAIConfig
+		req    Request
+		path   string
+		accept string
+		auth   string
+		want   map[string]any
+	}{
+		{name: "chat, vLLM, streaming", cfg: OpenAIConfig{API: APIChat, VLLM: true, APIKey: "sk-test"}, req: full,
+			path: "/v1/chat/completions", accept: "text/event-stream", auth: "Bearer sk-test",
+			want: map[string]any{
+				"model":          "org/model",
+				"messages":       []any{map[string]any{"role": "user", "content": "Say \"hi\"\n\tand\x01 é \uFFFD"}},
+				"max_tokens":     128.0,
+				"min_tokens":     16.0,
+				"ignore_eos":     true,
+				"temperature":    0.7,
+				"seed":           42.0,
+				"stream":         true,
+				"stream_options": map[string]any{"include_usage": true},
+			}},
+		{name: "chat, openai: no vLLM extras", cfg: OpenAIConfig{API: APIChat}, req: full,
+			path: "/v1/chat/completions", accept: "text/event-stream",
+			want: map[string]any{
+				"model":          "org/model",
+				"messages":       []any{map[string]any{"role": "user", "content": "Say \"hi\"\n\tand\x01 é \uFFFD"}},
+				"max_tokens":     128.0,
+				"temperature":    0.7,
+				"seed":           42.0,
+				"stream":         true,
+				"stream_options": map[string]any{"include_usage": true},
+			}},
+		{name: "completions, non-streaming, defaults", cfg: OpenAIConfig{API: APICompletions, VLLM: true},
+			req: Request{Model: "m", Prompt: "The capital of France is"}, path: "/v1/completions", accept: "application/json",
+			want: map[string]any{"model": "m", "prompt": "The capital of France is", "stream": false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			type received struct {
+				path, accept, auth, contentType string
+				body                            []byte
+			}
+			got := make(chan received, 1)
+			srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				got <- received{r.URL.Path, r.Header.Get("Accept"), r.Header.Get("Authorization"), r.Header.Get("Content-Type"), body}
+				if tt.req.Stream {
+					startStream(w)
+					writeEvents(w, textChunk("x"), "[DONE]")
+					return
+				}
+				io.WriteString(w, `{"choices":[{"text":"x"}]}`)
+			})
+			c := newTestClient(t, srv.URL, tt.cfg)
+			if resp := do(c, context.Background(), &tt.req); resp.Outcome != OutcomeOK {
+				t.Fatalf("outcome %s: %s", resp.Outcome, resp.Error)
+			}
+			r := <-got
+			if r.path != tt.path || r.accept != tt.accept || r.auth != tt.auth || r.contentType != "application/json" {
+				t.Errorf("path=%q accept=%q auth=%q content-type=%q", r.path, r.accept, r.auth, r.contentType)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(r.body, &body); err != nil {
+				t.Fatalf("body %s: %v", r.body, err)
+			}
+			if !reflect.DeepEqual(body, tt.want) {
+				t.Errorf("body\n got %s\nwant %v", r.body, tt.want)
+			}
+		})
+	}
+}
+
+func TestDoInvalidTemperature(t *testing.T) {
+	c := newTestClient(t, "http://"+refusedAddr(t), OpenAIConfig{})
+	nan := 0.0
+	nan /= nan
+	resp := do(c, context.Background(), &Request{Prompt: "x", Temperature: &nan})
+	if resp.Outcome != OutcomeHTTP4xx || !strings.Contains(resp.Error, "temperature NaN") || !resp.Send.IsZero() {
+		t.Errorf("outcome=%s error=%q send=%v", resp.Outcome, resp.Error, resp.Send)
+	}
+}
+
+func TestDoHTTPErrors(t *testing.T) {
+	tests := []struct {
+		name        string
+		status      int
+		body        string
+		outcome     Outcome
+		wantMessage string
+	}{
+		{name: "500 OpenAI shape", status: 500, body: `{"error":{"message":"CUDA out of memory","type":"InternalServerError","param":null,"code":500}}`,
+			outcome: OutcomeHTTP5xx, wantMessage: "CUDA out of memory"},
+		{name: "429 old vLLM shape", status: 429, body: `{"object":"error","message":"Too many requests, retry later","type":"TooManyRequests","param":null,"code":429}`,
+			outcome: OutcomeHTTP4xx, wantMessage: "Too many requests, retry later"},
+		{name: "400 escaped message", status: 400, body: `{"error":{"message":"This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (\"max_tokens\")","type":"BadRequestError","code":400}}`,
+			outcome: OutcomeHTTP4xx, wantMessage: `This model's maximum context length is 4096 tokens. However, you requested 5000 tokens ("max_tokens")`},
+		{name: "401 vLLM auth", status: 401, body: `{"error": "Unauthorized"}`, outcome: OutcomeHTTP4xx, wantMessage: "Unauthorized"},
+		{name: "404 non-JSON", status: 404, body: "  404 page\n  not found \n", outcome: OutcomeHTTP4xx, wantMessage: "404 page not found"},
+		{name: "502 empty body", status: 502, body: "", outcome: OutcomeHTTP5xx, wantMessage: "502 Bad Gateway"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			})
+			c := newTestClient(t, srv.URL, OpenAIConfig{})
+			resp := do(c, context.Background(), &Request{Prompt: "x", Stream: true})
+			if resp.Outcome != tt.outcome || resp.HTTPStatus != tt.status || resp.Error != tt.wantMessage {
+				t.Errorf("outcome=%s status=%d error=%q, want %s %d %q", resp.Outcome, resp.HTTPStatus, resp.Error,
+					tt.outcome, tt.status, tt.wantMessage)
+			}
+			if !resp.First.IsZero() || resp.OutputTokens != -1 || resp.Done.IsZero() {
+				t.Errorf("first=%v output=%d done=%v", resp.First, resp.OutputTokens, resp.Done)
+			}
+		})
+	}
+}
+
+func TestDoRedactsAPIKey(t *testing.T) {
+	const key = "sk-secret-123"
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, `{"error":{"message":"invalid key %s"}}`, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+	})
+	c := newTestClient(t, srv.URL, OpenAIConfig{APIKey: key})
+	resp := do(c, context.Background(), &Request{Prompt: "x"})
+	if strings.Contains(resp.Error, key) || resp.Error != "invalid key [api key]" {
+		t.Errorf("error = %q", resp.Error)
+	}
+	_, err := c.Models(context.Background())
+	if err == nil || strings.Contains(err.Error(), key) {
+		t.Errorf("Models error = %v", err)
+	}
+}
+
+func TestDoStreamErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		chunks  int
+		errText string
+	}{
+		{name: "malformed data line", chunks: 1, errText: `malformed SSE data in chunk 3 (invalid JSON at byte 1: expected a string key in object): "{oops: 1}"`,
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				startStream(w)
+				writeEvents(w, roleChunk(), textChunk("a"), "{oops: 1}", textChunk("b"), "[DONE]")
+			}},
+		{name: "in-stream error event", chunks: 2, errText: "server error in chunk 3: Internal server error",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				startStream(w)
+				writeEvents(w, textChunk("a"), textChunk("b"),
+					`{"error": {"message": "Internal server error", "type": "InternalServerError", "param": null, "code": 500}}`, "[DONE]")
+			}},
+		{name: "event: error with text data", chunks: 1, errText: "server error event in chunk 2: overloaded",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				startStream(w)
+				writeEvents(w, textChunk("a"))
+				io.WriteString(w, "event: error\ndata: overloaded\n\n")
+			}},
+		{name: "EOF without DONE", chunks: 2, errText: "stream ended without [DONE] after 3 chunks",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				startStream(w)
+				writeEvents(w, roleChunk(), textChunk("a"), textChunk("b"))
+			}},
+		{name: "JSON instead of SSE", chunks: 0, errText: `stream ended without [DONE] after 0 chunks (response Content-Type is "application/json", not text/event-stream)`,
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, `{"choices":[{"message":{"content":"hi"}}]}`)
+			}},
+		{name: "connection cut mid-stream", chunks: 2, errText: "stream cut after 2 chunks: unexpected EOF",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				conn, buf, err := w.(http.Hijacker).Hijack()
+				if err != nil {
+					panic(err)
+				}
+				defer conn.Close()
+				buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+				for _, d := range []string{textChunk("a"), textChunk("b")} {
+					ev := "data: " + d + "\n\n"
+					fmt.Fprintf(buf, "%x\r\n%s\r\n", len(ev), ev)
+				}
+				fmt.Fprintf(buf, "%x\r\ndata: {\"choi", 100)
+				buf.Flush()
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newTestServer(t, tt.handler)
+			c := newTestClient(t, srv.URL, OpenAIConfig{})
+			resp := do(c, context.Background(), &Request{Prompt: "x", Stream: true})
+			if resp.Outcome != OutcomeStreamError || resp.Error != tt.errText || resp.HTTPStatus != 200 {
+				t.Fatalf("outcome=%s status=%d error=%q, want stream_error %q", resp.Outcome, resp.HTTPStatus, resp.Error, tt.errText)
+			}
+			if resp.TextChunks != tt.chunks || resp.OutputTokens != tt.chunks || resp.TokensSource != TokensFromChunks ||
+				(tt.chunks > 0) == resp.First.IsZero() || resp.Done.IsZero() {
+				t.Errorf("kept: chunks=%d output=%d source=%q first=%v done=%v", resp.TextChunks, resp.OutputTokens,
+					resp.TokensSource, resp.First, resp.Done)
+			}
+		})
+	}
+}
+
+func TestDoNonStreamingCut(t *testing.T) {
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"choices\":[")
+		buf.Flush()
+	})
+	c := newTestClient(t, srv.URL, OpenAIConfig{})
+	resp := do(c, context.Background(), &Request{Prompt: "x"})
+	if resp.Outcome != OutcomeStreamError || resp.Error != "response body cut after 12 bytes: unexpected EOF" {
+		t.Errorf("outcome=%s error=%q", resp.Outcome, resp.Error)
+	}
+}
+
+func TestDoTimeout(t *testing.T) {
+	tests := []struct {
+		name    string
+		stream  bool
+		started bool // the server sends a text chunk before stalling
+		errText string
+	}{
+		{name: "before headers", stream: true, errText: "timed out before the response arrived"},
+		{name: "mid-stream", stream: true, started: true, errText: "timed out after 1 chunks"},
+		{name: "non-streaming body", started: true, errText: "timed out after 11 bytes of the response body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+				if tt.started {
+					w.Header().Set("Content-Length", "1000")
+					startStream(w)
+					if tt.stream {
+						writeEvents(w, textChunk("a"))
+					} else {
+						io.WriteString(w, `{"choices":`)
+						w.(http.Flusher).Flush()
+					}
+				}
+				stall(r)
+			})
+			c := newTestClient(t, srv.URL, OpenAIConfig{})
+			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+			defer cancel()
+			resp := do(c, ctx, &Request{Prompt: "x", Stream: tt.stream})
+			if resp.Outcome != OutcomeTimeout || resp.Error != tt.errText {
+				t.Fatalf("outcome=%s error=%q, want timeout %q", resp.Outcome, resp.Error, tt.errText)
+			}
+			if tt.stream && tt.started && (resp.TextChunks != 1 || resp.First.IsZero() || resp.OutputTokens != 1) {
+				t.Errorf("measurements before the timeout lost: chunks=%d first=%v output=%d", resp.TextChunks, resp.First, resp.OutputTokens)
+			}
+			if d := resp.Done.Sub(resp.Send); d < 150*time.Millisecond {
+				t.Errorf("done %v after send, before the deadline", d)
+			}
+		})
+	}
+}
+
+// cancelOnSecondRead cancels a request when the client asks for more of
+// the body after its first read, i.e. once the first chunk is processed.
+type cancelOnSecondRead struct {
+	io.ReadCloser
+	reads  int
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnSecondRead) Read(p []byte) (int, error) {
+	b.reads++
+	if b.reads == 2 {
+		b.cancel()
+	}
+	return b.ReadCloser.Read(p)
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestDoCancel(t *testing.T) {
+	t.Run("before the response", func(t *testing.T) {
+		received := make(chan struct{})
+		srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+			close(received)
+			stall(r)
+		})
+		c := newTestClient(t, srv.URL, OpenAIConfig{})
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			<-received
+			cancel()
+		}()
+		resp := do(c, ctx, &Request{Prompt: "x", Stream: true})
+		if resp.Outcome != OutcomeCanceled || resp.Error != "canceled before the response arrived" {
+			t.Errorf("outcome=%s error=%q", resp.Outcome, resp.Error)
+		}
+	})
+	t.Run("mid-stream", func(t *testing.T) {
+		srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+			startStream(w)
+			writeEvents(w, textChunk("a"))
+			stall(r)
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		transport := newLoadClient().Transport
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			resp, err := transport.RoundTrip(r)
+			if err == nil {
+				resp.Body = &cancelOnSecondRead{ReadCloser: resp.Body, cancel: cancel}
+			}
+			return resp, err
+		})}
+		c := newTestClient(t, srv.URL, OpenAIConfig{HTTPClient: client})
+		resp := do(c, ctx, &Request{Prompt: "x", Stream: true})
+		if resp.Outcome != OutcomeCanceled || resp.Error != "canceled after 1 chunks" || resp.TextChunks != 1 || resp.First.IsZero() {
+			t.Errorf("outcome=%s error=%q chunks=%d first=%v", resp.Outcome, resp.Error, resp.TextChunks, resp.First)
+		}
+	})
+}
+
+func TestDoConnectionRefused(t *testing.T) {
+	addr := refusedAddr(t)
+	c := newTestClient(t, "http://"+addr+"/v1/", OpenAIConfig{})
+	resp := do(c, context.Background(), &Request{Prompt: "x", Stream: true})
+	want := "POST http://" + addr + "/v1/chat/completions: connection refused"
+	if resp.Outcome != OutcomeConnectError || resp.Error != want || resp.HTTPStatus != 0 || resp.OutputTokens != -1 {
+		t.Errorf("outcome=%s error=%q status=%d output=%d, want connect_error %q", resp.Outcome, resp.Error,
+			resp.HTTPStatus, resp.OutputTokens, want)
+	}
+}
+
+func TestModels(t *testing.T) {
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != "/v1/models" || r.Method != http.MethodGet:
+			http.NotFound(w, r)
+		case r.Header.Get("Authorization") != "Bearer good":
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error": "Unauthorized"}`)
+		default:
+			io.WriteString(w, `{"object":"list","data":[{"id":"meta-llama/Llama-3.1-8B-Instruct","object":"model","created":1,"owned_by":"vllm","root":"meta-llama/Llama-3.1-8B-Instruct","parent":null,"max_model_len":8192,"permission":[]},{"id":"lora-a","object":"model"}]}`)
+		}
+	})
+
+	ids, err := newTestClient(t, srv.URL, OpenAIConfig{APIKey: "good"}).Models(context.Background())
+	if err != nil || !reflect.DeepEqual(ids, []string{"meta-llama/Llama-3.1-8B-Instruct", "lora-a"}) {
+		t.Errorf("Models = %q, %v", ids, err)
+	}
+
+	_, err = newTestClient(t, srv.URL, OpenAIConfig{APIKey: "bad"}).Models(context.Background())
+	want := "GET " + srv.URL + "/v1/models: HTTP 401 Unauthorized: Unauthorized (check the API key)"
+	if err == nil || err.Error() != want {
+		t.Errorf("401: %v, want %q", err, want)
+	}
+
+	addr := refusedAddr(t)
+	_, err = newTestClient(t, "http://"+addr, OpenAIConfig{}).Models(context.Background())
+	want = "GET http://" + addr + "/v1/models: connection refused"
+	if err == nil || err.Error() != want || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("refused: %v, want %q wrapping ECONNREFUSED", err, want)
+	}
+}
+
+func TestNewOpenAI(t *testing.T) {
+	c, err := NewOpenAI(OpenAIConfig{Endpoint: "http://h:8001/v1", VLLM: true})
+	if err != nil || c.Name() != "vllm" || c.Endpoint() != "http://h:8001/v1" || c.url != "http://h:8001/v1/chat/completions" {
+		t.Errorf("vllm client: %v %+v", err, c)
+	}
+	c, err = NewOpenAI(OpenAIConfig{Endpoint: "http://h:8000", API: APICompletions})
+	if err != nil || c.Name() != "openai" || c.url != "http://h:8000/v1/completions" {
+		t.Errorf("openai client: %v %+v", err, c)
+	}
+	for _, cfg := range []OpenAIConfig{
+		{Endpoint: "http://h:8000", API: "responses"},
+		{Endpoint: "ftp://h:8000"},
+		{Endpoint: "http://h:8000", APIKey: "sk-abc\n"},
+	} {
+		if _, err := NewOpenAI(cfg); err == nil || strings.Contains(err.Error(), "sk-abc") {
+			t.Errorf("NewOpenAI(%q, %q) = %v, want an error without the key", cfg.Endpoint, cfg.API, err)
+		}
+	}
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote\" backslash\\ nl\n cr\r tab\t", "\x00\x1f\x7f", "é€😀", "bad \xff\xfe utf8 \xed\xa0\x80", "<&>\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		enc := appendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(enc, &got); err != nil {
+			t.Fatalf("appendJSONString(%q) = %s: invalid JSON: %v", s, enc, err)
+		}
+		std, _ := json.Marshal(s)
+		var want string
+		if err := json.Unmarshal(std, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("appendJSONString(%q) decodes to %q, encoding/json gives %q", s, got, want)
+		}
+	})
+}
+
+// BenchmarkRequestBody compares the hand-written body encoder with
+// encoding/json on a typical energy_star request (~1 KB prompt).
+func BenchmarkRequestBody(b *testing.B) {
+	temp := 0.0
+	req := &Request{Model: "openai/gpt-oss-120b", Prompt: strings.Repeat("Summarise the \"energy\" report.\n", 32),
+		MaxTokens: 10, MinTokens: 10, IgnoreEOS: true, Temperature: &temp, Stream: true}
+	c := &OpenAI{api: APIChat, vllm: true}
+	b.Run("append", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := c.appendBody(make([]byte, 0, len(req.Prompt)+len(req.Prompt)/8+len(req.Model)+256), req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		type message struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+		}
+		type body struct {
+			Model         string          `json:"model"`
+			Messages      []message       `json:"messages"`
+			MaxTokens     int             `json:"max_tokens,omitempty"`
+			Temperature   *float64        `json:"temperature,omitempty"`
+			Stream        bool            `json:"stream"`
+			StreamOptions map[string]bool `json:"stream_options,omitempty"`
+			MinTokens     int             `json:"min_tokens,omitempty"`
+			IgnoreEOS     bool            `json:"ignore_eos,omitempty"`
+		}
+		for b.Loop() {
+			_, err := json.Marshal(body{Model: req.Model, Messages: []message{{"user", req.Prompt}}, MaxTokens: req.MaxTokens,
+				Temperature: req.Temperature, Stream: true, StreamOptions: map[string]bool{"include_usage": true},
+				MinTokens: req.MinTokens, IgnoreEOS: req.IgnoreEOS})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
