@@ -10,9 +10,11 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -210,6 +212,31 @@ type transportError struct {
 func (e *transportError) Error() string { return e.msg }
 func (e *transportError) Unwrap() error { return e.err }
 
+// sendStamp finds t_send: the moment the request starts going out, once
+// net/http has a connection and has formatted the headers (they are
+// buffered and flushed with the body). Stamping before client.Do instead
+// would add the transport's hand-off to its writer goroutine, a wake-up
+// on another CPU that costs up to a millisecond on small VMs, to every
+// TTFT: client latency reported as server latency. Dialing is not part of
+// t_send either; a new connection's setup is the client's, not the
+// model's, latency. The hook runs on the transport's writer goroutine,
+// hence the atomic.
+type sendStamp struct {
+	base   time.Time    // before client.Do; the fallback when the hook never ran
+	offset atomic.Int64 // nanoseconds after base, +1 so that 0 means unset
+}
+
+func (s *sendStamp) mark() { s.offset.Store(int64(time.Since(s.base)) + 1) }
+
+// at returns t_send: when the headers were written, or base if they
+// never were (the request failed before that).
+func (s *sendStamp) at() time.Time {
+	if off := s.offset.Load(); off > 0 {
+		return s.base.Add(time.Duration(off - 1))
+	}
+	return s.base
+}
+
 // Do sends req and measures it into resp (see Backend.Do).
 func (c *OpenAI) Do(ctx context.Context, req *Request, resp *Response) {
 	// Headroom for escapes: prompts are mostly plain text.
@@ -223,6 +250,8 @@ func (c *OpenAI) Do(ctx context.Context, req *Request, resp *Response) {
 	// the caller's context.
 	reqCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var sent sendStamp
+	reqCtx = httptrace.WithClientTrace(reqCtx, &httptrace.ClientTrace{WroteHeaders: sent.mark})
 	hreq, err := http.NewRequestWithContext(reqCtx, http.MethodPost, c.url, bytes.NewReader(body))
 	if err != nil {
 		resp.Outcome, resp.Error = OutcomeConnectError, c.redact(fmt.Sprintf("POST %s: build request: %v", c.url, err))
@@ -236,8 +265,10 @@ func (c *OpenAI) Do(ctx context.Context, req *Request, resp *Response) {
 		// The client adds the jar's cookies to the request's Header.
 		hreq.Header = hreq.Header.Clone()
 	}
-	resp.Send = time.Now()
+	sent.base = time.Now()
+	resp.Send = sent.base
 	hresp, err := c.client.Do(hreq)
+	resp.Send = sent.at()
 	if err != nil {
 		resp.Done = time.Now()
 		if ctxErr := ctx.Err(); ctxErr != nil {

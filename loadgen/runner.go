@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tokenwatt/tokenwatt/backends"
+	"github.com/tokenwatt/tokenwatt/internal/hrtimer"
 )
 
 // DefaultGrace is how long in-flight requests may run on after a run is
@@ -84,7 +85,8 @@ type Runner struct {
 	Progress Progress
 
 	stopOnce   sync.Once
-	stopCh     chan struct{}
+	stopCtx    context.Context // done once scheduling must stop
+	stopSched  context.CancelFunc
 	stopReason string
 
 	abortOnce sync.Once
@@ -93,6 +95,13 @@ type Runner struct {
 
 	respPool sync.Pool
 	records  chan Record
+
+	// failMu guards the consecutive-failure watch. It runs in the
+	// sending goroutine, before the next request can start, so that a
+	// sequential run stops after exactly max_consecutive_failures.
+	failMu      sync.Mutex
+	consecutive int
+	lastErr     string
 }
 
 // NewRunner checks cfg and returns a runner for it.
@@ -111,7 +120,8 @@ func NewRunner(cfg RunConfig) (*Runner, error) {
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
 	}
-	r := &Runner{cfg: cfg, stopCh: make(chan struct{}), records: make(chan Record, 4096)}
+	r := &Runner{cfg: cfg, records: make(chan Record, 4096)}
+	r.stopCtx, r.stopSched = context.WithCancel(context.Background())
 	r.abortCtx, r.abort = context.WithCancel(context.Background())
 	r.respPool.New = func() any { return &backends.Response{} }
 	return r, nil
@@ -146,10 +156,9 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	}
 
 	collected := make(chan struct{})
-	var lastErr string
 	go func() {
 		defer close(collected)
-		lastErr = r.collect(res)
+		r.collect(res)
 	}()
 
 	start := time.Now()
@@ -173,7 +182,7 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 
 	res.StopReason = r.stopReason
 	if res.StopReason == StopFailures {
-		return res, fmt.Errorf("%w: %d requests in a row failed, last error: %s", ErrTooManyFailures, sc.MaxConsecutiveFailures, lastErr)
+		return res, fmt.Errorf("%w: %d requests in a row failed, last error: %s", ErrTooManyFailures, sc.MaxConsecutiveFailures, r.lastErr)
 	}
 	return res, nil
 }
@@ -184,21 +193,14 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 func (r *Runner) stop(reason string) {
 	r.stopOnce.Do(func() {
 		r.stopReason = reason
-		close(r.stopCh)
+		r.stopSched()
 		if reason != StopCount {
 			time.AfterFunc(r.cfg.Grace, r.abort)
 		}
 	})
 }
 
-func (r *Runner) stopped() bool {
-	select {
-	case <-r.stopCh:
-		return true
-	default:
-		return false
-	}
-}
+func (r *Runner) stopped() bool { return r.stopCtx.Err() != nil }
 
 // warmup sends n requests, closed-loop at the scenario's concurrency, and
 // discards what they measured.
@@ -215,7 +217,7 @@ func (r *Runner) warmup(n int) {
 				if i >= int64(n) {
 					return
 				}
-				resp := r.send(int(i), time.Now())
+				resp := r.send(int(i))
 				r.respPool.Put(resp)
 			}
 		}()
@@ -237,7 +239,7 @@ func (r *Runner) closedLoop(inflight *sync.WaitGroup) {
 				if limit > 0 && seq >= limit {
 					return
 				}
-				r.measure(seq, time.Now())
+				r.measure(seq, time.Time{})
 			}
 		}()
 	}
@@ -259,8 +261,15 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 	if sc.Concurrency > 0 {
 		slots = make(chan struct{}, sc.Concurrency)
 	}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	// Go's runtime timers wake up to a millisecond late on Linux, which
+	// would be most of the schedule lag at high rates; hrtimer parks in
+	// the netpoller on a timerfd instead. Its zero value (if New fails)
+	// falls back to runtime timers.
+	timer, err := hrtimer.New()
+	if err != nil {
+		timer = &hrtimer.Timer{}
+	}
+	defer timer.Close()
 	for seq := int64(0); sc.NumSamples <= 0 || seq < int64(sc.NumSamples); seq++ {
 		offset := schedule.Next()
 		if sc.Duration > 0 && offset >= sc.Duration {
@@ -268,20 +277,13 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 			return
 		}
 		at := start.Add(offset)
-		if wait := time.Until(at); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-timer.C:
-			case <-r.stopCh:
-				return
-			}
-		} else if r.stopped() {
+		if !timer.SleepUntil(r.stopCtx, at) {
 			return
 		}
 		if slots != nil {
 			select {
 			case slots <- struct{}{}:
-			case <-r.stopCh:
+			case <-r.stopCtx.Done():
 				return
 			}
 		}
@@ -297,21 +299,42 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 }
 
 // measure sends measured request seq, intended for sched, and hands its
-// record to the collector.
+// record to the collector. A zero sched means closed loop: the request is
+// due when it is sent, so t_sched = t_send and its schedule lag is 0.
 func (r *Runner) measure(seq int64, sched time.Time) {
 	r.Progress.Sent.Add(1)
 	idx := int(seq % int64(len(r.cfg.Prompts)))
-	resp := r.send(idx, sched)
+	resp := r.send(idx)
+	if sched.IsZero() {
+		sched = resp.Send
+	}
 	rec := newRecord(sched, resp)
 	r.respPool.Put(resp)
 	rec.Seq = seq
 	rec.PromptIndex = idx
+	r.watchFailures(&rec)
 	r.records <- rec
+}
+
+// watchFailures stops the run after max_consecutive_failures failed
+// requests in a row.
+func (r *Runner) watchFailures(rec *Record) {
+	r.failMu.Lock()
+	defer r.failMu.Unlock()
+	if rec.OK() {
+		r.consecutive = 0
+		return
+	}
+	r.lastErr = describeFailure(rec)
+	r.consecutive++
+	if limit := r.cfg.Scenario.MaxConsecutiveFailures; limit > 0 && r.consecutive >= limit {
+		r.stop(StopFailures)
+	}
 }
 
 // send performs one request with the prompt at idx and returns the
 // measured response (from the pool; the caller puts it back).
-func (r *Runner) send(idx int, sched time.Time) *backends.Response {
+func (r *Runner) send(idx int) *backends.Response {
 	sc := r.cfg.Scenario
 	req := backends.Request{
 		Model:       r.cfg.Model,
@@ -345,11 +368,9 @@ func (r *Runner) send(idx int, sched time.Time) *backends.Response {
 }
 
 // collect stamps each record with the run's identity, feeds the sinks and
-// watches for consecutive failures. It returns the last failure's message.
-func (r *Runner) collect(res *Result) string {
+// keeps the run window.
+func (r *Runner) collect(res *Result) {
 	sc := r.cfg.Scenario
-	consecutive := 0
-	var lastErr string
 	for rec := range r.records {
 		rec.RunID = r.cfg.RunID
 		rec.Scenario = sc.Name
@@ -371,17 +392,10 @@ func (r *Runner) collect(res *Result) string {
 		r.Progress.Done.Add(1)
 		if rec.OK() {
 			res.OK++
-			consecutive = 0
-			continue
-		}
-		r.Progress.Failed.Add(1)
-		lastErr = describeFailure(&rec)
-		consecutive++
-		if sc.MaxConsecutiveFailures > 0 && consecutive >= sc.MaxConsecutiveFailures {
-			r.stop(StopFailures)
+		} else {
+			r.Progress.Failed.Add(1)
 		}
 	}
-	return lastErr
 }
 
 func describeFailure(rec *Record) string {

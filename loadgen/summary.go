@@ -13,9 +13,10 @@ import (
 )
 
 // sketchAccuracy is the relative accuracy of every quantile in a Summary:
-// a reported percentile is within 0.5 % of the true one, well inside the
+// a reported percentile is within 0.1 % of the true one (0.2 ms at a
+// 200 ms TTFT), well inside the
 // 1 % that the CSV summary promises.
-const sketchAccuracy = 0.005
+const sketchAccuracy = 0.001
 
 // Summary aggregates a run's measured Records into its CSV summary row.
 // Its memory does not grow with the number of requests: distributions

@@ -361,12 +361,21 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, a api) {
 		return
 	}
 	ctx := r.Context()
-	if err := s.sched.acquire(ctx); err != nil {
+	queued, err := s.sched.acquire(ctx)
+	if err != nil {
 		s.metrics.success.WithLabelValues(finishAbort).Inc()
 		return
 	}
 	defer s.sched.release()
-	if !s.generate(ctx, p, out, arrival) {
+	// TTFT runs from admission. A request admitted at once was admitted on
+	// arrival: counting from here instead would add the simulator's own
+	// parsing and wake-ups to every TTFT, which a client would then
+	// (rightly) measure as server latency.
+	admitted := arrival
+	if queued {
+		admitted = time.Now()
+	}
+	if !s.generate(ctx, p, out, arrival, admitted) {
 		s.metrics.success.WithLabelValues(finishAbort).Inc()
 	}
 }
@@ -374,16 +383,18 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, a api) {
 // generate runs an admitted request's schedule: the first token TTFT after
 // admission, each next one an ITL later, on absolute deadlines. It reports
 // whether the request finished (as opposed to being aborted).
-func (s *Server) generate(ctx context.Context, p *plan, out output, arrival time.Time) bool {
+func (s *Server) generate(ctx context.Context, p *plan, out output, arrival, admitted time.Time) bool {
 	clk := newClock()
 	defer clk.stop()
-	deadline := time.Now().Add(p.jitter(s.cfg.TTFT, s.cfg.Jitter))
+	deadline := admitted.Add(p.jitter(s.cfg.TTFT, s.cfg.Jitter))
 	var prev time.Time
 	for k := 1; k <= p.outputTokens; k++ {
 		if k > 1 {
 			deadline = deadline.Add(p.jitter(s.itl(s.sched.runningNow()), s.cfg.Jitter))
 		}
-		text := p.tokenText(k)
+		if err := out.stage(k, p.tokenText(k)); err != nil {
+			return false
+		}
 		if !clk.sleepUntil(ctx, deadline) {
 			return false
 		}
@@ -398,7 +409,7 @@ func (s *Server) generate(ctx context.Context, p *plan, out output, arrival time
 		}
 		prev = now
 		s.metrics.generationTokens.Inc()
-		if err := out.token(k, text); err != nil {
+		if err := out.emit(); err != nil {
 			return false
 		}
 		if p.fault == faultDisconnect && k == p.faultToken {

@@ -10,7 +10,8 @@ import (
 // output writes one request's response as its tokens are generated.
 type output interface {
 	begin() error                   // before queueing: a stream's headers
-	token(k int, text string) error // the k-th token (1-based) is generated
+	stage(k int, text string) error // prepare the k-th token (1-based) ahead of its deadline
+	emit() error                    // at the deadline: send what stage prepared
 	end() error                     // after the last token
 }
 
@@ -21,6 +22,7 @@ type sseOutput struct {
 	p     *plan
 	model string
 	buf   []byte
+	next  []byte // the staged token's events
 }
 
 func newSSEOutput(w http.ResponseWriter, p *plan, model string) *sseOutput {
@@ -41,28 +43,52 @@ func (o *sseOutput) flush() error {
 	return nil
 }
 
-// event writes "data: <v as JSON>\n\n". A garbage event is cut in half, as
-// a torn write would leave it, so it is not valid JSON.
-func (o *sseOutput) event(v any, garbage bool) error {
+// appendEvent appends "data: <v as JSON>\n\n" to dst. A garbage event is
+// cut in half, as a torn write would leave it, so it is not valid JSON.
+func appendEvent(dst []byte, v any, garbage bool) ([]byte, error) {
 	payload, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encode event: %w", err)
+		return dst, fmt.Errorf("encode event: %w", err)
 	}
 	if garbage {
 		payload = payload[:len(payload)/2]
 	}
-	return o.raw(payload)
+	return append(append(append(dst, "data: "...), payload...), "\n\n"...), nil
 }
 
-func (o *sseOutput) raw(payload []byte) error {
-	o.buf = append(append(append(o.buf[:0], "data: "...), payload...), "\n\n"...)
-	if _, err := o.w.Write(o.buf); err != nil {
+// send writes events and flushes them.
+func (o *sseOutput) send(events []byte) error {
+	if _, err := o.w.Write(events); err != nil {
 		return fmt.Errorf("write event: %w", err)
 	}
 	return o.flush()
 }
 
-func (o *sseOutput) token(k int, text string) error {
+// event writes and flushes one event.
+func (o *sseOutput) event(v any, garbage bool) error {
+	var err error
+	if o.buf, err = appendEvent(o.buf[:0], v, garbage); err != nil {
+		return err
+	}
+	return o.send(o.buf)
+}
+
+func (o *sseOutput) raw(payload []byte) error {
+	o.buf = append(append(append(o.buf[:0], "data: "...), payload...), "\n\n"...)
+	return o.send(o.buf)
+}
+
+// emit sends the staged token. Formatting happened in stage, before the
+// deadline, so the bytes leave at the deadline rather than a JSON
+// encoding later.
+func (o *sseOutput) emit() error { return o.send(o.next) }
+
+// stage formats the k-th token's events (for the first token, the role
+// chunk too: vLLM sends both with its first engine output, and one flush
+// carrying both keeps a text-less chunk from waking the client on its
+// own).
+func (o *sseOutput) stage(k int, text string) error {
+	o.next = o.next[:0]
 	p := o.p
 	last := k == p.outputTokens
 	garbage := p.fault == faultGarbage && k == p.faultToken
@@ -70,17 +96,17 @@ func (o *sseOutput) token(k int, text string) error {
 	if last {
 		finish = &p.finishReason
 	}
+	var err error
 	if p.api == apiCompletions {
-		return o.event(completionChunk{
+		o.next, err = appendEvent(o.next, completionChunk{
 			ID: p.id, Object: "text_completion", Created: p.created, Model: o.model,
 			Choices: []completionChunkChoice{{Text: text, FinishReason: finish}},
 		}, garbage)
+		return err
 	}
 	if k == 1 {
-		// vLLM sends the role with the first engine output, just before
-		// the first token.
 		empty := ""
-		if err := o.event(chatChunk{
+		if o.next, err = appendEvent(o.next, chatChunk{
 			ID: p.id, Object: "chat.completion.chunk", Created: p.created, Model: o.model,
 			Choices: []chatChunkChoice{{Delta: chatDelta{Role: "assistant", Content: &empty}}},
 		}, false); err != nil {
@@ -96,10 +122,11 @@ func (o *sseOutput) token(k int, text string) error {
 	if last {
 		choice.StopReason = &jsonNull{}
 	}
-	return o.event(chatChunk{
+	o.next, err = appendEvent(o.next, chatChunk{
 		ID: p.id, Object: "chat.completion.chunk", Created: p.created, Model: o.model,
 		Choices: []chatChunkChoice{choice},
 	}, garbage)
+	return err
 }
 
 func (o *sseOutput) end() error {
@@ -133,7 +160,7 @@ type jsonOutput struct {
 
 func (o *jsonOutput) begin() error { return nil }
 
-func (o *jsonOutput) token(k int, text string) error {
+func (o *jsonOutput) stage(k int, text string) error {
 	if k <= o.p.reasoning {
 		o.reasoning.WriteString(text)
 	} else {
@@ -141,6 +168,8 @@ func (o *jsonOutput) token(k int, text string) error {
 	}
 	return nil
 }
+
+func (o *jsonOutput) emit() error { return nil }
 
 func (o *jsonOutput) end() error {
 	p := o.p

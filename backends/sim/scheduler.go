@@ -29,16 +29,16 @@ func newScheduler(maxSeqs int, onChange func(running, waiting int)) *scheduler {
 	return s
 }
 
-// acquire takes a slot, waiting in line if none is free. It returns
-// ctx's error if ctx ends first; the request then holds no slot and has
-// left the queue.
-func (s *scheduler) acquire(ctx context.Context) error {
+// acquire takes a slot, waiting in line if none is free, and reports
+// whether it had to wait. It returns ctx's error if ctx ends first; the
+// request then holds no slot and has left the queue.
+func (s *scheduler) acquire(ctx context.Context) (queued bool, err error) {
 	s.mu.Lock()
 	if s.running < s.max && len(s.queue) == 0 {
 		s.running++
 		s.onChange(s.running, len(s.queue))
 		s.mu.Unlock()
-		return nil
+		return false, nil
 	}
 	w := &waiter{ready: make(chan struct{})}
 	s.queue = append(s.queue, w)
@@ -47,7 +47,7 @@ func (s *scheduler) acquire(ctx context.Context) error {
 
 	select {
 	case <-w.ready:
-		return nil
+		return true, nil
 	case <-ctx.Done():
 	}
 	s.mu.Lock()
@@ -55,7 +55,7 @@ func (s *scheduler) acquire(ctx context.Context) error {
 	if w.granted {
 		// The slot arrived while ctx ended: pass it on rather than leak it.
 		s.releaseLocked()
-		return ctx.Err()
+		return true, ctx.Err()
 	}
 	for i, q := range s.queue {
 		if q == w {
@@ -64,7 +64,7 @@ func (s *scheduler) acquire(ctx context.Context) error {
 		}
 	}
 	s.onChange(s.running, len(s.queue))
-	return ctx.Err()
+	return true, ctx.Err()
 }
 
 // release frees a slot taken by acquire, handing it to the longest waiter.

@@ -3,44 +3,36 @@ package sim
 import (
 	"context"
 	"time"
-)
 
-// coarseMargin is how long before a deadline sleepUntil switches from a
-// runtime timer, which can overshoot by about 1 ms, to fineSleep.
-const coarseMargin = 2 * time.Millisecond
+	"github.com/tokenwatt/tokenwatt/internal/hrtimer"
+)
 
 // clock waits for absolute deadlines on the monotonic clock. Waiting for
 // deadlines rather than sleeping for gaps keeps a stream on its schedule:
-// a late wake-up delays one token, not every later one.
+// a late wake-up delays one token, not every later one. Its timer wakes up
+// within tens of microseconds without holding a thread, so many streams
+// can wait at once on few cores.
 type clock struct {
-	timer *time.Timer
+	timer *hrtimer.Timer
 }
 
+// newClock returns a clock for one stream. When no high-resolution timer
+// can be had (the process is out of file descriptors) it falls back to the
+// runtime timers' 1 ms resolution: the stream is served less precisely
+// rather than not at all.
 func newClock() *clock {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
+	t, err := hrtimer.New()
+	if err != nil {
+		t = new(hrtimer.Timer)
+	}
 	return &clock{timer: t}
 }
 
 // sleepUntil waits until deadline and reports true, or reports false as
-// soon as ctx ends (noticed at the latest coarseMargin before deadline).
+// soon as ctx ends.
 func (c *clock) sleepUntil(ctx context.Context, deadline time.Time) bool {
-	if d := time.Until(deadline) - coarseMargin; d > 0 {
-		c.timer.Reset(d)
-		select {
-		case <-c.timer.C:
-		case <-ctx.Done():
-			c.timer.Stop()
-			return false
-		}
-	}
-	if ctx.Err() != nil {
-		return false
-	}
-	if d := time.Until(deadline); d > 0 {
-		fineSleep(d)
-	}
-	return ctx.Err() == nil
+	return c.timer.SleepUntil(ctx, deadline)
 }
 
-func (c *clock) stop() { c.timer.Stop() }
+// stop releases the clock's timer.
+func (c *clock) stop() { c.timer.Close() }
