@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/tokenwatt/tokenwatt/loadgen"
+)
+
+var loadgenBuiltins = loadgen.BuiltinScenarios
+
+func stderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
+
+// progress prints a live status line on a terminal (redrawn in place) or a
+// plain log line every few seconds otherwise.
+type progress struct {
+	done chan struct{}
+	quit chan struct{}
+}
+
+func startProgress(e *env, r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scenario, simulated bool) *progress {
+	p := &progress{done: make(chan struct{}), quit: make(chan struct{})}
+	every := 5 * time.Second
+	if e.isTerminal {
+		every = 250 * time.Millisecond
+	}
+	start := time.Now()
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				line := progressLine(r, s, sc, simulated, time.Since(start))
+				if e.isTerminal {
+					fmt.Fprintf(e.stderr, "\r\033[K%s", line)
+				} else {
+					fmt.Fprintf(e.stderr, "loadgen: %s\n", line)
+				}
+			case <-p.quit:
+				if e.isTerminal {
+					fmt.Fprint(e.stderr, "\r\033[K")
+				}
+				return
+			}
+		}
+	}()
+	return p
+}
+
+func (p *progress) stop() {
+	close(p.quit)
+	<-p.done
+}
+
+func progressLine(r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scenario, simulated bool, elapsed time.Duration) string {
+	done := r.Progress.Done.Load()
+	failed := r.Progress.Failed.Load()
+	var b strings.Builder
+	if simulated {
+		b.WriteString("[SIMULATED] ")
+	}
+	switch {
+	case sc.NumSamples > 0:
+		fmt.Fprintf(&b, "%d/%d (%.0f%%)", done, sc.NumSamples, 100*float64(done)/float64(sc.NumSamples))
+	case sc.Duration > 0:
+		fmt.Fprintf(&b, "%d done, %s/%s", done, elapsed.Round(time.Second), sc.Duration)
+	default:
+		fmt.Fprintf(&b, "%d done, %s", done, elapsed.Round(time.Second))
+	}
+	rate := 0.0
+	if elapsed > 0 {
+		rate = float64(done) / elapsed.Seconds()
+	}
+	fmt.Fprintf(&b, "  %.1f req/s  ok %d  failed %d  in flight %d", rate, done-failed, failed, r.Progress.InFlight.Load())
+	if p50, ok := s.ttftP50(); ok {
+		fmt.Fprintf(&b, "  ttft p50 %s", time.Duration(p50*float64(time.Second)).Round(100*time.Microsecond))
+	}
+	if eta, ok := progressETA(done, rate, elapsed, sc); ok {
+		fmt.Fprintf(&b, "  eta %s", eta.Round(time.Second))
+	}
+	return b.String()
+}
+
+// progressETA estimates the time left from the count or the duration,
+// whichever ends the run first.
+func progressETA(done int64, rate float64, elapsed time.Duration, sc *loadgen.Scenario) (time.Duration, bool) {
+	var eta time.Duration
+	known := false
+	if sc.NumSamples > 0 && rate > 0 {
+		eta = time.Duration(float64(int64(sc.NumSamples)-done) / rate * float64(time.Second))
+		known = true
+	}
+	if sc.Duration > 0 {
+		left := max(sc.Duration-elapsed, 0)
+		if !known || left < eta {
+			eta = left
+		}
+		known = true
+	}
+	return eta, known
+}

@@ -1,0 +1,431 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokenwatt/tokenwatt/backends"
+	"github.com/tokenwatt/tokenwatt/backends/sim"
+	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/report"
+)
+
+// defaultCarbonIntensity is the world-mean grid intensity CodeCarbon uses,
+// in g CO2eq per kWh (DESIGN.md §3).
+const defaultCarbonIntensity = 475
+
+// runCmd runs a scenario. Pointer flags distinguish "not given" from a
+// zero value, so only flags given on the command line (or in the
+// environment) override the scenario file.
+type runCmd struct {
+	Scenario string `short:"s" default:"energy_star" help:"Built-in scenario name (see 'loadgen scenarios') or a scenario YAML file."`
+	Config   string `type:"existingfile" help:"Python POC (ai_energy_benchmarks) YAML config; replaces --scenario."`
+
+	Backend  *string `enum:"openai,vllm,pytorch," default:"" help:"Server kind: vllm (OpenAI API plus min_tokens/ignore_eos), openai, pytorch."`
+	Endpoint *string `help:"Server base URL, with or without /v1 (default http://localhost:8000/v1)."`
+	Model    *string `help:"Model to request (default: the only model the server serves)."`
+	APIKey   string  `name:"api-key" env:"OPENAI_API_KEY" help:"Bearer token for the server; never written anywhere."`
+	API      *string `name:"api" enum:"chat,completions," default:"" help:"OpenAI API: chat or completions."`
+	Stream   *bool   `negatable:"" help:"Stream responses (SSE); --no-stream measures whole responses."`
+
+	NumSamples  *int           `help:"Measured requests to send (0: no limit)."`
+	Duration    *time.Duration `help:"Stop scheduling after this long (0: no limit)."`
+	Concurrency *int           `short:"c" help:"Requests in flight (closed loop), or the in-flight cap with --rate."`
+	Rate        *float64       `help:"Open-loop arrival rate in requests/s (0: closed loop)."`
+	Arrival     *string        `enum:"constant,poisson,gamma," default:"" help:"Open-loop arrivals: constant, poisson or gamma."`
+	Burstiness  *float64       `help:"Gamma arrivals' shape: 1 is poisson, <1 burstier, >1 steadier."`
+	Warmup      *int           `help:"Requests sent first and left out of every result."`
+
+	MaxTokens   *int     `help:"max_tokens per request."`
+	MinTokens   *int     `help:"min_tokens per request (vLLM)."`
+	IgnoreEOS   *bool    `name:"ignore-eos" help:"Generate exactly max_tokens (vLLM ignore_eos)."`
+	Temperature *float64 `help:"Sampling temperature (0: greedy)."`
+	Seed        *int64   `help:"Seed for the server's sampling and for synthetic prompts and arrivals."`
+
+	Dataset      *string `help:"Prompts: a .jsonl/.csv/.txt file, hf://ORG/NAME[?split=&column=], or synthetic[:mean=N,n=N]."`
+	DatasetField *string `help:"JSONL field, CSV column or HF column holding the prompt (default prompt, then text)."`
+
+	Out                    string         `default:"results" help:"Output directory for records.jsonl and summary.csv."`
+	RunID                  string         `name:"run-id" help:"Run identifier (default: generated)."`
+	MaxConsecutiveFailures *int           `help:"Stop after this many failures in a row (0: never)."`
+	Timeout                *time.Duration `help:"Per-request timeout (0: none)."`
+	Grace                  time.Duration  `default:"30s" help:"After Ctrl-C, how long in-flight requests may finish before they are canceled."`
+	CarbonIntensity        float64        `default:"475" help:"Grid carbon intensity in g CO2eq/kWh, for the emissions column."`
+
+	Sim      bool     `help:"Start the built-in simulator on a free loopback port and run against it."`
+	SimFlags simFlags `embed:"" prefix:"sim-" group:"Simulator (with --sim)"`
+}
+
+func (c *runCmd) Run(e *env) error {
+	sc, summaryPath, err := c.resolveScenario(e)
+	if err != nil {
+		return err
+	}
+	runID := c.RunID
+	if runID == "" {
+		runID = newRunID()
+	}
+
+	ctx := e.ctx
+	if c.Sim {
+		model := sc.Model
+		if model == "" {
+			model = sim.DefaultConfig().Model
+			sc.Model = model
+		}
+		cfg, err := c.SimFlags.config(model)
+		if err != nil {
+			return usageErr(err)
+		}
+		srv, err := sim.Start(context.WithoutCancel(ctx), "127.0.0.1:0", cfg)
+		if err != nil {
+			return fmt.Errorf("start simulator: %w", err)
+		}
+		defer srv.Close()
+		sc.Endpoint = srv.URL + "/v1"
+		fmt.Fprintf(e.stderr, "loadgen: SIMULATED run: built-in simulator serving %q at %s (ttft %v, itl %v); no real server or GPU is measured\n",
+			model, srv.URL, cfg.TTFT, cfg.ITL)
+	}
+
+	backend, err := newBackend(sc, c.APIKey)
+	if err != nil {
+		return usageErr(err)
+	}
+	model, err := pickModel(ctx, backend, sc.Model)
+	if err != nil {
+		return err
+	}
+
+	prompts, err := c.loadPrompts(e, sc)
+	if err != nil {
+		return err
+	}
+
+	if summaryPath == "" {
+		summaryPath = filepath.Join(c.Out, "summary.csv")
+	}
+	records, err := loadgen.OpenRecordsFile(filepath.Join(c.Out, loadgen.RecordsFileName))
+	if err != nil {
+		return err
+	}
+	summary := &lockedSummary{s: loadgen.NewSummary()}
+	runner, err := loadgen.NewRunner(loadgen.RunConfig{
+		RunID:     runID,
+		Scenario:  sc,
+		Backend:   backend,
+		Model:     model,
+		Prompts:   prompts,
+		Simulated: c.Sim,
+		Grace:     c.Grace,
+		Sinks:     []loadgen.Sink{records, summary},
+	})
+	if err != nil {
+		records.Close()
+		return usageErr(err)
+	}
+
+	fmt.Fprintf(e.stderr, "loadgen: run %s: scenario %s, %s %s model %q, %s, %d prompts\n",
+		runID, sc.Name, backend.Name(), backend.(endpointer).Endpoint(), model, describeSchedule(sc), len(prompts))
+	prog := startProgress(e, runner, summary, sc, c.Sim)
+	res, runErr := runner.Run(ctx)
+	prog.stop()
+	if err := records.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+
+	row := summary.row(loadgen.RunInfo{
+		Name:            sc.Name,
+		RunID:           runID,
+		Scenario:        sc.Name,
+		Backend:         backend.Name(),
+		Model:           model,
+		Endpoint:        backend.(endpointer).Endpoint(),
+		Start:           res.Start,
+		End:             res.End,
+		RequestRate:     sc.Rate,
+		Concurrency:     sc.Concurrency,
+		Arrival:         arrivalOf(sc),
+		Warmup:          sc.Warmup,
+		Simulated:       c.Sim,
+		CarbonIntensity: c.CarbonIntensity,
+	})
+	if err := report.AppendCSV(summaryPath, row); err != nil {
+		return usageErr(err)
+	}
+	if err := report.WriteTable(e.stdout, row); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "loadgen: wrote %s and %s (stopped: %s)\n",
+		filepath.Join(c.Out, loadgen.RecordsFileName), summaryPath, res.StopReason)
+
+	switch {
+	case runErr != nil:
+		return &exitError{code: exitFailed, err: runErr}
+	case res.StopReason == loadgen.StopInterrupted:
+		return &exitError{code: exitInterrupted, err: errors.New("interrupted: stopped scheduling, in-flight requests finished or were canceled; records and summary are complete")}
+	case res.Requests > 0 && res.OK == 0:
+		return &exitError{code: exitFailed, err: fmt.Errorf("all %d requests failed; see %s", res.Requests, filepath.Join(c.Out, loadgen.RecordsFileName))}
+	}
+	return nil
+}
+
+// endpointer is implemented by backends that talk to one base URL.
+type endpointer interface{ Endpoint() string }
+
+// resolveScenario loads the scenario (or POC config) and applies the
+// flags given. It returns the summary path when the config names one.
+func (c *runCmd) resolveScenario(e *env) (*loadgen.Scenario, string, error) {
+	var sc *loadgen.Scenario
+	var summaryPath string
+	if c.Config != "" {
+		poc, err := loadgen.LoadPOCConfig(c.Config)
+		if err != nil {
+			return nil, "", usageErr(err)
+		}
+		s, warnings := poc.ToScenario()
+		for _, w := range warnings {
+			fmt.Fprintf(e.stderr, "loadgen: warning: %s: %s\n", c.Config, w)
+		}
+		sc = &s
+		summaryPath = poc.SummaryPath()
+		if c.Out == "results" && poc.OutputDir() != "" {
+			c.Out = poc.OutputDir()
+		}
+	} else {
+		s, err := loadgen.LoadScenario(c.Scenario)
+		if err != nil {
+			return nil, "", usageErr(err)
+		}
+		sc = s
+	}
+	c.applyFlags(sc)
+	if sc.Endpoint == "" {
+		sc.Endpoint = "http://localhost:8000/v1"
+	}
+	if sc.Backend == "" {
+		sc.Backend = "vllm"
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, "", usageErr(fmt.Errorf("scenario %s: %w", sc.Name, err))
+	}
+	if sc.NumSamples <= 0 && sc.Duration <= 0 && !isSoak(sc) {
+		return nil, "", usageErrf("scenario %s has no end: give --num-samples or --duration", sc.Name)
+	}
+	return sc, summaryPath, nil
+}
+
+// isSoak reports whether sc is meant to run until interrupted: open loop
+// with neither a count nor a duration.
+func isSoak(sc *loadgen.Scenario) bool { return sc.Rate > 0 }
+
+func (c *runCmd) applyFlags(sc *loadgen.Scenario) {
+	set(&sc.Backend, nonEmpty(c.Backend))
+	set(&sc.Endpoint, c.Endpoint)
+	set(&sc.Model, c.Model)
+	set(&sc.API, nonEmpty(c.API))
+	if c.Stream != nil {
+		sc.Stream = c.Stream
+	}
+	set(&sc.NumSamples, c.NumSamples)
+	set(&sc.Duration, c.Duration)
+	set(&sc.Concurrency, c.Concurrency)
+	set(&sc.Rate, c.Rate)
+	set(&sc.Arrival, nonEmpty(c.Arrival))
+	set(&sc.Burstiness, c.Burstiness)
+	set(&sc.Warmup, c.Warmup)
+	set(&sc.MaxTokens, c.MaxTokens)
+	set(&sc.MinTokens, c.MinTokens)
+	set(&sc.IgnoreEOS, c.IgnoreEOS)
+	if c.Temperature != nil {
+		sc.Temperature = c.Temperature
+	}
+	if c.Seed != nil {
+		sc.Seed = c.Seed
+	}
+	if c.Dataset != nil {
+		// A new dataset has its own columns: the scenario's field was
+		// chosen for the scenario's dataset, not this one.
+		sc.Dataset = *c.Dataset
+		sc.DatasetField = ""
+	}
+	set(&sc.DatasetField, c.DatasetField)
+	set(&sc.MaxConsecutiveFailures, c.MaxConsecutiveFailures)
+	set(&sc.Timeout, c.Timeout)
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// nonEmpty treats an enum flag's empty default as "not given".
+func nonEmpty(s *string) *string {
+	if s == nil || *s == "" {
+		return nil
+	}
+	return s
+}
+
+func newBackend(sc *loadgen.Scenario, apiKey string) (backends.Backend, error) {
+	switch sc.Backend {
+	case "openai", "vllm":
+		api := backends.APIChat
+		if sc.API == string(backends.APICompletions) {
+			api = backends.APICompletions
+		}
+		return backends.NewOpenAI(backends.OpenAIConfig{
+			Endpoint: sc.Endpoint,
+			APIKey:   apiKey,
+			API:      api,
+			VLLM:     sc.Backend == "vllm",
+		})
+	case "pytorch":
+		return nil, errors.New("--backend pytorch is not available yet in this version; use a vLLM/OpenAI-compatible endpoint (--backend vllm)")
+	default:
+		return nil, fmt.Errorf("unknown backend %q (want vllm, openai or pytorch)", sc.Backend)
+	}
+}
+
+// pickModel checks the endpoint and the model before the run: the server
+// must answer and serve the model; with no model given, the only one
+// served is used.
+func pickModel(ctx context.Context, b backends.Backend, want string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	served, err := b.Models(ctx)
+	if err != nil {
+		return "", usageErrf("cannot reach the endpoint: %v (is the server running? try --sim for the built-in simulator)", err)
+	}
+	switch {
+	case want != "" && slices.Contains(served, want):
+		return want, nil
+	case want != "":
+		return "", usageErrf("model %q is not served at %s; served: %s (pass one with --model)", want, b.(endpointer).Endpoint(), quoteList(served))
+	case len(served) == 1:
+		return served[0], nil
+	case len(served) == 0:
+		return "", usageErrf("%s serves no model", b.(endpointer).Endpoint())
+	default:
+		return "", usageErrf("%s serves several models: %s; choose one with --model", b.(endpointer).Endpoint(), quoteList(served))
+	}
+}
+
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// loadPrompts loads the scenario's dataset. Under --sim, a dataset that
+// needs the network and has no cached copy falls back to synthetic prompts
+// of the scenario's declared shape, so the quick start works offline.
+func (c *runCmd) loadPrompts(e *env, sc *loadgen.Scenario) ([]string, error) {
+	limit := 0
+	if sc.NumSamples > 0 && sc.Duration <= 0 {
+		limit = sc.NumSamples + sc.Warmup
+	}
+	seed := int64(0)
+	if sc.Seed != nil {
+		seed = *sc.Seed
+	}
+	prompts, err := loadgen.LoadPrompts(e.ctx, sc.Dataset, loadgen.DatasetOptions{
+		Field: sc.DatasetField,
+		Limit: limit,
+		Seed:  seed,
+	})
+	var unavailable *loadgen.DatasetUnavailableError
+	if errors.As(err, &unavailable) && c.Sim && sc.SimFallbackMeanTokens > 0 {
+		n := limit
+		if n == 0 {
+			n = 1000
+		}
+		fmt.Fprintf(e.stderr, "loadgen: dataset %s is not reachable and not cached; SIMULATED run uses %d synthetic prompts of about %d tokens instead (pass --dataset FILE for real prompts)\n",
+			sc.Dataset, n, sc.SimFallbackMeanTokens)
+		return loadgen.SyntheticPrompts(n, sc.SimFallbackMeanTokens, seed), nil
+	}
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	return prompts, nil
+}
+
+func describeSchedule(sc *loadgen.Scenario) string {
+	var s string
+	switch {
+	case sc.Rate > 0:
+		s = fmt.Sprintf("open loop %s %g req/s", arrivalOf(sc), sc.Rate)
+		if sc.Concurrency > 0 {
+			s += fmt.Sprintf(" (cap %d in flight)", sc.Concurrency)
+		}
+	case sc.Concurrency <= 1:
+		s = "sequential"
+	default:
+		s = fmt.Sprintf("concurrency %d", sc.Concurrency)
+	}
+	if sc.NumSamples > 0 {
+		s += fmt.Sprintf(", %d requests", sc.NumSamples)
+	}
+	if sc.Duration > 0 {
+		s += fmt.Sprintf(", up to %v", sc.Duration)
+	}
+	if sc.NumSamples <= 0 && sc.Duration <= 0 {
+		s += ", until interrupted"
+	}
+	if sc.Warmup > 0 {
+		s += fmt.Sprintf(", %d warm-up", sc.Warmup)
+	}
+	return s
+}
+
+func arrivalOf(sc *loadgen.Scenario) string {
+	if sc.Rate <= 0 {
+		return ""
+	}
+	if sc.Arrival == "" {
+		return loadgen.ArrivalConstant
+	}
+	return sc.Arrival
+}
+
+// newRunID returns a sortable, readable run id: UTC time plus randomness.
+func newRunID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// lockedSummary lets the progress line read the summary that the runner's
+// collector goroutine writes.
+type lockedSummary struct {
+	mu sync.Mutex
+	s  *loadgen.Summary
+}
+
+func (l *lockedSummary) Observe(rec *loadgen.Record) {
+	l.mu.Lock()
+	l.s.Add(rec)
+	l.mu.Unlock()
+}
+
+func (l *lockedSummary) ttftP50() (float64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.TTFTQuantile(0.5)
+}
+
+func (l *lockedSummary) row(info loadgen.RunInfo) *report.Row {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.Row(info)
+}

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tokenwatt/tokenwatt/backends/sim"
+)
+
+func skipUnderRace(t *testing.T) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("timing bounds are meaningless under the race detector; scripts/test runs this without -race")
+	}
+}
+
+// quantile returns the q-quantile (nearest rank) of xs.
+func quantile(xs []float64, q float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[int(q*float64(len(s)-1)+0.5)]
+}
+
+func TestTimingTTFTAndITLMatchTheSimulator(t *testing.T) {
+	skipUnderRace(t)
+	out := t.TempDir()
+	res := runCLI(t, "--sim", "--sim-ttft", "200ms", "--sim-itl", "20ms", "--sim-jitter", "0s",
+		"--scenario", "throughput", "--concurrency", "4", "--num-samples", "8", "--duration", "0s",
+		"--max-tokens", "64", "--ignore-eos", "--dataset", "synthetic:mean=200", "--out", out)
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+	if len(recs) != 8 {
+		t.Fatalf("%d records, want 8", len(recs))
+	}
+	var ttft, itl []float64
+	for _, r := range recs {
+		if !r.OK() {
+			t.Fatalf("request failed: %+v", r)
+		}
+		if r.OutputTokens == nil || *r.OutputTokens != 64 || r.TokensSource == nil || *r.TokensSource != "usage" {
+			t.Fatalf("want exactly 64 output tokens from usage, got %v from %v", deref(r.OutputTokens), deref(r.TokensSource))
+		}
+		if len(r.ITL) != 63 {
+			t.Fatalf("%d ITL gaps, want 63", len(r.ITL))
+		}
+		ttft = append(ttft, *r.TTFT)
+		itl = append(itl, r.ITL...)
+	}
+	t.Logf("TTFT p50 %.3fms, ITL p50 %.3fms", quantile(ttft, 0.5)*1e3, quantile(itl, 0.5)*1e3)
+	if p50 := quantile(ttft, 0.5); p50 < 0.198 || p50 > 0.202 {
+		t.Errorf("TTFT p50 %.4fs, want 0.200s ±2ms", p50)
+	}
+	if p50 := quantile(itl, 0.5); p50 < 0.019 || p50 > 0.021 {
+		t.Errorf("ITL p50 %.4fs, want 0.020s ±1ms", p50)
+	}
+	row := readSummary(t, filepath.Join(out, "summary.csv"))[0]
+	if got := *row.TTFTP50Seconds; got < 0.198 || got > 0.202 {
+		t.Errorf("summary TTFT p50 %.4fs, want 0.200s ±2ms", got)
+	}
+	if got := *row.ITLP50Seconds; got < 0.019 || got > 0.021 {
+		t.Errorf("summary ITL p50 %.4fs, want 0.020s ±1ms", got)
+	}
+}
+
+func TestTimingOpenLoopPoissonHoldsItsRate(t *testing.T) {
+	skipUnderRace(t)
+	out := t.TempDir()
+	res := runCLI(t, "--sim", "--sim-ttft", "2ms", "--sim-itl", "1ms", "--scenario", "soak",
+		"--rate", "200", "--arrival", "poisson", "--duration", "10s", "--concurrency", "0",
+		"--max-tokens", "16", "--seed", "1", "--out", out)
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+	var lags []float64
+	first, last := recs[0].SchedUnix, recs[0].SchedUnix
+	for _, r := range recs {
+		if !r.OK() {
+			t.Fatalf("request failed: %+v", r)
+		}
+		lags = append(lags, r.ScheduleLag)
+		first, last = min(first, r.SendUnix), max(last, r.SendUnix)
+	}
+	rate := float64(len(recs)) / 10
+	if rate < 194 || rate > 206 {
+		t.Errorf("achieved %.1f req/s over 10s, want 200 ±3%%", rate)
+	}
+	if p99 := quantile(lags, 0.99); p99 > 0.005 {
+		t.Errorf("schedule lag p99 %.2fms, want < 5ms", p99*1e3)
+	}
+	t.Logf("%d requests, %.1f req/s, sends spread over %.3fs, lag p50 %.3fms p99 %.3fms max %.3fms",
+		len(recs), rate, last-first, quantile(lags, 0.5)*1e3, quantile(lags, 0.99)*1e3, quantile(lags, 1)*1e3)
+}
+
+func TestPOCConfigRunsAgainstTheSimulator(t *testing.T) {
+	offlineHF(t)
+	fixture, err := filepath.Abs("../../loadgen/testdata/poc/gpt_oss_120b.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	res := runCLI(t, "--config", fixture, "--sim", "--sim-ttft", "1ms", "--sim-itl", "0s")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "warning:") {
+		t.Errorf("no warning for the POC keys tokenwatt cannot honour:\n%s", res.stderr)
+	}
+	rows := readSummary(t, "results/gpt_oss_120b_results.csv")
+	if len(rows) != 1 || rows[0].TotalPrompts != 10 || rows[0].SuccessfulPrompts != 10 || rows[0].Model != "openai/gpt-oss-120b" {
+		t.Fatalf("summary at reporter.output_file: %+v", rows)
+	}
+	if recs := readRecords(t, "benchmark_output/records.jsonl"); len(recs) != 10 {
+		t.Fatalf("%d records in output_dir, want 10", len(recs))
+	}
+}
+
+// startSim runs a simulator for a test and returns its base URL.
+func startSim(t *testing.T, cfg sim.Config) string {
+	t.Helper()
+	srv, err := sim.Start(context.Background(), "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv.URL
+}
+
+func TestBadInput(t *testing.T) {
+	offlineHF(t)
+	dir := t.TempDir()
+	misspelt := filepath.Join(dir, "misspelt.yaml")
+	if err := os.WriteFile(misspelt, []byte("name: x\ndataset: synthetic\nnum_samples: 3\nmax_token: 5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fast := []string{"--sim-ttft", "1ms", "--sim-itl", "1ms", "--dataset", "synthetic", "--max-tokens", "8", "--min-tokens", "0"}
+	served := startSim(t, sim.Config{Model: "served-model"})
+
+	cases := []struct {
+		name     string
+		args     []string
+		code     int
+		want     []string // substrings of stderr
+		outcome  string   // if set: every record has this outcome
+		status   int      // and this HTTP status
+		errMatch string   // and an error containing this
+		records  int      // and this many records (-1: any)
+	}{
+		{name: "misspelt key", args: []string{"--scenario", misspelt, "--sim"},
+			code: exitUsage, want: []string{"misspelt.yaml:4", `"max_token"`, `"max_tokens"`}},
+		{name: "unknown scenario", args: []string{"--scenario", "energy_start", "--sim"},
+			code: exitUsage, want: []string{`"energy_start"`, "energy_star", "soak", "throughput"}},
+		{name: "missing dataset file", args: []string{"--sim", "--num-samples", "2", "--dataset", filepath.Join(dir, "nope.jsonl")},
+			code: exitUsage, want: []string{"nope.jsonl", "--dataset"}},
+		{name: "unreachable endpoint", args: []string{"--endpoint", "http://" + closedAddr(t), "--num-samples", "2", "--dataset", "synthetic"},
+			code: exitUsage, want: []string{"/v1/models", "--sim"}},
+		{name: "model not served", args: []string{"--endpoint", served, "--model", "other-model", "--num-samples", "2", "--dataset", "synthetic"},
+			code: exitUsage, want: []string{`"other-model"`, `"served-model"`}},
+		{name: "HTTP 500", args: append([]string{"--sim", "--sim-fail-500", "1", "--num-samples", "5"}, fast...),
+			code: exitFailed, want: []string{"3 requests in a row", "500"}, outcome: "http_5xx", status: 500, errMatch: "", records: 3},
+		{name: "HTTP 429", args: append([]string{"--sim", "--sim-fail-429", "1", "--num-samples", "5"}, fast...),
+			code: exitFailed, want: []string{"429"}, outcome: "http_4xx", status: 429, records: 3},
+		{name: "malformed SSE", args: append([]string{"--sim", "--sim-garbage", "1", "--num-samples", "2", "--max-consecutive-failures", "0"}, fast...),
+			code: exitFailed, want: []string{"all 2 requests failed"}, outcome: "stream_error", status: 200, errMatch: "chunk", records: 2},
+		{name: "stream cut mid-way", args: append([]string{"--sim", "--sim-disconnect", "1", "--num-samples", "2", "--max-consecutive-failures", "0"}, fast...),
+			code: exitFailed, want: []string{"all 2 requests failed"}, outcome: "stream_error", status: 200, records: 2},
+		{name: "request timeout", args: append([]string{"--sim", "--sim-stall", "1", "--timeout", "300ms", "--num-samples", "2", "--max-consecutive-failures", "0"}, fast...),
+			code: exitFailed, want: []string{"all 2 requests failed"}, outcome: "timeout", status: 200, records: 2},
+		{name: "3 consecutive failures stop the run", args: append([]string{"--sim", "--sim-fail-500", "1", "--num-samples", "100", "--max-consecutive-failures", "3"}, fast...),
+			code: exitFailed, want: []string{"too many consecutive failures", "3 requests in a row", "http_5xx"}, outcome: "http_5xx", status: 500, records: 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			res := runCLI(t, append(tc.args, "--out", out)...)
+			if res.code != tc.code {
+				t.Fatalf("exit %d, want %d\nstderr: %s", res.code, tc.code, res.stderr)
+			}
+			last := lastLine(res.stderr)
+			for _, w := range tc.want {
+				if !strings.Contains(last, w) {
+					t.Errorf("error line %q does not mention %s", last, w)
+				}
+			}
+			if strings.Contains(res.stderr, "goroutine ") || strings.Contains(res.stderr, "panic") {
+				t.Errorf("stack trace in output:\n%s", res.stderr)
+			}
+			if tc.outcome == "" {
+				return
+			}
+			recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+			if tc.records >= 0 && len(recs) != tc.records {
+				t.Errorf("%d records, want %d", len(recs), tc.records)
+			}
+			for _, r := range recs {
+				if r.Outcome != tc.outcome || r.HTTPStatus == nil || *r.HTTPStatus != tc.status || r.Error == nil ||
+					!strings.Contains(*r.Error, tc.errMatch) {
+					t.Errorf("record outcome %s status %v error %v, want %s %d containing %q",
+						r.Outcome, deref(r.HTTPStatus), deref(r.Error), tc.outcome, tc.status, tc.errMatch)
+				}
+			}
+			rows := readSummary(t, filepath.Join(out, "summary.csv"))
+			if len(rows) != 1 || rows[0].FailedPrompts != len(recs) {
+				t.Errorf("summary does not count the %d failures: %+v", len(recs), rows)
+			}
+		})
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func TestAPIKeyIsNeverWritten(t *testing.T) {
+	out := t.TempDir()
+	const key = "sk-secret-do-not-leak-1234"
+	t.Setenv("OPENAI_API_KEY", key)
+	res := runCLI(t, "--sim", "--sim-ttft", "1ms", "--sim-itl", "1ms", "--sim-fail-500", "0.5",
+		"--dataset", "synthetic", "--num-samples", "6", "--max-consecutive-failures", "0", "--out", out)
+	if strings.Contains(res.stdout+res.stderr, key) {
+		t.Fatal("the API key appears in loadgen's output")
+	}
+	for _, f := range []string{"records.jsonl", "summary.csv"} {
+		b, err := os.ReadFile(filepath.Join(out, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), key) {
+			t.Fatalf("the API key appears in %s", f)
+		}
+	}
+}
+
+func TestScenariosAndVersion(t *testing.T) {
+	res := runCLI(t, "scenarios")
+	for _, name := range []string{"energy_star", "soak", "throughput"} {
+		if !strings.Contains(res.stdout, name) {
+			t.Errorf("scenarios output lacks %s:\n%s", name, res.stdout)
+		}
+	}
+	if res := runCLI(t, "version"); res.code != 0 || !strings.HasPrefix(res.stdout, "loadgen ") {
+		t.Errorf("version: exit %d, %q", res.code, res.stdout)
+	}
+}
+
+func TestWarmupIsExcluded(t *testing.T) {
+	out := t.TempDir()
+	res := runCLI(t, "--sim", "--sim-ttft", "1ms", "--sim-itl", "1ms", "--dataset", "synthetic",
+		"--num-samples", "5", "--warmup", "3", "--max-tokens", "4", "--min-tokens", "0", "--out", out)
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	if recs := readRecords(t, filepath.Join(out, "records.jsonl")); len(recs) != 5 {
+		t.Fatalf("%d records, want 5 (warm-up excluded)", len(recs))
+	}
+	row := readSummary(t, filepath.Join(out, "summary.csv"))[0]
+	if row.TotalPrompts != 5 || row.WarmupRequests == nil || *row.WarmupRequests != 3 {
+		t.Fatalf("summary: total %d warmup %v", row.TotalPrompts, deref(row.WarmupRequests))
+	}
+}
+
+func TestAPIVariants(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		itl  bool // ITL gaps expected
+	}{
+		{"chat streaming", []string{"--api", "chat"}, true},
+		{"completions streaming", []string{"--api", "completions"}, true},
+		{"chat non-streaming", []string{"--api", "chat", "--no-stream"}, false},
+		{"completions non-streaming", []string{"--api", "completions", "--no-stream"}, false},
+		{"openai backend", []string{"--backend", "openai"}, true},
+		{"reasoning model", []string{"--sim-reasoning"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			args := append([]string{"--sim", "--sim-ttft", "1ms", "--sim-itl", "1ms", "--dataset", "synthetic",
+				"--num-samples", "3", "--max-tokens", "12", "--min-tokens", "0", "--ignore-eos", "--out", out}, tc.args...)
+			res := runCLI(t, args...)
+			if res.code != 0 {
+				t.Fatalf("exit %d: %s", res.code, res.stderr)
+			}
+			for _, r := range readRecords(t, filepath.Join(out, "records.jsonl")) {
+				if !r.OK() || r.TTFT == nil || r.E2E == nil || r.OutputTokens == nil || r.PromptTokens == nil {
+					t.Fatalf("incomplete record %+v", r)
+				}
+				if tc.name == "openai backend" {
+					// Plain OpenAI has no ignore_eos: the length is the
+					// server's choice, so only completeness is checked.
+					continue
+				}
+				if *r.OutputTokens != 12 {
+					t.Errorf("%d output tokens, want 12", *r.OutputTokens)
+				}
+				if got := len(r.ITL) > 0; got != tc.itl {
+					t.Errorf("ITL gaps present=%v, want %v", got, tc.itl)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildLoadgen compiles the command once per test binary run.
+func buildLoadgen(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "loadgen")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// countLines returns the number of complete lines in path (0 if absent).
+func countLines(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	return bytes.Count(b, []byte("\n"))
+}
+
+func TestSIGINTWritesEverythingAndExits130(t *testing.T) {
+	bin := buildLoadgen(t)
+	out := t.TempDir()
+	// Four streams of 200 tokens at 5 ms: each request takes about a
+	// second, so SIGINT always lands with requests in flight.
+	cmd := exec.Command(bin, "--sim", "--sim-ttft", "5ms", "--sim-itl", "5ms", "--dataset", "synthetic",
+		"--scenario", "throughput", "--concurrency", "4", "--duration", "0s", "--num-samples", "1000",
+		"--max-tokens", "200", "--ignore-eos", "--grace", "300ms", "--out", out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	records := filepath.Join(out, "records.jsonl")
+	deadline := time.Now().Add(30 * time.Second)
+	for countLines(records) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no records after 30s; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("loadgen still running 30s after SIGINT; stderr:\n%s", stderr.String())
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitInterrupted {
+		t.Fatalf("exit: %v, want code %d; stderr:\n%s", err, exitInterrupted, stderr.String())
+	}
+
+	recs := readRecords(t, records)
+	canceled := 0
+	seen := map[int64]bool{}
+	for _, r := range recs {
+		if seen[r.Seq] {
+			t.Fatalf("request %d recorded twice", r.Seq)
+		}
+		seen[r.Seq] = true
+		switch r.Outcome {
+		case "ok":
+		case "canceled":
+			canceled++
+		default:
+			t.Errorf("request %d ended %s: %v", r.Seq, r.Outcome, deref(r.Error))
+		}
+	}
+	if canceled == 0 {
+		t.Errorf("no request was in flight past the grace period (want some canceled); %d records", len(recs))
+	}
+	rows := readSummary(t, filepath.Join(out, "summary.csv"))
+	if len(rows) != 1 || rows[0].TotalPrompts != len(recs) || rows[0].SuccessfulPrompts != len(recs)-canceled {
+		t.Fatalf("summary %+v disagrees with %d records (%d canceled)", rows, len(recs), canceled)
+	}
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("stderr does not say the run was interrupted:\n%s", stderr.String())
+	}
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tokenwatt/tokenwatt/backends/sim"
+)
+
+// simFlags configure the simulator's latency and failure model. The sim
+// command takes them as they are; the run command takes them prefixed
+// with --sim- for its in-process simulator.
+type simFlags struct {
+	TTFT       time.Duration `name:"ttft" default:"20ms" help:"Simulated time to first token."`
+	ITL        time.Duration `name:"itl" default:"2ms" help:"Simulated gap between tokens."`
+	Jitter     time.Duration `default:"0s" help:"Uniform noise added to each TTFT and ITL, in [-jitter, +jitter]."`
+	MaxNumSeqs int           `default:"256" help:"Sequences decoded at once; more requests queue (vLLM --max-num-seqs)."`
+	Slowdown   float64       `default:"0" help:"ITL grows by this fraction per extra running sequence (batching slow-down)."`
+	Fail500    float64       `name:"fail-500" default:"0" help:"Probability of an HTTP 500 per request."`
+	Fail429    float64       `name:"fail-429" default:"0" help:"Probability of an HTTP 429 per request."`
+	Disconnect float64       `default:"0" help:"Probability of closing the connection mid-stream."`
+	Stall      float64       `default:"0" help:"Probability of a stream that stops sending after the first token."`
+	Garbage    float64       `default:"0" help:"Probability of a malformed SSE data line."`
+	Reasoning  bool          `help:"Stream the first half of each answer as reasoning_content."`
+	SimSeed    int64         `name:"seed" default:"1" help:"Seed for the simulator's token lengths, jitter and failures."`
+}
+
+func (f *simFlags) config(model string) (sim.Config, error) {
+	cfg := sim.DefaultConfig()
+	cfg.Model = model
+	cfg.TTFT = f.TTFT
+	cfg.ITL = f.ITL
+	cfg.Jitter = f.Jitter
+	cfg.MaxNumSeqs = f.MaxNumSeqs
+	cfg.SlowdownPerSeq = f.Slowdown
+	cfg.Fail500 = f.Fail500
+	cfg.Fail429 = f.Fail429
+	cfg.Disconnect = f.Disconnect
+	cfg.Stall = f.Stall
+	cfg.Garbage = f.Garbage
+	cfg.Reasoning = f.Reasoning
+	cfg.Seed = f.SimSeed
+	if _, err := sim.New(cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// simCmd serves the simulator until interrupted.
+type simCmd struct {
+	Addr     string   `default:"127.0.0.1:8000" help:"Address to listen on (HOST:PORT)."`
+	Model    string   `default:"tokenwatt-sim" help:"Model id to serve."`
+	SimFlags simFlags `embed:""`
+}
+
+func (c *simCmd) Run(e *env) error {
+	cfg, err := c.SimFlags.config(c.Model)
+	if err != nil {
+		return usageErr(err)
+	}
+	srv, err := sim.Start(e.ctx, c.Addr, cfg)
+	if err != nil {
+		return usageErrf("simulator: listen on %s: %v (pick another --addr)", c.Addr, err)
+	}
+	fmt.Fprintf(e.stderr, "loadgen sim: SIMULATED vLLM-compatible server for model %q at %s/v1 (ttft %v, itl %v, jitter %v, max-num-seqs %d); Ctrl-C stops it\n",
+		cfg.Model, srv.URL, cfg.TTFT, cfg.ITL, cfg.Jitter, cfg.MaxNumSeqs)
+	<-e.ctx.Done()
+	return srv.Close()
+}
+
+// scenariosCmd lists the built-in scenarios.
+type scenariosCmd struct{}
+
+func (scenariosCmd) Run(e *env) error {
+	list, err := loadgenBuiltins()
+	if err != nil {
+		return err
+	}
+	width := 0
+	for _, s := range list {
+		width = max(width, len(s.Name))
+	}
+	for _, s := range list {
+		fmt.Fprintf(e.stdout, "%-*s  %s\n", width, s.Name, s.Description)
+	}
+	return nil
+}
