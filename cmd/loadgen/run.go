@@ -60,6 +60,8 @@ type runCmd struct {
 	Grace                  time.Duration  `default:"30s" help:"After Ctrl-C, how long in-flight requests may finish before they are canceled."`
 	CarbonIntensity        float64        `default:"475" help:"Grid carbon intensity in g CO2eq/kWh, for the emissions column."`
 
+	LowLatency bool `name:"low-latency" help:"Keep CPUs out of deep idle states during the run (PM QoS, Linux, root) so wake-ups add no latency; costs CPU power."`
+
 	Sim      bool     `help:"Start the built-in simulator on a free loopback port and run against it."`
 	SimFlags simFlags `embed:"" prefix:"sim-" group:"Simulator (with --sim)"`
 }
@@ -72,6 +74,9 @@ func (c *runCmd) Run(e *env) error {
 	runID := c.RunID
 	if runID == "" {
 		runID = newRunID()
+	}
+	if c.LowLatency {
+		defer lowLatency(e)()
 	}
 
 	ctx := e.ctx
@@ -175,6 +180,18 @@ func (c *runCmd) Run(e *env) error {
 		return &exitError{code: exitFailed, err: fmt.Errorf("all %d requests failed; see %s", res.Requests, filepath.Join(c.Out, loadgen.RecordsFileName))}
 	}
 	return nil
+}
+
+// lowLatency holds the PM QoS request if it can, warning if not: timing
+// gets less precise without it, the run is still valid. The returned
+// function, deferred by the caller, releases it.
+func lowLatency(e *env) func() {
+	release, err := holdLowLatency()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "loadgen: warning: %v; continuing without it\n", err)
+		return func() {}
+	}
+	return release
 }
 
 // endpointer is implemented by backends that talk to one base URL.

@@ -48,15 +48,19 @@ func (f *simFlags) config(model string) (sim.Config, error) {
 
 // simCmd serves the simulator until interrupted.
 type simCmd struct {
-	Addr     string   `default:"127.0.0.1:8000" help:"Address to listen on (HOST:PORT)."`
-	Model    string   `default:"tokenwatt-sim" help:"Model id to serve."`
-	SimFlags simFlags `embed:""`
+	Addr       string   `default:"127.0.0.1:8000" help:"Address to listen on (HOST:PORT)."`
+	Model      string   `default:"tokenwatt-sim" help:"Model id to serve."`
+	LowLatency bool     `name:"low-latency" help:"Keep CPUs out of deep idle states while serving (PM QoS, Linux, root) so token times stay on schedule; costs CPU power."`
+	SimFlags   simFlags `embed:""`
 }
 
 func (c *simCmd) Run(e *env) error {
 	cfg, err := c.SimFlags.config(c.Model)
 	if err != nil {
 		return usageErr(err)
+	}
+	if c.LowLatency {
+		defer lowLatency(e)()
 	}
 	srv, err := sim.Start(e.ctx, c.Addr, cfg)
 	if err != nil {
