@@ -9,20 +9,21 @@ import (
 
 // simFlags configure the simulator's latency and failure model. The sim
 // command takes them as they are; the run command takes them prefixed
-// with --sim- for its in-process simulator.
+// with --sim- for its in-process simulator. Either way they read the same
+// TOKENWATT_SIM_* variables.
 type simFlags struct {
-	TTFT       time.Duration `name:"ttft" default:"20ms" help:"Simulated time to first token."`
-	ITL        time.Duration `name:"itl" default:"2ms" help:"Simulated gap between tokens."`
-	Jitter     time.Duration `default:"0s" help:"Uniform noise added to each TTFT and ITL, in [-jitter, +jitter]."`
-	MaxNumSeqs int           `default:"256" help:"Sequences decoded at once; more requests queue (vLLM --max-num-seqs)."`
-	Slowdown   float64       `default:"0" help:"ITL grows by this fraction per extra running sequence (batching slow-down)."`
-	Fail500    float64       `name:"fail-500" default:"0" help:"Probability of an HTTP 500 per request."`
-	Fail429    float64       `name:"fail-429" default:"0" help:"Probability of an HTTP 429 per request."`
-	Disconnect float64       `default:"0" help:"Probability of closing the connection mid-stream."`
-	Stall      float64       `default:"0" help:"Probability of a stream that stops sending after the first token."`
-	Garbage    float64       `default:"0" help:"Probability of a malformed SSE data line."`
-	Reasoning  bool          `help:"Stream the first half of each answer as reasoning_content."`
-	SimSeed    int64         `name:"seed" default:"1" help:"Seed for the simulator's token lengths, jitter and failures."`
+	TTFT       time.Duration `env:"TOKENWATT_SIM_TTFT" name:"ttft" default:"20ms" help:"Simulated time to first token."`
+	ITL        time.Duration `env:"TOKENWATT_SIM_ITL" name:"itl" default:"2ms" help:"Simulated gap between tokens."`
+	Jitter     time.Duration `env:"TOKENWATT_SIM_JITTER" default:"0s" help:"Uniform noise added to each TTFT and ITL, in [-jitter, +jitter]."`
+	MaxNumSeqs int           `env:"TOKENWATT_SIM_MAX_NUM_SEQS" default:"256" help:"Sequences decoded at once; more requests queue (vLLM --max-num-seqs)."`
+	Slowdown   float64       `env:"TOKENWATT_SIM_SLOWDOWN" default:"0" help:"ITL grows by this fraction per extra running sequence (batching slow-down)."`
+	Fail500    float64       `env:"TOKENWATT_SIM_FAIL_500" name:"fail-500" default:"0" help:"Probability of an HTTP 500 per request."`
+	Fail429    float64       `env:"TOKENWATT_SIM_FAIL_429" name:"fail-429" default:"0" help:"Probability of an HTTP 429 per request."`
+	Disconnect float64       `env:"TOKENWATT_SIM_DISCONNECT" default:"0" help:"Probability of closing the connection mid-stream."`
+	Stall      float64       `env:"TOKENWATT_SIM_STALL" default:"0" help:"Probability of a stream that stops sending after the first token."`
+	Garbage    float64       `env:"TOKENWATT_SIM_GARBAGE" default:"0" help:"Probability of a malformed SSE data line."`
+	Reasoning  bool          `env:"TOKENWATT_SIM_REASONING" help:"Stream the first half of each answer as reasoning_content."`
+	SimSeed    int64         `env:"TOKENWATT_SIM_SEED" name:"seed" default:"1" help:"Seed for the simulator's token lengths, jitter and failures."`
 }
 
 func (f *simFlags) config(model string) (sim.Config, error) {
