@@ -89,9 +89,8 @@ type Runner struct {
 	stopSched  context.CancelFunc
 	stopReason string
 
-	abortOnce sync.Once
-	abortCtx  context.Context // parent of every request's context
-	abort     context.CancelFunc
+	abortCtx context.Context // parent of every request's context
+	abort    context.CancelFunc
 
 	respPool sync.Pool
 	records  chan Record

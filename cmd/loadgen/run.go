@@ -18,10 +18,6 @@ import (
 	"github.com/tokenwatt/tokenwatt/report"
 )
 
-// defaultCarbonIntensity is the world-mean grid intensity CodeCarbon uses,
-// in g CO2eq per kWh (DESIGN.md §3).
-const defaultCarbonIntensity = 475
-
 // runCmd runs a scenario. Pointer flags distinguish "not given" from a
 // zero value, so only flags given on the command line (or in the
 // environment) override the scenario file.
@@ -58,7 +54,7 @@ type runCmd struct {
 	MaxConsecutiveFailures *int           `help:"Stop after this many failures in a row (0: never)."`
 	Timeout                *time.Duration `help:"Per-request timeout (0: none)."`
 	Grace                  time.Duration  `default:"30s" help:"After Ctrl-C, how long in-flight requests may finish before they are canceled."`
-	CarbonIntensity        float64        `default:"475" help:"Grid carbon intensity in g CO2eq/kWh, for the emissions column."`
+	CarbonIntensity        float64        `default:"475" help:"Grid carbon intensity in g CO2eq/kWh, for the emissions column (475: the world mean CodeCarbon uses)."`
 
 	LowLatency bool `name:"low-latency" help:"Keep CPUs out of deep idle states during the run (PM QoS, Linux, root) so wake-ups add no latency; costs CPU power."`
 
