@@ -43,9 +43,6 @@ type RunConfig struct {
 	// stop; 0 means DefaultGrace.
 	Grace time.Duration
 	Sinks []Sink
-	// OnStart, if set, is called once the warm-up is over and measurement
-	// begins.
-	OnStart func(time.Time)
 }
 
 // Stop reasons reported in Result.StopReason.
@@ -92,6 +89,7 @@ type Runner struct {
 	abortCtx context.Context // parent of every request's context
 	abort    context.CancelFunc
 
+	schedule Schedule // open loop only
 	respPool sync.Pool
 	records  chan Record
 
@@ -113,13 +111,17 @@ func NewRunner(cfg RunConfig) (*Runner, error) {
 		return nil, errors.New("run needs a backend")
 	case len(cfg.Prompts) == 0:
 		return nil, errors.New("run needs at least one prompt")
-	case sc.NumSamples <= 0 && sc.Duration <= 0 && sc.Rate <= 0 && sc.Concurrency <= 0:
-		return nil, errors.New("scenario sets neither num_samples nor duration")
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
 	}
 	r := &Runner{cfg: cfg, records: make(chan Record, 4096)}
+	if sc.Rate > 0 {
+		var err error
+		if r.schedule, err = NewSchedule(sc.Arrival, sc.Rate, sc.Burstiness, seedOf(sc)); err != nil {
+			return nil, err
+		}
+	}
 	r.stopCtx, r.stopSched = context.WithCancel(context.Background())
 	r.abortCtx, r.abort = context.WithCancel(context.Background())
 	r.respPool.New = func() any { return &backends.Response{} }
@@ -161,9 +163,6 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	}()
 
 	start := time.Now()
-	if r.cfg.OnStart != nil {
-		r.cfg.OnStart(start)
-	}
 	if sc.Duration > 0 {
 		t := time.AfterFunc(sc.Duration, func() { r.stop(StopDuration) })
 		defer t.Stop()
@@ -216,7 +215,7 @@ func (r *Runner) warmup(n int) {
 				if i >= int64(n) {
 					return
 				}
-				resp := r.send(int(i))
+				resp := r.send(int(i % int64(len(r.cfg.Prompts))))
 				r.respPool.Put(resp)
 			}
 		}()
@@ -242,6 +241,7 @@ func (r *Runner) closedLoop(inflight *sync.WaitGroup) {
 			}
 		}()
 	}
+	// The workers are the dispatchers: scheduling ends when they do.
 	inflight.Wait()
 }
 
@@ -250,12 +250,7 @@ func (r *Runner) closedLoop(inflight *sync.WaitGroup) {
 // reached the dispatcher waits for a slot and the wait shows as schedule
 // lag, never as a shifted schedule.
 func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
-	sc := r.cfg.Scenario
-	schedule, err := NewSchedule(sc.Arrival, sc.Rate, sc.Burstiness, seedOf(sc))
-	if err != nil {
-		// Validate rejects these before a run; reaching here is a bug.
-		panic(err)
-	}
+	sc, schedule := r.cfg.Scenario, r.schedule
 	var slots chan struct{}
 	if sc.Concurrency > 0 {
 		slots = make(chan struct{}, sc.Concurrency)

@@ -1,0 +1,197 @@
+package loadgen
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenwatt/tokenwatt/backends"
+	"github.com/tokenwatt/tokenwatt/backends/sim"
+)
+
+// simBackend starts a simulator and returns a client for it.
+func simBackend(t *testing.T, cfg sim.Config) backends.Backend {
+	t.Helper()
+	srv, err := sim.Start(context.Background(), "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	b, err := backends.NewOpenAI(backends.OpenAIConfig{Endpoint: srv.URL, API: backends.APIChat, VLLM: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// collector is a Sink that keeps every record.
+type collector struct {
+	mu   sync.Mutex
+	recs []Record
+}
+
+func (c *collector) Observe(r *Record) {
+	c.mu.Lock()
+	c.recs = append(c.recs, *r)
+	c.mu.Unlock()
+}
+
+func (c *collector) seqs() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var s []int64
+	for _, r := range c.recs {
+		s = append(s, r.Seq)
+	}
+	slices.Sort(s)
+	return s
+}
+
+func runScenario(t *testing.T, ctx context.Context, b backends.Backend, sc Scenario, grace time.Duration) (*Result, *collector, error) {
+	t.Helper()
+	c := &collector{}
+	sc.Name = "test"
+	r, err := NewRunner(RunConfig{RunID: "r1", Scenario: &sc, Backend: b, Model: "tokenwatt-sim",
+		Prompts: []string{"a", "b", "c"}, Grace: grace, Sinks: []Sink{c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Run(ctx)
+	return res, c, err
+}
+
+func wantSeqs(t *testing.T, got []int64, n int) {
+	t.Helper()
+	if len(got) != n {
+		t.Fatalf("%d records, want %d", len(got), n)
+	}
+	for i, s := range got {
+		if s != int64(i) {
+			t.Fatalf("records have seqs %v, want 0..%d each once", got, n-1)
+		}
+	}
+}
+
+func TestRunnerClosedLoopCountAndCap(t *testing.T) {
+	cfg := sim.Config{ITL: time.Millisecond, TTFT: 2 * time.Millisecond}
+	b := simBackend(t, cfg)
+	var maxInFlight int64
+	sc := Scenario{NumSamples: 30, Concurrency: 4, MaxTokens: 5, IgnoreEOS: true}
+	c := &collector{}
+	sc.Name = "test"
+	r, err := NewRunner(RunConfig{RunID: "r1", Scenario: &sc, Backend: b, Model: "tokenwatt-sim",
+		Prompts: []string{"a", "b"}, Sinks: []Sink{c, SinkFunc(func(*Record) {})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res, err := r.Run(context.Background())
+		if err != nil || res.StopReason != StopCount || res.Requests != 30 || res.OK != 30 {
+			t.Errorf("Run: %+v, %v", res, err)
+		}
+	}()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		select {
+		case <-done:
+			wantSeqs(t, c.seqs(), 30)
+			if maxInFlight > 4 || maxInFlight < 1 {
+				t.Errorf("max in flight %d, want 1..4", maxInFlight)
+			}
+			for _, rec := range c.recs {
+				if rec.ScheduleLag != 0 || rec.SchedUnix != rec.SendUnix || rec.PromptIndex != int(rec.Seq%2) || rec.RunID != "r1" {
+					t.Fatalf("closed-loop record %+v", rec)
+				}
+			}
+			return
+		default:
+		}
+		maxInFlight = max(maxInFlight, r.Progress.InFlight.Load())
+		time.Sleep(200 * time.Microsecond)
+	}
+	t.Fatal("run did not finish in 20s")
+}
+
+func TestRunnerOpenLoopCount(t *testing.T) {
+	b := simBackend(t, sim.Config{})
+	res, c, err := runScenario(t, context.Background(), b,
+		Scenario{NumSamples: 50, Rate: 500, Arrival: ArrivalConstant, MaxTokens: 3, IgnoreEOS: true}, 0)
+	if err != nil || res.StopReason != StopCount {
+		t.Fatalf("Run: %+v, %v", res, err)
+	}
+	wantSeqs(t, c.seqs(), 50)
+	// Intended send times follow the schedule exactly: 2 ms apart.
+	sched := make([]float64, 0, 50)
+	for _, r := range c.recs {
+		sched = append(sched, r.SchedUnix)
+	}
+	slices.Sort(sched)
+	for i := 1; i < len(sched); i++ {
+		if gap := sched[i] - sched[i-1]; gap < 0.00199 || gap > 0.00201 {
+			t.Fatalf("intended gap %d is %.6fs, want 0.002s", i, gap)
+		}
+	}
+}
+
+func TestRunnerDurationStops(t *testing.T) {
+	b := simBackend(t, sim.Config{TTFT: time.Millisecond})
+	start := time.Now()
+	res, c, err := runScenario(t, context.Background(), b,
+		Scenario{Duration: 300 * time.Millisecond, Concurrency: 2, MaxTokens: 2, IgnoreEOS: true}, 0)
+	if err != nil || res.StopReason != StopDuration {
+		t.Fatalf("Run: %+v, %v", res, err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("a 300ms run took %v", el)
+	}
+	wantSeqs(t, c.seqs(), res.Requests)
+	if res.Requests < 10 {
+		t.Fatalf("only %d requests in 300ms", res.Requests)
+	}
+}
+
+func TestRunnerInterruptCancelsAfterGrace(t *testing.T) {
+	// Every stream stalls after its first token, so nothing finishes by
+	// itself: after the interrupt and the grace period, all in flight are
+	// canceled, and each still yields exactly one record.
+	b := simBackend(t, sim.Config{Stall: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	start := time.Now()
+	res, c, err := runScenario(t, ctx, b, Scenario{Concurrency: 3, MaxTokens: 10}, 100*time.Millisecond)
+	if err != nil || res.StopReason != StopInterrupted {
+		t.Fatalf("Run: %+v, %v", res, err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("interrupt + 100ms grace took %v", el)
+	}
+	wantSeqs(t, c.seqs(), 3)
+	for _, r := range c.recs {
+		if r.Outcome != string(backends.OutcomeCanceled) || r.TTFT == nil {
+			t.Fatalf("record %+v: want canceled with its first token measured", r)
+		}
+	}
+}
+
+func TestRunnerStopsOnConsecutiveFailures(t *testing.T) {
+	b := simBackend(t, sim.Config{Fail500: 1})
+	res, c, err := runScenario(t, context.Background(), b,
+		Scenario{NumSamples: 100, Concurrency: 1, MaxConsecutiveFailures: 3}, 0)
+	if err == nil || res.StopReason != StopFailures {
+		t.Fatalf("Run: %+v, %v", res, err)
+	}
+	wantSeqs(t, c.seqs(), 3)
+}
+
+func TestRunnerWarmupReachesNoSink(t *testing.T) {
+	b := simBackend(t, sim.Config{})
+	res, c, err := runScenario(t, context.Background(), b,
+		Scenario{NumSamples: 4, Warmup: 5, Concurrency: 2, MaxTokens: 2}, 0)
+	if err != nil || res.Requests != 4 {
+		t.Fatalf("Run: %+v, %v", res, err)
+	}
+	wantSeqs(t, c.seqs(), 4)
+}
