@@ -72,7 +72,7 @@ type Progress struct {
 	Sent     atomic.Int64 // measured requests sent
 	Done     atomic.Int64 // measured requests completed
 	Failed   atomic.Int64 // measured requests that did not succeed
-	InFlight atomic.Int64
+	InFlight atomic.Int64 // measured requests sent and not completed
 }
 
 // Runner executes a RunConfig. Create one with NewRunner, read Progress
@@ -297,8 +297,10 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 // due when it is sent, so t_sched = t_send and its schedule lag is 0.
 func (r *Runner) measure(seq int64, sched time.Time) {
 	r.Progress.Sent.Add(1)
+	r.Progress.InFlight.Add(1)
 	idx := int(seq % int64(len(r.cfg.Prompts)))
 	resp := r.send(idx)
+	r.Progress.InFlight.Add(-1)
 	if sched.IsZero() {
 		sched = resp.Send
 	}
@@ -347,9 +349,7 @@ func (r *Runner) send(idx int) *backends.Response {
 	defer cancel()
 	resp := r.respPool.Get().(*backends.Response)
 	resp.Reset()
-	r.Progress.InFlight.Add(1)
 	r.cfg.Backend.Do(ctx, &req, resp)
-	r.Progress.InFlight.Add(-1)
 	if resp.Send.IsZero() {
 		// The client failed before sending (e.g. a bad URL); keep the
 		// record's timestamps meaningful.

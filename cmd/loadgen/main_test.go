@@ -15,6 +15,14 @@ import (
 	"github.com/tokenwatt/tokenwatt/report"
 )
 
+// TestMain keeps the CLI's metrics server off the default port, which a
+// real loadgen (or another test binary) may hold: every run in these tests
+// binds a free port unless it asks for one.
+func TestMain(m *testing.M) {
+	os.Setenv("TOKENWATT_METRICS_ADDR", "127.0.0.1:0")
+	os.Exit(m.Run())
+}
+
 // offlineHF points the Hugging Face loader at a closed loopback port and an
 // empty cache, so no test ever leaves the machine and hf:// datasets are
 // "unreachable, not cached".

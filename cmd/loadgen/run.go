@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/backends/sim"
+	"github.com/tokenwatt/tokenwatt/exporter"
 	"github.com/tokenwatt/tokenwatt/loadgen"
 	"github.com/tokenwatt/tokenwatt/report"
 )
@@ -56,6 +58,12 @@ type runCmd struct {
 	Grace                  time.Duration  `default:"30s" help:"After Ctrl-C, how long in-flight requests may finish before they are canceled."`
 	CarbonIntensity        float64        `default:"475" help:"Grid carbon intensity in g CO2eq/kWh, for the emissions column (475: the world mean CodeCarbon uses)."`
 
+	MetricsAddr   string        `name:"metrics-addr" default:"127.0.0.1:9465" help:"Serve the run's Prometheus metrics at http://ADDR/metrics (empty: off)."`
+	Linger        time.Duration `default:"0s" help:"Keep serving /metrics this long after the run, so the final values are scraped."`
+	WebConfigFile string        `name:"web.config.file" type:"existingfile" help:"exporter-toolkit web config for /metrics (TLS, basic auth)."`
+	PushURL       string        `name:"push-url" help:"Also push the metrics here: VictoriaMetrics/vmagent .../api/v1/import/prometheus or a Pushgateway .../metrics/job/NAME."`
+	PushInterval  time.Duration `name:"push-interval" default:"10s" help:"How often to push with --push-url (and once more at the end)."`
+
 	LowLatency bool `name:"low-latency" help:"Keep CPUs out of deep idle states during the run (PM QoS, Linux, root) so wake-ups add no latency; costs CPU power."`
 
 	Sim      bool     `help:"Start the built-in simulator on a free loopback port and run against it."`
@@ -73,6 +81,19 @@ func (c *runCmd) Run(e *env) error {
 	}
 	if c.LowLatency {
 		defer lowLatency(e)()
+	}
+	// Bind the metrics address first: a port in use must fail the run
+	// before it sends anything, pre-flight included.
+	var metricsSrv *exporter.Server
+	if c.MetricsAddr != "" {
+		if metricsSrv, err = exporter.Listen(c.MetricsAddr, c.WebConfigFile); err != nil {
+			return usageErr(err)
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = metricsSrv.Close(ctx)
+		}()
 	}
 
 	ctx := e.ctx
@@ -118,6 +139,8 @@ func (c *runCmd) Run(e *env) error {
 		return err
 	}
 	summary := &lockedSummary{s: loadgen.NewSummary()}
+	metrics := exporter.NewRun(exporter.RunLabels{RunID: runID, Scenario: sc.Name, Model: model, Backend: backend.Name()},
+		exporter.RunOptions{Version: version, Simulated: c.Sim, CarbonIntensity: c.CarbonIntensity})
 	runner, err := loadgen.NewRunner(loadgen.RunConfig{
 		RunID:     runID,
 		Scenario:  sc,
@@ -126,11 +149,28 @@ func (c *runCmd) Run(e *env) error {
 		Prompts:   prompts,
 		Simulated: c.Sim,
 		Grace:     c.Grace,
-		Sinks:     []loadgen.Sink{records, summary},
+		// One completion event feeds all three, so they cannot disagree.
+		Sinks: []loadgen.Sink{records, summary, metrics},
 	})
 	if err != nil {
 		records.Close()
 		return usageErr(err)
+	}
+	metrics.TrackInFlight(func() float64 { return float64(runner.Progress.InFlight.Load()) })
+	metrics.Start(time.Now())
+	if metricsSrv != nil {
+		metricsSrv.Serve(metrics.Registry(), slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		fmt.Fprintf(e.stderr, "loadgen: serving metrics at %s\n", metricsURL(metricsSrv.Addr(), c.WebConfigFile))
+	}
+	var push *exporter.Push
+	if c.PushURL != "" {
+		push, err = exporter.StartPush(c.PushURL, c.PushInterval, metrics.Registry(), func(format string, args ...any) {
+			fmt.Fprintf(e.stderr, "loadgen: warning: "+format+"\n", args...)
+		})
+		if err != nil {
+			records.Close()
+			return usageErr(err)
+		}
 	}
 
 	fmt.Fprintf(e.stderr, "loadgen: run %s: scenario %s, %s %s model %q, %s, %d prompts\n",
@@ -140,6 +180,18 @@ func (c *runCmd) Run(e *env) error {
 	prog.stop()
 	if err := records.Close(); err != nil && runErr == nil {
 		runErr = err
+	}
+	if res.Requests > 0 {
+		metrics.End(res.Start, res.End)
+	} else {
+		metrics.End(time.Time{}, time.Now())
+	}
+	if push != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := push.Close(ctx); err != nil {
+			fmt.Fprintf(e.stderr, "loadgen: warning: %v\n", err)
+		}
+		cancel()
 	}
 
 	row := summary.row(loadgen.RunInfo{
@@ -166,6 +218,13 @@ func (c *runCmd) Run(e *env) error {
 	}
 	fmt.Fprintf(e.stderr, "loadgen: wrote %s and %s (stopped: %s)\n",
 		filepath.Join(c.Out, loadgen.RecordsFileName), summaryPath, res.StopReason)
+	if metricsSrv != nil && c.Linger > 0 && !e.interrupted() {
+		fmt.Fprintf(e.stderr, "loadgen: lingering %v so the final metrics are scraped\n", c.Linger)
+		select {
+		case <-time.After(c.Linger):
+		case <-e.ctx.Done():
+		}
+	}
 
 	switch {
 	case runErr != nil:
@@ -188,6 +247,14 @@ func lowLatency(e *env) func() {
 		return func() {}
 	}
 	return release
+}
+
+// metricsURL is what to scrape, for the log line.
+func metricsURL(addr, webConfigFile string) string {
+	if webConfigFile != "" {
+		return addr + "/metrics (TLS and auth per --web.config.file)"
+	}
+	return "http://" + addr + "/metrics"
 }
 
 // endpointer is implemented by backends that talk to one base URL.

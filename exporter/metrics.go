@@ -1,0 +1,209 @@
+// Package exporter owns tokenwatt's Prometheus metrics (DESIGN.md §4): one
+// client_golang registry per run, fed from the same completion events as
+// the records file, served over HTTP (with exporter-toolkit's TLS and
+// basic auth) and optionally pushed where nothing can scrape.
+//
+// It depends on the load generator's Record (package loadgen), never the
+// other way round.
+package exporter
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tokenwatt/tokenwatt/backends"
+	"github.com/tokenwatt/tokenwatt/loadgen"
+)
+
+// Namespace prefixes every tokenwatt metric.
+const Namespace = "tokenwatt"
+
+// nativeBucketFactor is the growth factor between native histogram
+// buckets (DESIGN.md §4): about 5 % resolution on any quantile.
+const nativeBucketFactor = 1.1
+
+// Classic buckets, chosen for LLM serving: TTFT spans a cached prompt
+// (milliseconds) to a long prefill behind a queue (minutes); ITL/TPOT
+// spans speculative decoding (sub-millisecond) to an overloaded batch;
+// E2E spans a short answer to a long reasoning trace.
+var (
+	ttftBuckets = []float64{.005, .01, .02, .04, .06, .08, .1, .15, .2, .3, .4, .5, .75, 1, 1.5, 2, 3, 5, 7.5, 10, 20, 30, 60, 120}
+	itlBuckets  = []float64{.0005, .001, .0025, .005, .0075, .01, .015, .02, .025, .03, .04, .05, .075, .1, .15, .2, .3, .5, 1, 2.5}
+	e2eBuckets  = []float64{.1, .25, .5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600}
+	lagBuckets  = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+)
+
+// outcomes are every value of the outcome label, exported from the start
+// so that rate() and ratios work before the first failure.
+var outcomes = []backends.Outcome{
+	backends.OutcomeOK, backends.OutcomeHTTP4xx, backends.OutcomeHTTP5xx, backends.OutcomeTimeout,
+	backends.OutcomeCanceled, backends.OutcomeStreamError, backends.OutcomeConnectError,
+}
+
+// RunLabels identify a run; every tokenwatt metric carries them.
+type RunLabels struct {
+	RunID, Scenario, Model, Backend string
+}
+
+func (l RunLabels) constLabels() prometheus.Labels {
+	return prometheus.Labels{"run_id": l.RunID, "scenario": l.Scenario, "model": l.Model, "backend": l.Backend}
+}
+
+// RunOptions are a run's metric settings beyond its labels.
+type RunOptions struct {
+	Version         string // tokenwatt's version, on tokenwatt_run_info
+	Simulated       bool   // the target is the built-in simulator, on tokenwatt_run_info
+	CarbonIntensity float64
+}
+
+// Run holds one run's metrics in its own registry. Observe feeds it from
+// completed records; it is a loadgen.Sink.
+type Run struct {
+	reg *prometheus.Registry
+
+	requests     *prometheus.CounterVec
+	ttft         prometheus.Histogram
+	itl          prometheus.Histogram
+	tpot         prometheus.Histogram
+	duration     prometheus.Histogram
+	scheduleLag  prometheus.Histogram
+	promptTokens prometheus.Counter
+	outputTokens prometheus.Counter
+	runStart     prometheus.Gauge
+	runEnd       prometheus.Gauge
+	cl           prometheus.Labels
+}
+
+// NewRun creates a run's metrics and their registry, with the Go and
+// process collectors beside them.
+func NewRun(l RunLabels, o RunOptions) *Run {
+	cl := l.constLabels()
+	reg := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	hist := func(name, help string, buckets []float64) prometheus.Histogram {
+		h := prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: name, Help: help, ConstLabels: cl,
+			Buckets:                         buckets,
+			NativeHistogramBucketFactor:     nativeBucketFactor,
+			NativeHistogramMaxBucketNumber:  160,
+			NativeHistogramMinResetDuration: time.Hour,
+		})
+		f(h)
+		return h
+	}
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help, ConstLabels: cl})
+		f(c)
+		return c
+	}
+	gauge := func(name, help string) prometheus.Gauge {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help, ConstLabels: cl})
+		f(g)
+		return g
+	}
+
+	m := &Run{reg: reg}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "requests_total", ConstLabels: cl,
+		Help: "Measured requests completed, by outcome (ok, http_4xx, http_5xx, timeout, canceled, stream_error, connect_error).",
+	}, []string{"outcome"})
+	f(m.requests)
+	for _, o := range outcomes {
+		m.requests.WithLabelValues(string(o))
+	}
+	m.ttft = hist("request_ttft_seconds", "Time to first token: first text-carrying chunk minus send.", ttftBuckets)
+	m.itl = hist("request_itl_seconds", "Inter-token latency: each gap between consecutive text-carrying chunks.", itlBuckets)
+	m.tpot = hist("request_tpot_seconds", "Time per output token: (last chunk - first chunk) / (output tokens - 1).", itlBuckets)
+	m.duration = hist("request_duration_seconds", "End-to-end latency: last text-carrying chunk minus send.", e2eBuckets)
+	m.scheduleLag = hist("request_schedule_lag_seconds", "Send minus intended send time (0 in closed-loop runs).", lagBuckets)
+	m.promptTokens = counter("prompt_tokens_total", "Prompt tokens of measured requests, from the server's usage.")
+	m.outputTokens = counter("output_tokens_total", "Output tokens of measured requests, from usage or counted chunks.")
+	m.runStart = gauge("run_start_timestamp_seconds", "Unix time the run's measurement started (its first measured send, once known).")
+	// Registered by End, so that a running run exports no end time.
+	m.runEnd = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "run_end_timestamp_seconds", ConstLabels: cl,
+		Help: "Unix time the run ended (its last completion); absent while it runs.",
+	})
+
+	m.cl = cl
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "run_info",
+		Help: "Always 1; labels describe the run. simulated=\"true\" marks runs against the built-in simulator.",
+		ConstLabels: prometheus.Labels{
+			"run_id": l.RunID, "scenario": l.Scenario, "model": l.Model, "backend": l.Backend,
+			"version": o.Version, "simulated": boolLabel(o.Simulated),
+		},
+	})
+	info.Set(1)
+	f(info)
+
+	carbon := gauge("carbon_intensity_grams_per_kwh", "Configured grid carbon intensity, g CO2eq per kWh, so emissions are a PromQL expression.")
+	carbon.Set(o.CarbonIntensity)
+
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func boolLabel(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+// TrackInFlight exports tokenwatt_requests_in_flight, read from f at
+// every scrape. Call it once, before the registry is served.
+func (m *Run) TrackInFlight(f func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "requests_in_flight", ConstLabels: m.cl,
+		Help: "Measured requests sent and not yet completed.",
+	}, f))
+}
+
+// Registry is the run's registry, for serving and pushing.
+func (m *Run) Registry() *prometheus.Registry { return m.reg }
+
+// Start sets the run's start timestamp.
+func (m *Run) Start(t time.Time) { m.runStart.Set(unix(t)) }
+
+// End sets the run's window once it is known: its first measured send and
+// last completion. A zero start keeps the timestamp set by Start.
+func (m *Run) End(start, end time.Time) {
+	if !start.IsZero() {
+		m.runStart.Set(unix(start))
+	}
+	m.runEnd.Set(unix(end))
+	// Registering twice (End called again) is harmless: keep the first.
+	_ = m.reg.Register(m.runEnd)
+}
+
+func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// Observe records one completed request. Every value a record carries is
+// observed whatever the outcome, like the local summary, so that the
+// metrics and the records always agree.
+func (m *Run) Observe(r *loadgen.Record) {
+	m.requests.WithLabelValues(r.Outcome).Inc()
+	if r.TTFT != nil {
+		m.ttft.Observe(*r.TTFT)
+	}
+	for _, gap := range r.ITL {
+		m.itl.Observe(gap)
+	}
+	if r.TPOT != nil {
+		m.tpot.Observe(*r.TPOT)
+	}
+	if r.E2E != nil {
+		m.duration.Observe(*r.E2E)
+	}
+	m.scheduleLag.Observe(r.ScheduleLag)
+	if r.PromptTokens != nil {
+		m.promptTokens.Add(float64(*r.PromptTokens))
+	}
+	if r.OutputTokens != nil {
+		m.outputTokens.Add(float64(*r.OutputTokens))
+	}
+}

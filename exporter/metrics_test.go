@@ -1,0 +1,168 @@
+package exporter
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tokenwatt/tokenwatt/loadgen"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func ptr[T any](v T) *T { return &v }
+
+// completions is a fixed sequence covering every shape a record takes: a
+// streamed success, a success whose tokens were counted from chunks, a
+// server error with no timings, a timeout after the first token, and an
+// open-loop request that was sent late.
+func completions() []loadgen.Record {
+	return []loadgen.Record{
+		{Outcome: "ok", TTFT: ptr(0.12), E2E: ptr(0.5), TPOT: ptr(0.02), ITL: []float64{0.018, 0.02, 0.022},
+			PromptTokens: ptr(100), OutputTokens: ptr(4)},
+		{Outcome: "ok", TTFT: ptr(0.05), E2E: ptr(0.09), TPOT: ptr(0.04), ITL: []float64{0.04},
+			OutputTokens: ptr(2)},
+		{Outcome: "http_5xx"},
+		{Outcome: "timeout", TTFT: ptr(1.5), ITL: []float64{}, PromptTokens: ptr(20)},
+		{Outcome: "ok", TTFT: ptr(0.3), E2E: ptr(2.5), TPOT: ptr(0.011), ITL: []float64{0.01, 0.012},
+			PromptTokens: ptr(7), OutputTokens: ptr(3), ScheduleLag: 0.0042},
+	}
+}
+
+func newTestRun() *Run {
+	m := NewRun(RunLabels{RunID: "run-1", Scenario: "energy_star", Model: "m", Backend: "vllm"},
+		RunOptions{Version: "v0.1.0", Simulated: true, CarbonIntensity: 475})
+	m.TrackInFlight(func() float64 { return 2 })
+	m.Start(time.Unix(1700000000, 0))
+	for _, r := range completions() {
+		m.Observe(&r)
+	}
+	m.End(time.Unix(1700000001, 500_000_000), time.Unix(1700000100, 0))
+	return m
+}
+
+func TestExpositionGolden(t *testing.T) {
+	m := newTestRun()
+	const golden = "testdata/metrics.golden"
+	if *update {
+		var b strings.Builder
+		(&Push{reg: m.Registry()}).write(&b)
+		if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The counts the golden file must hold, stated here so that -update
+	// cannot approve a wrong one.
+	for _, c := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"ok requests", testutil.ToFloat64(m.requests.WithLabelValues("ok")), 3},
+		{"http_5xx requests", testutil.ToFloat64(m.requests.WithLabelValues("http_5xx")), 1},
+		{"timeout requests", testutil.ToFloat64(m.requests.WithLabelValues("timeout")), 1},
+		{"canceled requests", testutil.ToFloat64(m.requests.WithLabelValues("canceled")), 0},
+		{"prompt tokens", testutil.ToFloat64(m.promptTokens), 127},
+		{"output tokens", testutil.ToFloat64(m.outputTokens), 9},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	f, err := os.Open(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := testutil.GatherAndCompare(m.Registry(), f, tokenwattNames(t, m)...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tokenwattNames lists the registry's tokenwatt_* families (the Go and
+// process collectors' values change from run to run).
+func tokenwattNames(t *testing.T, m *Run) []string {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), Namespace+"_") {
+			names = append(names, mf.GetName())
+		}
+	}
+	return names
+}
+
+func TestEveryDesignMetricIsExported(t *testing.T) {
+	m := newTestRun()
+	names := map[string]bool{}
+	for _, n := range tokenwattNames(t, m) {
+		names[n] = true
+	}
+	for _, want := range []string{
+		"tokenwatt_requests_total", "tokenwatt_request_ttft_seconds", "tokenwatt_request_itl_seconds",
+		"tokenwatt_request_tpot_seconds", "tokenwatt_request_duration_seconds", "tokenwatt_request_schedule_lag_seconds",
+		"tokenwatt_prompt_tokens_total", "tokenwatt_output_tokens_total", "tokenwatt_requests_in_flight",
+		"tokenwatt_run_info", "tokenwatt_run_start_timestamp_seconds", "tokenwatt_run_end_timestamp_seconds",
+		"tokenwatt_carbon_intensity_grams_per_kwh",
+	} {
+		if !names[want] {
+			t.Errorf("%s is not exported", want)
+		}
+	}
+	if mfs, _ := m.Registry().Gather(); len(mfs) <= len(names) {
+		t.Error("the Go and process collectors are missing")
+	}
+}
+
+func TestHistogramsAreNativeToo(t *testing.T) {
+	m := newTestRun()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "tokenwatt_request_") || mf.GetType().String() != "HISTOGRAM" {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		if len(h.GetBucket()) == 0 {
+			t.Errorf("%s has no classic buckets", mf.GetName())
+		}
+		// Schema 3 is growth factor 2^(2^-3) ≈ 1.09, the finest schema
+		// not coarser than the configured 1.1.
+		if h.Schema == nil || h.GetSchema() != 3 || h.GetZeroThreshold() <= 0 && len(h.GetPositiveSpan()) == 0 {
+			t.Errorf("%s: native schema %v, spans %v; want schema 3", mf.GetName(), h.Schema, h.GetPositiveSpan())
+		}
+		checked++
+	}
+	if checked != 5 {
+		t.Fatalf("checked %d request histograms, want 5", checked)
+	}
+}
+
+func TestRunningRunHasNoEnd(t *testing.T) {
+	m := NewRun(RunLabels{RunID: "r"}, RunOptions{})
+	m.Start(time.Unix(1, 0))
+	for _, n := range tokenwattNames(t, m) {
+		if n == "tokenwatt_run_end_timestamp_seconds" {
+			t.Fatal("a run still running exports an end time")
+		}
+	}
+	m.End(time.Time{}, time.Unix(5, 0))
+	m.End(time.Time{}, time.Unix(6, 0)) // twice is harmless
+	if got := testutil.ToFloat64(m.runEnd); got != 6 {
+		t.Fatalf("end %v, want 6", got)
+	}
+	if got := testutil.ToFloat64(m.runStart); got != 1 {
+		t.Fatalf("start %v, want 1 (kept when End has no start)", got)
+	}
+}
