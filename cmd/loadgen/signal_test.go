@@ -35,9 +35,11 @@ func countLines(path string) int {
 func TestSIGINTWritesEverythingAndExits130(t *testing.T) {
 	bin := buildLoadgen(t)
 	out := t.TempDir()
-	// Four streams of 200 tokens at 5 ms: each request takes about a
-	// second, so SIGINT always lands with requests in flight.
-	cmd := exec.Command(bin, "--sim", "--sim-ttft", "5ms", "--sim-itl", "5ms", "--dataset", "synthetic",
+	// Four streams of 200 tokens at 10 ms: each request takes about two
+	// seconds, and records reach the file within a second of completing
+	// (the flush period), so SIGINT lands with more than a second left on
+	// the requests in flight: longer than the grace period.
+	cmd := exec.Command(bin, "--sim", "--sim-ttft", "5ms", "--sim-itl", "10ms", "--dataset", "synthetic",
 		"--scenario", "throughput", "--concurrency", "4", "--duration", "0s", "--num-samples", "1000",
 		"--max-tokens", "200", "--ignore-eos", "--grace", "300ms", "--out", out)
 	var stderr bytes.Buffer

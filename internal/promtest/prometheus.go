@@ -1,0 +1,88 @@
+package promtest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Prometheus is a prometheus process started for one test, with its own
+// data dir and config, on a free loopback port.
+//
+// It runs with --enable-feature=native-histograms. Prometheus 2.42 then
+// asks targets for protobuf and stores a histogram that has native buckets
+// as a native histogram only: its classic _bucket, _count and _sum series
+// are not stored (scrape_classic_histograms, which keeps both, came in
+// 2.45). Query such histograms with histogram_count, histogram_sum and
+// histogram_quantile.
+type Prometheus struct {
+	p *process
+}
+
+// Job names in the generated configuration: "prometheus" scrapes the
+// Prometheus itself, TargetsJob the targets given to StartPrometheus.
+const (
+	SelfJob    = "prometheus"
+	TargetsJob = "targets"
+)
+
+// StartPrometheus starts Prometheus scraping itself (job "prometheus") and
+// scrapeTargets (host:port, path /metrics, job "targets") every
+// scrapeInterval, and waits until it is ready. Ready is not scraped:
+// Prometheus' first scrape comes up to about 5 s later, so wait for data
+// with WaitFor, e.g. on count(up{job="targets"}).
+func StartPrometheus(t testing.TB, scrapeTargets []string, scrapeInterval time.Duration) *Prometheus {
+	t.Helper()
+	bin := binary(t, "prometheus", "prometheus")
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfg := filepath.Join(dir, "prometheus.yml")
+	p := start(t, "prometheus", bin, func(addr string) []string {
+		if err := os.WriteFile(cfg, []byte(prometheusConfig(addr, scrapeTargets, scrapeInterval)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return []string{
+			"--config.file=" + cfg,
+			"--storage.tsdb.path=" + data,
+			"--storage.tsdb.retention.time=1d",
+			"--web.listen-address=" + addr,
+			"--enable-feature=native-histograms",
+			"--log.level=info",
+		}
+	}, "/-/ready")
+	return &Prometheus{p: p}
+}
+
+// prometheusConfig is a prometheus.yml for self (Prometheus' own address)
+// and targets. YAML flow sequences of quoted strings need no escaping for
+// host:port values.
+func prometheusConfig(self string, targets []string, interval time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\n  evaluation_interval: %s\n",
+		promDuration(interval), promDuration(interval), promDuration(interval))
+	fmt.Fprintf(&b, "scrape_configs:\n")
+	fmt.Fprintf(&b, "  - job_name: %s\n    static_configs:\n      - targets: [%q]\n", SelfJob, self)
+	if len(targets) > 0 {
+		quoted := make([]string, len(targets))
+		for i, target := range targets {
+			quoted[i] = fmt.Sprintf("%q", target)
+		}
+		fmt.Fprintf(&b, "  - job_name: %s\n    static_configs:\n      - targets: [%s]\n", TargetsJob, strings.Join(quoted, ", "))
+	}
+	return b.String()
+}
+
+// promDuration writes d in Prometheus' duration syntax, which has no
+// fractions: whole milliseconds.
+func promDuration(d time.Duration) string {
+	return fmt.Sprintf("%dms", d.Milliseconds())
+}
+
+// URL is the base URL of Prometheus' HTTP API and UI.
+func (p *Prometheus) URL() string { return "http://" + p.p.addr }
+
+// Log is everything Prometheus has logged so far.
+func (p *Prometheus) Log() string { return p.p.log.String() }
