@@ -1,0 +1,197 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"time"
+)
+
+// resetFraction tells a counter reset from a glitch: a reading below this
+// fraction of the previous one is a reset (driver reload, GPU reset) and
+// counts from the new zero; a smaller step back is a non-monotonic read
+// and counts as no energy. Either way energy never goes negative.
+const resetFraction = 0.5
+
+// Sample is one device's reading after correction.
+type Sample struct {
+	Time    time.Time
+	GPU     int     // index into the source's Devices
+	EnergyJ float64 // energy since the sampler's first reading of this device; never decreases
+	RawJ    float64 // the counter as read; NaN for power-only sources or failed reads
+	PowerW  float64 // NaN when unknown
+	Gap     bool    // reads failed before this one; the energy in between is spread over the gap
+	Reset   bool    // the counter went back: counted from the new zero
+	Err     string  // this read failed; EnergyJ holds the last good value
+}
+
+// Tick is one round of readings, every device at about the same time.
+type Tick struct {
+	Time    time.Time // the latest device read time
+	EnergyJ float64   // Σ devices' EnergyJ
+	PowerW  float64   // Σ devices' PowerW; NaN when any is unknown
+	Samples []Sample
+}
+
+// deviceState corrects one device's readings into a monotonic total.
+type deviceState struct {
+	started bool
+	prevRaw float64 // counter sources: the high-water mark
+	prevP   float64 // power-only sources
+	prevT   time.Time
+	total   float64
+	failing bool
+}
+
+// update folds a reading into the state and returns the corrected sample.
+func (d *deviceState) update(gpu int, r Reading, integrated bool) Sample {
+	s := Sample{Time: r.Time, GPU: gpu, RawJ: math.NaN(), PowerW: r.PowerW}
+	if r.Err != nil {
+		d.failing = true
+		s.Err = r.Err.Error()
+		s.EnergyJ = d.total
+		s.PowerW = math.NaN()
+		return s
+	}
+	s.Gap, d.failing = d.failing, false
+	if integrated {
+		if p := r.PowerW; !math.IsNaN(p) && p >= 0 {
+			if d.started {
+				d.total += (d.prevP + p) / 2 * r.Time.Sub(d.prevT).Seconds()
+			}
+			d.started, d.prevP, d.prevT = true, p, r.Time
+		}
+		s.EnergyJ = d.total
+		return s
+	}
+	raw := r.EnergyJ
+	s.RawJ = raw
+	switch {
+	case math.IsNaN(raw) || raw < 0:
+		s.Err = "invalid energy reading"
+	case !d.started:
+		d.started, d.prevRaw = true, raw
+	case raw >= d.prevRaw:
+		d.total += raw - d.prevRaw
+		d.prevRaw = raw
+	case raw < d.prevRaw*resetFraction:
+		d.total += raw
+		d.prevRaw = raw
+		s.Reset = true
+	}
+	s.EnergyJ = d.total
+	return s
+}
+
+// Sampler reads a Source at a fixed interval, corrects each device's
+// counter (resets, non-monotonic reads, power-only integration) and hands
+// every Tick to its consumers, in order, from its own goroutine.
+type Sampler struct {
+	src      Source
+	interval time.Duration
+	method   string
+	devices  []Device
+	states   []deviceState
+
+	mu       sync.Mutex
+	latest   Tick
+	consumer []func(Tick)
+	readErr  func(error)
+}
+
+// NewSampler returns a sampler of src every interval.
+func NewSampler(src Source, interval time.Duration) *Sampler {
+	return &Sampler{
+		src: src, interval: interval, method: src.Method(), devices: src.Devices(),
+		states: make([]deviceState, len(src.Devices())),
+	}
+}
+
+// OnTick adds a consumer of ticks. Call before Run.
+func (s *Sampler) OnTick(f func(Tick)) { s.consumer = append(s.consumer, f) }
+
+// OnError sets where errors of a whole read go. Call before Run.
+func (s *Sampler) OnError(f func(error)) { s.readErr = f }
+
+// Devices are the source's devices.
+func (s *Sampler) Devices() []Device { return s.devices }
+
+// Method is the source's energy method.
+func (s *Sampler) Method() string { return s.method }
+
+// Latest is the last tick (zero Time before the first).
+func (s *Sampler) Latest() Tick {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.latest
+}
+
+// Run samples until ctx ends, then reads once more so that the last tick
+// is at or after the moment it was stopped.
+func (s *Sampler) Run(ctx context.Context) {
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	s.Read(ctx)
+	for {
+		select {
+		case <-t.C:
+			s.Read(ctx)
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(s.interval, time.Second))
+			s.Read(final)
+			cancel()
+			return
+		}
+	}
+}
+
+// Read takes one round of readings now and hands the tick on. Run calls
+// it; it is exported for a read at a chosen moment (the end of a run).
+func (s *Sampler) Read(ctx context.Context) {
+	readings, err := s.src.Read(ctx, make([]Reading, 0, len(s.devices)))
+	if err == nil && len(readings) != len(s.devices) {
+		err = errors.New("source returned a reading per device mismatch")
+	}
+	if err != nil {
+		if s.readErr != nil {
+			s.readErr(err)
+		}
+		now := time.Now()
+		readings = make([]Reading, len(s.devices))
+		for i := range readings {
+			readings[i] = Reading{Time: now, Err: err}
+		}
+	}
+	tick := Tick{Samples: make([]Sample, len(readings)), PowerW: 0}
+	for i, r := range readings {
+		smp := s.states[i].update(i, r, s.method == MethodIntegrated)
+		tick.Samples[i] = smp
+		tick.EnergyJ += smp.EnergyJ
+		tick.PowerW += smp.PowerW // NaN poisons the sum, as documented
+		if r.Time.After(tick.Time) {
+			tick.Time = r.Time
+		}
+	}
+	s.mu.Lock()
+	s.latest = tick
+	s.mu.Unlock()
+	for _, f := range s.consumer {
+		f(tick)
+	}
+}
+
+// IdlePower is each device's mean power between two ticks, and their sum:
+// the idle baseline when the ticks bracket a quiet period.
+func IdlePower(from, to Tick) (perGPU []float64, total float64) {
+	dt := to.Time.Sub(from.Time).Seconds()
+	if dt <= 0 || len(from.Samples) != len(to.Samples) {
+		return nil, math.NaN()
+	}
+	perGPU = make([]float64, len(to.Samples))
+	for i := range to.Samples {
+		perGPU[i] = (to.Samples[i].EnergyJ - from.Samples[i].EnergyJ) / dt
+		total += perGPU[i]
+	}
+	return perGPU, total
+}
