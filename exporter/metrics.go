@@ -29,10 +29,11 @@ const nativeBucketFactor = 1.1
 // spans speculative decoding (sub-millisecond) to an overloaded batch;
 // E2E spans a short answer to a long reasoning trace.
 var (
-	ttftBuckets = []float64{.005, .01, .02, .04, .06, .08, .1, .15, .2, .3, .4, .5, .75, 1, 1.5, 2, 3, 5, 7.5, 10, 20, 30, 60, 120}
-	itlBuckets  = []float64{.0005, .001, .0025, .005, .0075, .01, .015, .02, .025, .03, .04, .05, .075, .1, .15, .2, .3, .5, 1, 2.5}
-	e2eBuckets  = []float64{.1, .25, .5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600}
-	lagBuckets  = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	ttftBuckets   = []float64{.005, .01, .02, .04, .06, .08, .1, .15, .2, .3, .4, .5, .75, 1, 1.5, 2, 3, 5, 7.5, 10, 20, 30, 60, 120}
+	itlBuckets    = []float64{.0005, .001, .0025, .005, .0075, .01, .015, .02, .025, .03, .04, .05, .075, .1, .15, .2, .3, .5, 1, 2.5}
+	e2eBuckets    = []float64{.1, .25, .5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600}
+	energyBuckets = []float64{.1, .25, .5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000}
+	lagBuckets    = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 )
 
 // outcomes are every value of the outcome label, exported from the start
@@ -73,6 +74,8 @@ type Run struct {
 	outputTokens prometheus.Counter
 	runStart     prometheus.Gauge
 	runEnd       prometheus.Gauge
+	energy       prometheus.Histogram
+	attributed   *prometheus.CounterVec
 	cl           prometheus.Labels
 }
 
@@ -118,6 +121,12 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 	m.tpot = hist("request_tpot_seconds", "Time per output token: (last chunk - first chunk) / (output tokens - 1).", itlBuckets)
 	m.duration = hist("request_duration_seconds", "End-to-end latency: last text-carrying chunk minus send.", e2eBuckets)
 	m.scheduleLag = hist("request_schedule_lag_seconds", "Send minus intended send time (0 in closed-loop runs).", lagBuckets)
+	m.energy = hist("request_energy_joules", "GPU energy attributed to the request, joules (prefill + decode).", energyBuckets)
+	m.attributed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "attributed_energy_joules_total", ConstLabels: cl,
+		Help: "Run-window GPU energy by phase: prefill and decode of requests, idle when none was in flight, joules.",
+	}, []string{"phase"})
+	f(m.attributed)
 	m.promptTokens = counter("prompt_tokens_total", "Prompt tokens of measured requests, from the server's usage.")
 	m.outputTokens = counter("output_tokens_total", "Output tokens of measured requests, from usage or counted chunks.")
 	m.runStart = gauge("run_start_timestamp_seconds", "Unix time the run's measurement started (its first measured send, once known).")
@@ -205,5 +214,8 @@ func (m *Run) Observe(r *loadgen.Record) {
 	}
 	if r.OutputTokens != nil {
 		m.outputTokens.Add(float64(*r.OutputTokens))
+	}
+	if r.EnergyJ != nil {
+		m.energy.Observe(*r.EnergyJ)
 	}
 }

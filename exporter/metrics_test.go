@@ -23,7 +23,7 @@ func ptr[T any](v T) *T { return &v }
 func completions() []loadgen.Record {
 	return []loadgen.Record{
 		{Outcome: "ok", TTFT: ptr(0.12), E2E: ptr(0.5), TPOT: ptr(0.02), ITL: []float64{0.018, 0.02, 0.022},
-			PromptTokens: ptr(100), OutputTokens: ptr(4)},
+			PromptTokens: ptr(100), OutputTokens: ptr(4), EnergyJ: ptr(42.5)},
 		{Outcome: "ok", TTFT: ptr(0.05), E2E: ptr(0.09), TPOT: ptr(0.04), ITL: []float64{0.04},
 			OutputTokens: ptr(2)},
 		{Outcome: "http_5xx"},
@@ -111,7 +111,7 @@ func TestEveryDesignMetricIsExported(t *testing.T) {
 		"tokenwatt_request_tpot_seconds", "tokenwatt_request_duration_seconds", "tokenwatt_request_schedule_lag_seconds",
 		"tokenwatt_prompt_tokens_total", "tokenwatt_output_tokens_total", "tokenwatt_requests_in_flight",
 		"tokenwatt_run_info", "tokenwatt_run_start_timestamp_seconds", "tokenwatt_run_end_timestamp_seconds",
-		"tokenwatt_carbon_intensity_grams_per_kwh",
+		"tokenwatt_carbon_intensity_grams_per_kwh", "tokenwatt_request_energy_joules",
 	} {
 		if !names[want] {
 			t.Errorf("%s is not exported", want)
@@ -144,8 +144,8 @@ func TestHistogramsAreNativeToo(t *testing.T) {
 		}
 		checked++
 	}
-	if checked != 5 {
-		t.Fatalf("checked %d request histograms, want 5", checked)
+	if checked != 6 {
+		t.Fatalf("checked %d request histograms, want 6", checked)
 	}
 }
 

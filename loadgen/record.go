@@ -35,6 +35,26 @@ type Record struct {
 	TokensSource *string   `json:"tokens_source"`
 	TextChunks   int       `json:"text_chunks"`
 	PromptIndex  int       `json:"prompt_index"` // index of the prompt in the dataset
+
+	// Energy attributed to the request (DESIGN.md §3), joules; null
+	// without an energy source.
+	EnergyJ        *float64 `json:"energy_j"`
+	PrefillEnergyJ *float64 `json:"prefill_energy_j"`
+	DecodeEnergyJ  *float64 `json:"decode_energy_j"`
+
+	// The same instants as SendUnix, TTFT and DoneUnix, with Go's
+	// monotonic clock, for energy attribution.
+	send, first, done time.Time
+}
+
+// Times returns when the request was sent, got its first text (zero if
+// never) and ended, on the monotonic clock.
+func (r *Record) Times() (send, first, done time.Time) { return r.send, r.first, r.done }
+
+// SetEnergy records the request's attributed energy, in joules.
+func (r *Record) SetEnergy(prefillJ, decodeJ float64) {
+	r.PrefillEnergyJ, r.DecodeEnergyJ = ptr(prefillJ), ptr(decodeJ)
+	r.EnergyJ = ptr(prefillJ + decodeJ)
 }
 
 // OK reports whether the request succeeded.
@@ -44,6 +64,9 @@ func (r *Record) OK() bool { return r.Outcome == string(backends.OutcomeOK) }
 // intended send time (t_sched); in closed-loop modes it equals resp.Send.
 func newRecord(sched time.Time, resp *backends.Response) Record {
 	rec := Record{
+		send:      resp.Send,
+		first:     resp.First,
+		done:      resp.Done,
 		Outcome:   string(resp.Outcome),
 		SchedUnix: unixSeconds(sched),
 		SendUnix:  unixSeconds(resp.Send),

@@ -43,7 +43,28 @@ type RunConfig struct {
 	// stop; 0 means DefaultGrace.
 	Grace time.Duration
 	Sinks []Sink
+	// Attributor, if set, holds each completed record until its energy is
+	// known and fills it in; the sinks then get records as it releases
+	// them.
+	Attributor Attributor
 }
+
+// Attributor fills in records' energy. The runner calls it from one
+// goroutine.
+type Attributor interface {
+	// Add takes a completed record; it comes back from Advance or Finish.
+	Add(rec *Record)
+	// Advance returns the records whose energy is now final.
+	// oldestInFlight is the earliest intended send time among measured
+	// requests sent and not yet Added (zero: none).
+	Advance(oldestInFlight time.Time) []*Record
+	// Finish returns every record still held, once the run is over.
+	Finish() []*Record
+}
+
+// attributionPoll is how often held records are checked for release
+// when no request completes.
+const attributionPoll = 100 * time.Millisecond
 
 // Stop reasons reported in Result.StopReason.
 const (
@@ -99,6 +120,11 @@ type Runner struct {
 	failMu      sync.Mutex
 	consecutive int
 	lastErr     string
+
+	// inflight maps each measured request in flight to its intended send
+	// time, until the collector has handed its record to the attributor.
+	inflightMu sync.Mutex
+	inflight   map[int64]time.Time
 }
 
 // NewRunner checks cfg and returns a runner for it.
@@ -115,7 +141,7 @@ func NewRunner(cfg RunConfig) (*Runner, error) {
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
 	}
-	r := &Runner{cfg: cfg, records: make(chan Record, 4096)}
+	r := &Runner{cfg: cfg, records: make(chan Record, 4096), inflight: map[int64]time.Time{}}
 	if sc.Rate > 0 {
 		var err error
 		if r.schedule, err = NewSchedule(sc.Arrival, sc.Rate, sc.Burstiness, seedOf(sc)); err != nil {
@@ -298,6 +324,15 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 func (r *Runner) measure(seq int64, sched time.Time) {
 	r.Progress.Sent.Add(1)
 	r.Progress.InFlight.Add(1)
+	if r.cfg.Attributor != nil {
+		due := sched
+		if due.IsZero() {
+			due = time.Now()
+		}
+		r.inflightMu.Lock()
+		r.inflight[seq] = due
+		r.inflightMu.Unlock()
+	}
 	idx := int(seq % int64(len(r.cfg.Prompts)))
 	resp := r.send(idx)
 	r.Progress.InFlight.Add(-1)
@@ -361,35 +396,90 @@ func (r *Runner) send(idx int) *backends.Response {
 	return resp
 }
 
-// collect stamps each record with the run's identity, feeds the sinks and
-// keeps the run window.
+// collect stamps each record with the run's identity, keeps the run
+// window and the progress counts, and passes the record on to the sinks,
+// through the attributor when there is one.
 func (r *Runner) collect(res *Result) {
 	sc := r.cfg.Scenario
-	for rec := range r.records {
-		rec.RunID = r.cfg.RunID
-		rec.Scenario = sc.Name
-		rec.Model = r.cfg.Model
-		rec.Backend = r.cfg.Backend.Name()
-		rec.Simulated = r.cfg.Simulated
+	emit := func(rec *Record) {
 		for _, s := range r.cfg.Sinks {
-			s.Observe(&rec)
-		}
-
-		send, end := unixTime(rec.SendUnix), unixTime(rec.DoneUnix)
-		if res.Requests == 0 || send.Before(res.Start) {
-			res.Start = send
-		}
-		if end.After(res.End) {
-			res.End = end
-		}
-		res.Requests++
-		r.Progress.Done.Add(1)
-		if rec.OK() {
-			res.OK++
-		} else {
-			r.Progress.Failed.Add(1)
+			s.Observe(rec)
 		}
 	}
+	var poll <-chan time.Time
+	if r.cfg.Attributor != nil {
+		t := time.NewTicker(attributionPoll)
+		defer t.Stop()
+		poll = t.C
+	}
+	for {
+		select {
+		case <-poll:
+			for _, rec := range r.cfg.Attributor.Advance(r.oldestInFlight()) {
+				emit(rec)
+			}
+			continue
+		case rec, ok := <-r.records:
+			if !ok {
+				if r.cfg.Attributor != nil {
+					for _, rec := range r.cfg.Attributor.Finish() {
+						emit(rec)
+					}
+				}
+				return
+			}
+			rec.RunID = r.cfg.RunID
+			rec.Scenario = sc.Name
+			rec.Model = r.cfg.Model
+			rec.Backend = r.cfg.Backend.Name()
+			rec.Simulated = r.cfg.Simulated
+			r.account(res, &rec)
+			if r.cfg.Attributor == nil {
+				emit(&rec)
+				continue
+			}
+			held := rec
+			r.cfg.Attributor.Add(&held)
+			r.inflightMu.Lock()
+			delete(r.inflight, rec.Seq)
+			r.inflightMu.Unlock()
+			for _, rec := range r.cfg.Attributor.Advance(r.oldestInFlight()) {
+				emit(rec)
+			}
+		}
+	}
+}
+
+// account counts a completed record into the result and the progress.
+func (r *Runner) account(res *Result, rec *Record) {
+	send, end := unixTime(rec.SendUnix), unixTime(rec.DoneUnix)
+	if res.Requests == 0 || send.Before(res.Start) {
+		res.Start = send
+	}
+	if end.After(res.End) {
+		res.End = end
+	}
+	res.Requests++
+	r.Progress.Done.Add(1)
+	if rec.OK() {
+		res.OK++
+	} else {
+		r.Progress.Failed.Add(1)
+	}
+}
+
+// oldestInFlight is the earliest intended send time of a measured request
+// whose record the attributor has not seen (zero: none).
+func (r *Runner) oldestInFlight() time.Time {
+	r.inflightMu.Lock()
+	defer r.inflightMu.Unlock()
+	var oldest time.Time
+	for _, t := range r.inflight {
+		if oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
+	}
+	return oldest
 }
 
 func describeFailure(rec *Record) string {

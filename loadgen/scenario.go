@@ -44,6 +44,10 @@ type Scenario struct {
 	Temperature *float64 `yaml:"temperature"`
 	Seed        *int64   `yaml:"seed"`
 
+	// IdleBaseline is how long GPU power is measured before the first
+	// request, for the idle baseline (0: none).
+	IdleBaseline time.Duration `yaml:"idle_baseline"`
+
 	// Failure handling.
 	MaxConsecutiveFailures int           `yaml:"max_consecutive_failures"` // 0: never stop
 	Timeout                time.Duration `yaml:"timeout"`                  // per request; 0: none

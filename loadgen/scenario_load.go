@@ -133,6 +133,9 @@ func (s *Scenario) Validate() error {
 	if s.Duration < 0 {
 		add("duration", "must be 0 (no limit) or more, got %s", s.Duration)
 	}
+	if s.IdleBaseline < 0 {
+		add("idle_baseline", "must be 0 (none) or more, got %s", s.IdleBaseline)
+	}
 	if s.Timeout < 0 {
 		add("timeout", "must be 0 (none) or more, got %s", s.Timeout)
 	}

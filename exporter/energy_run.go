@@ -1,0 +1,341 @@
+package exporter
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tokenwatt/tokenwatt/loadgen"
+)
+
+// EnergyFileName is the samples file in a run's output directory: one
+// JSON line per device reading, so that a run can be re-attributed
+// offline. Its first line, whose keys start with "_", describes the
+// source and its devices.
+const EnergyFileName = "energy.jsonl"
+
+// EnergyRun measures a run's GPU energy: it samples a Source, writes the
+// samples to energy.jsonl, measures the idle baseline, attributes energy
+// to requests (it is the run's loadgen.Attributor) and exports the energy
+// metrics on the run's registry.
+type EnergyRun struct {
+	src      Source
+	interval time.Duration
+	sampler  *Sampler
+	attr     *Attribution
+	metrics  *Run
+
+	cancel  context.CancelFunc
+	stopped chan struct{}
+
+	fileMu sync.Mutex
+	file   *os.File
+	w      *bufio.Writer
+	enc    *json.Encoder
+	fileErr error
+
+	mu        sync.Mutex
+	idleGPU   []float64 // W per device; nil until measured
+	idleTotal float64   // W; NaN until measured
+	inWindow  bool
+	peakW     float64 // highest tick power while the window was open
+	lastTick  Tick
+	prevTick  Tick
+
+	phaseSeen [3]float64 // prefill, decode, idle already added to the counter
+}
+
+// StartEnergy starts sampling src every interval into dir/energy.jsonl and
+// registers the GPU metrics on m's registry.
+func StartEnergy(src Source, interval time.Duration, m *Run, dir string, logf func(string, ...any)) (*EnergyRun, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create output directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, EnergyFileName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open energy samples file: %w", err)
+	}
+	e := &EnergyRun{
+		src: src, interval: interval, sampler: NewSampler(src, interval), attr: NewAttribution(), metrics: m,
+		stopped: make(chan struct{}), file: f, w: bufio.NewWriterSize(f, 64<<10), idleTotal: math.NaN(),
+	}
+	e.enc = json.NewEncoder(e.w)
+	e.writeHeader(m)
+	e.sampler.OnTick(e.onTick)
+	e.sampler.OnError(func(err error) { logf("energy: %s read failed: %v", src.Name(), err) })
+	m.reg.MustRegister(&gpuCollector{e: e, labels: m.cl})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	go func() {
+		defer close(e.stopped)
+		e.sampler.Run(ctx)
+	}()
+	return e, nil
+}
+
+func (e *EnergyRun) writeHeader(m *Run) {
+	type dev struct {
+		GPU      int    `json:"gpu"`
+		UUID     string `json:"uuid"`
+		Model    string `json:"gpu_model"`
+		Hostname string `json:"hostname"`
+	}
+	var devs []dev
+	for _, d := range e.src.Devices() {
+		devs = append(devs, dev{d.Index, d.UUID, d.Model, d.Hostname})
+	}
+	e.write(map[string]any{
+		"_run_id": m.cl["run_id"], "_source": e.src.Name(), "_method": e.src.Method(),
+		"_interval_s": e.interval.Seconds(), "_devices": devs,
+	})
+}
+
+// energyLine is one sample in energy.jsonl.
+type energyLine struct {
+	TUnix   float64  `json:"t_unix"`
+	GPU     int      `json:"gpu"`
+	EnergyJ float64  `json:"energy_j"`
+	RawJ    *float64 `json:"raw_energy_j"`
+	PowerW  *float64 `json:"power_w"`
+	Gap     bool     `json:"gap,omitempty"`
+	Reset   bool     `json:"reset,omitempty"`
+	Error   string   `json:"error,omitempty"`
+}
+
+func finite(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+func (e *EnergyRun) onTick(t Tick) {
+	for _, s := range t.Samples {
+		e.write(energyLine{TUnix: float64(s.Time.UnixNano()) / 1e9, GPU: s.GPU, EnergyJ: s.EnergyJ,
+			RawJ: finite(s.RawJ), PowerW: finite(s.PowerW), Gap: s.Gap, Reset: s.Reset, Error: s.Err})
+	}
+	e.attr.AddSample(t.Time, t.EnergyJ)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.prevTick, e.lastTick = e.lastTick, t
+	if e.inWindow {
+		p := t.PowerW
+		if math.IsNaN(p) && !e.prevTick.Time.IsZero() {
+			if dt := t.Time.Sub(e.prevTick.Time).Seconds(); dt > 0 {
+				p = (t.EnergyJ - e.prevTick.EnergyJ) / dt
+			}
+		}
+		if !math.IsNaN(p) && p > e.peakW {
+			e.peakW = p
+		}
+	}
+}
+
+func (e *EnergyRun) write(v any) {
+	e.fileMu.Lock()
+	defer e.fileMu.Unlock()
+	if e.fileErr == nil {
+		e.fileErr = e.enc.Encode(v)
+	}
+}
+
+// latest returns the most recent tick.
+func (e *EnergyRun) latest() Tick {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lastTick
+}
+
+// waitTick waits until a tick at or after t has arrived, or timeout.
+func (e *EnergyRun) waitTick(ctx context.Context, t time.Time, timeout time.Duration) (Tick, bool) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if tk := e.latest(); !tk.Time.IsZero() && !tk.Time.Before(t) {
+			return tk, true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return e.latest(), false
+		}
+		select {
+		case <-time.After(e.interval / 4):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// MeasureIdle measures the idle baseline: mean power over d from now,
+// before the run sends anything.
+func (e *EnergyRun) MeasureIdle(ctx context.Context, d time.Duration) error {
+	patience := 3*e.interval + 2*time.Second
+	from, ok := e.waitTick(ctx, time.Now(), patience)
+	if !ok {
+		return fmt.Errorf("idle baseline: no energy reading from %s within %v", e.src.Name(), patience)
+	}
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	to, ok := e.waitTick(ctx, from.Time.Add(d), patience)
+	if !ok {
+		return fmt.Errorf("idle baseline: energy readings from %s stopped", e.src.Name())
+	}
+	per, total := IdlePower(from, to)
+	e.mu.Lock()
+	e.idleGPU, e.idleTotal = per, total
+	e.mu.Unlock()
+	return nil
+}
+
+// BeginWindow starts tracking peak power: call it when measurement
+// starts.
+func (e *EnergyRun) BeginWindow() {
+	e.mu.Lock()
+	e.inWindow = true
+	e.mu.Unlock()
+}
+
+// Add implements loadgen.Attributor.
+func (e *EnergyRun) Add(rec *loadgen.Record) {
+	send, first, done := rec.Times()
+	e.attr.Add(Span{Send: send, First: first, Done: done}, rec)
+}
+
+// Advance implements loadgen.Attributor.
+func (e *EnergyRun) Advance(oldestInFlight time.Time) []*loadgen.Record {
+	return e.released(e.attr.Advance(oldestInFlight))
+}
+
+// Finish implements loadgen.Attributor: it waits (briefly) for a sample
+// after the last completion, so the window's end is measured, not
+// extrapolated.
+func (e *EnergyRun) Finish() []*loadgen.Record {
+	if _, t1 := e.attr.Window(); !t1.IsZero() {
+		e.waitTick(context.Background(), t1, 3*e.interval+2*time.Second)
+	}
+	e.mu.Lock()
+	e.inWindow = false
+	e.mu.Unlock()
+	return e.released(e.attr.Finish())
+}
+
+func (e *EnergyRun) released(rs []Released) []*loadgen.Record {
+	out := make([]*loadgen.Record, 0, len(rs))
+	for _, r := range rs {
+		rec := r.ID.(*loadgen.Record)
+		rec.SetEnergy(r.Share.Prefill, r.Share.Decode)
+		out = append(out, rec)
+	}
+	pre, dec, idle := e.attr.Totals()
+	for i, v := range [3]float64{pre, dec, idle} {
+		if d := v - e.phaseSeen[i]; d > 0 {
+			e.metrics.attributed.WithLabelValues(phases[i]).Add(d)
+			e.phaseSeen[i] = v
+		}
+	}
+	return out
+}
+
+var phases = [3]string{"prefill", "decode", "idle"}
+
+// Stop ends sampling and closes the samples file and the source.
+func (e *EnergyRun) Stop() error {
+	e.cancel()
+	<-e.stopped
+	e.fileMu.Lock()
+	defer e.fileMu.Unlock()
+	err := e.fileErr
+	if ferr := e.w.Flush(); err == nil {
+		err = ferr
+	}
+	if cerr := e.file.Close(); err == nil {
+		err = cerr
+	}
+	if serr := e.src.Close(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("energy: %w", err)
+	}
+	return nil
+}
+
+// EnergySummary is what the CSV summary needs from the energy
+// measurement (the run's own counts supply the rest).
+type EnergySummary struct {
+	Source, Method string
+	GPUs           int
+	EnergyJ        float64 // Σ requests + idle over the window = E(T1) − E(T0)
+	IdlePowerW     float64 // NaN when no baseline was measured
+	PeakPowerW     float64 // NaN when unknown
+}
+
+// Summary reports the run's energy; call it after Finish.
+func (e *EnergyRun) Summary() EnergySummary {
+	pre, dec, idle := e.attr.Totals()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	peak := e.peakW
+	if peak == 0 {
+		peak = math.NaN()
+	}
+	return EnergySummary{
+		Source: e.src.Name(), Method: e.src.Method(), GPUs: len(e.src.Devices()),
+		EnergyJ: pre + dec + idle, IdlePowerW: e.idleTotal, PeakPowerW: peak,
+	}
+}
+
+// gpuCollector exports the latest tick's per-device energy and power and
+// the idle baseline; it never touches the source, so a scrape never waits
+// on a GPU.
+type gpuCollector struct {
+	e      *EnergyRun
+	labels prometheus.Labels
+}
+
+var (
+	gpuLabels  = []string{"gpu", "uuid", "gpu_model", "hostname"}
+	gpuEnergyD = prometheus.NewDesc("tokenwatt_gpu_energy_joules_total",
+		"GPU energy since sampling started, joules (corrected for counter resets).", gpuLabels, nil)
+	gpuPowerD = prometheus.NewDesc("tokenwatt_gpu_power_watts",
+		"GPU power at the last sample, watts.", gpuLabels, nil)
+	gpuIdleD = prometheus.NewDesc("tokenwatt_gpu_idle_power_watts",
+		"GPU idle baseline: mean power over the quiet period before the run, watts.", gpuLabels, nil)
+)
+
+func (c *gpuCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- gpuEnergyD
+	ch <- gpuPowerD
+	ch <- gpuIdleD
+}
+
+func (c *gpuCollector) Collect(ch chan<- prometheus.Metric) {
+	tick := c.e.latest()
+	c.e.mu.Lock()
+	idle := c.e.idleGPU
+	c.e.mu.Unlock()
+	devs := c.e.src.Devices()
+	stale := time.Since(tick.Time) > 3*c.e.interval+time.Second
+	for i, s := range tick.Samples {
+		d := devs[i]
+		lv := []string{fmt.Sprint(d.Index), d.UUID, d.Model, d.Hostname}
+		if s.Err == "" && !stale {
+			ch <- prometheus.MustNewConstMetric(gpuEnergyD, prometheus.CounterValue, s.EnergyJ, lv...)
+			if !math.IsNaN(s.PowerW) {
+				ch <- prometheus.MustNewConstMetric(gpuPowerD, prometheus.GaugeValue, s.PowerW, lv...)
+			}
+		}
+		if i < len(idle) {
+			ch <- prometheus.MustNewConstMetric(gpuIdleD, prometheus.GaugeValue, idle[i], lv...)
+		}
+	}
+}
