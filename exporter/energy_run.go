@@ -36,10 +36,10 @@ type EnergyRun struct {
 	cancel  context.CancelFunc
 	stopped chan struct{}
 
-	fileMu sync.Mutex
-	file   *os.File
-	w      *bufio.Writer
-	enc    *json.Encoder
+	fileMu  sync.Mutex
+	file    *os.File
+	w       *bufio.Writer
+	enc     *json.Encoder
 	fileErr error
 
 	mu        sync.Mutex

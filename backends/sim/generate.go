@@ -409,6 +409,7 @@ func (s *Server) generate(ctx context.Context, p *plan, out output, arrival, adm
 		}
 		prev = now
 		s.metrics.generationTokens.Inc()
+		s.power.addToken()
 		if err := out.emit(); err != nil {
 			return false
 		}

@@ -9,6 +9,14 @@
 // and is owned by "tokenwatt-sim", and /metrics exports
 // tokenwatt_sim_info{simulated="true"}.
 //
+// It also simulates the GPUs' energy (Config.IdleWatts, WattsPerSeq,
+// JoulesPerToken, GPUs) and exports it on /metrics exactly as tokenwatt's
+// energy-exporter exports real GPUs (tokenwatt_gpu_energy_joules_total,
+// tokenwatt_gpu_power_watts), with gpu_model "tokenwatt-sim (simulated)",
+// uuids SIM-<seed>-<i> and tokenwatt_energy_exporter_info{source="sim",
+// simulated="true"}, so that the scrape energy source reads it like any
+// remote GPU host.
+//
 // Determinism: each generation request that passes validation gets the next
 // number of a per-server arrival counter (1, 2, ...). Every random decision
 // for that request (injected fault, natural output length, token texts,
@@ -42,10 +50,11 @@ const SimulatedHeader = "X-Tokenwatt-Simulated"
 const OwnedBy = "tokenwatt-sim"
 
 // Config is the simulator's latency and failure model. DefaultConfig gives
-// a realistic starting point. New takes the durations and probabilities as
-// they are (zero TTFT and ITL give an instant server); only Model,
-// MaxNumSeqs and DefaultMaxTokens, for which zero means nothing, fall back
-// to DefaultConfig's values when zero.
+// a realistic starting point. New takes the durations, probabilities and
+// powers as they are (zero TTFT and ITL give an instant server, zero watts
+// a GPU that uses no energy); only Model, MaxNumSeqs, DefaultMaxTokens and
+// GPUs, for which zero means nothing, fall back to DefaultConfig's values
+// when zero.
 //
 // The five fault probabilities are exclusive per request: one uniform draw
 // picks at most one fault, so their sum must not exceed 1.
@@ -64,11 +73,20 @@ type Config struct {
 	Garbage          float64       // probability that one SSE data line (or a non-streaming body) is not valid JSON
 	Reasoning        bool          // chat: the first half of the tokens are delta.reasoning_content, like vLLM's reasoning models
 	Seed             int64         // seed of every random decision; see the package comment
+
+	// The power model. The simulated GPUs draw IdleWatts plus WattsPerSeq
+	// per running sequence (admitted and generating), and JoulesPerToken
+	// for each generated token, all together and split evenly across GPUs.
+	IdleWatts      float64 // power with no sequence running, watts
+	WattsPerSeq    float64 // extra power per running sequence, watts
+	JoulesPerToken float64 // extra energy per generated token, joules
+	GPUs           int     // number of simulated GPUs; 0 means 1
 }
 
 // DefaultConfig returns the simulator's defaults: model "tokenwatt-sim",
 // TTFT 50 ms, ITL 10 ms, no jitter, 256 sequences, 256 default max tokens,
-// no slow-down, no faults, seed 1.
+// no slow-down, no faults, seed 1, and one GPU drawing 100 W idle plus
+// 50 W per running sequence.
 func DefaultConfig() Config {
 	return Config{
 		Model:            "tokenwatt-sim",
@@ -77,6 +95,9 @@ func DefaultConfig() Config {
 		MaxNumSeqs:       256,
 		DefaultMaxTokens: 256,
 		Seed:             1,
+		IdleWatts:        100,
+		WattsPerSeq:      50,
+		GPUs:             1,
 	}
 }
 
@@ -91,6 +112,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DefaultMaxTokens == 0 {
 		c.DefaultMaxTokens = d.DefaultMaxTokens
+	}
+	if c.GPUs == 0 {
+		c.GPUs = d.GPUs
 	}
 	return c
 }
@@ -115,6 +139,18 @@ func (c Config) validate() error {
 	if !(c.SlowdownPerSeq >= 0) || math.IsInf(c.SlowdownPerSeq, 1) {
 		return fmt.Errorf("simulator config: SlowdownPerSeq must be a non-negative number, got %v", c.SlowdownPerSeq)
 	}
+	powers := []struct {
+		name string
+		v    float64
+	}{{"IdleWatts", c.IdleWatts}, {"WattsPerSeq", c.WattsPerSeq}, {"JoulesPerToken", c.JoulesPerToken}}
+	for _, p := range powers {
+		if !(p.v >= 0) || math.IsInf(p.v, 1) {
+			return fmt.Errorf("simulator config: %s must be a non-negative number, got %v", p.name, p.v)
+		}
+	}
+	if c.GPUs < 0 {
+		return fmt.Errorf("simulator config: GPUs must be at least 1, got %d", c.GPUs)
+	}
 	sum := 0.0
 	for _, f := range c.faults() {
 		if !(f.p >= 0 && f.p <= 1) {
@@ -135,6 +171,7 @@ type Server struct {
 	created  int64 // model card creation time, Unix seconds
 	sched    *scheduler
 	metrics  *metrics
+	power    *powerMeter
 	registry *prometheus.Registry
 	metricsH http.Handler
 	arrivals atomic.Uint64 // numbers valid generation requests; see the package comment
@@ -151,14 +188,22 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simulator metrics: %w", err)
 	}
+	power := newPowerMeter(cfg, time.Now)
+	if err := registerPower(reg, power, cfg); err != nil {
+		return nil, fmt.Errorf("simulator metrics: %w", err)
+	}
 	s := &Server{
 		cfg:      cfg,
 		created:  time.Now().Unix(),
 		metrics:  m,
+		power:    power,
 		registry: reg,
 		metricsH: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	}
-	s.sched = newScheduler(cfg.MaxNumSeqs, m.setQueue)
+	s.sched = newScheduler(cfg.MaxNumSeqs, func(running, waiting int) {
+		m.setQueue(running, waiting)
+		power.setRunning(running)
+	})
 	return s, nil
 }
 
@@ -171,7 +216,7 @@ func (s *Server) Config() Config { return s.cfg }
 //	GET  /v1/models            the served model (OpenAI list shape)
 //	POST /v1/chat/completions  chat completions, streaming or not
 //	POST /v1/completions       text completions, streaming or not
-//	GET  /metrics              Prometheus exposition of the vllm:* series
+//	GET  /metrics              Prometheus exposition: vllm:* series, simulated GPU energy
 //
 // An injected disconnect aborts the connection by panicking with
 // http.ErrAbortHandler, which net/http's server turns into a silent close;

@@ -64,6 +64,11 @@ type runCmd struct {
 	PushURL       string        `name:"push-url" help:"Also push the metrics here: VictoriaMetrics/vmagent .../api/v1/import/prometheus or a Pushgateway .../metrics/job/NAME."`
 	PushInterval  time.Duration `name:"push-interval" default:"10s" help:"How often to push with --push-url (and once more at the end)."`
 
+	Energy         string         `default:"auto" help:"GPU energy source: auto (dcgm, then nvml, else none; sim under --sim), dcgm, nvml, scrape:URL (dcgm-exporter or energy-exporter /metrics), sim, none."`
+	EnergyInterval time.Duration  `name:"energy-interval" default:"100ms" help:"How often GPU energy is sampled."`
+	IdleBaseline   *time.Duration `name:"idle-baseline" help:"Measure idle GPU power this long before the first request (0: none; energy_star: 10s)."`
+	DCGMAddr       string         `name:"dcgm-addr" help:"Standalone DCGM host engine HOST:PORT (default: embedded)."`
+
 	LowLatency bool `name:"low-latency" help:"Keep CPUs out of deep idle states during the run (PM QoS, Linux, root) so wake-ups add no latency; costs CPU power."`
 
 	Sim      bool     `help:"Start the built-in simulator on a free loopback port and run against it."`
@@ -97,6 +102,7 @@ func (c *runCmd) Run(e *env) error {
 	}
 
 	ctx := e.ctx
+	var simURL string
 	if c.Sim {
 		model := sc.Model
 		if model == "" {
@@ -112,9 +118,24 @@ func (c *runCmd) Run(e *env) error {
 			return fmt.Errorf("start simulator: %w", err)
 		}
 		defer srv.Close()
+		simURL = srv.URL
 		sc.Endpoint = srv.URL + "/v1"
 		fmt.Fprintf(e.stderr, "loadgen: SIMULATED run: built-in simulator serving %q at %s (ttft %v, itl %v); no real server or GPU is measured\n",
 			model, srv.URL, cfg.TTFT, cfg.ITL)
+	}
+
+	// The energy source fails fast too: a missing DCGM library must stop
+	// the run before its first request.
+	energySrc, err := c.openEnergy(e, simURL)
+	if err != nil {
+		return usageErr(err)
+	}
+	if energySrc != nil {
+		defer func() {
+			if energySrc != nil {
+				energySrc.Close()
+			}
+		}()
 	}
 
 	backend, err := newBackend(sc, c.APIKey)
@@ -141,6 +162,24 @@ func (c *runCmd) Run(e *env) error {
 	summary := &lockedSummary{s: loadgen.NewSummary()}
 	metrics := exporter.NewRun(exporter.RunLabels{RunID: runID, Scenario: sc.Name, Model: model, Backend: backend.Name()},
 		exporter.RunOptions{Version: version, Simulated: c.Sim, CarbonIntensity: c.CarbonIntensity})
+	var energy *exporter.EnergyRun
+	var attributor loadgen.Attributor
+	if energySrc != nil {
+		energy, err = exporter.StartEnergy(energySrc, c.EnergyInterval, metrics, c.Out, func(format string, args ...any) {
+			fmt.Fprintf(e.stderr, "loadgen: warning: "+format+"\n", args...)
+		})
+		if err != nil {
+			records.Close()
+			return err
+		}
+		energySrc = nil // the EnergyRun owns and closes it now
+		defer func() {
+			if err := energy.Stop(); err != nil {
+				fmt.Fprintf(e.stderr, "loadgen: warning: %v\n", err)
+			}
+		}()
+		attributor = energy
+	}
 	runner, err := loadgen.NewRunner(loadgen.RunConfig{
 		RunID:     runID,
 		Scenario:  sc,
@@ -150,7 +189,8 @@ func (c *runCmd) Run(e *env) error {
 		Simulated: c.Sim,
 		Grace:     c.Grace,
 		// One completion event feeds all three, so they cannot disagree.
-		Sinks: []loadgen.Sink{records, summary, metrics},
+		Sinks:      []loadgen.Sink{records, summary, metrics},
+		Attributor: attributor,
 	})
 	if err != nil {
 		records.Close()
@@ -175,6 +215,13 @@ func (c *runCmd) Run(e *env) error {
 
 	fmt.Fprintf(e.stderr, "loadgen: run %s: scenario %s, %s %s model %q, %s, %d prompts\n",
 		runID, sc.Name, backend.Name(), backend.(endpointer).Endpoint(), model, describeSchedule(sc), len(prompts))
+	if energy != nil {
+		if err := c.measureIdle(e, energy, sc); err != nil {
+			records.Close()
+			return err
+		}
+		energy.BeginWindow()
+	}
 	prog := startProgress(e, runner, summary, sc, c.Sim)
 	res, runErr := runner.Run(ctx)
 	prog.stop()
@@ -210,6 +257,11 @@ func (c *runCmd) Run(e *env) error {
 		Simulated:       c.Sim,
 		CarbonIntensity: c.CarbonIntensity,
 	})
+	if energy != nil {
+		es := energy.Summary()
+		row.ApplyEnergy(report.Energy{Source: es.Source, Method: es.Method, GPUs: es.GPUs,
+			EnergyJ: es.EnergyJ, IdlePowerW: es.IdlePowerW, PeakPowerW: es.PeakPowerW})
+	}
 	if err := report.AppendCSV(summaryPath, row); err != nil {
 		return usageErr(err)
 	}
@@ -247,6 +299,59 @@ func lowLatency(e *env) func() {
 		return func() {}
 	}
 	return release
+}
+
+// openEnergy opens the --energy source; nil means none. Under --sim,
+// auto (and sim) read the simulator's simulated GPU through the same
+// scrape path a remote GPU host would use.
+func (c *runCmd) openEnergy(e *env, simURL string) (exporter.Source, error) {
+	spec := c.Energy
+	switch {
+	case spec == exporter.SourceSim && simURL == "":
+		return nil, errors.New("--energy sim needs --sim (for a separate loadgen sim, use --energy scrape:http://HOST:PORT/metrics)")
+	case spec == exporter.SourceSim || (spec == exporter.SourceAuto && simURL != ""):
+		spec = exporter.SourceScrape + ":" + simURL + "/metrics"
+	}
+	src, why, err := exporter.OpenSource(e.ctx, spec, exporter.SourceOptions{
+		DCGMAddr: c.DCGMAddr,
+		Interval: c.EnergyInterval,
+		Logf:     func(format string, args ...any) { fmt.Fprintf(e.stderr, "loadgen: "+format+"\n", args...) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	if why != "" {
+		fmt.Fprintf(e.stderr, "loadgen: %s\n", why)
+	}
+	if src == nil {
+		fmt.Fprintln(e.stderr, "loadgen: energy: none; the summary's energy columns stay empty")
+		return nil, nil
+	}
+	what := src.Name()
+	if simURL != "" {
+		what = "the simulator's SIMULATED GPU power model"
+	}
+	fmt.Fprintf(e.stderr, "loadgen: energy: %s, %d GPU(s), %s, every %v\n", what, len(src.Devices()), src.Method(), c.EnergyInterval)
+	return src, nil
+}
+
+// measureIdle measures the idle baseline before the first request.
+func (c *runCmd) measureIdle(e *env, energy *exporter.EnergyRun, sc *loadgen.Scenario) error {
+	d := sc.IdleBaseline
+	if c.IdleBaseline != nil {
+		d = *c.IdleBaseline
+	}
+	if d <= 0 {
+		return nil
+	}
+	fmt.Fprintf(e.stderr, "loadgen: measuring idle GPU power for %v before the first request\n", d)
+	if err := energy.MeasureIdle(e.ctx, d); err != nil {
+		if e.interrupted() {
+			return &exitError{code: exitInterrupted, err: errors.New("interrupted while measuring the idle baseline; nothing was sent")}
+		}
+		return err
+	}
+	return nil
 }
 
 // metricsURL is what to scrape, for the log line.

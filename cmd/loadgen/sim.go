@@ -22,6 +22,10 @@ type simFlags struct {
 	Disconnect float64       `env:"TOKENWATT_SIM_DISCONNECT" default:"0" help:"Probability of closing the connection mid-stream."`
 	Stall      float64       `env:"TOKENWATT_SIM_STALL" default:"0" help:"Probability of a stream that stops sending after the first token."`
 	Garbage    float64       `env:"TOKENWATT_SIM_GARBAGE" default:"0" help:"Probability of a malformed SSE data line."`
+	IdleWatts  float64       `env:"TOKENWATT_SIM_IDLE_WATTS" name:"idle-watts" default:"100" help:"Simulated GPU power with nothing running, watts."`
+	SeqWatts   float64       `env:"TOKENWATT_SIM_WATTS_PER_SEQ" name:"watts-per-seq" default:"50" help:"Simulated extra power per running sequence, watts."`
+	TokenJ     float64       `env:"TOKENWATT_SIM_JOULES_PER_TOKEN" name:"joules-per-token" default:"0" help:"Simulated extra energy per generated token, joules."`
+	GPUs       int           `env:"TOKENWATT_SIM_GPUS" name:"gpus" default:"1" help:"Simulated GPUs sharing that power evenly."`
 	Reasoning  bool          `env:"TOKENWATT_SIM_REASONING" help:"Stream the first half of each answer as reasoning_content."`
 	SimSeed    int64         `env:"TOKENWATT_SIM_SEED" name:"seed" default:"1" help:"Seed for the simulator's token lengths, jitter and failures."`
 }
@@ -40,6 +44,10 @@ func (f *simFlags) config(model string) (sim.Config, error) {
 	cfg.Stall = f.Stall
 	cfg.Garbage = f.Garbage
 	cfg.Reasoning = f.Reasoning
+	cfg.IdleWatts = f.IdleWatts
+	cfg.WattsPerSeq = f.SeqWatts
+	cfg.JoulesPerToken = f.TokenJ
+	cfg.GPUs = f.GPUs
 	cfg.Seed = f.SimSeed
 	if _, err := sim.New(cfg); err != nil {
 		return cfg, err

@@ -1,0 +1,180 @@
+//go:build linux && cgo
+
+package exporter
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/NVIDIA/go-dcgm/pkg/dcgm"
+)
+
+// dcgmWatchSeq makes DCGM group names unique: a remote nv-hostengine is
+// shared with other clients, and a process may open the source twice.
+var dcgmWatchSeq atomic.Int64
+
+// dcgmLibrary is dcgmLib on go-dcgm. It exists only after dcgm.Init
+// succeeded, which is what keeps every other DCGM call safe.
+type dcgmLibrary struct {
+	group      dcgm.GroupHandle
+	fieldGroup dcgm.FieldHandle
+	watching   bool
+	// closed: DCGM is shut down and its library unloaded; a call now
+	// would kill the process.
+	closed bool
+}
+
+var errDCGMClosed = errors.New("dcgm: source closed")
+
+// openDCGMLib loads libdcgm.so.4 and initialises DCGM: embedded when addr
+// is empty, else connected to the nv-hostengine at addr.
+func openDCGMLib(addr string) (dcgmLib, error) {
+	// go-dcgm says only "not found" when dlopen fails; dlerror says why
+	// (the library, or one it needs, is missing or of the wrong kind).
+	if err := loadLibrary(dcgmLibName); err != nil {
+		return nil, dcgmLoadError(err)
+	}
+	var err error
+	if addr == "" {
+		_, err = dcgm.Init(dcgm.Embedded)
+	} else {
+		_, err = dcgm.Init(dcgm.Standalone, addr, "0")
+	}
+	switch {
+	case err == nil:
+		return &dcgmLibrary{}, nil
+	case strings.Contains(err.Error(), dcgmLibName+" not found"):
+		return nil, dcgmLoadError(err)
+	case addr == "":
+		return nil, fmt.Errorf("dcgm: cannot start DCGM embedded in this process: %s (is the NVIDIA driver loaded? or run nv-hostengine and pass --dcgm-addr HOST:PORT)", oneLine(err.Error()))
+	default:
+		return nil, fmt.Errorf("dcgm: cannot connect to nv-hostengine at %s: %s (is nv-hostengine running there and listening on that port? its default is 5555)", addr, oneLine(err.Error()))
+	}
+}
+
+// dcgmLoadError says what to install when libdcgm.so.4 does not load.
+func dcgmLoadError(err error) error {
+	const fix = "install DCGM 4 (package datacenter-gpu-manager-4-core from NVIDIA's CUDA repository; " +
+		"the library is needed on this host even to reach a remote nv-hostengine with --dcgm-addr), or use the nvml source"
+	if libraryMissing(dcgmLibName, err) {
+		return fmt.Errorf("dcgm: %s not found: %s", dcgmLibName, fix)
+	}
+	return fmt.Errorf("dcgm: %s cannot be loaded: %s: %s", dcgmLibName, oneLine(err.Error()), fix)
+}
+
+func (l *dcgmLibrary) SupportedGPUs() ([]uint, error) {
+	if l.closed {
+		return nil, errDCGMClosed
+	}
+	return dcgm.GetSupportedDevices()
+}
+
+func (l *dcgmLibrary) DeviceInfo(gpu uint) (uuid, model string, err error) {
+	if l.closed {
+		return "", "", errDCGMClosed
+	}
+	d, err := dcgm.GetDeviceInfo(gpu)
+	if err != nil {
+		return "", "", err
+	}
+	return d.UUID, d.Identifiers.Model, nil
+}
+
+func (l *dcgmLibrary) FieldKnown(field uint16) bool {
+	if l.closed {
+		return false
+	}
+	_, err := dcgm.FieldGetByID(dcgm.Short(field))
+	return err == nil
+}
+
+func (l *dcgmLibrary) Watch(gpus []uint, fields []uint16, every time.Duration) (err error) {
+	if l.closed {
+		return errDCGMClosed
+	}
+	if err := l.unwatch(); err != nil {
+		return err
+	}
+	name := fmt.Sprintf("tokenwatt-%d-%d", os.Getpid(), dcgmWatchSeq.Add(1))
+	group, err := dcgm.CreateGroup(name)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = dcgm.DestroyGroup(group)
+		}
+	}()
+	for _, g := range gpus {
+		if err := dcgm.AddToGroup(group, g); err != nil {
+			return fmt.Errorf("add gpu %d to group: %w", g, err)
+		}
+	}
+	ids := make([]dcgm.Short, len(fields))
+	for i, f := range fields {
+		ids[i] = dcgm.Short(f)
+	}
+	fieldGroup, err := dcgm.FieldGroupCreate(name, ids)
+	if err != nil {
+		return err
+	}
+	// Keep two samples, no age limit: Latest needs only the newest.
+	if err := dcgm.WatchFieldsWithGroupEx(fieldGroup, group, every.Microseconds(), 0, 2); err != nil {
+		_ = dcgm.FieldGroupDestroy(fieldGroup)
+		return err
+	}
+	l.group, l.fieldGroup, l.watching = group, fieldGroup, true
+	return nil
+}
+
+func (l *dcgmLibrary) Latest(gpu uint, fields []uint16) ([]dcgmValue, error) {
+	if l.closed {
+		return nil, errDCGMClosed
+	}
+	ids := make([]dcgm.Short, len(fields))
+	for i, f := range fields {
+		ids[i] = dcgm.Short(f)
+	}
+	vals, err := dcgm.GetLatestValuesForFields(gpu, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dcgmValue, 0, len(vals))
+	for _, v := range vals {
+		dv := dcgmValue{Field: uint16(v.FieldID), Type: byte(v.FieldType), Status: v.Status, TS: v.TS}
+		switch v.FieldType {
+		case dcgm.DCGM_FT_INT64:
+			dv.Int = v.Int64()
+		case dcgm.DCGM_FT_DOUBLE:
+			dv.Float = v.Float64()
+		}
+		out = append(out, dv)
+	}
+	return out, nil
+}
+
+// unwatch releases the watch's groups, if any.
+func (l *dcgmLibrary) unwatch() error {
+	if !l.watching {
+		return nil
+	}
+	l.watching = false
+	return errors.Join(
+		dcgm.UnwatchFields(l.fieldGroup, l.group),
+		dcgm.FieldGroupDestroy(l.fieldGroup),
+		dcgm.DestroyGroup(l.group),
+	)
+}
+
+func (l *dcgmLibrary) Close() error {
+	if l.closed {
+		return nil
+	}
+	err := l.unwatch()
+	l.closed = true
+	return errors.Join(err, dcgm.Shutdown())
+}

@@ -1,0 +1,167 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// SourceOptions are the settings OpenSource passes to the source it opens.
+type SourceOptions struct {
+	// DCGMAddr is a running nv-hostengine's HOST:PORT; empty runs DCGM
+	// embedded in this process.
+	DCGMAddr string
+	// Interval is the sampling interval: DCGM refreshes its watched
+	// fields this often, the scrape source quotes it in warnings.
+	// Zero means one second.
+	Interval time.Duration
+	// HTTPClient fetches scrape:URL; nil means a client with a timeout.
+	HTTPClient *http.Client
+	// Logf receives notices (a GPU skipped, what a scrape endpoint
+	// serves); nil drops them.
+	Logf func(string, ...any)
+}
+
+func (o SourceOptions) logf(format string, args ...any) {
+	if o.Logf != nil {
+		o.Logf(format, args...)
+	}
+}
+
+func (o SourceOptions) interval() time.Duration {
+	if o.Interval <= 0 {
+		return time.Second
+	}
+	return o.Interval
+}
+
+// Library names, for the one-line errors that say what to install.
+const (
+	dcgmLibName = "libdcgm.so.4"
+	nvmlLibName = "libnvidia-ml.so.1"
+)
+
+// libraryOpeners open the GPU libraries behind the wrappers the dcgm and
+// nvml sources use; tests replace them with fakes.
+type libraryOpeners struct {
+	dcgm func(addr string) (dcgmLib, error)
+	nvml func() (nvmlLib, error)
+}
+
+var realOpeners = libraryOpeners{dcgm: openDCGMLib, nvml: openNVMLLib}
+
+// OpenSource opens the energy source that spec names: auto, dcgm, nvml,
+// none or scrape:URL. For none it returns a nil Source and a nil error:
+// a run without energy is valid, and a nil Source cannot be mistaken
+// for GPUs that drew no power. For auto it tries dcgm, then nvml, then
+// settles for none (nil Source, nil error); the string is then a
+// one-line account of what it chose and why the others were not, e.g.
+// "energy: auto chose none: dcgm: libdcgm.so.4 not found ...; nvml: ...".
+// For the other specs the string is empty.
+//
+// Every error is one line that names what failed and the fix. A dcgm or
+// nvml library that is missing or fails to initialise is never called
+// again: after a failed Init the libraries kill the process.
+func OpenSource(ctx context.Context, spec string, opts SourceOptions) (Source, string, error) {
+	return openSource(ctx, spec, opts, realOpeners)
+}
+
+func openSource(ctx context.Context, spec string, opts SourceOptions, open libraryOpeners) (Source, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	switch {
+	case spec == SourceNone:
+		return nil, "", nil
+	case spec == SourceDCGM:
+		src, err := openDCGMSource(open.dcgm, opts)
+		return src, "", err
+	case spec == SourceNVML:
+		src, err := openNVMLSource(open.nvml, opts)
+		return src, "", err
+	case spec == SourceAuto:
+		return openAuto(ctx, opts, open)
+	case strings.HasPrefix(spec, SourceScrape+":"):
+		src, err := openScrape(ctx, strings.TrimPrefix(spec, SourceScrape+":"), scrapeOptions{
+			HTTPClient: opts.HTTPClient, Interval: opts.interval(), Logf: opts.Logf,
+		})
+		return src, "", err
+	case spec == SourceSim:
+		return nil, "", fmt.Errorf("energy source sim: the simulator's GPU is read from its /metrics: use scrape:http://HOST:PORT/metrics")
+	}
+	return nil, "", fmt.Errorf("energy source %q: unknown (use auto, dcgm, nvml, scrape:URL or none)", spec)
+}
+
+// openAuto tries dcgm, then nvml, and falls back to none.
+func openAuto(ctx context.Context, opts SourceOptions, open libraryOpeners) (Source, string, error) {
+	var why []string
+	for _, try := range []struct {
+		name string
+		open func() (Source, error)
+	}{
+		{SourceDCGM, func() (Source, error) { return openDCGMSource(open.dcgm, opts) }},
+		{SourceNVML, func() (Source, error) { return openNVMLSource(open.nvml, opts) }},
+	} {
+		if err := ctx.Err(); err != nil {
+			return nil, "", err
+		}
+		src, err := try.open()
+		if err != nil {
+			// The sources' errors start with their name already.
+			why = append(why, err.Error())
+			continue
+		}
+		msg := fmt.Sprintf("energy: auto chose %s: %s", try.name, describeSource(src))
+		if len(why) > 0 {
+			msg += "; not " + strings.Join(why, "; ")
+		}
+		return src, msg, nil
+	}
+	return nil, "energy: auto chose none: " + strings.Join(why, "; "), nil
+}
+
+// describeSource is a source's GPUs and method, for log lines.
+func describeSource(src Source) string {
+	devs := src.Devices()
+	models := make([]string, 0, 1)
+	for _, d := range devs {
+		if !slices.Contains(models, d.Model) {
+			models = append(models, d.Model)
+		}
+	}
+	return fmt.Sprintf("%d GPU(s) (%s), method %s", len(devs), strings.Join(models, ", "), src.Method())
+}
+
+// oneLine flattens a library's message (some span lines) for a one-line
+// error.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// localHostname is this host's name, for the hostname label.
+func localHostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
+}
+
+// addrHost is the host part of HOST[:PORT] (a remote nv-hostengine's GPUs
+// are in that host); a loopback address is this host.
+func addrHost(addr string) string {
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
+	}
+	switch host {
+	case "", "localhost", "127.0.0.1", "::1":
+		return localHostname()
+	}
+	return host
+}

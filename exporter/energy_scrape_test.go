@@ -1,0 +1,495 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenwatt/tokenwatt/backends/sim"
+)
+
+// fakeGPU is one GPU in a served exposition.
+type fakeGPU struct {
+	index  int
+	uuid   string
+	joules float64 // the energy counter; NaN leaves it out
+	watts  float64 // the power gauge; NaN leaves it out
+}
+
+const (
+	uuid0 = "GPU-34319582-d595-d1c7-d1d2-179bcfa61660"
+	uuid1 = "GPU-7099682b-a20d-2bcc-74ab-b9060454d81e"
+)
+
+// dcgmText writes what dcgm-exporter 3.x/4.x serves with its default
+// counters: HELP and TYPE lines from etc/default-counters.csv, the labels
+// gpu, UUID, pci_bus_id, device, modelName, Hostname and
+// DCGM_FI_DRIVER_VERSION, energy in mJ, power in W with six decimals.
+func dcgmText(gpus ...fakeGPU) string {
+	var b strings.Builder
+	labels := func(g fakeGPU) string {
+		return fmt.Sprintf(`gpu="%d",UUID="%s",pci_bus_id="00000000:%02X:00.0",device="nvidia%d",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-node-1",DCGM_FI_DRIVER_VERSION="550.54.15"`,
+			g.index, g.uuid, 0x18+g.index, g.index)
+	}
+	family := func(name, typ, help string, value func(fakeGPU) (string, bool)) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+		for _, g := range gpus {
+			if v, ok := value(g); ok {
+				fmt.Fprintf(&b, "%s{%s} %s\n", name, labels(g), v)
+			}
+		}
+	}
+	constant := func(v string) func(fakeGPU) (string, bool) {
+		return func(fakeGPU) (string, bool) { return v, true }
+	}
+	family("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz).", constant("1980"))
+	family("DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz).", constant("2619"))
+	family("DCGM_FI_DEV_MEMORY_TEMP", "gauge", "Memory temperature (in C).", constant("41"))
+	family("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C).", constant("36"))
+	family("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).", func(g fakeGPU) (string, bool) {
+		return fmt.Sprintf("%f", g.watts), !math.IsNaN(g.watts)
+	})
+	family("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter", "Total energy consumption since boot (in mJ).", func(g fakeGPU) (string, bool) {
+		return fmt.Sprintf("%.0f", g.joules*1000), !math.IsNaN(g.joules)
+	})
+	family("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "counter", "Total number of PCIe retries.", constant("0"))
+	family("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", constant("87"))
+	family("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", constant("72031"))
+	return b.String()
+}
+
+// tokenwattText writes what tokenwatt's energy-exporter serves.
+func tokenwattText(gpus ...fakeGPU) string {
+	var b strings.Builder
+	labels := func(g fakeGPU) string {
+		return fmt.Sprintf(`gpu="%d",gpu_model="NVIDIA A100-SXM4-40GB",hostname="node-b",uuid="%s"`, g.index, g.uuid)
+	}
+	b.WriteString("# HELP tokenwatt_energy_exporter_info Always 1.\n# TYPE tokenwatt_energy_exporter_info gauge\n")
+	b.WriteString(`tokenwatt_energy_exporter_info{method="counter",source="nvml"} 1` + "\n")
+	b.WriteString("# HELP tokenwatt_gpu_energy_joules_total GPU energy.\n# TYPE tokenwatt_gpu_energy_joules_total counter\n")
+	for _, g := range gpus {
+		if !math.IsNaN(g.joules) {
+			fmt.Fprintf(&b, "tokenwatt_gpu_energy_joules_total{%s} %g\n", labels(g), g.joules)
+		}
+	}
+	b.WriteString("# HELP tokenwatt_gpu_power_watts GPU power.\n# TYPE tokenwatt_gpu_power_watts gauge\n")
+	for _, g := range gpus {
+		if !math.IsNaN(g.watts) {
+			fmt.Fprintf(&b, "tokenwatt_gpu_power_watts{%s} %g\n", labels(g), g.watts)
+		}
+	}
+	return b.String()
+}
+
+// endpoint serves a settable body on /metrics, or a settable status.
+type endpoint struct {
+	*httptest.Server
+	mu     sync.Mutex
+	body   string
+	status int
+}
+
+func newEndpoint(t *testing.T, body string) *endpoint {
+	t.Helper()
+	e := &endpoint{body: body, status: http.StatusOK}
+	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		e.mu.Lock()
+		body, status := e.body, e.status
+		e.mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(e.Close)
+	return e
+}
+
+func (e *endpoint) set(body string, status int) {
+	e.mu.Lock()
+	e.body, e.status = body, status
+	e.mu.Unlock()
+}
+
+func mustOpenScrape(t *testing.T, url string) Source {
+	t.Helper()
+	src, err := openScrape(t.Context(), url, scrapeOptions{Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("openScrape(%s): %v", url, err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	return src
+}
+
+func mustRead(t *testing.T, src Source) []Reading {
+	t.Helper()
+	rs, err := src.Read(t.Context(), nil)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	if len(rs) != len(src.Devices()) {
+		t.Fatalf("Read gave %d readings for %d devices", len(rs), len(src.Devices()))
+	}
+	return rs
+}
+
+// same compares floats, NaN equal to NaN.
+func same(a, b float64) bool {
+	return a == b || (math.IsNaN(a) && math.IsNaN(b)) || math.Abs(a-b) <= 1e-9*math.Abs(b)
+}
+
+func TestScrapeDCGM(t *testing.T) {
+	// GPU 1 listed first: devices come out in index order regardless.
+	e := newEndpoint(t, dcgmText(
+		fakeGPU{1, uuid1, 250_000.5, 301.25},
+		fakeGPU{0, uuid0, 319_159.391, 409.692},
+	))
+	before := time.Now()
+	src := mustOpenScrape(t, e.URL) // no path: /metrics
+	if src.Name() != SourceScrape || src.Method() != MethodCounter {
+		t.Errorf("Name, Method = %s, %s; want scrape, counter", src.Name(), src.Method())
+	}
+	want := []Device{
+		{Index: 0, UUID: uuid0, Model: "NVIDIA H100 80GB HBM3", Hostname: "gpu-node-1"},
+		{Index: 1, UUID: uuid1, Model: "NVIDIA H100 80GB HBM3", Hostname: "gpu-node-1"},
+	}
+	if got := src.Devices(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Devices = %+v, want %+v", got, want)
+	}
+	// Read appends to what dst already holds.
+	rs, err := src.Read(t.Context(), []Reading{{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 3 {
+		t.Fatalf("Read appended %d readings to one, want 2", len(rs)-1)
+	}
+	for i, w := range []struct{ j, p float64 }{{319_159.391, 409.692}, {250_000.5, 301.25}} {
+		r := rs[i+1]
+		if r.Err != nil || !same(r.EnergyJ, w.j) || !same(r.PowerW, w.p) {
+			t.Errorf("GPU %d: %+v, want %v J (mJ / 1000) and %v W", i, r, w.j, w.p)
+		}
+		if r.Time.Before(before) || r.Time.After(time.Now()) {
+			t.Errorf("GPU %d: Time %v is not the response's arrival", i, r.Time)
+		}
+	}
+}
+
+// TestScrapeDCGMOldFormat reads dcgm-exporter 2.x's output: a space
+// after each comma, no modelName or Hostname (the URL's host stands in).
+func TestScrapeDCGMOldFormat(t *testing.T) {
+	e := newEndpoint(t, `# HELP DCGM_FI_DEV_POWER_USAGE Power draw (in W).
+# TYPE DCGM_FI_DEV_POWER_USAGE gauge
+# HELP DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION Total energy consumption since boot (in mJ).
+# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter
+DCGM_FI_DEV_POWER_USAGE{gpu="0", UUID="GPU-8c16e996-bd76-aa91-17e7-b48bcd0208ba", device="nvidia0"} 23.528000
+DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="0", UUID="GPU-8c16e996-bd76-aa91-17e7-b48bcd0208ba", device="nvidia0"} 31035686671
+`)
+	src := mustOpenScrape(t, "scrape:"+e.URL+"/metrics")
+	d := src.Devices()
+	if len(d) != 1 || d[0].UUID != "GPU-8c16e996-bd76-aa91-17e7-b48bcd0208ba" || d[0].Hostname != "127.0.0.1" {
+		t.Errorf("Devices = %+v, want one with the URL's host", d)
+	}
+	if r := mustRead(t, src)[0]; !same(r.EnergyJ, 31035686.671) || !same(r.PowerW, 23.528) {
+		t.Errorf("reading %+v", r)
+	}
+}
+
+func TestScrapeTokenwatt(t *testing.T) {
+	e := newEndpoint(t, tokenwattText(fakeGPU{0, "GPU-a", 12.5, 80}, fakeGPU{1, "GPU-b", 13.5, 90}))
+	src := mustOpenScrape(t, e.URL)
+	if src.Method() != MethodCounter {
+		t.Errorf("Method = %s, want counter", src.Method())
+	}
+	if d := src.Devices(); len(d) != 2 || d[1] != (Device{1, "GPU-b", "NVIDIA A100-SXM4-40GB", "node-b"}) {
+		t.Errorf("Devices = %+v", d)
+	}
+	rs := mustRead(t, src)
+	if !same(rs[0].EnergyJ, 12.5) || !same(rs[1].PowerW, 90) {
+		t.Errorf("readings %+v", rs)
+	}
+}
+
+// TestScrapePrefersTokenwatt: an endpoint with both (a federating
+// Prometheus) is read through tokenwatt's series.
+func TestScrapePrefersTokenwatt(t *testing.T) {
+	e := newEndpoint(t, dcgmText(fakeGPU{0, uuid0, 1, 1})+tokenwattText(fakeGPU{0, "GPU-a", 7, 70}))
+	if d := mustOpenScrape(t, e.URL).Devices(); len(d) != 1 || d[0].UUID != "GPU-a" {
+		t.Errorf("Devices = %+v, want tokenwatt's GPU-a", d)
+	}
+}
+
+func TestScrapePowerOnly(t *testing.T) {
+	nan := math.NaN()
+	for name, body := range map[string]string{
+		"dcgm-exporter": dcgmText(fakeGPU{0, uuid0, nan, 409.5}, fakeGPU{1, uuid1, nan, 120}),
+		"tokenwatt":     tokenwattText(fakeGPU{0, uuid0, nan, 409.5}, fakeGPU{1, uuid1, nan, 120}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := mustOpenScrape(t, newEndpoint(t, body).URL)
+			if src.Method() != MethodIntegrated {
+				t.Errorf("Method = %s, want integrated", src.Method())
+			}
+			rs := mustRead(t, src)
+			if len(rs) != 2 || !math.IsNaN(rs[0].EnergyJ) || rs[0].PowerW != 409.5 || rs[1].PowerW != 120 {
+				t.Errorf("readings %+v, want NaN energy and 409.5 W, 120 W", rs)
+			}
+		})
+	}
+}
+
+// TestScrapeSimulator reads the simulator's real /metrics.
+func TestScrapeSimulator(t *testing.T) {
+	cfg := sim.DefaultConfig()
+	cfg.GPUs = 2
+	r, err := sim.Start(t.Context(), "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	src := mustOpenScrape(t, r.URL)
+	d := src.Devices()
+	if src.Method() != MethodCounter || len(d) != 2 || d[0].UUID != "SIM-1-0" || d[1].UUID != "SIM-1-1" ||
+		d[0].Model != sim.SimulatedGPUModel {
+		t.Fatalf("Method %s, Devices %+v", src.Method(), d)
+	}
+	first := mustRead(t, src)
+	time.Sleep(50 * time.Millisecond)
+	second := mustRead(t, src)
+	dt := second[0].Time.Sub(first[0].Time).Seconds()
+	for i := range 2 {
+		if second[i].PowerW != 50 {
+			t.Errorf("GPU %d: %v W, want 50 (100 W idle over 2 GPUs)", i, second[i].PowerW)
+		}
+		// 50 W per GPU; the stamps are the responses' arrivals, a little
+		// after the simulator computed its values.
+		if de := second[i].EnergyJ - first[i].EnergyJ; de < 0.5*50*dt || de > 1.5*50*dt {
+			t.Errorf("GPU %d: %v J in %v s, want about 50 W", i, de, dt)
+		}
+	}
+}
+
+// TestScrapeDeviceChanges: a GPU missing from a scrape gets Err; GPUs are
+// matched by UUID, so a renumbering does not swap their readings.
+func TestScrapeDeviceChanges(t *testing.T) {
+	e := newEndpoint(t, dcgmText(fakeGPU{0, uuid0, 100, 300}, fakeGPU{1, uuid1, 200, 400}))
+	src := mustOpenScrape(t, e.URL)
+
+	e.set(dcgmText(fakeGPU{1, uuid1, 201, 401}), http.StatusOK)
+	rs := mustRead(t, src)
+	if rs[0].Err == nil || !strings.Contains(rs[0].Err.Error(), uuid0) {
+		t.Errorf("missing GPU 0: Err = %v, want one naming %s", rs[0].Err, uuid0)
+	}
+	if rs[1].Err != nil || rs[1].EnergyJ != 201 {
+		t.Errorf("GPU 1: %+v", rs[1])
+	}
+
+	e.set(dcgmText(fakeGPU{0, uuid1, 202, 402}, fakeGPU{1, uuid0, 102, 302}), http.StatusOK)
+	rs = mustRead(t, src)
+	if rs[0].Err != nil || rs[0].EnergyJ != 102 || rs[1].EnergyJ != 202 {
+		t.Errorf("after renumbering: %+v, want %s at 102 J and %s at 202 J", rs, uuid0, uuid1)
+	}
+
+	// A GPU whose counter is gone but power remains has no reading.
+	e.set(dcgmText(fakeGPU{0, uuid0, math.NaN(), 300}, fakeGPU{1, uuid1, 203, 403}), http.StatusOK)
+	if rs = mustRead(t, src); rs[0].Err == nil || rs[1].Err != nil {
+		t.Errorf("GPU 0 without a counter: %+v", rs)
+	}
+}
+
+func TestScrapeEndpointFails(t *testing.T) {
+	e := newEndpoint(t, dcgmText(fakeGPU{0, uuid0, 100, 300}))
+	src := mustOpenScrape(t, e.URL)
+	for _, c := range []struct {
+		name, body string
+		status     int
+		want       string
+	}{
+		{"HTTP 500", "oops", http.StatusInternalServerError, "HTTP 500"},
+		{"garbage", "DCGM_FI_DEV_POWER_USAGE{gpu=\"0\" 12\n", http.StatusOK, "not Prometheus text"},
+	} {
+		e.set(c.body, c.status)
+		_, err := src.Read(t.Context(), nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), e.URL+"/metrics") {
+			t.Errorf("%s: Read error %v, want one naming the URL and %q", c.name, err, c.want)
+		}
+	}
+	// Back up: reads work again.
+	e.set(dcgmText(fakeGPU{0, uuid0, 101, 300}), http.StatusOK)
+	if rs := mustRead(t, src); rs[0].EnergyJ != 101 {
+		t.Errorf("after recovery: %+v", rs)
+	}
+	// Gone for good.
+	e.Close()
+	if _, err := src.Read(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "cannot reach") {
+		t.Errorf("Read from a closed endpoint: %v", err)
+	}
+}
+
+func TestScrapeReadHonoursContext(t *testing.T) {
+	e := newEndpoint(t, dcgmText(fakeGPU{0, uuid0, 100, 300}))
+	src := mustOpenScrape(t, e.URL)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := src.Read(ctx, nil); err == nil {
+		t.Error("Read with a cancelled context succeeded")
+	}
+}
+
+func TestScrapeOpenErrors(t *testing.T) {
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close()
+	cases := []struct {
+		name, body string
+		status     int
+		want       []string
+	}{
+		{"no GPU metrics", "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name=\"m\"} 0\n", http.StatusOK,
+			[]string{"no GPU metrics", tokenwattEnergyMetric, tokenwattPowerMetric, dcgmEnergyMetric, dcgmPowerMetric}},
+		{"empty", "", http.StatusOK, []string{"no GPU metrics"}},
+		{"garbage", "<html><body>Grafana</body></html>\n", http.StatusOK, []string{"not Prometheus text"}},
+		{"HTTP 404", "", http.StatusNotFound, []string{"HTTP 404"}},
+		// Blank values only (a field the GPU does not support).
+		{"blank counter", `DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="0",UUID="GPU-x"} 9223372036854775792` + "\n", http.StatusOK,
+			[]string{"no GPU metrics"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEndpoint(t, c.body)
+			e.set(c.body, c.status)
+			_, err := openScrape(t.Context(), e.URL, scrapeOptions{})
+			if err == nil {
+				t.Fatal("openScrape succeeded")
+			}
+			msg := err.Error()
+			for _, w := range append(c.want, e.URL+"/metrics") {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q lacks %q", msg, w)
+				}
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error %q is not one line", msg)
+			}
+		})
+	}
+	t.Run("unreachable", func(t *testing.T) {
+		_, err := openScrape(t.Context(), downURL, scrapeOptions{})
+		if err == nil || !strings.Contains(err.Error(), downURL+"/metrics") || !strings.Contains(err.Error(), "cannot reach") {
+			t.Errorf("openScrape(%s): %v, want an error naming the URL", downURL, err)
+		}
+	})
+}
+
+func TestScrapeURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://gpu-host:9400":             "http://gpu-host:9400/metrics",
+		"scrape:http://gpu-host:9400":      "http://gpu-host:9400/metrics",
+		"scrape:http://gpu-host:9400/":     "http://gpu-host:9400/metrics",
+		"gpu-host:9400":                    "http://gpu-host:9400/metrics",
+		"scrape:gpu-host:9400/federate":    "http://gpu-host:9400/federate",
+		"https://gpu-host/custom/metrics":  "https://gpu-host/custom/metrics",
+		"http://gpu-host:9400/metrics?x=1": "http://gpu-host:9400/metrics?x=1",
+	} {
+		u, err := scrapeURL(in)
+		if err != nil || u.String() != want {
+			t.Errorf("scrapeURL(%q) = %v, %v; want %s", in, u, err, want)
+		}
+	}
+	for _, bad := range []string{"", "scrape:", "ftp://gpu-host/metrics", "http://", "http://gpu host/"} {
+		if _, err := scrapeURL(bad); err == nil || !strings.Contains(err.Error(), "scrape:http://HOST:PORT/metrics") {
+			t.Errorf("scrapeURL(%q): %v, want an error with the fix", bad, err)
+		}
+	}
+}
+
+// TestScrapeDCGMQuirks: blank sentinels are no value, and a GPU repeated
+// per MIG instance or per pod is one device.
+func TestScrapeDCGMQuirks(t *testing.T) {
+	const l0 = `gpu="0",UUID="GPU-a",device="nvidia0",modelName="NVIDIA A100-SXM4-40GB",Hostname="node-b"`
+	const l1 = `gpu="1",UUID="GPU-b",device="nvidia1",modelName="NVIDIA A100-SXM4-40GB",Hostname="node-b"`
+	e := newEndpoint(t, `# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter
+DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{`+l0+`,GPU_I_PROFILE="1g.5gb",GPU_I_ID="8"} 5000
+DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{`+l0+`,GPU_I_PROFILE="3g.20gb",GPU_I_ID="9"} 5000
+DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{`+l1+`,pod="a"} 9223372036854775792
+DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{`+l1+`,pod="b"} 9223372036854775792
+# TYPE DCGM_FI_DEV_POWER_USAGE gauge
+DCGM_FI_DEV_POWER_USAGE{`+l0+`} 140737488355328
+DCGM_FI_DEV_POWER_USAGE{`+l1+`} 61
+`)
+	src := mustOpenScrape(t, e.URL)
+	if d := src.Devices(); len(d) != 2 {
+		t.Fatalf("Devices = %+v, want 2", d)
+	}
+	rs := mustRead(t, src)
+	if rs[0].Err != nil || rs[0].EnergyJ != 5 || !math.IsNaN(rs[0].PowerW) {
+		t.Errorf("GPU 0: %+v, want 5 J and no power (blank)", rs[0])
+	}
+	if rs[1].Err == nil {
+		t.Errorf("GPU 1 with a blank counter: %+v, want Err", rs[1])
+	}
+}
+
+func TestScrapeWarnsOfStaleCounters(t *testing.T) {
+	e := newEndpoint(t, dcgmText(fakeGPU{0, uuid0, 100, 300}))
+	var mu sync.Mutex
+	var logs []string
+	src, err := openScrape(t.Context(), e.URL, scrapeOptions{Interval: 100 * time.Millisecond, Logf: func(f string, a ...any) {
+		mu.Lock()
+		logs = append(logs, fmt.Sprintf(f, a...))
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for range 6 {
+		mustRead(t, src)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	n := 0
+	for _, l := range logs {
+		if strings.Contains(l, "unchanged") {
+			n++
+			if !strings.Contains(l, "-c") || !strings.Contains(l, "100ms") {
+				t.Errorf("warning %q does not say what to do", l)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d stale warnings, want 1: %q", n, logs)
+	}
+}
+
+// FuzzScrapeSeries feeds arbitrary text through the parser and every
+// format's extraction: errors are fine, panics are not.
+func FuzzScrapeSeries(f *testing.F) {
+	f.Add(dcgmText(fakeGPU{0, uuid0, 1, 2}, fakeGPU{1, uuid1, 3, 4}))
+	f.Add(tokenwattText(fakeGPU{0, "GPU-a", 1, 2}))
+	f.Add(`DCGM_FI_DEV_POWER_USAGE 12` + "\n")
+	f.Add(`DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="x"} NaN` + "\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		src := &scrapeSource{parser: newScrapeParser()}
+		fams, err := src.parser.TextToMetricFamilies(strings.NewReader(text))
+		if err != nil {
+			return
+		}
+		for _, format := range scrapeFormats {
+			for _, g := range extractSeries(fams, format, "host") {
+				if g.dev.Index < 0 {
+					t.Errorf("device %+v has a negative index", g.dev)
+				}
+			}
+		}
+	})
+}
