@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tokenwatt/tokenwatt/report"
 )
 
 // The Python POC's (ai_energy_benchmarks) defaults for keys a config
@@ -262,9 +264,25 @@ func (c *POCConfig) ToScenario() (Scenario, []string) {
 		"metrics.project_name": m.ProjectName != nil,
 		"metrics.output_dir":   m.OutputDir != nil,
 	}), "CodeCarbon is not used: energy comes from tokenwatt's own sources (DCGM, NVML or the simulator)")
-	warn(present(map[string]bool{"metrics.country_iso_code": m.CountryISOCode != nil, "metrics.region": m.Region != nil}),
-		"ignored: carbon intensity is configured separately (default 475 g/kWh, the world mean)")
+	if code := c.CountryISOCode(); code != "" {
+		if _, _, known := report.CountryCarbonIntensity(code); !known {
+			warn([]string{"metrics.country_iso_code"}, "%q has no national carbon intensity in tokenwatt's table (%s); "+
+				"the default %g g/kWh applies unless --carbon-intensity is given", code,
+				strings.Join(report.CarbonCountries(), " "), report.DefaultCarbonIntensity)
+		}
+	}
+	if m.Region != nil {
+		warn([]string{"metrics.region"}, "ignored: tokenwatt has national, not regional, carbon intensities "+
+			"(use --carbon-intensity for a regional figure)")
+	}
 	return s, warnings
+}
+
+// CountryISOCode is metrics.country_iso_code ("" when absent): its
+// national carbon intensity sets the run's emissions factor, as CodeCarbon
+// did for the POC.
+func (c *POCConfig) CountryISOCode() string {
+	return strings.TrimSpace(deref(c.Metrics.CountryISOCode, ""))
 }
 
 // SummaryPath is where the CSV summary goes: reporter.output_file, or the

@@ -19,9 +19,27 @@ var (
 		"those longer than its context"
 	warnCodeCarbon = "metrics.enabled, metrics.output_dir, metrics.project_name, metrics.type: CodeCarbon is not used: " +
 		"energy comes from tokenwatt's own sources (DCGM, NVML or the simulator)"
-	warnCarbon = "metrics.country_iso_code: ignored: carbon intensity is configured separately " +
-		"(default 475 g/kWh, the world mean)"
 )
+
+func TestPOCCountryCarbonIntensity(t *testing.T) {
+	for _, tc := range []struct {
+		code    string
+		warning bool
+	}{{"USA", false}, {"FRA", false}, {"ATL", true}} {
+		c := &POCConfig{Metrics: POCMetrics{CountryISOCode: &tc.code}}
+		if got := c.CountryISOCode(); got != tc.code {
+			t.Errorf("CountryISOCode() = %q, want %q", got, tc.code)
+		}
+		_, warnings := c.ToScenario()
+		found := false
+		for _, w := range warnings {
+			found = found || strings.HasPrefix(w, "metrics.country_iso_code: \""+tc.code+"\" has no national carbon intensity")
+		}
+		if found != tc.warning {
+			t.Errorf("%s: warned %v, want %v: %q", tc.code, found, tc.warning, warnings)
+		}
+	}
+}
 
 func TestPOCFixtures(t *testing.T) {
 	temp := 0.7
@@ -53,7 +71,7 @@ func TestPOCFixtures(t *testing.T) {
 			},
 			// region: null is as good as absent, so only country_iso_code
 			// is named.
-			warnings: []string{warnHarmony, warnDevices, warnTruncation, warnCodeCarbon, warnCarbon},
+			warnings: []string{warnHarmony, warnDevices, warnTruncation, warnCodeCarbon},
 			summary:  "./results/gpt_oss_120b_results.csv",
 			dir:      "./benchmark_output",
 		},
@@ -79,7 +97,7 @@ func TestPOCFixtures(t *testing.T) {
 			warnings: []string{
 				"backend.type: pytorch: the POC loaded the model in its own process; tokenwatt sends requests " +
 					"to a PyTorch server at http://localhost:8000/v1, which must already be running",
-				warnDevices, warnTruncation, warnCodeCarbon, warnCarbon,
+				warnDevices, warnTruncation, warnCodeCarbon,
 			},
 			summary: "./results/pytorch_test_results.csv",
 			dir:     "./benchmark_output",
@@ -229,7 +247,7 @@ func TestPOCMapping(t *testing.T) {
 			name:     "metrics disabled",
 			yaml:     "backend:\n  model: m\nmetrics:\n  enabled: false\n  region: california\n",
 			check:    func(s Scenario) bool { return true },
-			warnings: []string{"metrics.enabled: false is ignored: tokenwatt measures energy whenever an energy source is available", "metrics.region: ignored: carbon intensity is configured separately (default 475 g/kWh, the world mean)"},
+			warnings: []string{"metrics.enabled: false is ignored: tokenwatt measures energy whenever an energy source is available", "metrics.region: ignored: tokenwatt has national, not regional, carbon intensities (use --carbon-intensity for a regional figure)"},
 		},
 		{
 			name:     "another task",

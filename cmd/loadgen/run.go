@@ -56,7 +56,7 @@ type runCmd struct {
 	MaxConsecutiveFailures *int           `help:"Stop after this many failures in a row (0: never)."`
 	Timeout                *time.Duration `help:"Per-request timeout (0: none)."`
 	Grace                  time.Duration  `default:"30s" help:"After Ctrl-C, how long in-flight requests may finish before they are canceled."`
-	CarbonIntensity        float64        `default:"475" help:"Grid carbon intensity in g CO2eq/kWh, for the emissions column (475: the world mean CodeCarbon uses)."`
+	CarbonIntensity        *float64       `help:"Grid carbon intensity in g CO2eq/kWh for the emissions column (default: the POC config's metrics.country_iso_code if known, else 475, the world mean CodeCarbon uses)."`
 
 	MetricsAddr   string        `name:"metrics-addr" default:"127.0.0.1:9465" help:"Serve the run's Prometheus metrics at http://ADDR/metrics (empty: off)."`
 	Linger        time.Duration `default:"0s" help:"Keep serving /metrics this long after the run, so the final values are scraped."`
@@ -70,6 +70,8 @@ type runCmd struct {
 	DCGMAddr       string         `name:"dcgm-addr" help:"Standalone DCGM host engine HOST:PORT (default: embedded)."`
 
 	LowLatency bool `name:"low-latency" help:"Keep CPUs out of deep idle states during the run (PM QoS, Linux, root) so wake-ups add no latency; costs CPU power."`
+
+	carbon float64 // the carbon intensity in effect, set by resolveScenario
 
 	Sim      bool     `help:"Start the built-in simulator on a free loopback port and run against it."`
 	SimFlags simFlags `embed:"" prefix:"sim-" group:"Simulator (with --sim)"`
@@ -161,7 +163,7 @@ func (c *runCmd) Run(e *env) error {
 	}
 	summary := &lockedSummary{s: loadgen.NewSummary()}
 	metrics := exporter.NewRun(exporter.RunLabels{RunID: runID, Scenario: sc.Name, Model: model, Backend: backend.Name()},
-		exporter.RunOptions{Version: version, Simulated: c.Sim, CarbonIntensity: c.CarbonIntensity})
+		exporter.RunOptions{Version: version, Simulated: c.Sim, CarbonIntensity: c.carbon})
 	var energy *exporter.EnergyRun
 	var attributor loadgen.Attributor
 	if energySrc != nil {
@@ -255,7 +257,7 @@ func (c *runCmd) Run(e *env) error {
 		Arrival:         arrivalOf(sc),
 		Warmup:          sc.Warmup,
 		Simulated:       c.Sim,
-		CarbonIntensity: c.CarbonIntensity,
+		CarbonIntensity: c.carbon,
 	})
 	if energy != nil {
 		es := energy.Summary()
@@ -381,6 +383,10 @@ func (c *runCmd) resolveScenario(e *env) (*loadgen.Scenario, string, error) {
 		}
 		sc = &s
 		summaryPath = poc.SummaryPath()
+		if g, country, ok := report.CountryCarbonIntensity(poc.CountryISOCode()); ok && c.CarbonIntensity == nil {
+			c.carbon = g
+			fmt.Fprintf(e.stderr, "loadgen: carbon intensity %g g/kWh for %s (%s)\n", g, country, report.CarbonSource)
+		}
 		if c.Out == "results" && poc.OutputDir() != "" {
 			c.Out = poc.OutputDir()
 		}
@@ -390,6 +396,15 @@ func (c *runCmd) resolveScenario(e *env) (*loadgen.Scenario, string, error) {
 			return nil, "", usageErr(err)
 		}
 		sc = s
+	}
+	switch {
+	case c.CarbonIntensity != nil:
+		if *c.CarbonIntensity < 0 {
+			return nil, "", usageErrf("--carbon-intensity %g: must be 0 or more g CO2eq/kWh", *c.CarbonIntensity)
+		}
+		c.carbon = *c.CarbonIntensity
+	case c.carbon == 0:
+		c.carbon = report.DefaultCarbonIntensity
 	}
 	c.applyFlags(sc)
 	if sc.Endpoint == "" {

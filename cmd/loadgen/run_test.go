@@ -118,6 +118,11 @@ func TestPOCConfigRunsAgainstTheSimulator(t *testing.T) {
 	if len(rows) != 1 || rows[0].TotalPrompts != 10 || rows[0].SuccessfulPrompts != 10 || rows[0].Model != "openai/gpt-oss-120b" {
 		t.Fatalf("summary at reporter.output_file: %+v", rows)
 	}
+	// metrics.country_iso_code USA sets the emissions factor, as CodeCarbon
+	// did for the POC.
+	if c := rows[0].CarbonIntensityGPerKWh; c == nil || *c != 379.26 {
+		t.Errorf("carbon intensity %v, want 379.26 g/kWh (USA)", deref(c))
+	}
 	if recs := readRecords(t, "benchmark_output/records.jsonl"); len(recs) != 10 {
 		t.Fatalf("%d records in output_dir, want 10", len(recs))
 	}
