@@ -121,10 +121,12 @@ func TestOpenSourceByName(t *testing.T) {
 func TestOpenSourceScrapesAnEnergyExporter(t *testing.T) {
 	src := &gpuTestSource{method: MethodCounter, devices: testDevices(2)}
 	src.push(testReading(1000, 300), testReading(2000, 310))
-	c := NewGPUCollector(src, GPUCollectorOptions{Interval: time.Second, Version: "test"})
-	c.sample(t.Context())
+	src.push(testReading(1500, 300), testReading(2000, 310))
+	sampler := NewSampler(src, time.Second)
+	sampler.Read(t.Context())
+	sampler.Read(t.Context())
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c)
+	reg.MustRegister(NewGPUCollector(sampler, GPUCollectorOptions{Info: true, Version: "test"}))
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	defer srv.Close()
 
@@ -137,7 +139,7 @@ func TestOpenSourceScrapesAnEnergyExporter(t *testing.T) {
 		t.Errorf("scraped %s %+v, want %+v", got.Method(), got.Devices(), src.devices)
 	}
 	rs := readOnce(t, got)
-	if rs[0].EnergyJ != 1000 || rs[1].PowerW != 310 {
+	if rs[0].EnergyJ != 500 || rs[1].PowerW != 310 {
 		t.Errorf("scraped readings %+v", rs)
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/tokenwatt/tokenwatt/loadgen"
 )
 
@@ -70,8 +68,8 @@ func StartEnergy(src Source, interval time.Duration, m *Run, dir string, logf fu
 	e.enc = json.NewEncoder(e.w)
 	e.writeHeader(m)
 	e.sampler.OnTick(e.onTick)
-	e.sampler.OnError(func(err error) { logf("energy: %s read failed: %v", src.Name(), err) })
-	m.reg.MustRegister(&gpuCollector{e: e, labels: m.cl})
+	e.sampler.OnLog(logf)
+	m.reg.MustRegister(NewGPUCollector(e.sampler, GPUCollectorOptions{Idle: e.idlePower}))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
@@ -146,6 +144,13 @@ func (e *EnergyRun) write(v any) {
 	if e.fileErr == nil {
 		e.fileErr = e.enc.Encode(v)
 	}
+}
+
+// idlePower is the per-GPU idle baseline, nil until measured.
+func (e *EnergyRun) idlePower() []float64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.idleGPU
 }
 
 // latest returns the most recent tick.
@@ -291,51 +296,5 @@ func (e *EnergyRun) Summary() EnergySummary {
 	return EnergySummary{
 		Source: e.src.Name(), Method: e.src.Method(), GPUs: len(e.src.Devices()),
 		EnergyJ: pre + dec + idle, IdlePowerW: e.idleTotal, PeakPowerW: peak,
-	}
-}
-
-// gpuCollector exports the latest tick's per-device energy and power and
-// the idle baseline; it never touches the source, so a scrape never waits
-// on a GPU.
-type gpuCollector struct {
-	e      *EnergyRun
-	labels prometheus.Labels
-}
-
-var (
-	gpuLabels  = []string{"gpu", "uuid", "gpu_model", "hostname"}
-	gpuEnergyD = prometheus.NewDesc("tokenwatt_gpu_energy_joules_total",
-		"GPU energy since sampling started, joules (corrected for counter resets).", gpuLabels, nil)
-	gpuPowerD = prometheus.NewDesc("tokenwatt_gpu_power_watts",
-		"GPU power at the last sample, watts.", gpuLabels, nil)
-	gpuIdleD = prometheus.NewDesc("tokenwatt_gpu_idle_power_watts",
-		"GPU idle baseline: mean power over the quiet period before the run, watts.", gpuLabels, nil)
-)
-
-func (c *gpuCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- gpuEnergyD
-	ch <- gpuPowerD
-	ch <- gpuIdleD
-}
-
-func (c *gpuCollector) Collect(ch chan<- prometheus.Metric) {
-	tick := c.e.latest()
-	c.e.mu.Lock()
-	idle := c.e.idleGPU
-	c.e.mu.Unlock()
-	devs := c.e.src.Devices()
-	stale := time.Since(tick.Time) > 3*c.e.interval+time.Second
-	for i, s := range tick.Samples {
-		d := devs[i]
-		lv := []string{fmt.Sprint(d.Index), d.UUID, d.Model, d.Hostname}
-		if s.Err == "" && !stale {
-			ch <- prometheus.MustNewConstMetric(gpuEnergyD, prometheus.CounterValue, s.EnergyJ, lv...)
-			if !math.IsNaN(s.PowerW) {
-				ch <- prometheus.MustNewConstMetric(gpuPowerD, prometheus.GaugeValue, s.PowerW, lv...)
-			}
-		}
-		if i < len(idle) {
-			ch <- prometheus.MustNewConstMetric(gpuIdleD, prometheus.GaugeValue, idle[i], lv...)
-		}
 	}
 }

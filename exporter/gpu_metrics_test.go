@@ -25,10 +25,10 @@ type gpuTestSource struct {
 	rounds  [][]Reading
 	last    []Reading
 	err     error         // Read's own error
-	block   chan struct{} // when set, Read waits for it to close
+	block   chan struct{} // when set, Read waits for it (or ctx)
+	blocked chan struct{} // with block: closed by the next Read that waits
 	reads   int
 	closed  bool
-	started chan struct{} // closed by the first Read
 }
 
 func testDevices(n int) []Device {
@@ -63,10 +63,11 @@ func (s *gpuTestSource) Close() error {
 func (s *gpuTestSource) Read(ctx context.Context, dst []Reading) ([]Reading, error) {
 	s.mu.Lock()
 	s.reads++
-	if s.started != nil && s.reads == 1 {
-		close(s.started)
-	}
 	block := s.block
+	if block != nil && s.blocked != nil {
+		close(s.blocked)
+		s.blocked = nil
+	}
 	s.mu.Unlock()
 	if block != nil {
 		select {
@@ -86,7 +87,8 @@ func (s *gpuTestSource) Read(ctx context.Context, dst []Reading) ([]Reading, err
 	return append(dst, s.last...), nil
 }
 
-// fakeClock is the collector's clock in tests.
+// fakeClock is the sampler's and the collector's clock in tests; only
+// the test's goroutine reads it.
 type fakeClock struct{ t time.Time }
 
 func (c *fakeClock) now() time.Time          { return c.t }
@@ -116,24 +118,35 @@ func (l *logRecorder) count(sub string) int {
 	return n
 }
 
-// newTestCollector returns a collector of src on a fake clock, sampling
-// every second.
-func newTestCollector(src *gpuTestSource, logs *logRecorder) (*GPUCollector, *fakeClock) {
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	opts := GPUCollectorOptions{Interval: time.Second, Version: "test"}
-	if logs != nil {
-		opts.Logf = logs.logf
+// gpuTest is a collector on a sampler of a test source, both on a fake
+// clock, sampling every second.
+type gpuTest struct {
+	src     *gpuTestSource
+	sampler *Sampler
+	c       *GPUCollector
+	clock   *fakeClock
+	logs    *logRecorder
+}
+
+func newGPUTest(method string, gpus int, opts GPUCollectorOptions) *gpuTest {
+	g := &gpuTest{
+		src:   &gpuTestSource{method: method, devices: testDevices(gpus)},
+		clock: &fakeClock{t: time.Unix(1_700_000_000, 0)},
+		logs:  &logRecorder{},
 	}
-	c := NewGPUCollector(src, opts)
-	c.now = clock.now
-	return c, clock
+	g.sampler = NewSampler(g.src, time.Second)
+	g.sampler.now = g.clock.now
+	g.sampler.OnLog(g.logs.logf)
+	g.c = NewGPUCollector(g.sampler, opts)
+	g.c.now = g.clock.now
+	return g
 }
 
 // step advances the clock one interval and samples once.
-func step(t *testing.T, c *GPUCollector, clock *fakeClock) {
+func (g *gpuTest) step(t *testing.T) {
 	t.Helper()
-	clock.advance(time.Second)
-	c.sample(t.Context())
+	g.clock.advance(time.Second)
+	g.sampler.Read(t.Context())
 }
 
 // energyOf is a GPU's exported energy, NaN when the series is absent.
@@ -168,71 +181,93 @@ func gpuValue(t *testing.T, c *GPUCollector, name string, gpu int) float64 {
 	return math.NaN()
 }
 
+// The energy-exporter's exposition: info, and per GPU the energy since
+// sampling started and the latest power.
 func TestGPUCollectorExpositionGolden(t *testing.T) {
-	src := &gpuTestSource{method: MethodCounter, devices: testDevices(2)}
-	src.push(testReading(1000, 300), testReading(2000.5, 310.25))
-	c, _ := newTestCollector(src, nil)
-	c.sample(t.Context())
+	g := newGPUTest(MethodCounter, 2, GPUCollectorOptions{Info: true, Version: "test"})
+	g.src.push(testReading(1000, 300), testReading(2000.5, 310.25))
+	g.src.push(testReading(1250.5, 300), testReading(2100, 310.25))
+	g.step(t)
+	g.step(t)
 	f, err := os.Open("testdata/gpu_metrics.golden")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := testutil.CollectAndCompare(c, f); err != nil {
+	if err := testutil.CollectAndCompare(g.c, f); err != nil {
 		t.Fatal(err)
 	}
-	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+	if problems, err := testutil.CollectAndLint(g.c); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}
+
+// A run's registry: no info metric, and the idle baseline once measured.
+func TestGPUCollectorIdleBaselineAndNoInfo(t *testing.T) {
+	var idle []float64
+	g := newGPUTest(MethodCounter, 2, GPUCollectorOptions{Idle: func() []float64 { return idle }})
+	g.src.push(testReading(1000, 300), testReading(2000, 310))
+	g.step(t)
+	if n := testutil.CollectAndCount(g.c, "tokenwatt_energy_exporter_info", "tokenwatt_gpu_idle_power_watts"); n != 0 {
+		t.Errorf("%d info or idle series before the baseline, want none", n)
+	}
+	idle = []float64{61.5, 70}
+	want := `# HELP tokenwatt_gpu_idle_power_watts GPU idle baseline: mean power over the quiet period before the run, watts.
+# TYPE tokenwatt_gpu_idle_power_watts gauge
+tokenwatt_gpu_idle_power_watts{gpu="0",gpu_model="NVIDIA H100 80GB HBM3",hostname="gpu-host",uuid="GPU-test-0"} 61.5
+tokenwatt_gpu_idle_power_watts{gpu="1",gpu_model="NVIDIA H100 80GB HBM3",hostname="gpu-host",uuid="GPU-test-1"} 70
+`
+	if err := testutil.CollectAndCompare(g.c, strings.NewReader(want), "tokenwatt_gpu_idle_power_watts"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.CollectAndLint(g.c); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }
 
 func TestGPUCollectorBeforeTheFirstSampleExportsOnlyInfo(t *testing.T) {
-	src := &gpuTestSource{method: MethodIntegrated, devices: testDevices(1)}
-	c, _ := newTestCollector(src, nil)
-	if n := testutil.CollectAndCount(c); n != 1 {
+	g := newGPUTest(MethodIntegrated, 1, GPUCollectorOptions{Info: true, Version: "test"})
+	if n := testutil.CollectAndCount(g.c); n != 1 {
 		t.Errorf("%d metrics before the first sample, want the info metric only", n)
 	}
 	want := `# HELP tokenwatt_energy_exporter_info Always 1; labels name the energy source, its energy method (counter or integrated) and tokenwatt's version.
 # TYPE tokenwatt_energy_exporter_info gauge
 tokenwatt_energy_exporter_info{method="integrated",source="fake",version="test"} 1
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "tokenwatt_energy_exporter_info"); err != nil {
+	if err := testutil.CollectAndCompare(g.c, strings.NewReader(want), "tokenwatt_energy_exporter_info"); err != nil {
 		t.Error(err)
 	}
 }
 
 func TestGPUCollectorCounterResets(t *testing.T) {
-	src := &gpuTestSource{method: MethodCounter, devices: testDevices(1)}
-	logs := &logRecorder{}
-	c, clock := newTestCollector(src, logs)
+	g := newGPUTest(MethodCounter, 1, GPUCollectorOptions{})
 	for _, tc := range []struct {
 		counter float64
 		want    float64
 		why     string
 	}{
-		{1000, 1000, "the total starts at the counter"},
-		{1500, 1500, "increase"},
-		{1490, 1500, "a small step back is a non-monotonic read: nothing added"},
-		{1600, 1600, "counted from the high-water mark"},
-		{100, 1700, "a reset: counted from the new zero"},
-		{300, 1900, "after the reset"},
-		{0, 1900, "a second reset to zero"},
-		{50, 1950, "after it"},
+		{1000, 0, "the total starts at zero"},
+		{1500, 500, "increase"},
+		{1490, 500, "a small step back is a non-monotonic read: nothing added"},
+		{1600, 600, "counted from the high-water mark"},
+		{100, 700, "a reset: counted from the new zero"},
+		{300, 900, "after the reset"},
+		{0, 900, "a second reset to zero"},
+		{50, 950, "after it"},
 	} {
-		src.push(testReading(tc.counter, 200))
-		step(t, c, clock)
-		if got := energyOf(t, c, 0); got != tc.want {
+		g.src.push(testReading(tc.counter, 200))
+		g.step(t)
+		if got := energyOf(t, g.c, 0); got != tc.want {
 			t.Errorf("counter %v: exported %v, want %v (%s)", tc.counter, got, tc.want, tc.why)
 		}
 	}
-	if n := logs.count("a reset"); n != 2 {
-		t.Errorf("logged %d resets, want 2: %q", n, logs.lines)
+	if n := g.logs.count("a reset"); n != 2 {
+		t.Errorf("logged %d resets, want 2: %q", n, g.logs.lines)
 	}
 }
 
 func TestGPUCollectorIntegratesPowerOnlyGPUs(t *testing.T) {
-	src := &gpuTestSource{method: MethodIntegrated, devices: testDevices(1)}
-	c, clock := newTestCollector(src, nil)
+	g := newGPUTest(MethodIntegrated, 1, GPUCollectorOptions{})
 	nan := math.NaN()
 	for _, tc := range []struct {
 		power   float64
@@ -240,146 +275,178 @@ func TestGPUCollectorIntegratesPowerOnlyGPUs(t *testing.T) {
 		want    float64
 	}{
 		{100, time.Second, 0},
-		{200, time.Second, 150},      // (100+200)/2 × 1 s
-		{200, 2 * time.Second, 550},  // a missed sample: 200 × 2 s
-		{nan, time.Second, 550},      // no power: nothing added
-		{300, time.Second, 1050},     // (200+300)/2 × 2 s since the last power
-		{300, 4 * time.Second, 1050}, // a gap over three intervals is not guessed
-		{100, time.Second, 1250},     // (300+100)/2 × 1 s
+		{200, time.Second, 150},     // (100+200)/2 × 1 s
+		{200, 2 * time.Second, 550}, // a missed sample: 200 × 2 s
+		{nan, time.Second, 550},     // no power: nothing added
+		{300, time.Second, 1050},    // (200+300)/2 × 2 s since the last power
+		{-5, time.Second, 1050},     // garbage power: nothing added
+		{100, time.Second, 1450},    // (300+100)/2 × 2 s
 	} {
-		src.push(testReading(nan, tc.power))
-		clock.advance(tc.advance)
-		c.sample(t.Context())
-		if got := energyOf(t, c, 0); got != tc.want {
+		g.src.push(testReading(nan, tc.power))
+		g.clock.advance(tc.advance)
+		g.sampler.Read(t.Context())
+		if got := energyOf(t, g.c, 0); got != tc.want {
 			t.Errorf("power %v after %v: exported %v J, want %v", tc.power, tc.advance, got, tc.want)
+		}
+		gotP := gpuValue(t, g.c, "tokenwatt_gpu_power_watts", 0)
+		if usable(tc.power) != (gotP == tc.power) || usable(tc.power) == math.IsNaN(gotP) {
+			t.Errorf("power %v: exported %v", tc.power, gotP)
 		}
 	}
 }
 
 func TestGPUCollectorOmitsAFailingGPUAndLogsOncePerStreak(t *testing.T) {
-	src := &gpuTestSource{method: MethodCounter, devices: testDevices(2)}
-	logs := &logRecorder{}
-	c, clock := newTestCollector(src, logs)
-	src.push(testReading(1000, 300), testReading(2000, 300))
-	step(t, c, clock)
+	g := newGPUTest(MethodCounter, 2, GPUCollectorOptions{})
+	g.src.push(testReading(1000, 300), testReading(2000, 300))
+	g.step(t)
 	for range 3 {
-		src.push(testReading(1100, 300), failed("nvml: gpu 1: energy: GPU is lost"))
-		step(t, c, clock)
-		if !math.IsNaN(energyOf(t, c, 1)) || !math.IsNaN(gpuValue(t, c, "tokenwatt_gpu_power_watts", 1)) {
+		g.src.push(testReading(1100, 300), failed("nvml: gpu 1: energy: GPU is lost"))
+		g.step(t)
+		if !math.IsNaN(energyOf(t, g.c, 1)) || !math.IsNaN(gpuValue(t, g.c, "tokenwatt_gpu_power_watts", 1)) {
 			t.Fatal("a failing GPU is exported")
 		}
-		if energyOf(t, c, 0) != 1100 {
+		if energyOf(t, g.c, 0) != 100 {
 			t.Fatal("the GPU that answers is not exported")
 		}
 	}
-	if n := logs.count("gpu 1 (GPU-test-1): nvml: gpu 1: energy: GPU is lost; omitted"); n != 1 {
-		t.Errorf("logged the failure %d times, want once: %q", n, logs.lines)
+	if n := g.logs.count("gpu 1 (GPU-test-1): nvml: gpu 1: energy: GPU is lost; no readings"); n != 1 {
+		t.Errorf("logged the failure %d times, want once: %q", n, g.logs.lines)
 	}
 	// It answers again, with the energy it used meanwhile.
-	src.push(testReading(1200, 300), testReading(2500, 300))
-	step(t, c, clock)
-	if got := energyOf(t, c, 1); got != 2500 {
-		t.Errorf("after recovery: %v J, want 2500", got)
+	g.src.push(testReading(1200, 300), testReading(2500, 300))
+	g.step(t)
+	if got := energyOf(t, g.c, 1); got != 500 {
+		t.Errorf("after recovery: %v J, want 500", got)
 	}
-	if n := logs.count("gpu 1 (GPU-test-1) answers again"); n != 1 {
-		t.Errorf("logged the recovery %d times: %q", n, logs.lines)
+	if n := g.logs.count("gpu 1 (GPU-test-1) answers again"); n != 1 {
+		t.Errorf("logged the recovery %d times: %q", n, g.logs.lines)
 	}
 	// A second streak logs again.
-	src.push(testReading(1300, 300), failed("nvml: gpu 1: energy: GPU is lost"))
-	step(t, c, clock)
-	step(t, c, clock)
-	if n := logs.count("GPU is lost; omitted"); n != 2 {
-		t.Errorf("logged %d failures over two streaks, want 2: %q", n, logs.lines)
+	g.src.push(testReading(1300, 300), failed("nvml: gpu 1: energy: GPU is lost"))
+	g.step(t)
+	g.step(t)
+	if n := g.logs.count("GPU is lost; no readings"); n != 2 {
+		t.Errorf("logged %d failures over two streaks, want 2: %q", n, g.logs.lines)
 	}
 }
 
 func TestGPUCollectorOmitsEveryGPUWhenTheSourceFails(t *testing.T) {
-	src := &gpuTestSource{method: MethodCounter, devices: testDevices(2)}
-	logs := &logRecorder{}
-	c, clock := newTestCollector(src, logs)
-	src.push(testReading(1000, 300), testReading(2000, 300))
-	step(t, c, clock)
-	src.mu.Lock()
-	src.err = errors.New("scrape: connection refused")
-	src.mu.Unlock()
-	step(t, c, clock)
-	step(t, c, clock)
-	if n := testutil.CollectAndCount(c); n != 1 {
+	g := newGPUTest(MethodCounter, 2, GPUCollectorOptions{Info: true})
+	g.src.push(testReading(1000, 300), testReading(2000, 300))
+	g.step(t)
+	g.src.mu.Lock()
+	g.src.err = errors.New("scrape: connection refused")
+	g.src.mu.Unlock()
+	g.step(t)
+	g.step(t)
+	if n := testutil.CollectAndCount(g.c); n != 1 {
 		t.Errorf("%d metrics while the source fails, want the info metric only", n)
 	}
-	if n := logs.count("connection refused"); n != 1 {
-		t.Errorf("logged %d times, want once: %q", n, logs.lines)
+	if n := g.logs.count("connection refused"); n != 1 || len(g.logs.lines) != 1 {
+		t.Errorf("logged %d times, want once and nothing per GPU: %q", n, g.logs.lines)
 	}
-	src.mu.Lock()
-	src.err = nil
-	src.mu.Unlock()
-	step(t, c, clock)
-	if n := testutil.CollectAndCount(c); n != 5 || logs.count("fake answers again") != 1 {
-		t.Errorf("%d metrics after recovery (want 5), logs %q", n, logs.lines)
+	g.src.mu.Lock()
+	g.src.err = nil
+	g.src.mu.Unlock()
+	g.step(t)
+	if n := testutil.CollectAndCount(g.c); n != 5 || g.logs.count("fake answers again") != 1 || len(g.logs.lines) != 2 {
+		t.Errorf("%d metrics after recovery (want 5), logs %q", n, g.logs.lines)
 	}
 	// A source that returns the wrong number of readings fails as a whole.
-	src.push(testReading(1000, 300))
-	step(t, c, clock)
-	if n := logs.count("returned 1 readings for 2 GPUs"); n != 1 {
-		t.Errorf("short read not logged: %q", logs.lines)
+	g.src.push(testReading(1000, 300))
+	g.step(t)
+	if n := g.logs.count("returned 1 readings for 2 GPUs"); n != 1 {
+		t.Errorf("short read not logged: %q", g.logs.lines)
 	}
 }
 
 func TestGPUCollectorOmitsStaleGPUs(t *testing.T) {
-	src := &gpuTestSource{method: MethodCounter, devices: testDevices(1)}
-	logs := &logRecorder{}
-	c, clock := newTestCollector(src, logs)
-	src.push(testReading(1000, 300))
-	step(t, c, clock)
-	clock.advance(3 * time.Second)
-	if energyOf(t, c, 0) != 1000 {
+	g := newGPUTest(MethodCounter, 1, GPUCollectorOptions{})
+	g.src.push(testReading(1000, 300))
+	g.step(t)
+	g.clock.advance(3 * time.Second)
+	if energyOf(t, g.c, 0) != 0 {
 		t.Error("a reading three intervals old is omitted")
 	}
-	clock.advance(time.Millisecond)
+	g.clock.advance(time.Millisecond)
 	for range 3 {
-		if !math.IsNaN(energyOf(t, c, 0)) {
+		if !math.IsNaN(energyOf(t, g.c, 0)) {
 			t.Fatal("a reading over three intervals old is exported")
 		}
 	}
-	if n := logs.count("no reading for 3.001s"); n != 1 {
-		t.Errorf("stale GPU logged %d times, want once: %q", n, logs.lines)
+	if n := g.logs.count("no reading for 3.001s"); n != 1 {
+		t.Errorf("stale GPU logged %d times, want once: %q", n, g.logs.lines)
+	}
+	// A fresh reading brings it back; going stale again is told again.
+	g.step(t)
+	if energyOf(t, g.c, 0) != 0 {
+		t.Error("a fresh reading is omitted")
+	}
+	g.clock.advance(4 * time.Second)
+	energyOf(t, g.c, 0)
+	if n := g.logs.count("no reading for"); n != 2 {
+		t.Errorf("stale logged %d times over two stretches, want 2: %q", n, g.logs.lines)
 	}
 }
 
 // A scrape never waits on the GPU: with the sampler stuck in a read,
-// Collect returns at once, and the GPU goes stale.
+// Collect answers at once from the last tick, until that tick is stale.
 func TestGPUCollectorScrapeDoesNotWaitForARead(t *testing.T) {
-	src := &gpuTestSource{method: MethodCounter, devices: testDevices(1),
-		block: make(chan struct{}), started: make(chan struct{})}
-	c := NewGPUCollector(src, GPUCollectorOptions{Interval: 10 * time.Millisecond})
+	g := newGPUTest(MethodCounter, 1, GPUCollectorOptions{Info: true})
+	g.src.push(testReading(1000, 300))
+	g.src.push(testReading(1100, 300))
+	g.step(t)
+	g.step(t)
+
+	blocked := make(chan struct{})
+	g.src.mu.Lock()
+	g.src.block, g.src.blocked = make(chan struct{}), blocked
+	g.src.mu.Unlock()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx) }()
-	<-src.started
+	go func() { defer close(done); g.sampler.Read(ctx) }()
+	<-blocked
+
 	start := time.Now()
-	if n := testutil.CollectAndCount(c); n != 1 {
-		t.Errorf("%d metrics while the first read hangs, want the info metric", n)
+	if got := energyOf(t, g.c, 0); got != 100 {
+		t.Errorf("while a read hangs: %v J, want the last tick's 100", got)
+	}
+	if got := gpuValue(t, g.c, "tokenwatt_gpu_power_watts", 0); got != 300 {
+		t.Errorf("while a read hangs: %v W, want 300", got)
+	}
+	g.clock.advance(3*time.Second + time.Millisecond)
+	if n := testutil.CollectAndCount(g.c); n != 1 {
+		t.Errorf("%d metrics once the hung read made the GPU stale, want the info metric", n)
 	}
 	if d := time.Since(start); d > time.Second {
-		t.Errorf("Collect took %v", d)
+		t.Errorf("scrapes took %v", d)
 	}
 	cancel()
 	<-done
+	if got := g.sampler.Latest().Samples[0].EnergyJ; got != 100 {
+		t.Errorf("the canceled read changed the tick: %v J", got)
+	}
+	if len(g.logs.lines) != 1 || g.logs.count("no reading for 3.001s") != 1 {
+		t.Errorf("logs %q, want only the stale line (a canceled read is no failure)", g.logs.lines)
+	}
 }
 
-func TestGPUCollectorRunSamplesUntilCanceled(t *testing.T) {
+// The daemon's wiring: Sampler.Run feeds the collector until canceled.
+func TestGPUCollectorServesSamplerRun(t *testing.T) {
 	src := &gpuTestSource{method: MethodCounter, devices: testDevices(2)}
 	src.push(testReading(1000, 300), testReading(2000, 300))
-	c := NewGPUCollector(src, GPUCollectorOptions{Interval: 5 * time.Millisecond})
+	src.push(testReading(1000, 300), testReading(2250, 300))
+	s := NewSampler(src, 5*time.Millisecond)
+	c := NewGPUCollector(s, GPUCollectorOptions{})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx) }()
+	go func() { defer close(done); s.Run(ctx) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		src.mu.Lock()
 		reads := src.reads
 		src.mu.Unlock()
-		if reads >= 3 && energyOf(t, c, 1) == 2000 {
+		if reads >= 3 && energyOf(t, c, 1) == 250 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -2,7 +2,7 @@ package exporter
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -16,14 +16,14 @@ const resetFraction = 0.5
 
 // Sample is one device's reading after correction.
 type Sample struct {
-	Time    time.Time
-	GPU     int     // index into the source's Devices
-	EnergyJ float64 // energy since the sampler's first reading of this device; never decreases
-	RawJ    float64 // the counter as read; NaN for power-only sources or failed reads
-	PowerW  float64 // NaN when unknown
-	Gap     bool    // reads failed before this one; the energy in between is spread over the gap
-	Reset   bool    // the counter went back: counted from the new zero
-	Err     string  // this read failed; EnergyJ holds the last good value
+	Time    time.Time // when it was read; for a failed read, when the failure was seen
+	GPU     int       // index into the source's Devices
+	EnergyJ float64   // energy since the sampler's first reading of this device; never decreases
+	RawJ    float64   // the counter as read; NaN for power-only sources or failed reads
+	PowerW  float64   // NaN when unknown
+	Gap     bool      // reads failed before this one; the energy in between is spread over the gap
+	Reset   bool      // the counter went back: counted from the new zero
+	Err     string    // this read failed; EnergyJ holds the last good value
 }
 
 // Tick is one round of readings, every device at about the same time.
@@ -44,6 +44,10 @@ type deviceState struct {
 	failing bool
 }
 
+// usable tells a real reading from a library's garbage (NaN, ±Inf, or
+// below zero).
+func usable(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) && v >= 0 }
+
 // update folds a reading into the state and returns the corrected sample.
 func (d *deviceState) update(gpu int, r Reading, integrated bool) Sample {
 	s := Sample{Time: r.Time, GPU: gpu, RawJ: math.NaN(), PowerW: r.PowerW}
@@ -55,8 +59,11 @@ func (d *deviceState) update(gpu int, r Reading, integrated bool) Sample {
 		return s
 	}
 	s.Gap, d.failing = d.failing, false
+	if !usable(s.PowerW) {
+		s.PowerW = math.NaN()
+	}
 	if integrated {
-		if p := r.PowerW; !math.IsNaN(p) && p >= 0 {
+		if p := s.PowerW; !math.IsNaN(p) {
 			if d.started {
 				d.total += (d.prevP + p) / 2 * r.Time.Sub(d.prevT).Seconds()
 			}
@@ -68,7 +75,7 @@ func (d *deviceState) update(gpu int, r Reading, integrated bool) Sample {
 	raw := r.EnergyJ
 	s.RawJ = raw
 	switch {
-	case math.IsNaN(raw) || raw < 0:
+	case !usable(raw):
 		s.Err = "invalid energy reading"
 	case !d.started:
 		d.started, d.prevRaw = true, raw
@@ -86,33 +93,45 @@ func (d *deviceState) update(gpu int, r Reading, integrated bool) Sample {
 
 // Sampler reads a Source at a fixed interval, corrects each device's
 // counter (resets, non-monotonic reads, power-only integration) and hands
-// every Tick to its consumers, in order, from its own goroutine.
+// every Tick to its consumers, in order, from its own goroutine. It is
+// the only reader of its Source: a run's EnergyRun and the
+// energy-exporter's GPUCollector both read its ticks.
 type Sampler struct {
 	src      Source
 	interval time.Duration
 	method   string
 	devices  []Device
 	states   []deviceState
-
-	mu       sync.Mutex
-	latest   Tick
+	now      func() time.Time // the clock for reads that carry no time
 	consumer []func(Tick)
-	readErr  func(error)
+	logf     func(string, ...any)
+
+	// What has been logged, so that a failure is told once per streak
+	// of failed reads and its end once.
+	sourceDown bool
+	deviceDown []bool
+
+	mu     sync.Mutex
+	latest Tick
 }
 
 // NewSampler returns a sampler of src every interval.
 func NewSampler(src Source, interval time.Duration) *Sampler {
+	n := len(src.Devices())
 	return &Sampler{
 		src: src, interval: interval, method: src.Method(), devices: src.Devices(),
-		states: make([]deviceState, len(src.Devices())),
+		states: make([]deviceState, n), deviceDown: make([]bool, n),
+		now: time.Now, logf: func(string, ...any) {},
 	}
 }
 
 // OnTick adds a consumer of ticks. Call before Run.
 func (s *Sampler) OnTick(f func(Tick)) { s.consumer = append(s.consumer, f) }
 
-// OnError sets where errors of a whole read go. Call before Run.
-func (s *Sampler) OnError(f func(error)) { s.readErr = f }
+// OnLog sets where the sampler tells of trouble: the source or a device
+// failing (once per streak of failed reads), its answering again, and
+// counter resets. Call before Run; without it they are dropped.
+func (s *Sampler) OnLog(logf func(format string, args ...any)) { s.logf = logf }
 
 // Devices are the source's devices.
 func (s *Sampler) Devices() []Device { return s.devices }
@@ -120,7 +139,8 @@ func (s *Sampler) Devices() []Device { return s.devices }
 // Method is the source's energy method.
 func (s *Sampler) Method() string { return s.method }
 
-// Latest is the last tick (zero Time before the first).
+// Latest is the last tick (zero Time before the first). It never waits
+// on the source.
 func (s *Sampler) Latest() Tick {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -148,24 +168,38 @@ func (s *Sampler) Run(ctx context.Context) {
 
 // Read takes one round of readings now and hands the tick on. Run calls
 // it; it is exported for a read at a chosen moment (the end of a run).
+// A read that ctx ended is dropped: stopping is no device's failure.
 func (s *Sampler) Read(ctx context.Context) {
 	readings, err := s.src.Read(ctx, make([]Reading, 0, len(s.devices)))
-	if err == nil && len(readings) != len(s.devices) {
-		err = errors.New("source returned a reading per device mismatch")
+	if ctx.Err() != nil {
+		return
 	}
-	if err != nil {
-		if s.readErr != nil {
-			s.readErr(err)
+	now := s.now()
+	if err == nil && len(readings) != len(s.devices) {
+		err = fmt.Errorf("%s source returned %d readings for %d GPUs", s.src.Name(), len(readings), len(s.devices))
+	}
+	switch {
+	case err != nil:
+		if !s.sourceDown {
+			s.logf("energy: %s: %s; no GPU readings until it answers", s.src.Name(), oneLine(err.Error()))
+			s.sourceDown = true
 		}
-		now := time.Now()
 		readings = make([]Reading, len(s.devices))
 		for i := range readings {
 			readings[i] = Reading{Time: now, Err: err}
 		}
+	case s.sourceDown:
+		s.logf("energy: %s answers again", s.src.Name())
+		s.sourceDown = false
 	}
-	tick := Tick{Samples: make([]Sample, len(readings)), PowerW: 0}
+	tick := Tick{Samples: make([]Sample, len(readings))}
 	for i, r := range readings {
+		if r.Time.IsZero() {
+			r.Time = now
+		}
+		prevRaw := s.states[i].prevRaw
 		smp := s.states[i].update(i, r, s.method == MethodIntegrated)
+		s.logDevice(i, r, smp, prevRaw, err != nil)
 		tick.Samples[i] = smp
 		tick.EnergyJ += smp.EnergyJ
 		tick.PowerW += smp.PowerW // NaN poisons the sum, as documented
@@ -180,6 +214,26 @@ func (s *Sampler) Read(ctx context.Context) {
 		f(tick)
 	}
 }
+
+// logDevice tells of device i's failure (not when the whole source
+// failed: that is told once for all), its recovery, and resets.
+func (s *Sampler) logDevice(i int, r Reading, smp Sample, prevRaw float64, sourceFailed bool) {
+	name := deviceName(s.devices[i])
+	switch {
+	case r.Err != nil && !sourceFailed && !s.deviceDown[i]:
+		s.logf("energy: %s: %s; no readings until it answers", name, oneLine(r.Err.Error()))
+		s.deviceDown[i] = true
+	case r.Err == nil && s.deviceDown[i]:
+		s.logf("energy: %s answers again", name)
+		s.deviceDown[i] = false
+	}
+	if smp.Reset {
+		s.logf("energy: %s: energy counter went back from %.0f J to %.0f J: a reset (driver reload?); counting from the new zero", name, prevRaw, smp.RawJ)
+	}
+}
+
+// deviceName names a device in log lines.
+func deviceName(d Device) string { return fmt.Sprintf("gpu %d (%s)", d.Index, d.UUID) }
 
 // IdlePower is each device's mean power between two ticks, and their sum:
 // the idle baseline when the ticks bracket a quiet period.

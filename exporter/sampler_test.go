@@ -117,9 +117,9 @@ func TestSamplerIntegratesPowerAndMarksGaps(t *testing.T) {
 	}, err: []error{nil, nil, down, nil}}
 	s := NewSampler(src, time.Second)
 	var ticks []Tick
-	var errs []error
+	logs := &logRecorder{}
 	s.OnTick(func(tk Tick) { ticks = append(ticks, tk) })
-	s.OnError(func(err error) { errs = append(errs, err) })
+	s.OnLog(logs.logf)
 	for range 4 {
 		s.Read(context.Background())
 	}
@@ -131,8 +131,8 @@ func TestSamplerIntegratesPowerAndMarksGaps(t *testing.T) {
 	if got := ticks[3].Samples[1].EnergyJ; got != 600 {
 		t.Errorf("GPU 1 energy %v, want 600", got)
 	}
-	if !ticks[3].Samples[1].Gap || ticks[1].Samples[1].Err == "" || len(errs) != 1 {
-		t.Errorf("gap/err marks: %+v, errors %v", ticks[3].Samples[1], errs)
+	if !ticks[3].Samples[1].Gap || ticks[1].Samples[1].Err == "" || logs.count("endpoint down") != 1 {
+		t.Errorf("gap/err marks: %+v, logs %q", ticks[3].Samples[1], logs.lines)
 	}
 	if !math.IsNaN(ticks[1].PowerW) || ticks[3].PowerW != 500 {
 		t.Errorf("tick power %v, %v; want NaN (a device unknown), 500", ticks[1].PowerW, ticks[3].PowerW)

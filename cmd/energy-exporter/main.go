@@ -188,12 +188,11 @@ func (c *serveCmd) Run(e *env) error {
 		return usageErr(err)
 	}
 
-	gpus := exporter.NewGPUCollector(src, exporter.GPUCollectorOptions{
-		Interval: c.Interval, Version: version, Logf: logf(slog.LevelWarn),
-	})
+	sampler := exporter.NewSampler(src, c.Interval)
+	sampler.OnLog(logf(slog.LevelWarn))
 	reg := prometheus.NewRegistry()
 	for _, col := range []prometheus.Collector{
-		gpus,
+		exporter.NewGPUCollector(sampler, exporter.GPUCollectorOptions{Info: true, Version: version}),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -208,7 +207,7 @@ func (c *serveCmd) Run(e *env) error {
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
-		gpus.Run(sampleCtx)
+		sampler.Run(sampleCtx)
 	}()
 
 	srv := &http.Server{Handler: handler(reg), ReadHeaderTimeout: 10 * time.Second}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -312,12 +313,20 @@ func TestMain(m *testing.M) {
 // (scrape:URL, which works but is not advertised).
 func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 	bin := buildExporter(t)
+	// The upstream counter grows 10 J a scrape; this exporter serves the
+	// energy since its own first read, so a multiple of 10 J.
+	var mu sync.Mutex
+	upstreamJ := 4321
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, `# TYPE tokenwatt_gpu_energy_joules_total counter
-tokenwatt_gpu_energy_joules_total{gpu="0",uuid="GPU-up-0",gpu_model="NVIDIA L4",hostname="up"} 4321
+		mu.Lock()
+		upstreamJ += 10
+		j := upstreamJ
+		mu.Unlock()
+		fmt.Fprintf(w, `# TYPE tokenwatt_gpu_energy_joules_total counter
+tokenwatt_gpu_energy_joules_total{gpu="0",uuid="GPU-up-0",gpu_model="NVIDIA L4",hostname="up"} %d
 # TYPE tokenwatt_gpu_power_watts gauge
 tokenwatt_gpu_power_watts{gpu="0",uuid="GPU-up-0",gpu_model="NVIDIA L4",hostname="up"} 71.5
-`)
+`, j)
 	}))
 	defer upstream.Close()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -348,8 +357,14 @@ tokenwatt_gpu_power_watts{gpu="0",uuid="GPU-up-0",gpu_model="NVIDIA L4",hostname
 			body = string(b)
 		}
 	}
-	if !strings.Contains(body, `tokenwatt_gpu_energy_joules_total{gpu="0",gpu_model="NVIDIA L4",hostname="up",uuid="GPU-up-0"} 4321`) {
-		t.Errorf("energy not served:\n%s", body)
+	const energySeries = `tokenwatt_gpu_energy_joules_total{gpu="0",gpu_model="NVIDIA L4",hostname="up",uuid="GPU-up-0"} `
+	i := strings.Index(body, energySeries)
+	if i < 0 {
+		t.Fatalf("energy not served:\n%s", body)
+	}
+	var joules float64
+	if _, err := fmt.Sscan(body[i+len(energySeries):], &joules); err != nil || joules < 0 || math.Mod(joules, 10) != 0 {
+		t.Errorf("energy %v (%v), want the upstream's increase since the first read, a multiple of 10 J", joules, err)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
