@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -26,16 +25,18 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/tokenwatt/tokenwatt/exporter"
+	"github.com/tokenwatt/tokenwatt/internal/command"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// Exit codes.
+// Exit codes (package command): 1 when serving failed after a good
+// start, 2 for bad input or no GPU source available.
 const (
-	exitOK     = 0
-	exitFailed = 1 // serving failed after a good start
-	exitUsage  = 2 // bad input, or no GPU source available
+	exitOK     = command.ExitOK
+	exitFailed = command.ExitFailed
+	exitUsage  = command.ExitUsage
 )
 
 // Shutdown bounds: scrapes in progress get serveGrace to finish; the
@@ -80,16 +81,7 @@ type env struct {
 	listening func(addr string)
 }
 
-// exitError carries an exit code with the error that caused it.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-func usageErr(err error) error { return &exitError{code: exitUsage, err: err} }
+var usageErr = command.Usage
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -97,50 +89,13 @@ func main() {
 	os.Exit(run(&env{ctx: ctx, stdout: os.Stdout, stderr: os.Stderr, open: exporter.OpenSource}, os.Args[1:]))
 }
 
-// kongExit carries the exit code of kong's own exits (--help, --version)
-// out of Parse, so that run returns instead of the process exiting.
-type kongExit struct{ code int }
-
 // run parses args and executes the chosen command, returning the exit
 // code. Every error is printed as one line on stderr, never a stack trace.
-func run(e *env, args []string) (code int) {
-	defer func() {
-		if r := recover(); r != nil {
-			ke, ok := r.(kongExit)
-			if !ok {
-				panic(r)
-			}
-			code = ke.code
-		}
-	}()
-	var c cli
-	parser, err := kong.New(&c,
-		kong.Name("energy-exporter"),
+func run(e *env, args []string) int {
+	return command.Run("energy-exporter", &cli{}, args, e.stdout, e.stderr, []kong.Option{
 		kong.Description("Serve per-GPU energy and power (DCGM or NVML) for Prometheus."),
-		kong.Writers(e.stdout, e.stderr),
-		kong.Exit(func(code int) { panic(kongExit{code}) }),
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Vars{"version": "energy-exporter " + version},
-	)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "energy-exporter: %v\n", err)
-		return exitFailed
-	}
-	kctx, err := parser.Parse(args)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "energy-exporter: %v (see energy-exporter --help)\n", err)
-		return exitUsage
-	}
-	err = kctx.Run(e)
-	if err == nil {
-		return exitOK
-	}
-	fmt.Fprintf(e.stderr, "energy-exporter: %s\n", strings.Join(strings.Fields(err.Error()), " "))
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	return exitFailed
+	}, e)
 }
 
 type versionCmd struct{}

@@ -16,6 +16,7 @@ import (
 	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/backends/sim"
 	"github.com/tokenwatt/tokenwatt/exporter"
+	"github.com/tokenwatt/tokenwatt/internal/command"
 	"github.com/tokenwatt/tokenwatt/loadgen"
 	"github.com/tokenwatt/tokenwatt/report"
 )
@@ -282,11 +283,11 @@ func (c *runCmd) Run(e *env) error {
 
 	switch {
 	case runErr != nil:
-		return &exitError{code: exitFailed, err: runErr}
+		return command.Exit(exitFailed, runErr)
 	case res.StopReason == loadgen.StopInterrupted:
-		return &exitError{code: exitInterrupted, err: errors.New("interrupted: stopped scheduling, in-flight requests finished or were canceled; records and summary are complete")}
+		return command.Exit(exitInterrupted, errors.New("interrupted: stopped scheduling, in-flight requests finished or were canceled; records and summary are complete"))
 	case res.Requests > 0 && res.OK == 0:
-		return &exitError{code: exitFailed, err: fmt.Errorf("all %d requests failed; see %s", res.Requests, filepath.Join(c.Out, loadgen.RecordsFileName))}
+		return command.Exit(exitFailed, fmt.Errorf("all %d requests failed; see %s", res.Requests, filepath.Join(c.Out, loadgen.RecordsFileName)))
 	}
 	return nil
 }
@@ -349,7 +350,7 @@ func (c *runCmd) measureIdle(e *env, energy *exporter.EnergyRun, sc *loadgen.Sce
 	fmt.Fprintf(e.stderr, "loadgen: measuring idle GPU power for %v before the first request\n", d)
 	if err := energy.MeasureIdle(e.ctx, d); err != nil {
 		if e.interrupted() {
-			return &exitError{code: exitInterrupted, err: errors.New("interrupted while measuring the idle baseline; nothing was sent")}
+			return command.Exit(exitInterrupted, errors.New("interrupted while measuring the idle baseline; nothing was sent"))
 		}
 		return err
 	}
