@@ -320,3 +320,24 @@ func TestAPIVariants(t *testing.T) {
 		})
 	}
 }
+
+func TestDatasetFlagDropsTheScenarioField(t *testing.T) {
+	// energy_star reads the HF set's "text" column; a local JSONL export
+	// has "prompt" (like ../shared/datasets does). --dataset without
+	// --dataset-field must not keep looking for "text".
+	dir := t.TempDir()
+	file := filepath.Join(dir, "prompts.jsonl")
+	body := "{\"_provenance\": \"test\"}\n{\"prompt\": \"one\"}\n{\"prompt\": \"two\"}\n"
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	res := runCLI(t, "--scenario", "energy_star", "--sim", "--sim-ttft", "1ms", "--sim-itl", "0s",
+		"--dataset", file, "--num-samples", "2", "--out", out)
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	if recs := readRecords(t, filepath.Join(out, "records.jsonl")); len(recs) != 2 || recs[1].PromptIndex != 1 {
+		t.Fatalf("records %+v", recs)
+	}
+}
