@@ -39,6 +39,7 @@ type EnergyRun struct {
 	w       *bufio.Writer
 	enc     *json.Encoder
 	fileErr error
+	flushed time.Time // last flush of the samples file
 
 	mu        sync.Mutex
 	idleGPU   []float64 // W per device; nil until measured
@@ -121,6 +122,7 @@ func (e *EnergyRun) onTick(t Tick) {
 		e.write(energyLine{TUnix: float64(s.Time.UnixNano()) / 1e9, GPU: s.GPU, EnergyJ: s.EnergyJ,
 			RawJ: finite(s.RawJ), PowerW: finite(s.PowerW), Gap: s.Gap, Reset: s.Reset, Error: s.Err})
 	}
+	e.flushEvery(time.Second)
 	e.attr.AddSample(t.Time, t.EnergyJ)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -135,6 +137,17 @@ func (e *EnergyRun) onTick(t Tick) {
 		if !math.IsNaN(p) && p > e.peakW {
 			e.peakW = p
 		}
+	}
+}
+
+// flushEvery flushes the samples file when d has passed since the last
+// flush, so that a crash loses at most that much of it, as with records.
+func (e *EnergyRun) flushEvery(d time.Duration) {
+	e.fileMu.Lock()
+	defer e.fileMu.Unlock()
+	if now := time.Now(); e.fileErr == nil && now.Sub(e.flushed) >= d {
+		e.fileErr = e.w.Flush()
+		e.flushed = now
 	}
 }
 
