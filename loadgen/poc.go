@@ -266,9 +266,8 @@ func (c *POCConfig) ToScenario() (Scenario, []string) {
 	}), "CodeCarbon is not used: energy comes from tokenwatt's own sources (DCGM, NVML or the simulator)")
 	if code := c.CountryISOCode(); code != "" {
 		if _, _, known := report.CountryCarbonIntensity(code); !known {
-			warn([]string{"metrics.country_iso_code"}, "%q has no national carbon intensity in tokenwatt's table (%s); "+
-				"the default %g g/kWh applies unless --carbon-intensity is given", code,
-				strings.Join(report.CarbonCountries(), " "), report.DefaultCarbonIntensity)
+			warn([]string{"metrics.country_iso_code"}, "%q is unknown: tokenwatt has no national carbon intensity for it; "+
+				"the default %g g/kWh applies unless --carbon-intensity is given", code, report.DefaultCarbonIntensity)
 		}
 	}
 	if m.Region != nil {

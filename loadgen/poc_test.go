@@ -22,22 +22,44 @@ var (
 )
 
 func TestPOCCountryCarbonIntensity(t *testing.T) {
+	const regionWarning = "metrics.region: ignored: tokenwatt has national, not regional, carbon intensities " +
+		"(use --carbon-intensity for a regional figure)"
 	for _, tc := range []struct {
-		code    string
-		warning bool
-	}{{"USA", false}, {"FRA", false}, {"ATL", true}} {
-		c := &POCConfig{Metrics: POCMetrics{CountryISOCode: &tc.code}}
-		if got := c.CountryISOCode(); got != tc.code {
-			t.Errorf("CountryISOCode() = %q, want %q", got, tc.code)
-		}
-		_, warnings := c.ToScenario()
-		found := false
-		for _, w := range warnings {
-			found = found || strings.HasPrefix(w, "metrics.country_iso_code: \""+tc.code+"\" has no national carbon intensity")
-		}
-		if found != tc.warning {
-			t.Errorf("%s: warned %v, want %v: %q", tc.code, found, tc.warning, warnings)
-		}
+		name, metrics, code string
+		warnings            []string
+	}{
+		{"absent", "  project_name: p\n", "", nil},
+		{"known alpha-3", "  country_iso_code: USA\n", "USA", nil},
+		{"known, lower case", "  country_iso_code: fra\n", "fra", nil},
+		{"known alpha-2", "  country_iso_code: DE\n", "DE", nil},
+		{"trimmed", "  country_iso_code: \" SWE \"\n", "SWE", nil},
+		{"unknown", "  country_iso_code: ATL\n", "ATL", []string{`metrics.country_iso_code: "ATL" is unknown: ` +
+			"tokenwatt has no national carbon intensity for it; the default 475 g/kWh applies unless --carbon-intensity is given"}},
+		{"region beside a known country", "  country_iso_code: USA\n  region: california\n", "USA", []string{regionWarning}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "poc.yaml")
+			if err := os.WriteFile(path, []byte("backend:\n  model: m\nmetrics:\n"+tc.metrics), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := LoadPOCConfig(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.CountryISOCode(); got != tc.code {
+				t.Errorf("CountryISOCode() = %q, want %q", got, tc.code)
+			}
+			var warnings []string
+			_, all := c.ToScenario()
+			for _, w := range all {
+				if strings.HasPrefix(w, "metrics.country_iso_code") || strings.HasPrefix(w, "metrics.region") {
+					warnings = append(warnings, w)
+				}
+			}
+			if !reflect.DeepEqual(warnings, tc.warnings) {
+				t.Errorf("warnings = %q, want %q", warnings, tc.warnings)
+			}
+		})
 	}
 }
 
@@ -69,8 +91,8 @@ func TestPOCFixtures(t *testing.T) {
 				MaxConsecutiveFailures: 3,
 				Timeout:                5 * time.Minute,
 			},
-			// region: null is as good as absent, so only country_iso_code
-			// is named.
+			// region: null is as good as absent, and country_iso_code USA
+			// is in the carbon table, so neither is named.
 			warnings: []string{warnHarmony, warnDevices, warnTruncation, warnCodeCarbon},
 			summary:  "./results/gpt_oss_120b_results.csv",
 			dir:      "./benchmark_output",
