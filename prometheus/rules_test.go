@@ -1,0 +1,221 @@
+// Package prometheus holds no code, only tests of the shipped Prometheus
+// configuration: prometheus.yml, the recording and alerting rules in
+// rules/ and their promtool unit tests in rules/tests/.
+package prometheus
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// promtool returns the path of promtool on PATH. A missing binary skips
+// the test with a hint, or fails it when CI is set, so that CI cannot pass
+// by skipping (the convention of internal/promtest).
+func promtool(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("promtool")
+	if err == nil {
+		return path
+	}
+	msg := "promtool not found on PATH: install the Debian package prometheus (.ci/run does)"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// runPromtool runs promtool with args in this directory and fails the
+// test, with promtool's output, unless it exits 0.
+func runPromtool(t *testing.T, args ...string) {
+	t.Helper()
+	cmd := exec.Command(promtool(t), args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	t.Logf("promtool %s:\n%s", strings.Join(args, " "), out)
+}
+
+func glob(t *testing.T, pattern string) []string {
+	t.Helper()
+	files, err := filepath.Glob(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no files match %s", pattern)
+	}
+	return files
+}
+
+// TestCheckConfig checks prometheus.yml, and through it the rule files
+// its rule_files glob (resolved relative to the config file) loads.
+func TestCheckConfig(t *testing.T) {
+	runPromtool(t, "check", "config", "prometheus.yml")
+}
+
+func TestCheckRules(t *testing.T) {
+	runPromtool(t, append([]string{"check", "rules"}, glob(t, "rules/*.yml")...)...)
+}
+
+// TestRuleUnitTests runs the promtool unit tests in rules/tests.
+func TestRuleUnitTests(t *testing.T) {
+	runPromtool(t, append([]string{"test", "rules"}, glob(t, "rules/tests/*.yml")...)...)
+}
+
+type ruleFile struct {
+	Groups []struct {
+		Name     string `yaml:"name"`
+		Interval string `yaml:"interval"`
+		Rules    []struct {
+			Record      string            `yaml:"record"`
+			Alert       string            `yaml:"alert"`
+			Expr        string            `yaml:"expr"`
+			For         string            `yaml:"for"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+type ruleTestFile struct {
+	Tests []struct {
+		AlertRuleTest []struct {
+			Alertname string `yaml:"alertname"`
+			ExpAlerts []struct {
+				ExpLabels map[string]string `yaml:"exp_labels"`
+			} `yaml:"exp_alerts"`
+		} `yaml:"alert_rule_test"`
+		PromQLExprTest []struct {
+			Expr string `yaml:"expr"`
+		} `yaml:"promql_expr_test"`
+	} `yaml:"tests"`
+}
+
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// recordName is level:metric:operations, each part non-empty.
+var recordName = regexp.MustCompile(`^[a-z_]+:[a-zA-Z0-9_]+:[a-z0-9_]+$`)
+
+// TestRuleConventions checks what promtool does not: recording rule names
+// follow level:metric:operations and come in 5m and 1h pairs; every alert
+// has summary, description and runbook annotations and a for duration;
+// every alert has a promtool test in which it fires and one in which it
+// must not; and the main recording rules have value tests.
+func TestRuleConventions(t *testing.T) {
+	records := map[string]bool{}
+	var alerts []string
+	for _, f := range glob(t, "rules/*.yml") {
+		var rf ruleFile
+		readYAML(t, f, &rf)
+		for _, g := range rf.Groups {
+			for _, r := range g.Rules {
+				switch {
+				case r.Record != "":
+					if !recordName.MatchString(r.Record) {
+						t.Errorf("%s: record %q is not level:metric:operations", f, r.Record)
+					}
+					if records[r.Record] {
+						t.Errorf("%s: record %q defined twice", f, r.Record)
+					}
+					records[r.Record] = true
+				case r.Alert != "":
+					alerts = append(alerts, r.Alert)
+					for _, a := range []string{"summary", "description", "runbook"} {
+						if strings.TrimSpace(r.Annotations[a]) == "" {
+							t.Errorf("%s: alert %s has no %s annotation", f, r.Alert, a)
+						}
+					}
+					if r.For == "" {
+						t.Errorf("%s: alert %s has no for duration", f, r.Alert)
+					}
+				}
+			}
+		}
+	}
+	for r := range records {
+		for _, pair := range [][2]string{{"rate5m", "rate1h"}, {"rate1h", "rate5m"}} {
+			if strings.HasSuffix(r, pair[0]) {
+				if other := strings.TrimSuffix(r, pair[0]) + pair[1]; !records[other] {
+					t.Errorf("record %s has no %s counterpart %s", r, pair[1], other)
+				}
+			}
+		}
+	}
+	want := []string{
+		"TokenwattJoulesPerTokenRegression",
+		"TokenwattWhPer1000QueriesRegression",
+		"TokenwattTTFTp99SLOBreach",
+		"TokenwattErrorRatioHigh",
+		"TokenwattEnergyDataAbsent",
+		"TokenwattIdlePowerAboveBaseline",
+		"TokenwattLoadgenBehindSchedule",
+	}
+	if fmt.Sprint(alerts) != fmt.Sprint(want) {
+		t.Errorf("alerts = %v, want %v", alerts, want)
+	}
+
+	fires := map[string]bool{}
+	silent := map[string]bool{}
+	tested := map[string]bool{}
+	for _, f := range glob(t, "rules/tests/*.yml") {
+		var tf ruleTestFile
+		readYAML(t, f, &tf)
+		for _, tc := range tf.Tests {
+			for _, a := range tc.AlertRuleTest {
+				if len(a.ExpAlerts) > 0 {
+					fires[a.Alertname] = true
+				} else {
+					silent[a.Alertname] = true
+				}
+			}
+			for _, e := range tc.PromQLExprTest {
+				tested[e.Expr] = true
+			}
+		}
+	}
+	for _, a := range alerts {
+		if !fires[a] {
+			t.Errorf("alert %s has no promtool test in which it fires", a)
+		}
+		if !silent[a] {
+			t.Errorf("alert %s has no promtool test in which it must not fire", a)
+		}
+	}
+	for _, r := range []string{
+		"run_id:tokenwatt_joules_per_output_token:ratio_rate5m",
+		"run_id:tokenwatt_joules_per_output_token:ratio_rate1h",
+		"run_id:tokenwatt_wh_per_1000_queries:ratio_rate5m",
+		"run_id:tokenwatt_wh_per_1000_queries:ratio_rate1h",
+		"run_id_phase:tokenwatt_attributed_energy_joules:ratio_rate5m",
+		"run_id:tokenwatt_output_tokens:rate5m",
+		"run_id:tokenwatt_requests:rate5m",
+		"run_id:tokenwatt_request_errors:ratio_rate5m",
+		"hostname_gpu:tokenwatt_gpu_energy_joules:rate5m",
+		"cluster:tokenwatt_gpu_energy_joules:rate5m",
+		"cluster:vllm_joules_per_generation_token:ratio_rate5m",
+	} {
+		if !records[r] {
+			t.Errorf("recording rule %s is missing", r)
+		}
+		if !tested[r] {
+			t.Errorf("recording rule %s has no promql_expr_test", r)
+		}
+	}
+}
