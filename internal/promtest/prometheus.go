@@ -36,12 +36,20 @@ const (
 // with WaitFor, e.g. on count(up{job="targets"}).
 func StartPrometheus(t testing.TB, scrapeTargets []string, scrapeInterval time.Duration) *Prometheus {
 	t.Helper()
+	return StartPrometheusWithRules(t, scrapeTargets, scrapeInterval, nil)
+}
+
+// StartPrometheusWithRules is StartPrometheus with rule files loaded
+// (absolute paths), evaluated every scrapeInterval unless a group sets
+// its own interval.
+func StartPrometheusWithRules(t testing.TB, scrapeTargets []string, scrapeInterval time.Duration, ruleFiles []string) *Prometheus {
+	t.Helper()
 	bin := binary(t, "prometheus", "prometheus")
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	cfg := filepath.Join(dir, "prometheus.yml")
 	p := start(t, "prometheus", bin, func(addr string) []string {
-		if err := os.WriteFile(cfg, []byte(prometheusConfig(addr, scrapeTargets, scrapeInterval)), 0o644); err != nil {
+		if err := os.WriteFile(cfg, []byte(prometheusConfig(addr, scrapeTargets, scrapeInterval, ruleFiles)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return []string{
@@ -56,13 +64,20 @@ func StartPrometheus(t testing.TB, scrapeTargets []string, scrapeInterval time.D
 	return &Prometheus{p: p}
 }
 
-// prometheusConfig is a prometheus.yml for self (Prometheus' own address)
-// and targets. YAML flow sequences of quoted strings need no escaping for
-// host:port values.
-func prometheusConfig(self string, targets []string, interval time.Duration) string {
+// prometheusConfig is a prometheus.yml for self (Prometheus' own address),
+// targets and rule files. YAML flow sequences of quoted strings need no
+// escaping for host:port values; %q quotes paths well enough for YAML's
+// double-quoted strings.
+func prometheusConfig(self string, targets []string, interval time.Duration, ruleFiles []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\n  evaluation_interval: %s\n",
 		promDuration(interval), promDuration(interval), promDuration(interval))
+	if len(ruleFiles) > 0 {
+		fmt.Fprintf(&b, "rule_files:\n")
+		for _, f := range ruleFiles {
+			fmt.Fprintf(&b, "  - %q\n", f)
+		}
+	}
 	fmt.Fprintf(&b, "scrape_configs:\n")
 	fmt.Fprintf(&b, "  - job_name: %s\n    static_configs:\n      - targets: [%q]\n", SelfJob, self)
 	if len(targets) > 0 {

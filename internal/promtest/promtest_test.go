@@ -149,11 +149,13 @@ func TestMissingBinarySkipsOrFailsInCI(t *testing.T) {
 }
 
 func TestPrometheusConfig(t *testing.T) {
-	got := prometheusConfig("127.0.0.1:9090", []string{"127.0.0.1:1", "127.0.0.1:2"}, 1500*time.Millisecond)
+	got := prometheusConfig("127.0.0.1:9090", []string{"127.0.0.1:1", "127.0.0.1:2"}, 1500*time.Millisecond, []string{"/r/a.yml"})
 	want := `global:
   scrape_interval: 1500ms
   scrape_timeout: 1500ms
   evaluation_interval: 1500ms
+rule_files:
+  - "/r/a.yml"
 scrape_configs:
   - job_name: prometheus
     static_configs:

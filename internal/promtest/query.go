@@ -119,3 +119,32 @@ func query(baseURL, promql string, ts time.Time) (float64, bool, error) {
 		return 0, false, fmt.Errorf("query %s at %s: %w: result type %s", promql, baseURL, errNotSingle, res.Type())
 	}
 }
+
+// VectorAt runs the instant query promql at ts and returns its samples
+// (float or native histogram) as an instant vector; a scalar result is a
+// vector of one sample without labels. Errors fail the test.
+func VectorAt(t testing.TB, baseURL, promql string, ts time.Time) model.Vector {
+	t.Helper()
+	client, err := api.NewClient(api.Config{Address: baseURL})
+	if err != nil {
+		t.Fatalf("query %s: %v", baseURL, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	res, warnings, _, err := v1.NewAPI(client).Query(ctx, promql, ts)
+	if err != nil {
+		t.Fatalf("query %s at %s: %v", promql, baseURL, err)
+	}
+	if len(warnings) > 0 {
+		t.Logf("query %s: warnings %v", promql, warnings)
+	}
+	switch r := res.(type) {
+	case model.Vector:
+		return r
+	case *model.Scalar:
+		return model.Vector{{Metric: model.Metric{}, Value: r.Value, Timestamp: r.Timestamp}}
+	default:
+		t.Fatalf("query %s at %s: result type %s, want a vector", promql, baseURL, res.Type())
+		return nil
+	}
+}
