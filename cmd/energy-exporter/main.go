@@ -92,10 +92,16 @@ func main() {
 // run parses args and executes the chosen command, returning the exit
 // code. Every error is printed as one line on stderr, never a stack trace.
 func run(e *env, args []string) int {
-	return command.Run("energy-exporter", &cli{}, args, e.stdout, e.stderr, []kong.Option{
+	return command.Run("energy-exporter", &cli{}, args, e.stdout, e.stderr, kongOptions(), e)
+}
+
+// kongOptions are the options of energy-exporter's grammar, besides
+// those command.Run adds (tests parse command lines with them).
+func kongOptions() []kong.Option {
+	return []kong.Option{
 		kong.Description("Serve per-GPU energy and power (DCGM or NVML) for Prometheus."),
 		kong.Vars{"version": "energy-exporter " + version},
-	}, e)
+	}
 }
 
 type versionCmd struct{}

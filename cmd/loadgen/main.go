@@ -64,11 +64,17 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, isTerminal bool) int {
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, isTerminal: isTerminal,
 		interrupted: func() bool { return ctx.Err() != nil }}
-	return command.Run("loadgen", &cli{}, args, stdout, stderr, []kong.Option{
+	return command.Run("loadgen", &cli{}, args, stdout, stderr, kongOptions(), e)
+}
+
+// kongOptions are the options of loadgen's grammar, besides those
+// command.Run adds (tests parse command lines with them).
+func kongOptions() []kong.Option {
+	return []kong.Option{
 		kong.Description("Measure what an LLM token costs: latency, tokens and (with an energy source) GPU energy."),
 		kong.DefaultEnvars("TOKENWATT"),
 		kong.Vars{"version": version},
-	}, e)
+	}
 }
 
 type versionCmd struct{}

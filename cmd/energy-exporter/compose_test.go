@@ -1,0 +1,176 @@
+package main
+
+import (
+	"io"
+	"net"
+	"os"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"gopkg.in/yaml.v3"
+
+	"github.com/tokenwatt/tokenwatt/exporter"
+)
+
+// The compose tests parse the command of every docker-compose.yml service
+// that runs energy-exporter with energy-exporter's real grammar, and
+// check what the grammar leaves to Run: the source name, the interval,
+// and a listen address other containers reach. Nothing is run.
+
+// composeService is the part of a docker-compose.yml service these tests
+// read.
+type composeService struct {
+	Build      *yaml.Node  `yaml:"build"`
+	Entrypoint []string    `yaml:"entrypoint"`
+	Command    []string    `yaml:"command"`
+	Ports      []yaml.Node `yaml:"ports"`
+}
+
+// composeVariable matches compose's $$, ${VAR}, ${VAR:-default} (and the
+// other operators) and $VAR.
+var composeVariable = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
+
+// composeInterpolate resolves the variables in every scalar value under n
+// as if none were set: to their defaults, or to "".
+func composeInterpolate(n *yaml.Node, isKey bool) {
+	if n.Kind == yaml.ScalarNode && !isKey {
+		n.Value = composeVariable.ReplaceAllStringFunc(n.Value, func(m string) string {
+			if m == "$$" {
+				return "$"
+			}
+			if sub := composeVariable.FindStringSubmatch(m); sub[2] == ":-" || sub[2] == "-" {
+				return sub[3]
+			}
+			return ""
+		})
+	}
+	for i, c := range n.Content {
+		composeInterpolate(c, n.Kind == yaml.MappingNode && i%2 == 0)
+	}
+}
+
+// exporterServices returns the services built from this repository whose
+// entrypoint is energy-exporter, with its arguments.
+func exporterServices(t *testing.T) map[string]*composeService {
+	t.Helper()
+	data, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	composeInterpolate(&root, false)
+	var f struct {
+		Services map[string]*composeService `yaml:"services"`
+	}
+	if err := root.Decode(&f); err != nil {
+		t.Fatalf("docker-compose.yml (entrypoint and command must be lists): %v", err)
+	}
+	out := map[string]*composeService{}
+	for name, s := range f.Services {
+		if s.Build != nil && len(s.Entrypoint) > 0 && path.Base(s.Entrypoint[0]) == "energy-exporter" {
+			out[name] = s
+		}
+	}
+	return out
+}
+
+// containerPorts are the container ports s publishes.
+func (s *composeService) containerPorts() []int {
+	var out []int
+	for _, p := range s.Ports {
+		target := ""
+		if p.Kind == yaml.ScalarNode {
+			spec, _, _ := strings.Cut(p.Value, "/")
+			target = spec[strings.LastIndex(spec, ":")+1:]
+		} else {
+			var long struct {
+				Target string `yaml:"target"`
+			}
+			_ = p.Decode(&long)
+			target = long.Target
+		}
+		if n, err := strconv.Atoi(target); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// parseExporter parses args with energy-exporter's grammar and options,
+// running nothing.
+func parseExporter(t *testing.T, args []string) (*cli, *kong.Context, error) {
+	t.Helper()
+	var grammar cli
+	parser, err := kong.New(&grammar, append([]kong.Option{
+		kong.Name("energy-exporter"),
+		kong.Writers(io.Discard, io.Discard),
+		kong.Exit(func(code int) {
+			t.Fatalf("energy-exporter %s: exits %d while parsing (--help, --version?)", strings.Join(args, " "), code)
+		}),
+	}, kongOptions()...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx, err := parser.Parse(args)
+	return &grammar, kctx, err
+}
+
+func TestComposeEnergyExporterCommands(t *testing.T) {
+	services := exporterServices(t)
+	if len(services) == 0 {
+		t.Fatal("docker-compose.yml runs energy-exporter in no service built from this repository")
+	}
+	for name, s := range services {
+		t.Run(name, func(t *testing.T) {
+			args := append(slices.Clone(s.Entrypoint[1:]), s.Command...)
+			grammar, kctx, err := parseExporter(t, args)
+			if err != nil {
+				t.Fatalf("energy-exporter %s: %v", strings.Join(args, " "), err)
+			}
+			if kctx.Command() != "serve" {
+				t.Fatalf("runs `energy-exporter %s`; want serve", kctx.Command())
+			}
+			c := &grammar.Serve
+			if !slices.Contains([]string{exporter.SourceAuto, exporter.SourceDCGM, exporter.SourceNVML}, c.Source) &&
+				!strings.HasPrefix(c.Source, exporter.SourceScrape+":") {
+				t.Errorf("--source %q: want auto, dcgm or nvml", c.Source)
+			}
+			if c.Interval < 10*time.Millisecond {
+				t.Errorf("--interval %v: must be at least 10ms", c.Interval)
+			}
+			host, port, err := net.SplitHostPort(c.Listen)
+			if err != nil {
+				t.Fatalf("--listen %q: %v", c.Listen, err)
+			}
+			if host != "" && host != "0.0.0.0" && host != "::" {
+				t.Errorf("--listen %s: other containers cannot reach %s; listen on :%s", c.Listen, host, port)
+			}
+			if n, err := strconv.Atoi(port); err != nil || !slices.Contains(s.containerPorts(), n) {
+				t.Errorf("--listen %s: the service publishes no container port %s", c.Listen, port)
+			}
+		})
+	}
+}
+
+// TestComposeEnergyExporterGrammarRejectsTypos makes sure the check
+// above cannot pass by accident: a misspelt flag fails to parse.
+func TestComposeEnergyExporterGrammarRejectsTypos(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve", "--sourse", "auto"},
+		{"serve", "--listen-addr", ":9466"},
+		{"serve", "--interval", "1"},
+	} {
+		if _, _, err := parseExporter(t, args); err == nil {
+			t.Errorf("energy-exporter %s parsed without error", strings.Join(args, " "))
+		}
+	}
+}
