@@ -8,6 +8,7 @@
 package exporter
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,21 @@ var (
 	lagBuckets    = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 )
 
+// ClassicBuckets are the classic bucket upper bounds of each latency and
+// energy histogram, by full metric name: what a quantile read from the
+// classic _bucket series (a Prometheus without native histograms, a
+// push to VictoriaMetrics) can resolve.
+func ClassicBuckets() map[string][]float64 {
+	return map[string][]float64{
+		Namespace + "_request_ttft_seconds":         ttftBuckets,
+		Namespace + "_request_itl_seconds":          itlBuckets,
+		Namespace + "_request_tpot_seconds":         itlBuckets,
+		Namespace + "_request_duration_seconds":     e2eBuckets,
+		Namespace + "_request_schedule_lag_seconds": lagBuckets,
+		Namespace + "_request_energy_joules":        energyBuckets,
+	}
+}
+
 // outcomes are every value of the outcome label, exported from the start
 // so that rate() and ratios work before the first failure.
 var outcomes = []backends.Outcome{
@@ -57,6 +73,16 @@ type RunOptions struct {
 	Version         string // tokenwatt's version, on tokenwatt_run_info
 	Simulated       bool   // the target is the built-in simulator, on tokenwatt_run_info
 	CarbonIntensity float64
+	// Settings, on tokenwatt_run_info, so that loadgen dump can fill the
+	// summary's columns from Prometheus as the local summary does. An
+	// empty Endpoint or EnergySource leaves its label empty (unknown).
+	Endpoint     string  // without user:password
+	RequestRate  float64 // configured req/s; 0 is closed loop
+	Concurrency  int
+	Arrival      string
+	Warmup       int
+	EnergySource string // e.g. dcgm, nvml, scrape; "none" without energy
+	EnergyMethod string // counter or integrated; empty without energy
 }
 
 // Run holds one run's metrics in its own registry. Observe feeds it from
@@ -139,10 +165,14 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 	m.cl = cl
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace, Name: "run_info",
-		Help: "Always 1; labels describe the run. simulated=\"true\" marks runs against the built-in simulator.",
+		Help: "Always 1; labels describe the run and its settings (endpoint, rate, concurrency, arrival, warmup, energy_source, energy_method). simulated=\"true\" marks runs against the built-in simulator.",
 		ConstLabels: prometheus.Labels{
 			"run_id": l.RunID, "scenario": l.Scenario, "model": l.Model, "backend": l.Backend,
 			"version": o.Version, "simulated": boolLabel(o.Simulated),
+			"endpoint": o.Endpoint, "arrival": o.Arrival, "energy_source": o.EnergySource, "energy_method": o.EnergyMethod,
+			"rate":        strconv.FormatFloat(o.RequestRate, 'g', -1, 64),
+			"concurrency": strconv.Itoa(o.Concurrency),
+			"warmup":      strconv.Itoa(o.Warmup),
 		},
 	})
 	info.Set(1)

@@ -198,7 +198,7 @@ func (s *Summary) Row(info RunInfo) *report.Row {
 		FailedPrompts:     failed,
 		RunID:             info.RunID,
 		Scenario:          info.Scenario,
-		Endpoint:          withoutUserinfo(info.Endpoint),
+		Endpoint:          WithoutUserinfo(info.Endpoint),
 		RequestRate:       new(info.RequestRate),
 		Concurrency:       new(info.Concurrency),
 		Arrival:           info.Arrival,
@@ -274,9 +274,9 @@ func quantile(sk *ddsketch.DDSketchWithExactSummaryStatistics, q float64) *float
 	return &v
 }
 
-// withoutUserinfo drops any user:password from an endpoint URL: the
+// WithoutUserinfo drops any user:password from an endpoint URL: the
 // summary is shared, and no secret may be written to it.
-func withoutUserinfo(endpoint string) string {
+func WithoutUserinfo(endpoint string) string {
 	u, err := url.Parse(endpoint)
 	if err != nil || u.User == nil {
 		return endpoint

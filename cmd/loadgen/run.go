@@ -163,8 +163,14 @@ func (c *runCmd) Run(e *env) error {
 		return err
 	}
 	summary := &lockedSummary{s: loadgen.NewSummary()}
+	runOpts := exporter.RunOptions{Version: version, Simulated: c.Sim, CarbonIntensity: c.carbon,
+		Endpoint: loadgen.WithoutUserinfo(backend.(endpointer).Endpoint()), RequestRate: sc.Rate,
+		Concurrency: sc.Concurrency, Arrival: arrivalOf(sc), Warmup: sc.Warmup, EnergySource: "none"}
+	if energySrc != nil {
+		runOpts.EnergySource, runOpts.EnergyMethod = energySrc.Name(), energySrc.Method()
+	}
 	metrics := exporter.NewRun(exporter.RunLabels{RunID: runID, Scenario: sc.Name, Model: model, Backend: backend.Name()},
-		exporter.RunOptions{Version: version, Simulated: c.Sim, CarbonIntensity: c.carbon})
+		runOpts)
 	var energy *exporter.EnergyRun
 	var attributor loadgen.Attributor
 	if energySrc != nil {

@@ -44,6 +44,24 @@ func StartPrometheus(t testing.TB, scrapeTargets []string, scrapeInterval time.D
 // its own interval.
 func StartPrometheusWithRules(t testing.TB, scrapeTargets []string, scrapeInterval time.Duration, ruleFiles []string) *Prometheus {
 	t.Helper()
+	return StartPrometheusWith(t, Config{Targets: scrapeTargets, Interval: scrapeInterval, RuleFiles: ruleFiles})
+}
+
+// Config configures StartPrometheusWith.
+type Config struct {
+	Targets   []string      // host:port, scraped at /metrics as job "targets"
+	Interval  time.Duration // scrape and rule evaluation interval
+	RuleFiles []string      // absolute paths
+	// ClassicHistogramsOnly leaves out --enable-feature=native-histograms:
+	// histograms are stored as classic _bucket, _sum and _count series.
+	ClassicHistogramsOnly bool
+}
+
+// StartPrometheusWith starts Prometheus as c says and waits until it is
+// ready (see StartPrometheus).
+func StartPrometheusWith(t testing.TB, c Config) *Prometheus {
+	t.Helper()
+	scrapeTargets, scrapeInterval, ruleFiles := c.Targets, c.Interval, c.RuleFiles
 	bin := binary(t, "prometheus", "prometheus")
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -52,14 +70,17 @@ func StartPrometheusWithRules(t testing.TB, scrapeTargets []string, scrapeInterv
 		if err := os.WriteFile(cfg, []byte(prometheusConfig(addr, scrapeTargets, scrapeInterval, ruleFiles)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		return []string{
+		args := []string{
 			"--config.file=" + cfg,
 			"--storage.tsdb.path=" + data,
 			"--storage.tsdb.retention.time=1d",
 			"--web.listen-address=" + addr,
-			"--enable-feature=native-histograms",
 			"--log.level=info",
 		}
+		if !c.ClassicHistogramsOnly {
+			args = append(args, "--enable-feature=native-histograms")
+		}
+		return args
 	}, "/-/ready")
 	return &Prometheus{p: p}
 }

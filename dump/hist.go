@@ -1,0 +1,124 @@
+package dump
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// targetAt is a target and the time of its last scrape in the window.
+type targetAt struct {
+	matcher string // job="...",instance="..."
+	at      time.Time
+}
+
+// histReader reads a histogram's quantiles and mean over a window.
+//
+// In cumulative mode every target's histograms started empty at or after
+// the window's start and never reset (a loadgen run's do), so the
+// histogram of the whole run is each target's last scraped histogram,
+// summed: `sum(h{...} @ t1 or h{...} @ t2)`. That includes requests
+// completed before Prometheus' first scrape. Otherwise (a window that
+// starts mid-run, a restarted loadgen, a vLLM server) it is
+// `sum(increase(h[window]))`, whose quantiles are those of the requests
+// seen between the window's first and last samples.
+type histReader struct {
+	q          *querier
+	sel        string // matchers of the run or server
+	cumulative bool
+	targets    []targetAt
+	start, end time.Time // the window
+	readTo     time.Time // evaluation time: the window's end, or the last scrape after it
+	classic    []string  // metrics that had no native histogram but classic buckets
+}
+
+func (h *histReader) window() string { return promDuration(h.readTo.Sub(h.start)) }
+
+func at(t time.Time) string { return fmt.Sprintf("@ %.3f", seconds(t)) }
+
+// native is the PromQL for the run's native histogram of metric.
+func (h *histReader) native(metric string) string {
+	if !h.cumulative {
+		return fmt.Sprintf("sum(increase(%s[%s]))", withMatchers(metric, h.sel), h.window())
+	}
+	var parts []string
+	for _, t := range h.targets {
+		parts = append(parts, withMatchers(metric, h.sel, t.matcher)+" "+at(t.at))
+	}
+	return "sum(" + strings.Join(parts, " or ") + ")"
+}
+
+// classicSum is sum by (by) of the classic series metric+suffix
+// (_bucket, _sum, _count) over the run.
+func (h *histReader) classicSum(metric, suffix, by string) string {
+	grouping := ""
+	if by != "" {
+		grouping = " by (" + by + ")"
+	}
+	if !h.cumulative {
+		return fmt.Sprintf("sum%s (increase(%s[%s]))", grouping, withMatchers(metric+suffix, h.sel), h.window())
+	}
+	var parts []string
+	for _, t := range h.targets {
+		parts = append(parts, withMatchers(metric+suffix, h.sel, t.matcher)+" "+at(t.at))
+	}
+	return fmt.Sprintf("sum%s (%s)", grouping, strings.Join(parts, " or "))
+}
+
+// stats are a histogram's quantiles and mean; nil where unknown.
+type stats struct {
+	p50, p90, p99, mean *float64
+}
+
+// read returns metric's p50, p90, p99 and mean, from its native histogram
+// or, when there is none, its classic buckets (noted in h.classic). A
+// histogram with no observations gives unknown values.
+func (h *histReader) read(ctx context.Context, metric string) (stats, error) {
+	var st stats
+	val := func(promql string) (*float64, bool, error) {
+		v, err := h.q.vector(ctx, promql, h.readTo)
+		if err != nil || len(v) == 0 {
+			return nil, false, err
+		}
+		if len(v) > 1 || v[0].Histogram != nil {
+			return nil, false, fmt.Errorf("query %s: want one number, got %s", oneLine(promql), describeVector(v))
+		}
+		x := float64(v[0].Value)
+		if x != x { // NaN: no observations
+			return nil, true, nil
+		}
+		return &x, true, nil
+	}
+	native := h.native(metric)
+	p50, found, err := val(fmt.Sprintf("histogram_quantile(0.5, %s)", native))
+	if err != nil {
+		return st, err
+	}
+	if found {
+		st.p50 = p50
+		if st.p90, _, err = val(fmt.Sprintf("histogram_quantile(0.9, %s)", native)); err != nil {
+			return st, err
+		}
+		if st.p99, _, err = val(fmt.Sprintf("histogram_quantile(0.99, %s)", native)); err != nil {
+			return st, err
+		}
+		st.mean, _, err = val(fmt.Sprintf("histogram_sum(%[1]s) / histogram_count(%[1]s)", native))
+		return st, err
+	}
+	buckets := h.classicSum(metric, "_bucket", "le")
+	p50, found, err = val(fmt.Sprintf("histogram_quantile(0.5, %s)", buckets))
+	if err != nil || !found {
+		return st, err
+	}
+	h.classic = append(h.classic, metric)
+	st.p50 = p50
+	if st.p90, _, err = val(fmt.Sprintf("histogram_quantile(0.9, %s)", buckets)); err != nil {
+		return st, err
+	}
+	if st.p99, _, err = val(fmt.Sprintf("histogram_quantile(0.99, %s)", buckets)); err != nil {
+		return st, err
+	}
+	st.mean, _, err = val(fmt.Sprintf("%s / %s", h.classicSum(metric, "_sum", ""), h.classicSum(metric, "_count", "")))
+	return st, err
+}
