@@ -34,8 +34,15 @@ var (
 // gpuEnergy measures the GPUs selected by sel over [start, end] from the
 // per-GPU energy counters, each interpolated at the window's edges. A GPU
 // exported by several jobs (a loadgen and an energy-exporter) counts once.
-func gpuEnergy(ctx context.Context, q *querier, m gpuMetrics, sel string, start, end, readTo time.Time) (report.Energy, bool, error) {
+//
+// The counters are read from lookback before start to lookback after end
+// (or now): reading a counter at an edge needs a sample on each side.
+func gpuEnergy(ctx context.Context, q *querier, m gpuMetrics, sel string, start, end, now time.Time) (report.Energy, bool, error) {
 	e := report.Energy{Source: m.source, Method: "counter", IdlePowerW: math.NaN(), PeakPowerW: math.NaN()}
+	readTo := end.Add(lookback)
+	if readTo.After(now) {
+		readTo = now
+	}
 	ss, err := q.raw(ctx, withMatchers(m.energy, sel), start.Add(-lookback), readTo)
 	if err != nil || len(ss) == 0 {
 		return e, false, err

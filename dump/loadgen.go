@@ -161,7 +161,7 @@ func loadgenRow(ctx context.Context, q *querier, o Options, r *run, now time.Tim
 		}
 	}
 
-	e, measured, err := runEnergy(ctx, q, o, r, runSel, start, end, readTo)
+	e, measured, err := runEnergy(ctx, q, o, r, runSel, start, end, readTo, now)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +174,7 @@ func loadgenRow(ctx context.Context, q *querier, o Options, r *run, now time.Tim
 }
 
 // runEnergy measures a run's GPU energy as o.EnergyMetric says.
-func runEnergy(ctx context.Context, q *querier, o Options, r *run, runSel string, start, end, readTo time.Time) (report.Energy, bool, error) {
+func runEnergy(ctx context.Context, q *querier, o Options, r *run, runSel string, start, end, readTo, now time.Time) (report.Energy, bool, error) {
 	targetSel := matcherFor(r.targets)
 	switch o.EnergyMetric {
 	case EnergyNone:
@@ -184,7 +184,7 @@ func runEnergy(ctx context.Context, q *querier, o Options, r *run, runSel string
 			q.warn("energy: every GPU dcgm-exporter exports is counted; narrow it with --gpu-selector")
 		}
 		q.logf("  energy: dcgm-exporter's counter (mJ) on the GPUs matching {%s}", o.GPUSelector)
-		e, ok, err := gpuEnergy(ctx, q, dcgmGPU, o.GPUSelector, start, end, readTo)
+		e, ok, err := gpuEnergy(ctx, q, dcgmGPU, o.GPUSelector, start, end, now)
 		if err == nil && !ok {
 			err = fmt.Errorf("energy: no DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{%s} series (is dcgm-exporter scraped?)", o.GPUSelector)
 		}
@@ -231,7 +231,7 @@ func runEnergy(ctx context.Context, q *querier, o Options, r *run, runSel string
 		sel = targetSel
 	}
 	q.logf("  energy: tokenwatt_gpu_energy_joules_total on the GPUs matching {%s}", sel)
-	e, ok, err := gpuEnergy(ctx, q, tokenwattGPU, sel, start, end, readTo)
+	e, ok, err := gpuEnergy(ctx, q, tokenwattGPU, sel, start, end, now)
 	if ok && o.GPUSelector == "" {
 		e.Source, e.Method = string(info["energy_source"]), string(info["energy_method"])
 	}

@@ -143,7 +143,7 @@ func vllmRow(ctx context.Context, q *querier, o Options, now time.Time) (*report
 		q.warn(fmt.Sprintf("energy: every GPU with %s is counted; narrow it to the vLLM server's with --gpu-selector", m.energy))
 	}
 	q.logf("  energy: %s on the GPUs matching {%s}", m.energy, o.GPUSelector)
-	e, ok, err := gpuEnergy(ctx, q, m, o.GPUSelector, start, end, end)
+	e, ok, err := gpuEnergy(ctx, q, m, o.GPUSelector, start, end, now)
 	if err != nil {
 		return nil, err
 	}

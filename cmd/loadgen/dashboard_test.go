@@ -16,6 +16,7 @@ import (
 	"github.com/tokenwatt/tokenwatt/backends/sim"
 	"github.com/tokenwatt/tokenwatt/grafana"
 	"github.com/tokenwatt/tokenwatt/internal/promtest"
+	"github.com/tokenwatt/tokenwatt/loadgen"
 )
 
 // shippedRules copies prometheus/rules/*.yml into a temporary directory
@@ -90,6 +91,29 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	promtest.WaitFor(t, prom.URL(), `count(run_id:tokenwatt_joules_per_output_token:ratio_rate1h`+sel+`)`, 10*time.Second, promtest.Equal(1))
 	time.Sleep(2 * time.Second)
 	at := time.Now()
+
+	// The quantile recording rules' native-histogram branch (promtool
+	// cannot test it): this Prometheus stores only native histograms, and
+	// the rules' values match the records within a bucket (factor 1.1).
+	recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+	ttfts := samplesOf(recs, func(r *loadgen.Record) []float64 { return one(r.TTFT) })
+	itls := samplesOf(recs, func(r *loadgen.Record) []float64 { return r.ITL })
+	for _, c := range []struct {
+		rule string
+		xs   []float64
+		q    float64
+	}{
+		{"run_id:tokenwatt_request_ttft_seconds:p50_rate5m", ttfts, 0.5},
+		{"run_id:tokenwatt_request_ttft_seconds:p99_rate5m", ttfts, 0.99},
+		{"run_id:tokenwatt_request_itl_seconds:p50_rate5m", itls, 0.5},
+		{"run_id:tokenwatt_request_itl_seconds:p99_rate1h", itls, 0.99},
+	} {
+		got, found := promtest.QueryAt(t, prom.URL(), c.rule+sel, at)
+		lo, hi := bracket(c.xs, c.q)
+		if !found || got < lo || got > hi {
+			t.Errorf("%s = %v (found %v), want within [%v, %v] from records.jsonl", c.rule, got, found, lo, hi)
+		}
+	}
 
 	vars := map[string]string{
 		"run_id": runID, "scenario": "soak", "model": cfg.Model, "gpu": "0",

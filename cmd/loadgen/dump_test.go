@@ -317,8 +317,9 @@ func TestDumpVLLMSource(t *testing.T) {
 	cfg.TTFT, cfg.ITL = 5*time.Millisecond, 2*time.Millisecond
 	simURL := startSim(t, cfg)
 	u, _ := url.Parse(simURL)
-	prom := promtest.StartPrometheus(t, []string{u.Host}, time.Second)
-	promtest.WaitFor(t, prom.URL(), `count(vllm:generation_tokens_total)`, 20*time.Second, promtest.Equal(1))
+	dcgm := fakeDCGMExporter(t)
+	prom := promtest.StartPrometheus(t, []string{u.Host, dcgm}, time.Second)
+	promtest.WaitFor(t, prom.URL(), `count(vllm:generation_tokens_total) + count(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION)`, 20*time.Second, promtest.Equal(3))
 	start := time.Now()
 
 	res := runCLI(t, "--endpoint", simURL, "--energy", "none", "--dataset", "synthetic", "--num-samples", "150",
@@ -346,9 +347,49 @@ func TestDumpVLLMSource(t *testing.T) {
 	if got.Model != cfg.Model || got.Backend != "vllm" || got.TTFTP50Seconds == nil || got.E2EP99Seconds == nil {
 		t.Errorf("row: model %q backend %q ttft p50 %v e2e p99 %v", got.Model, got.Backend, deref(got.TTFTP50Seconds), deref(got.E2EP99Seconds))
 	}
-	if got.GPUEnergyWh == nil || *got.GPUEnergyWh <= 0 || got.EnergySource != "tokenwatt" || deref(got.GPUs) != 1 {
-		t.Errorf("energy: %v Wh from %q on %v GPU(s); want the simulated GPU's", deref(got.GPUEnergyWh), got.EnergySource, deref(got.GPUs))
+	// auto picks dcgm-exporter's counter where there is one: both GPUs
+	// unless narrowed.
+	if got.EnergySource != "dcgm-exporter" || deref(got.GPUs) != 2 {
+		t.Errorf("energy: from %q on %v GPU(s); want dcgm-exporter's two", got.EnergySource, deref(got.GPUs))
 	}
+
+	// dcgm-exporter's counter (mJ) on host h1 only, over [start, end]:
+	// 200 W times the window. Both edges lie between scrapes (a sample
+	// before start came before the run; wait for one after end).
+	time.Sleep(1500 * time.Millisecond)
+	h1, h1err := dumpRow(t, "--prometheus", prom.URL(), "--source", "vllm", "--energy-metric", "dcgm", "--gpu-selector", `Hostname="h1"`,
+		"--start", start.Format(time.RFC3339Nano), "--end", end.Format(time.RFC3339Nano))
+	want := 200 * end.Sub(start).Seconds() / 3600
+	if deref(h1.GPUs) != 1 || h1.GPUEnergyWh == nil || math.Abs(*h1.GPUEnergyWh/want-1) > 0.005 || deref(h1.PeakPowerW) != 200.0 {
+		t.Errorf("dcgm on h1: %v GPU(s), %v Wh (want %.6f), peak %v W (want 200)\n%s", deref(h1.GPUs), deref(h1.GPUEnergyWh), want, deref(h1.PeakPowerW), h1err)
+	}
+
+	// The simulated GPU's tokenwatt counter, as the sim stack has it.
+	tw, _ := dumpRow(t, "--prometheus", prom.URL(), "--source", "vllm", "--energy-metric", "tokenwatt",
+		"--start", fmt.Sprint(start.Unix()-1), "--end", end.Format(time.RFC3339Nano))
+	if tw.GPUEnergyWh == nil || *tw.GPUEnergyWh <= 0 || deref(tw.GPUs) != 1 {
+		t.Errorf("tokenwatt energy: %v Wh on %v GPU(s); want the simulated GPU's", deref(tw.GPUEnergyWh), deref(tw.GPUs))
+	}
+}
+
+// fakeDCGMExporter serves what NVIDIA's dcgm-exporter would for two GPUs
+// drawing a steady 200 W (host h1) and 100 W (host h2): the energy
+// counter in mJ and the power gauge, labelled as dcgm-exporter labels
+// them. It stands in for the exporter, which needs a GPU.
+func fakeDCGMExporter(t *testing.T) string {
+	t.Helper()
+	t0 := time.Now()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sec := time.Since(t0).Seconds()
+		fmt.Fprintf(w, "# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter\n")
+		fmt.Fprintf(w, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu=\"0\",UUID=\"GPU-a\",Hostname=\"h1\",modelName=\"NVIDIA H100\"} %.0f\n", 5e6+200e3*sec)
+		fmt.Fprintf(w, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu=\"0\",UUID=\"GPU-b\",Hostname=\"h2\",modelName=\"NVIDIA H100\"} %.0f\n", 9e6+100e3*sec)
+		fmt.Fprintf(w, "# TYPE DCGM_FI_DEV_POWER_USAGE gauge\n")
+		fmt.Fprintf(w, "DCGM_FI_DEV_POWER_USAGE{gpu=\"0\",UUID=\"GPU-a\",Hostname=\"h1\",modelName=\"NVIDIA H100\"} 200\n")
+		fmt.Fprintf(w, "DCGM_FI_DEV_POWER_USAGE{gpu=\"0\",UUID=\"GPU-b\",Hostname=\"h2\",modelName=\"NVIDIA H100\"} 100\n")
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
 }
 
 // scrapeCounters reads the unlabelled totals of the vllm:* counters a
