@@ -16,19 +16,22 @@ import (
 // leaves out, from its config/parser.py, so a POC config runs here as it
 // ran there.
 const (
-	pocDefaultName         = "benchmark"
-	pocDefaultBackend      = "vllm"
-	pocDefaultEndpoint     = "http://localhost:8000/v1"
-	pocDefaultModel        = "openai/gpt-oss-120b"
-	pocDefaultDataset      = "AIEnergyScore/text_generation"
-	pocDefaultTextColumn   = "text"
-	pocDefaultNumSamples   = 10
-	pocDefaultBatchSize    = 1
-	pocDefaultMaxNewTokens = 100
-	pocDefaultMinNewTokens = 50
-	pocDefaultSummaryPath  = "./results/benchmark_results.csv"
-	pocDefaultOutputDir    = "./benchmark_output"
-	pocDefaultTask         = "text-generation"
+	pocDefaultName     = "benchmark"
+	pocDefaultBackend  = "vllm"
+	pocDefaultEndpoint = "http://localhost:8000/v1"
+	// pocDefaultPyTorchEndpoint is where backend.type pytorch configs send
+	// requests: backends/pytorch/server.py's (and TorchServe's) default.
+	pocDefaultPyTorchEndpoint = "http://localhost:8080"
+	pocDefaultModel           = "openai/gpt-oss-120b"
+	pocDefaultDataset         = "AIEnergyScore/text_generation"
+	pocDefaultTextColumn      = "text"
+	pocDefaultNumSamples      = 10
+	pocDefaultBatchSize       = 1
+	pocDefaultMaxNewTokens    = 100
+	pocDefaultMinNewTokens    = 50
+	pocDefaultSummaryPath     = "./results/benchmark_results.csv"
+	pocDefaultOutputDir       = "./benchmark_output"
+	pocDefaultTask            = "text-generation"
 )
 
 // How the POC shaped and bounded each request, whatever its config said:
@@ -299,7 +302,14 @@ func (c *POCConfig) OutputDir() string {
 
 func (c *POCConfig) backendType() string { return deref(c.Backend.Type, pocDefaultBackend) }
 
-func (c *POCConfig) endpoint() string { return deref(c.Backend.Endpoint, pocDefaultEndpoint) }
+func (c *POCConfig) endpoint() string {
+	if c.backendType() == "pytorch" {
+		// The POC ran PyTorch in-process; tokenwatt reaches it through a
+		// TorchServe-style server, on TorchServe's inference port.
+		return deref(c.Backend.Endpoint, pocDefaultPyTorchEndpoint)
+	}
+	return deref(c.Backend.Endpoint, pocDefaultEndpoint)
+}
 
 // maxNewTokens follows the POC's runner: generate_kwargs.max_new_tokens,
 // else 100, also when generate_kwargs is given without it.

@@ -103,7 +103,7 @@ func TestPOCFixtures(t *testing.T) {
 				Name:                   "pytorch_test",
 				Description:            "ai_energy_benchmarks (Python POC) config pytorch_test",
 				Backend:                "pytorch",
-				Endpoint:               "http://localhost:8000/v1",
+				Endpoint:               "http://localhost:8080",
 				Model:                  "microsoft/phi-2",
 				Dataset:                "hf://AIEnergyScore/text_generation",
 				DatasetField:           "text",
@@ -118,7 +118,7 @@ func TestPOCFixtures(t *testing.T) {
 			},
 			warnings: []string{
 				"backend.type: pytorch: the POC loaded the model in its own process; tokenwatt sends requests " +
-					"to a PyTorch server at http://localhost:8000/v1, which must already be running",
+					"to a PyTorch server at http://localhost:8080, which must already be running",
 				warnDevices, warnTruncation, warnCodeCarbon,
 			},
 			summary: "./results/pytorch_test_results.csv",

@@ -29,7 +29,7 @@ type runCmd struct {
 	Config   string `type:"existingfile" help:"Python POC (ai_energy_benchmarks) YAML config; replaces --scenario."`
 
 	Backend  *string `enum:"openai,vllm,pytorch," default:"" help:"Server kind: vllm (OpenAI API plus min_tokens/ignore_eos), openai, pytorch."`
-	Endpoint *string `help:"Server base URL, with or without /v1 (default http://localhost:8000/v1)."`
+	Endpoint *string `help:"Server base URL, with or without /v1 (default http://localhost:8000/v1; pytorch: http://localhost:8080)."`
 	Model    *string `help:"Model to request (default: the only model the server serves)."`
 	APIKey   string  `name:"api-key" env:"OPENAI_API_KEY" help:"Bearer token for the server; never written anywhere."`
 	API      *string `name:"api" enum:"chat,completions," default:"" help:"OpenAI API: chat or completions."`
@@ -414,11 +414,15 @@ func (c *runCmd) resolveScenario(e *env) (*loadgen.Scenario, string, error) {
 		c.carbon = report.DefaultCarbonIntensity
 	}
 	c.applyFlags(sc)
-	if sc.Endpoint == "" {
-		sc.Endpoint = "http://localhost:8000/v1"
-	}
 	if sc.Backend == "" {
 		sc.Backend = "vllm"
+	}
+	if sc.Endpoint == "" {
+		sc.Endpoint = "http://localhost:8000/v1"
+		if sc.Backend == "pytorch" {
+			// backends/pytorch/server.py's and TorchServe's inference port.
+			sc.Endpoint = "http://localhost:8080"
+		}
 	}
 	if err := sc.Validate(); err != nil {
 		return nil, "", usageErr(fmt.Errorf("scenario %s: %w", sc.Name, err))
@@ -496,7 +500,10 @@ func newBackend(sc *loadgen.Scenario, apiKey string) (backends.Backend, error) {
 			VLLM:     sc.Backend == "vllm",
 		})
 	case "pytorch":
-		return nil, errors.New("--backend pytorch is not available yet in this version; use a vLLM/OpenAI-compatible endpoint (--backend vllm)")
+		if apiKey != "" {
+			return nil, errors.New("--api-key is not used by --backend pytorch (TorchServe's inference API has no bearer token here); unset it")
+		}
+		return backends.NewPyTorch(backends.PyTorchConfig{Endpoint: sc.Endpoint})
 	default:
 		return nil, fmt.Errorf("unknown backend %q (want vllm, openai or pytorch)", sc.Backend)
 	}
@@ -509,7 +516,13 @@ func pickModel(ctx context.Context, b backends.Backend, want string) (string, er
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	served, err := b.Models(ctx)
-	if err != nil {
+	switch {
+	case errors.Is(err, backends.ErrModelsNotListed) && want != "":
+		// A TorchServe inference port: healthy, model list elsewhere.
+		return want, nil
+	case errors.Is(err, backends.ErrModelsNotListed):
+		return "", usageErrf("%s: %v", b.(endpointer).Endpoint(), err)
+	case err != nil:
 		return "", usageErrf("cannot reach the endpoint: %v (is the server running? try --sim for the built-in simulator)", err)
 	}
 	switch {

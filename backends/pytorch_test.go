@@ -1,0 +1,191 @@
+package backends
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// torchServer is a local stand-in for a TorchServe-style server: /ping
+// answers with ping, /models with models (404 when empty), and
+// /predictions/m with predict.
+func torchServer(t *testing.T, ping int, models string, predict http.HandlerFunc) *PyTorch {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(ping)
+		if ping == http.StatusOK {
+			io.WriteString(w, `{"status": "Healthy"}`)
+		} else {
+			io.WriteString(w, `{"status": "Unhealthy"}`)
+		}
+	})
+	mux.HandleFunc("GET /models", func(w http.ResponseWriter, r *http.Request) {
+		if models == "" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, models)
+	})
+	mux.HandleFunc("POST /predictions/{model}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("model") != "m" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, `{"code": 404, "type": "ModelNotFoundException", "message": "Model not found: %s"}`, r.PathValue("model"))
+			return
+		}
+		predict(w, r)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	c, err := NewPyTorch(PyTorchConfig{Endpoint: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// streamLines writes each line as its own flushed chunk, gap apart.
+func streamLines(contentType string, gap time.Duration, lines ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		for _, l := range lines {
+			io.WriteString(w, l)
+			w.(http.Flusher).Flush()
+			time.Sleep(gap)
+		}
+	}
+}
+
+func torchDo(t *testing.T, c *PyTorch, model string) *Response {
+	t.Helper()
+	var resp Response
+	resp.Reset()
+	c.Do(context.Background(), &Request{Model: model, Prompt: "hi", MaxTokens: 3, MinTokens: 3, Stream: true}, &resp)
+	return &resp
+}
+
+func TestPyTorchNDJSONWithUsage(t *testing.T) {
+	c := torchServer(t, 200, `{"models": [{"modelName": "m", "modelUrl": "x"}]}`, streamLines("application/x-ndjson", 20*time.Millisecond,
+		`{"text": "a"}`+"\n", `{"text": "b"}`+"\n", `{"text": "c"}`+"\n", `{"usage": {"prompt_tokens": 5, "completion_tokens": 3}}`+"\n"))
+	models, err := c.Models(context.Background())
+	if err != nil || len(models) != 1 || models[0] != "m" {
+		t.Fatalf("Models = %v, %v", models, err)
+	}
+	r := torchDo(t, c, "m")
+	if r.Outcome != OutcomeOK || r.TextChunks != 3 || r.OutputTokens != 3 || r.PromptTokens != 5 || r.TokensSource != TokensFromUsage {
+		t.Fatalf("response %+v", r)
+	}
+	if len(r.ITL) != 2 || r.First.Sub(r.Send) <= 0 || r.ITL[0] < 15*time.Millisecond || r.ITL[0] > 200*time.Millisecond {
+		t.Errorf("timing: TTFT %v, ITL %v (server gap 20 ms)", r.First.Sub(r.Send), r.ITL)
+	}
+}
+
+func TestPyTorchPlainTextChunks(t *testing.T) {
+	c := torchServer(t, 200, "", streamLines("text/plain; charset=utf-8", 20*time.Millisecond, "Hel", "lo", " world"))
+	if _, err := c.Models(context.Background()); !errors.Is(err, ErrModelsNotListed) {
+		t.Errorf("Models without /models: %v, want ErrModelsNotListed", err)
+	}
+	r := torchDo(t, c, "m")
+	if r.Outcome != OutcomeOK || r.TextChunks != 3 || r.OutputTokens != 3 || r.TokensSource != TokensFromChunks || r.PromptTokens != -1 {
+		t.Fatalf("response %+v", r)
+	}
+}
+
+func TestPyTorchErrorMidStream(t *testing.T) {
+	c := torchServer(t, 200, "", streamLines("application/x-ndjson", 0,
+		`{"text": "a"}`+"\n", `{"error": "CUDA out of memory"}`+"\n"))
+	r := torchDo(t, c, "m")
+	if r.Outcome != OutcomeStreamError || r.TextChunks != 1 || !strings.Contains(r.Error, "CUDA out of memory") {
+		t.Fatalf("response %+v", r)
+	}
+	// TorchServe's own error shape as a line, too.
+	c = torchServer(t, 200, "", streamLines("application/x-ndjson", 0,
+		`{"code": 500, "type": "InternalServerException", "message": "worker died"}`+"\n"))
+	if r := torchDo(t, c, "m"); r.Outcome != OutcomeStreamError || !strings.Contains(r.Error, "InternalServerException: worker died") {
+		t.Fatalf("response %+v", r)
+	}
+	// A cut connection: a truncated chunked body.
+	c = torchServer(t, 200, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		io.WriteString(w, `{"text": "a"}`+"\n")
+		w.(http.Flusher).Flush()
+		conn, _, _ := http.NewResponseController(w).Hijack()
+		conn.Close()
+	})
+	if r := torchDo(t, c, "m"); r.Outcome != OutcomeStreamError || !strings.Contains(r.Error, "stream cut after 1 lines") {
+		t.Fatalf("cut stream: %+v", r)
+	}
+	// Garbage in the stream.
+	c = torchServer(t, 200, "", streamLines("application/x-ndjson", 0, "not json\n"))
+	if r := torchDo(t, c, "m"); r.Outcome != OutcomeStreamError || !strings.Contains(r.Error, "malformed NDJSON line 1") {
+		t.Fatalf("garbage: %+v", r)
+	}
+}
+
+func TestPyTorchPingUnhealthy(t *testing.T) {
+	c := torchServer(t, http.StatusServiceUnavailable, "", nil)
+	_, err := c.Models(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "HTTP 503") || !strings.Contains(err.Error(), "not healthy") {
+		t.Fatalf("Models with /ping 503: %v", err)
+	}
+}
+
+func TestPyTorchWrongModel(t *testing.T) {
+	c := torchServer(t, 200, "", nil)
+	r := torchDo(t, c, "nope")
+	if r.Outcome != OutcomeHTTP4xx || r.HTTPStatus != 404 || r.Error != "ModelNotFoundException: Model not found: nope" {
+		t.Fatalf("response %+v", r)
+	}
+}
+
+func TestPyTorchRequestBodyAndWholeResponse(t *testing.T) {
+	var got string
+	c := torchServer(t, 200, "", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = string(b)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"text": "abc", "usage": {"prompt_tokens": 2, "completion_tokens": 3}}`)
+	})
+	temp, seed := 0.0, int64(7)
+	var resp Response
+	resp.Reset()
+	c.Do(context.Background(), &Request{Model: "m", Prompt: "hi", MaxTokens: 8, IgnoreEOS: true, Temperature: &temp, Seed: &seed}, &resp)
+	if want := `{"prompt":"hi","max_new_tokens":8,"min_new_tokens":8,"temperature":0,"seed":7,"stream":false}`; got != want {
+		t.Errorf("body %s, want %s", got, want)
+	}
+	if resp.Outcome != OutcomeOK || resp.OutputTokens != 3 || resp.TextChunks != 1 || resp.First.IsZero() {
+		t.Errorf("whole response %+v", resp)
+	}
+}
+
+func TestPyTorchUnreachableAndTimeout(t *testing.T) {
+	c, err := NewPyTorch(PyTorchConfig{Endpoint: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Models(context.Background()); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("Models: %v", err)
+	}
+	if r := torchDo(t, c, "m"); r.Outcome != OutcomeConnectError {
+		t.Errorf("Do: %+v", r)
+	}
+	slow := torchServer(t, 200, "", streamLines("application/x-ndjson", time.Second, `{"text": "a"}`+"\n", `{"text": "b"}`+"\n"))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var resp Response
+	resp.Reset()
+	slow.Do(ctx, &Request{Model: "m", Prompt: "x", Stream: true}, &resp)
+	if resp.Outcome != OutcomeTimeout || resp.TextChunks != 1 {
+		t.Errorf("timeout: %+v", resp)
+	}
+	if _, err := NewPyTorch(PyTorchConfig{Endpoint: "ftp://x"}); err == nil {
+		t.Error("ftp endpoint accepted")
+	}
+}
