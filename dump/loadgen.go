@@ -147,6 +147,16 @@ func loadgenRow(ctx context.Context, q *querier, o Options, r *run, now time.Tim
 		q.warn(fmt.Sprintf("run %s: no native histograms stored for %s; percentiles from classic buckets instead (their error is a bucket's width, not the native 10 %%)", r.id, strings.Join(h.classic, ", ")))
 	}
 
+	// Whether the client limited the run at any time.
+	sat, found, err := q.scalar(ctx, fmt.Sprintf("max(max_over_time(%s[%s]))",
+		withMatchers("tokenwatt_client_saturated", runSel), promDuration(readTo.Sub(start))), readTo)
+	if err != nil {
+		return nil, err
+	}
+	if found {
+		row.ClientSaturated = ptr(sat >= 1)
+	}
+
 	// Carbon intensity: the flag, else the run's own.
 	if o.CarbonIntensity != nil {
 		row.CarbonIntensityGPerKWh = o.CarbonIntensity

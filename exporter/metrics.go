@@ -102,6 +102,8 @@ type Run struct {
 	runEnd       prometheus.Gauge
 	energy       prometheus.Histogram
 	attributed   *prometheus.CounterVec
+	saturated    prometheus.Gauge
+	clientCPU    prometheus.Gauge
 	cl           prometheus.Labels
 }
 
@@ -178,6 +180,8 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 	info.Set(1)
 	f(info)
 
+	m.saturated = gauge("client_saturated", "1 while the load generator itself limits the run (behind its open-loop schedule, or out of CPU), so latencies may describe the client; 0 otherwise.")
+	m.clientCPU = gauge("client_cpu_utilization_ratio", "The load generator process's CPU time over the last second, as a share of the CPUs it may use (GOMAXPROCS).")
 	carbon := gauge("carbon_intensity_grams_per_kwh", "Configured grid carbon intensity, g CO2eq per kWh, so emissions are a PromQL expression.")
 	carbon.Set(o.CarbonIntensity)
 
@@ -200,6 +204,19 @@ func (m *Run) TrackInFlight(f func() float64) {
 		Namespace: Namespace, Name: "requests_in_flight", ConstLabels: m.cl,
 		Help: "Measured requests sent and not yet completed.",
 	}, f))
+}
+
+// SetClientSaturation exports the client's state over the last
+// monitoring window; a negative cpu is unknown and leaves its gauge.
+func (m *Run) SetClientSaturation(saturated bool, cpu float64) {
+	v := 0.0
+	if saturated {
+		v = 1
+	}
+	m.saturated.Set(v)
+	if cpu >= 0 {
+		m.clientCPU.Set(cpu)
+	}
 }
 
 // Registry is the run's registry, for serving and pushing.

@@ -94,6 +94,15 @@ type Progress struct {
 	Done     atomic.Int64 // measured requests completed
 	Failed   atomic.Int64 // measured requests that did not succeed
 	InFlight atomic.Int64 // measured requests sent and not completed
+
+	// Open-loop pacing, for client saturation (SaturationMonitor): sends
+	// the pacer released, those it released more than LateSend after
+	// their intended time (the client could not keep its schedule), and
+	// those that then waited for an in-flight slot (the server could not
+	// keep up with the offered load).
+	Paced    atomic.Int64
+	Late     atomic.Int64
+	CapWaits atomic.Int64
 }
 
 // Runner executes a RunConfig. Create one with NewRunner, read Progress
@@ -290,6 +299,7 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 		timer = &hrtimer.Timer{}
 	}
 	defer timer.Close()
+	var capFreed time.Time
 	for seq := int64(0); sc.NumSamples <= 0 || seq < int64(sc.NumSamples); seq++ {
 		offset := schedule.Next()
 		if sc.Duration > 0 && offset >= sc.Duration {
@@ -300,11 +310,28 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 		if !timer.SleepUntil(r.stopCtx, at) {
 			return
 		}
+		// Lateness is the client's own only from the end of the last wait
+		// for an in-flight slot: sends that wait behind a full cap are late
+		// because the server is slow, not the client.
+		r.Progress.Paced.Add(1)
+		ref := at
+		if capFreed.After(ref) {
+			ref = capFreed
+		}
+		if time.Since(ref) > LateSend {
+			r.Progress.Late.Add(1)
+		}
 		if slots != nil {
 			select {
 			case slots <- struct{}{}:
-			case <-r.stopCtx.Done():
-				return
+			default:
+				r.Progress.CapWaits.Add(1)
+				select {
+				case slots <- struct{}{}:
+					capFreed = time.Now()
+				case <-r.stopCtx.Done():
+					return
+				}
 			}
 		}
 		inflight.Add(1)

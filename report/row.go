@@ -76,6 +76,10 @@ type Row struct {
 	WarmupRequests *int
 	Concurrency    *int // configured concurrency (in-flight cap in open loop; 0 is unlimited)
 	Arrival        string
+	// ClientSaturated says whether the load generator itself limited the
+	// run at any time (behind its open-loop schedule, or out of CPU), so
+	// that the latencies may describe the client; nil is unknown.
+	ClientSaturated *bool
 }
 
 // column binds one CSV column to a Row field. The single table below
@@ -137,6 +141,7 @@ var schema = []column{
 	intColumn("warmup_requests", func(r *Row) **int { return &r.WarmupRequests }),
 	intColumn("concurrency", func(r *Row) **int { return &r.Concurrency }),
 	textColumn("arrival", func(r *Row) *string { return &r.Arrival }),
+	optBoolColumn("client_saturated", func(r *Row) **bool { return &r.ClientSaturated }),
 }
 
 // Columns returns the CSV header of schema version SchemaVersion, in
@@ -303,6 +308,31 @@ func boolColumn(name string, field func(*Row) *bool) column {
 				return err
 			}
 			*field(r) = v
+			return nil
+		},
+	}
+}
+
+// optBoolColumn is a true/false column whose empty cell is unknown.
+func optBoolColumn(name string, field func(*Row) **bool) column {
+	return column{
+		name: name,
+		format: func(r *Row) string {
+			if v := *field(r); v != nil {
+				return strconv.FormatBool(*v)
+			}
+			return ""
+		},
+		parse: func(r *Row, cell string) error {
+			if cell == "" {
+				*field(r) = nil
+				return nil
+			}
+			v, err := strconv.ParseBool(cell)
+			if err != nil {
+				return err
+			}
+			*field(r) = &v
 			return nil
 		},
 	}

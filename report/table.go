@@ -49,6 +49,9 @@ func WriteTable(w io.Writer, r *Row) error {
 	line("request rate (req/s)", rate(r.RequestRate))
 	line("concurrency", integer(r.Concurrency))
 	line("arrival", text(r.Arrival))
+	if r.ClientSaturated != nil && *r.ClientSaturated {
+		line("client saturated", "YES: the load generator limited this run at times; latencies may describe the client")
+	}
 
 	section("Latency (s)")
 	line("TTFT mean / p50 / p90 / p99", number(r.TTFTMeanSeconds), number(r.TTFTP50Seconds), number(r.TTFTP90Seconds), number(r.TTFTP99Seconds))

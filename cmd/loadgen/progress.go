@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/term"
@@ -17,13 +18,24 @@ func stderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
 
 // progress prints a live status line on a terminal (redrawn in place) or a
 // plain log line every few seconds otherwise.
+//
+// It also watches for a saturated client (loadgen.SaturationMonitor)
+// every second: the state goes to the metrics, the progress line, a
+// warning the first time, and the summary.
 type progress struct {
 	done chan struct{}
 	quit chan struct{}
+
+	mon       *loadgen.SaturationMonitor
+	latest    atomic.Pointer[loadgen.Saturation]
+	monDone   chan struct{}
+	setMetric func(saturated bool, cpu float64)
 }
 
-func startProgress(e *env, r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scenario, simulated bool) *progress {
-	p := &progress{done: make(chan struct{}), quit: make(chan struct{})}
+func startProgress(e *env, r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scenario, simulated bool, setMetric func(bool, float64)) *progress {
+	p := &progress{done: make(chan struct{}), quit: make(chan struct{}), monDone: make(chan struct{}),
+		mon: loadgen.NewSaturationMonitor(&r.Progress), setMetric: setMetric}
+	go p.watch(e)
 	every := 5 * time.Second
 	if e.isTerminal {
 		every = 250 * time.Millisecond
@@ -36,7 +48,7 @@ func startProgress(e *env, r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scen
 		for {
 			select {
 			case <-t.C:
-				line := progressLine(r, s, sc, simulated, time.Since(start))
+				line := progressLine(r, s, sc, simulated, time.Since(start), p.latest.Load())
 				if e.isTerminal {
 					fmt.Fprintf(e.stderr, "\r\033[K%s", line)
 				} else {
@@ -53,12 +65,45 @@ func startProgress(e *env, r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scen
 	return p
 }
 
-func (p *progress) stop() {
-	close(p.quit)
-	<-p.done
+// watch ticks the saturation monitor every second until stop.
+func (p *progress) watch(e *env) {
+	defer close(p.monDone)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	warned := false
+	for {
+		select {
+		case now := <-t.C:
+			st := p.mon.Tick(now)
+			p.latest.Store(&st)
+			p.setMetric(st.Saturated, st.CPU)
+			if st.Saturated && !warned {
+				warned = true
+				fmt.Fprintf(e.stderr, "%sloadgen: warning: the client is saturated (%s): latencies may describe the load generator, not the server\n",
+					map[bool]string{true: "\r\033[K", false: ""}[e.isTerminal], st.Reason)
+			}
+		case <-p.quit:
+			return
+		}
+	}
 }
 
-func progressLine(r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scenario, simulated bool, elapsed time.Duration) string {
+// stop ends the progress line and the monitoring, closing the last
+// window, and says whether the client was ever saturated.
+func (p *progress) stop() (saturated bool, summary string) {
+	close(p.quit)
+	<-p.done
+	<-p.monDone
+	st := p.mon.Tick(time.Now())
+	p.setMetric(st.Saturated, st.CPU)
+	n, windows, worst := p.mon.Summary()
+	if n == 0 {
+		return false, ""
+	}
+	return true, fmt.Sprintf("the client was saturated in %d of %d one-second windows (worst: %s); latencies may describe the load generator, not the server", n, windows, worst)
+}
+
+func progressLine(r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scenario, simulated bool, elapsed time.Duration, sat *loadgen.Saturation) string {
 	done := r.Progress.Done.Load()
 	failed := r.Progress.Failed.Load()
 	var b strings.Builder
@@ -83,6 +128,9 @@ func progressLine(r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scenario, sim
 	}
 	if eta, ok := progressETA(done, rate, elapsed, sc); ok {
 		fmt.Fprintf(&b, "  eta %s", eta.Round(time.Second))
+	}
+	if sat != nil && sat.Saturated {
+		fmt.Fprintf(&b, "  CLIENT SATURATED (%s)", sat.Reason)
 	}
 	return b.String()
 }

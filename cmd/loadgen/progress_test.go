@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func TestProgressLine(t *testing.T) {
 	s := &lockedSummary{s: loadgen.NewSummary()}
 	ttft := 0.0123
 	s.Observe(&loadgen.Record{Outcome: "ok", TTFT: &ttft})
-	line := progressLine(rr, s, sc, true, 10*time.Second)
+	line := progressLine(rr, s, sc, true, 10*time.Second, nil)
 	for _, want := range []string{"[SIMULATED]", "40/100 (40%)", "4.0 req/s", "ok 38", "failed 2", "in flight 3", "ttft p50 12.3ms", "eta 15s"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("progress line %q lacks %q", line, want)
@@ -34,7 +35,52 @@ func TestProgressLine(t *testing.T) {
 	}
 	// A duration-bound run counts down the time left.
 	sc2 := &loadgen.Scenario{Duration: time.Minute}
-	if line := progressLine(rr, s, sc2, false, 20*time.Second); !strings.Contains(line, "20s/1m0s") || !strings.Contains(line, "eta 40s") || strings.Contains(line, "SIMULATED") {
+	if line := progressLine(rr, s, sc2, false, 20*time.Second, nil); !strings.Contains(line, "20s/1m0s") || !strings.Contains(line, "eta 40s") || strings.Contains(line, "SIMULATED") {
 		t.Errorf("duration progress line %q", line)
+	}
+}
+
+func TestProgressLineSaysClientSaturated(t *testing.T) {
+	rr := &loadgen.Runner{}
+	s := &lockedSummary{s: loadgen.NewSummary()}
+	sc := &loadgen.Scenario{NumSamples: 100}
+	sat := &loadgen.Saturation{Saturated: true, Reason: "40 of 1000 sends more than 5ms behind schedule"}
+	if line := progressLine(rr, s, sc, false, time.Second, sat); !strings.HasSuffix(line, "  CLIENT SATURATED (40 of 1000 sends more than 5ms behind schedule)") {
+		t.Errorf("line %q", line)
+	}
+	if line := progressLine(rr, s, sc, false, time.Second, &loadgen.Saturation{}); strings.Contains(line, "SATURATED") {
+		t.Errorf("unsaturated window reported: %q", line)
+	}
+}
+
+// TestClientSaturationIsReported: an open-loop rate far beyond what two
+// cores can send (and the in-process simulator answer) saturates the
+// client; the summary's client_saturated column, the metric and a
+// warning say so. A gentle run says it was not.
+func TestClientSaturationIsReported(t *testing.T) {
+	offlineHF(t)
+	out := t.TempDir()
+	res := runCLI(t, "--sim", "--sim-ttft", "0s", "--sim-itl", "0s", "--dataset", "synthetic:mean=20,n=50",
+		"--max-tokens", "1", "--min-tokens", "0", "--rate", "50000", "--duration", "2s", "--concurrency", "32",
+		"--energy", "none", "--out", out)
+	if res.code != 0 {
+		t.Fatalf("exit %d\nstderr: %s", res.code, res.stderr)
+	}
+	row := readSummary(t, filepath.Join(out, "summary.csv"))[0]
+	if row.ClientSaturated == nil || !*row.ClientSaturated {
+		t.Errorf("client_saturated %v at 50,000 req/s on this machine\nstderr: %s", deref(row.ClientSaturated), res.stderr)
+	}
+	if !strings.Contains(res.stderr, "loadgen: warning: the client was saturated in ") {
+		t.Errorf("no saturation warning:\n%s", res.stderr)
+	}
+
+	out = t.TempDir()
+	res = runCLI(t, "--sim", "--sim-ttft", "5ms", "--sim-itl", "1ms", "--dataset", "synthetic:mean=20,n=20",
+		"--max-tokens", "4", "--min-tokens", "0", "--rate", "10", "--num-samples", "20", "--energy", "none", "--out", out)
+	if res.code != 0 {
+		t.Fatalf("exit %d\nstderr: %s", res.code, res.stderr)
+	}
+	if row := readSummary(t, filepath.Join(out, "summary.csv"))[0]; row.ClientSaturated == nil || *row.ClientSaturated {
+		t.Errorf("client_saturated %v at 10 req/s\nstderr: %s", deref(row.ClientSaturated), res.stderr)
 	}
 }

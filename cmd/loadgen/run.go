@@ -231,9 +231,12 @@ func (c *runCmd) Run(e *env) error {
 		}
 		energy.BeginWindow()
 	}
-	prog := startProgress(e, runner, summary, sc, c.Sim)
+	prog := startProgress(e, runner, summary, sc, c.Sim, metrics.SetClientSaturation)
 	res, runErr := runner.Run(ctx)
-	prog.stop()
+	saturated, saturation := prog.stop()
+	if saturated {
+		fmt.Fprintf(e.stderr, "loadgen: warning: %s\n", saturation)
+	}
 	if err := records.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
@@ -266,6 +269,7 @@ func (c *runCmd) Run(e *env) error {
 		Simulated:       c.Sim,
 		CarbonIntensity: c.carbon,
 	})
+	row.ClientSaturated = &saturated
 	if energy != nil {
 		es := energy.Summary()
 		row.ApplyEnergy(report.Energy{Source: es.Source, Method: es.Method, GPUs: es.GPUs,
