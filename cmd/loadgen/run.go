@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -70,7 +72,8 @@ type runCmd struct {
 	IdleBaseline   *time.Duration `name:"idle-baseline" help:"Measure idle GPU power this long before the first request (0: none; energy_star: 10s)."`
 	DCGMAddr       string         `name:"dcgm-addr" help:"Standalone DCGM host engine HOST:PORT (default: embedded)."`
 
-	LowLatency bool `name:"low-latency" help:"Keep CPUs out of deep idle states during the run (PM QoS, Linux, root) so wake-ups add no latency; costs CPU power."`
+	LowLatency bool   `name:"low-latency" help:"Keep CPUs out of deep idle states during the run (PM QoS, Linux, root) so wake-ups add no latency; costs CPU power."`
+	CPUProfile string `name:"cpuprofile" placeholder:"FILE" help:"Write a Go CPU profile of the run to FILE (go tool pprof FILE)."`
 
 	carbon float64 // the carbon intensity in effect, set by resolveScenario
 
@@ -89,6 +92,17 @@ func (c *runCmd) Run(e *env) error {
 	}
 	if c.LowLatency {
 		defer lowLatency(e)()
+	}
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return usageErrf("--cpuprofile: %v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return usageErrf("--cpuprofile: %v", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	// Bind the metrics address first: a port in use must fail the run
 	// before it sends anything, pre-flight included.
