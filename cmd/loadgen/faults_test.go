@@ -28,8 +28,10 @@ import (
 // TOKENWATT_FAULT_SOAK=30m makes it a soak: the server restarts every two
 // minutes for that long (run it with -timeout 40m).
 func TestFaultsReconcile(t *testing.T) {
-	offlineHF(t)
+	// Build before offlineHF moves HOME and the caches: go build would
+	// otherwise start from an empty module and build cache.
 	bin := buildLoadgen(t)
+	offlineHF(t)
 	vm := promtest.StartVictoriaMetrics(t)
 	addr := closedAddr(t)
 	cfg := sim.DefaultConfig()
