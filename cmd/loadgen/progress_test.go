@@ -53,15 +53,20 @@ func TestProgressLineSaysClientSaturated(t *testing.T) {
 	}
 }
 
-// TestClientSaturationIsReported: an open-loop rate far beyond what two
-// cores can send (and the in-process simulator answer) saturates the
-// client; the summary's client_saturated column, the metric and a
-// warning say so. A gentle run says it was not.
-func TestClientSaturationIsReported(t *testing.T) {
+// TestTimingClientSaturationIsReported: an open-loop rate far beyond what two
+// cores can send (and the in-process simulator answer), for two seconds,
+// saturates the client (its CPU, here: with a cap of 32 in flight the
+// late sends wait for slots and count as the server's); the summary's
+// client_saturated column and a warning say so. A gentle run says it was
+// not. It needs the machine to itself (a busy neighbour keeps this
+// process below the CPU threshold), hence "Timing": scripts/test runs it
+// in the race-free pass, one package at a time.
+func TestTimingClientSaturationIsReported(t *testing.T) {
+	skipUnderRace(t)
 	offlineHF(t)
 	out := t.TempDir()
 	res := runCLI(t, "--sim", "--sim-ttft", "0s", "--sim-itl", "0s", "--dataset", "synthetic:mean=20,n=50",
-		"--max-tokens", "1", "--min-tokens", "0", "--rate", "50000", "--duration", "2s", "--concurrency", "32",
+		"--max-tokens", "1", "--min-tokens", "0", "--rate", "50000", "--duration", "2s", "--num-samples", "0", "--concurrency", "32",
 		"--energy", "none", "--out", out)
 	if res.code != 0 {
 		t.Fatalf("exit %d\nstderr: %s", res.code, res.stderr)
