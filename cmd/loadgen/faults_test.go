@@ -36,7 +36,9 @@ func TestFaultsReconcile(t *testing.T) {
 	addr := closedAddr(t)
 	cfg := sim.DefaultConfig()
 	cfg.TTFT, cfg.ITL = 3*time.Millisecond, time.Millisecond
-	cfg.Fail500, cfg.Fail429, cfg.Disconnect, cfg.Stall, cfg.Garbage = 0.05, 0.05, 0.03, 0.03, 0.03
+	// 5 % each: over the 200-odd requests the short run sends, the chance
+	// that one fault never happens is below 1e-4.
+	cfg.Fail500, cfg.Fail429, cfg.Disconnect, cfg.Stall, cfg.Garbage = 0.05, 0.05, 0.05, 0.05, 0.05
 	srv, err := sim.Start(context.Background(), addr, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +68,7 @@ func TestFaultsReconcile(t *testing.T) {
 			}
 		}
 	}
-	waitLines(40)
+	waitLines(80)
 	// The server goes away for 1.5 s, then restarts on the same address;
 	// with TOKENWATT_FAULT_SOAK=30m, every two minutes for that long.
 	soak, _ := time.ParseDuration(os.Getenv("TOKENWATT_FAULT_SOAK"))
@@ -81,7 +83,7 @@ func TestFaultsReconcile(t *testing.T) {
 		}
 		time.Sleep(2 * time.Minute)
 	}
-	waitLines(countLines(records) + 60)
+	waitLines(countLines(records) + 120)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
