@@ -174,18 +174,8 @@ func (c *PyTorch) Do(ctx context.Context, req *Request, resp *Response) {
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/x-ndjson, application/json, text/plain")
-	sent.base = time.Now()
-	resp.Send = sent.base
-	hresp, err := c.client.Do(hreq)
-	resp.Send = sent.at()
-	if err != nil {
-		resp.Done = time.Now()
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			setContextOutcome(resp, ctxErr, "before the response arrived")
-			return
-		}
-		resp.Outcome = OutcomeConnectError
-		resp.Error = "POST " + target + ": " + describeTransportError(err)
+	hresp := roundTrip(ctx, c.client, hreq, &sent, resp)
+	if hresp == nil {
 		return
 	}
 	defer hresp.Body.Close()
@@ -193,10 +183,7 @@ func (c *PyTorch) Do(ctx context.Context, req *Request, resp *Response) {
 	if hresp.StatusCode < 200 || hresp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(hresp.Body, maxErrorBody))
 		resp.Done = time.Now()
-		resp.Outcome = OutcomeHTTP4xx
-		if hresp.StatusCode >= 500 {
-			resp.Outcome = OutcomeHTTP5xx
-		}
+		resp.Outcome = httpErrorOutcome(hresp.StatusCode)
 		resp.Error = torchMessage(hresp.StatusCode, b)
 		return
 	}
@@ -207,6 +194,19 @@ func (c *PyTorch) Do(ctx context.Context, req *Request, resp *Response) {
 	default:
 		readTextChunks(ctx, hresp.Body, resp)
 	}
+}
+
+// textChunk records a text-carrying chunk arriving at now: t_first for
+// the first, an inter-token gap for each later one. readStream, the SSE
+// hot path, keeps its own copy: this is over the inliner's budget.
+func (r *Response) textChunk(now time.Time) {
+	if r.TextChunks == 0 {
+		r.First = now
+	} else {
+		r.ITL = append(r.ITL, now.Sub(r.Last))
+	}
+	r.Last = now
+	r.TextChunks++
 }
 
 // torchLine is one NDJSON line: a token's text, the final usage, or an
@@ -272,13 +272,7 @@ func readNDJSON(ctx context.Context, body io.Reader, resp *Response) {
 				return
 			}
 			if l.Text != nil && *l.Text != "" {
-				if resp.TextChunks == 0 {
-					resp.First = now
-				} else {
-					resp.ITL = append(resp.ITL, now.Sub(resp.Last))
-				}
-				resp.Last = now
-				resp.TextChunks++
+				resp.textChunk(now)
 			}
 			if l.Usage != nil {
 				if l.Usage.PromptTokens != nil {
@@ -316,13 +310,7 @@ func readTextChunks(ctx context.Context, body io.Reader, resp *Response) {
 		n, err := body.Read(buf)
 		now := time.Now()
 		if n > 0 && len(bytes.TrimSpace(buf[:n])) > 0 {
-			if resp.TextChunks == 0 {
-				resp.First = now
-			} else {
-				resp.ITL = append(resp.ITL, now.Sub(resp.Last))
-			}
-			resp.Last = now
-			resp.TextChunks++
+			resp.textChunk(now)
 		}
 		if err != nil {
 			resp.Done = now

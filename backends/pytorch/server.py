@@ -248,10 +248,11 @@ class Job:
 class Engine:
     """Runs jobs on a worker thread, in batches of up to batch_size."""
 
-    def __init__(self, model, batch_size, batch_delay):
+    def __init__(self, model, batch_size, batch_delay, verbose=False):
         self.model = model
         self.batch_size = batch_size
         self.batch_delay = batch_delay
+        self.verbose = verbose
         self.jobs = queue.Queue()
         threading.Thread(target=self._run, daemon=True, name="engine").start()
 
@@ -268,6 +269,8 @@ class Engine:
                     batch.append(self.jobs.get(timeout=max(wait, 0)) if wait > 0 else self.jobs.get_nowait())
                 except queue.Empty:
                     break
+            if self.verbose:
+                print(f"{PROG}: batch of {len(batch)}", file=sys.stderr, flush=True)
             try:
                 self._generate(batch)
             except Exception as e:  # noqa: BLE001 - reported to every client of the batch
@@ -447,7 +450,7 @@ def main():
     p.add_argument("--seed", type=int, default=0, help="seed of the tiny model's weights (default 0)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--offline", action="store_true", default=True, help=argparse.SUPPRESS)
-    p.add_argument("--verbose", action="store_true", help="log every request")
+    p.add_argument("--verbose", action="store_true", help="log every request and batch")
     args = p.parse_args()
 
     if torch is None:
@@ -471,7 +474,7 @@ def main():
         fail(f"cannot listen on {args.host}:{args.port}: {e.strerror}")
     server.daemon_threads = True
     server.model = model
-    server.engine = Engine(model, args.batch, args.batch_delay / 1000)
+    server.engine = Engine(model, args.batch, args.batch_delay / 1000, args.verbose)
     server.verbose = args.verbose
     host, port = server.server_address[:2]
     print(f"{PROG}: serving {model.name!r} ({model.url}) on {args.device} at http://{host}:{port} "

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -87,17 +86,7 @@ func TestFaultsReconcile(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("loadgen still running 30s after SIGTERM; stderr:\n%s", stderr.String())
-	}
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != exitInterrupted {
-		t.Fatalf("exit: %v, want %d; stderr:\n%s", err, exitInterrupted, stderr.String())
-	}
+	waitInterrupted(t, cmd, &stderr)
 
 	// Records: each request once, by outcome.
 	recs := readRecords(t, records)

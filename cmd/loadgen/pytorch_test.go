@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -36,15 +37,35 @@ func torchPython(t *testing.T) string {
 
 const serverPy = "../../backends/pytorch/server.py"
 
+// lockedBuffer is a bytes.Buffer a child process writes while a test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // startTorchServer runs backends/pytorch/server.py with args on a free
-// loopback port, waits for /ping, and returns its base URL. The server is
-// killed when the test ends; its output is logged if the test failed.
-func startTorchServer(t *testing.T, args ...string) string {
+// loopback port, waits for /ping, and returns its base URL and its output
+// so far. The server is killed when the test ends; its output is logged
+// if the test failed.
+func startTorchServer(t *testing.T, args ...string) (string, func() string) {
 	t.Helper()
 	py := torchPython(t)
 	addr := closedAddr(t)
 	host, port, _ := strings.Cut(addr, ":")
-	var out bytes.Buffer
+	var out lockedBuffer
 	cmd := exec.Command(py, append([]string{serverPy, "--host", host, "--port", port, "--threads", "1"}, args...)...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -70,7 +91,7 @@ func startTorchServer(t *testing.T, args ...string) string {
 		if resp, err := http.Get(base + "/ping"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return base
+				return base, out.String
 			}
 		}
 		if time.Now().After(deadline) {
@@ -86,7 +107,7 @@ func startTorchServer(t *testing.T, args ...string) string {
 // exactly that many tokens, and the records' timings are consistent.
 func TestPyTorchBackendAgainstTinyServer(t *testing.T) {
 	offlineHF(t)
-	base := startTorchServer(t, "--tiny", "--device", "cpu")
+	base, _ := startTorchServer(t, "--tiny", "--device", "cpu")
 	out := t.TempDir()
 	const maxTokens = 12
 	res := runCLI(t, "--backend", "pytorch", "--endpoint", base, "--dataset", "synthetic:mean=40,n=20", "--num-samples", "20",
@@ -149,7 +170,7 @@ func TestPyTorchBackendAgainstTinyServer(t *testing.T) {
 // Hugging Face dataset.
 func TestPOCPyTorchConfigRunsAgainstTinyServer(t *testing.T) {
 	offlineHF(t)
-	base := startTorchServer(t, "--tiny", "--device", "cpu", "--model-name", "microsoft/phi-2")
+	base, _ := startTorchServer(t, "--tiny", "--device", "cpu", "--model-name", "microsoft/phi-2")
 	fixture, err := filepath.Abs("../../loadgen/testdata/poc/pytorch_test.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -198,11 +219,12 @@ func TestTorchServerBadInput(t *testing.T) {
 }
 
 // TestPyTorchBatchedServer: server.py --batch 4 batches concurrent
-// requests (one prefill and one decode step per token for the batch);
-// each request still gets exactly its min = max new tokens.
+// requests (one prefill and one decode step per token for the batch),
+// as its --verbose log shows; each request still gets exactly its
+// min = max new tokens.
 func TestPyTorchBatchedServer(t *testing.T) {
 	offlineHF(t)
-	base := startTorchServer(t, "--tiny", "--device", "cpu", "--batch", "4", "--batch-delay", "20")
+	base, output := startTorchServer(t, "--tiny", "--device", "cpu", "--batch", "4", "--batch-delay", "20", "--verbose")
 	out := t.TempDir()
 	res := runCLI(t, "--backend", "pytorch", "--endpoint", base, "--dataset", "synthetic:mean=40,n=16", "--num-samples", "16",
 		"--concurrency", "4", "--max-tokens", "8", "--min-tokens", "8", "--energy", "none", "--out", out)
@@ -213,5 +235,15 @@ func TestPyTorchBatchedServer(t *testing.T) {
 		if r.Outcome != "ok" || deref(r.OutputTokens) != 8 || r.TextChunks != 8 {
 			t.Errorf("record %d: %s, %v tokens, %d chunks, error %v", r.Seq, r.Outcome, deref(r.OutputTokens), r.TextChunks, deref(r.Error))
 		}
+	}
+	batched := 0
+	for _, n := range []string{"2", "3", "4"} {
+		batched += strings.Count(output(), "server.py: batch of "+n+"\n")
+	}
+	if batched == 0 {
+		t.Errorf("no batch of more than one request formed with 4 in flight; server output:\n%s", output())
+	}
+	if strings.Contains(output(), "batch of 5") {
+		t.Errorf("a batch over --batch 4:\n%s", output())
 	}
 }

@@ -23,6 +23,24 @@ func buildLoadgen(t *testing.T) string {
 	return bin
 }
 
+// waitInterrupted waits (up to 30 s) for a signalled loadgen to exit with
+// exitInterrupted, failing the test with its stderr otherwise.
+func waitInterrupted(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("loadgen still running 30s after the signal; stderr:\n%s", stderr.String())
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitInterrupted {
+		t.Fatalf("exit: %v, want code %d; stderr:\n%s", err, exitInterrupted, stderr.String())
+	}
+}
+
 // countLines returns the number of complete lines in path (0 if absent).
 func countLines(path string) int {
 	b, err := os.ReadFile(path)
@@ -60,18 +78,7 @@ func TestSIGINTWritesEverythingAndExits130(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("loadgen still running 30s after SIGINT; stderr:\n%s", stderr.String())
-	}
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != exitInterrupted {
-		t.Fatalf("exit: %v, want code %d; stderr:\n%s", err, exitInterrupted, stderr.String())
-	}
+	waitInterrupted(t, cmd, &stderr)
 
 	recs := readRecords(t, records)
 	canceled := 0
