@@ -3,9 +3,7 @@ package main
 import (
 	"io"
 	"net"
-	"os"
 	"path"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,9 +11,9 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
-	"gopkg.in/yaml.v3"
 
 	"github.com/tokenwatt/tokenwatt/exporter"
+	"github.com/tokenwatt/tokenwatt/internal/composetest"
 )
 
 // The compose tests parse the command of every docker-compose.yml service
@@ -23,83 +21,15 @@ import (
 // check what the grammar leaves to Run: the source name, the interval,
 // and a listen address other containers reach. Nothing is run.
 
-// composeService is the part of a docker-compose.yml service these tests
-// read.
-type composeService struct {
-	Build      *yaml.Node  `yaml:"build"`
-	Entrypoint []string    `yaml:"entrypoint"`
-	Command    []string    `yaml:"command"`
-	Ports      []yaml.Node `yaml:"ports"`
-}
-
-// composeVariable matches compose's $$, ${VAR}, ${VAR:-default} (and the
-// other operators) and $VAR.
-var composeVariable = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
-
-// composeInterpolate resolves the variables in every scalar value under n
-// as if none were set: to their defaults, or to "".
-func composeInterpolate(n *yaml.Node, isKey bool) {
-	if n.Kind == yaml.ScalarNode && !isKey {
-		n.Value = composeVariable.ReplaceAllStringFunc(n.Value, func(m string) string {
-			if m == "$$" {
-				return "$"
-			}
-			if sub := composeVariable.FindStringSubmatch(m); sub[2] == ":-" || sub[2] == "-" {
-				return sub[3]
-			}
-			return ""
-		})
-	}
-	for i, c := range n.Content {
-		composeInterpolate(c, n.Kind == yaml.MappingNode && i%2 == 0)
-	}
-}
-
 // exporterServices returns the services built from this repository whose
 // entrypoint is energy-exporter, with its arguments.
-func exporterServices(t *testing.T) map[string]*composeService {
+func exporterServices(t *testing.T) map[string]*composetest.Service {
 	t.Helper()
-	data, err := os.ReadFile("../../docker-compose.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
-	}
-	composeInterpolate(&root, false)
-	var f struct {
-		Services map[string]*composeService `yaml:"services"`
-	}
-	if err := root.Decode(&f); err != nil {
-		t.Fatalf("docker-compose.yml (entrypoint and command must be lists): %v", err)
-	}
-	out := map[string]*composeService{}
+	f := composetest.Load(t, "../../docker-compose.yml")
+	out := map[string]*composetest.Service{}
 	for name, s := range f.Services {
 		if s.Build != nil && len(s.Entrypoint) > 0 && path.Base(s.Entrypoint[0]) == "energy-exporter" {
 			out[name] = s
-		}
-	}
-	return out
-}
-
-// containerPorts are the container ports s publishes.
-func (s *composeService) containerPorts() []int {
-	var out []int
-	for _, p := range s.Ports {
-		target := ""
-		if p.Kind == yaml.ScalarNode {
-			spec, _, _ := strings.Cut(p.Value, "/")
-			target = spec[strings.LastIndex(spec, ":")+1:]
-		} else {
-			var long struct {
-				Target string `yaml:"target"`
-			}
-			_ = p.Decode(&long)
-			target = long.Target
-		}
-		if n, err := strconv.Atoi(target); err == nil {
-			out = append(out, n)
 		}
 	}
 	return out
@@ -154,7 +84,7 @@ func TestComposeEnergyExporterCommands(t *testing.T) {
 			if host != "" && host != "0.0.0.0" && host != "::" {
 				t.Errorf("--listen %s: other containers cannot reach %s; listen on :%s", c.Listen, host, port)
 			}
-			if n, err := strconv.Atoi(port); err != nil || !slices.Contains(s.containerPorts(), n) {
+			if n, err := strconv.Atoi(port); err != nil || !slices.Contains(s.ContainerPorts(), n) {
 				t.Errorf("--listen %s: the service publishes no container port %s", c.Listen, port)
 			}
 		})
