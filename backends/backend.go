@@ -94,6 +94,8 @@ type Backend interface {
 	// Name is the backend's name as it appears in records and labels
 	// ("openai", "vllm", "pytorch").
 	Name() string
+	// Endpoint is the server's base URL, as records and log lines show it.
+	Endpoint() string
 	// Models lists the models the server serves. It is called once before
 	// a run to check the endpoint and the model; its error says what was
 	// tried.

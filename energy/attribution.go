@@ -1,4 +1,4 @@
-package exporter
+package energy
 
 import (
 	"math"
@@ -41,14 +41,14 @@ func (s Share) Total() float64 { return s.Prefill + s.Decode }
 //
 // A request's share is final, and it is released, once F has passed its
 // Done. Memory holds only the samples and requests not yet final.
-type Attribution struct {
+type Attribution[ID any] struct {
 	mu      sync.Mutex
 	samples []energyPoint // E(t) samples not yet behind final; the first is at or before final
 
-	pending []*pendingRequest // added, not yet released
-	t0      time.Time         // earliest send seen (zero: none yet)
-	t1      time.Time         // latest completion seen
-	final   time.Time         // energy is attributed up to here (zero: nothing yet)
+	pending []*pendingRequest[ID] // added, not yet released
+	t0      time.Time             // earliest send seen (zero: none yet)
+	t1      time.Time             // latest completion seen
+	final   time.Time             // energy is attributed up to here (zero: nothing yet)
 
 	prefillJ, decodeJ, idleJ float64
 }
@@ -58,18 +58,19 @@ type energyPoint struct {
 	e float64
 }
 
-type pendingRequest struct {
+type pendingRequest[ID any] struct {
 	span  Span
 	share Share
-	id    any // the caller's handle, returned on release
+	id    ID // the caller's handle, returned on release
 }
 
-// NewAttribution returns an empty attribution.
-func NewAttribution() *Attribution { return &Attribution{} }
+// NewAttribution returns an empty attribution of requests identified by
+// an ID of the caller's choosing (a record, a sequence number).
+func NewAttribution[ID any]() *Attribution[ID] { return &Attribution[ID]{} }
 
 // AddSample appends the cumulative energy (joules, never decreasing) at t.
 // Samples must come in time order.
-func (a *Attribution) AddSample(t time.Time, energyJ float64) {
+func (a *Attribution[ID]) AddSample(t time.Time, energyJ float64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if n := len(a.samples); n > 0 && !t.After(a.samples[n-1].t) {
@@ -80,7 +81,7 @@ func (a *Attribution) AddSample(t time.Time, energyJ float64) {
 
 // Add registers a completed request; id comes back from Release when its
 // share is final.
-func (a *Attribution) Add(span Span, id any) {
+func (a *Attribution[ID]) Add(span Span, id ID) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if span.Done.Before(span.Send) {
@@ -95,12 +96,12 @@ func (a *Attribution) Add(span Span, id any) {
 	if span.Done.After(a.t1) {
 		a.t1 = span.Done
 	}
-	a.pending = append(a.pending, &pendingRequest{span: span, id: id})
+	a.pending = append(a.pending, &pendingRequest[ID]{span: span, id: id})
 }
 
 // Released is a request whose share is final.
-type Released struct {
-	ID    any
+type Released[ID any] struct {
+	ID    ID
 	Share Share
 }
 
@@ -108,7 +109,7 @@ type Released struct {
 // last sample) and returns the requests whose shares became final, in the
 // order they were added. oldestInFlight is the earliest intended send
 // time of a request sent but not yet Added (zero: none in flight).
-func (a *Attribution) Advance(oldestInFlight time.Time) []Released {
+func (a *Attribution[ID]) Advance(oldestInFlight time.Time) []Released[ID] {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	bound := a.t1
@@ -123,39 +124,39 @@ func (a *Attribution) Advance(oldestInFlight time.Time) []Released {
 // every request. Call it once no request is in flight and a sample at or
 // after the last completion has been added; requests that outlive the
 // samples get what the samples cover.
-func (a *Attribution) Finish() []Released {
+func (a *Attribution[ID]) Finish() []Released[ID] {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.advanceTo(a.t1)
 	out := a.release()
 	for _, p := range a.pending {
-		out = append(out, Released{ID: p.id, Share: p.share})
+		out = append(out, Released[ID]{ID: p.id, Share: p.share})
 	}
 	a.pending = nil
 	return out
 }
 
 // Totals are the energy attributed so far, by phase.
-func (a *Attribution) Totals() (prefill, decode, idle float64) {
+func (a *Attribution[ID]) Totals() (prefill, decode, idle float64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.prefillJ, a.decodeJ, a.idleJ
 }
 
 // Window is the run window [T0, T1] seen so far.
-func (a *Attribution) Window() (t0, t1 time.Time) {
+func (a *Attribution[ID]) Window() (t0, t1 time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.t0, a.t1
 }
 
 // release returns the pending requests whose Done is behind final.
-func (a *Attribution) release() []Released {
-	var out []Released
+func (a *Attribution[ID]) release() []Released[ID] {
+	var out []Released[ID]
 	kept := a.pending[:0]
 	for _, p := range a.pending {
 		if !a.final.IsZero() && !p.span.Done.After(a.final) {
-			out = append(out, Released{ID: p.id, Share: p.share})
+			out = append(out, Released[ID]{ID: p.id, Share: p.share})
 			continue
 		}
 		kept = append(kept, p)
@@ -167,7 +168,7 @@ func (a *Attribution) release() []Released {
 
 // advanceTo attributes the window's energy from final up to bound, as far
 // as the samples reach.
-func (a *Attribution) advanceTo(bound time.Time) {
+func (a *Attribution[ID]) advanceTo(bound time.Time) {
 	if a.t0.IsZero() || len(a.samples) < 2 {
 		return
 	}
@@ -206,14 +207,14 @@ func (a *Attribution) advanceTo(bound time.Time) {
 
 // share divides the energy eb−ea of [lo, hi] between the requests that
 // overlap it and idle.
-func (a *Attribution) share(lo, hi time.Time, ea, eb float64) {
+func (a *Attribution[ID]) share(lo, hi time.Time, ea, eb float64) {
 	de := eb - ea
 	if de <= 0 {
 		return
 	}
 	length := hi.Sub(lo).Seconds()
 	type piece struct {
-		p               *pendingRequest
+		p               *pendingRequest[ID]
 		prefill, decode float64 // overlap in seconds
 	}
 	var pieces []piece

@@ -1,4 +1,4 @@
-package exporter
+package energy
 
 import (
 	"math"
@@ -58,11 +58,11 @@ func TestAttributionConservesEnergy(t *testing.T) {
 			order[i] = i
 		}
 		slices.SortFunc(order, func(x, y int) int { return spans[x].Done.Compare(spans[y].Done) })
-		a := NewAttribution()
+		a := NewAttribution[int]()
 		released := map[int]Share{}
-		collect := func(rs []Released) {
+		collect := func(rs []Released[int]) {
 			for _, r := range rs {
-				id := r.ID.(int)
+				id := r.ID
 				if _, dup := released[id]; dup {
 					t.Fatalf("request %d released twice", id)
 				}
@@ -119,7 +119,7 @@ func TestAttributionConservesEnergy(t *testing.T) {
 
 func TestAttributionByHand(t *testing.T) {
 	// 100 J/s throughout, sampled every 100 ms from -100 ms to 1100 ms.
-	a := NewAttribution()
+	a := NewAttribution[string]()
 	for ms := -100.0; ms <= 1100; ms += 100 {
 		a.AddSample(at(ms), (ms+100)/1000*100)
 	}
@@ -128,7 +128,7 @@ func TestAttributionByHand(t *testing.T) {
 	a.Add(Span{Send: at(300), First: at(400), Done: at(1000)}, "B")
 	got := map[string]Share{}
 	for _, r := range a.Finish() {
-		got[r.ID.(string)] = r.Share
+		got[r.ID] = r.Share
 	}
 	// [0,300): A alone, 30 J: prefill 20 (0-200), decode 10.
 	// [300,600): shared evenly, 15 J each. A decode 15; B prefill 5 (300-400) + decode 10.
@@ -149,7 +149,7 @@ func TestAttributionByHand(t *testing.T) {
 func TestAttributionIdleGapAndPartialCover(t *testing.T) {
 	// 10 J/s; samples every second. Request 0-0.5 s, then a gap, then a
 	// request 2-3 s: [0.5,2] is idle (15 J); the run window is [0, 3].
-	a := NewAttribution()
+	a := NewAttribution[int]()
 	for s := -1.0; s <= 4; s++ {
 		a.AddSample(at(s*1000), (s+1)*10)
 	}
@@ -168,7 +168,7 @@ func TestAttributionIdleGapAndPartialCover(t *testing.T) {
 }
 
 func TestAttributionWaitsForRequestsInFlight(t *testing.T) {
-	a := NewAttribution()
+	a := NewAttribution[string]()
 	for ms := 0.0; ms <= 1000; ms += 100 {
 		a.AddSample(at(ms), ms)
 	}

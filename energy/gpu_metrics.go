@@ -1,4 +1,4 @@
-package exporter
+package energy
 
 import (
 	"strconv"
@@ -8,6 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// namespace prefixes every tokenwatt metric.
+const namespace = "tokenwatt"
 
 // staleIntervals: a GPU whose last good reading is older than this many
 // sampling intervals is left out of a scrape; its source is not
@@ -63,14 +66,14 @@ func NewGPUCollector(s *Sampler, opts GPUCollectorOptions) *GPUCollector {
 		sampler: s,
 		opts:    opts,
 		now:     time.Now,
-		energyDesc: prometheus.NewDesc(Namespace+"_gpu_energy_joules_total",
+		energyDesc: prometheus.NewDesc(namespace+"_gpu_energy_joules_total",
 			"GPU energy since sampling started, joules: the driver's energy counter corrected for its resets, or the trapezoid integral of sampled power for GPUs without one. Read it with increase() or rate().",
 			gpuLabels, nil),
-		powerDesc: prometheus.NewDesc(Namespace+"_gpu_power_watts",
+		powerDesc: prometheus.NewDesc(namespace+"_gpu_power_watts",
 			"GPU power draw at the latest sample, watts.", gpuLabels, nil),
-		idleDesc: prometheus.NewDesc(Namespace+"_gpu_idle_power_watts",
+		idleDesc: prometheus.NewDesc(namespace+"_gpu_idle_power_watts",
 			"GPU idle baseline: mean power over the quiet period before the run, watts.", gpuLabels, nil),
-		infoDesc: prometheus.NewDesc(Namespace+"_energy_exporter_info",
+		infoDesc: prometheus.NewDesc(namespace+"_energy_exporter_info",
 			"Always 1; labels name the energy source, its energy method (counter or integrated) and tokenwatt's version.",
 			[]string{"source", "method", "version"}, nil),
 		staleLogged: make([]time.Time, len(s.Devices())),

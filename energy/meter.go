@@ -1,4 +1,4 @@
-package exporter
+package energy
 
 import (
 	"bufio"
@@ -11,25 +11,40 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// EnergyFileName is the samples file in a run's output directory: one
-// JSON line per device reading, so that a run can be re-attributed
-// offline. Its first line, whose keys start with "_", describes the
-// source and its devices.
-const EnergyFileName = "energy.jsonl"
+// FileName is the samples file in a run's output directory: one JSON
+// line per device reading, so that a run can be re-attributed offline.
+// Its first line, whose keys start with "_", describes the source and
+// its devices.
+const FileName = "energy.jsonl"
 
-// EnergyRun measures a run's GPU energy: it samples a Source, writes the
-// samples to energy.jsonl, measures the idle baseline, attributes energy
-// to requests (it is the run's loadgen.Attributor) and exports the energy
-// metrics on the run's registry.
-type EnergyRun struct {
+// MeterOptions configure a Meter.
+type MeterOptions struct {
+	// Interval is the sampling interval.
+	Interval time.Duration
+	// Dir is where energy.jsonl is appended.
+	Dir string
+	// RunID names the run in energy.jsonl's header line.
+	RunID string
+	// Registerer, if not nil, gets the GPU collector (per-GPU energy,
+	// power and idle baseline).
+	Registerer prometheus.Registerer
+	// Logf receives the sampler's notices (a GPU not answering, a counter
+	// reset); nil drops them.
+	Logf func(format string, args ...any)
+}
+
+// Meter measures a run's GPU energy: it samples a Source, writes the
+// samples to energy.jsonl, measures the idle baseline, tracks peak power
+// and attributes energy to requests, identified by an ID of the caller's
+// choosing.
+type Meter[ID any] struct {
 	src      Source
 	interval time.Duration
 	sampler  *Sampler
-	attr     *Attribution
-	metrics  *Run
+	attr     *Attribution[ID]
 
 	cancel  context.CancelFunc
 	stopped chan struct{}
@@ -48,29 +63,32 @@ type EnergyRun struct {
 	peakW     float64 // highest tick power while the window was open
 	lastTick  Tick
 	prevTick  Tick
-
-	phaseSeen [3]float64 // prefill, decode, idle already added to the counter
 }
 
-// StartEnergy starts sampling src every interval into dir/energy.jsonl and
-// registers the GPU metrics on m's registry.
-func StartEnergy(src Source, interval time.Duration, m *Run, dir string, logf func(string, ...any)) (*EnergyRun, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// StartMeter starts sampling src every opts.Interval into
+// opts.Dir/energy.jsonl. The Meter owns src from then on: Stop closes it.
+// On error src is left open for the caller to close.
+func StartMeter[ID any](src Source, opts MeterOptions) (*Meter[ID], error) {
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, EnergyFileName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(filepath.Join(opts.Dir, FileName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open energy samples file: %w", err)
 	}
-	e := &EnergyRun{
-		src: src, interval: interval, sampler: NewSampler(src, interval), attr: NewAttribution(), metrics: m,
+	e := &Meter[ID]{
+		src: src, interval: opts.Interval, sampler: NewSampler(src, opts.Interval), attr: NewAttribution[ID](),
 		stopped: make(chan struct{}), file: f, w: bufio.NewWriterSize(f, 64<<10), idleTotal: math.NaN(),
 	}
 	e.enc = json.NewEncoder(e.w)
-	e.writeHeader(m)
+	e.writeHeader(opts.RunID)
 	e.sampler.OnTick(e.onTick)
-	e.sampler.OnLog(logf)
-	m.reg.MustRegister(NewGPUCollector(e.sampler, GPUCollectorOptions{Idle: e.idlePower}))
+	if opts.Logf != nil {
+		e.sampler.OnLog(opts.Logf)
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(NewGPUCollector(e.sampler, GPUCollectorOptions{Idle: e.idlePower}))
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
@@ -81,7 +99,7 @@ func StartEnergy(src Source, interval time.Duration, m *Run, dir string, logf fu
 	return e, nil
 }
 
-func (e *EnergyRun) writeHeader(m *Run) {
+func (e *Meter[ID]) writeHeader(runID string) {
 	type dev struct {
 		GPU      int    `json:"gpu"`
 		UUID     string `json:"uuid"`
@@ -93,7 +111,7 @@ func (e *EnergyRun) writeHeader(m *Run) {
 		devs = append(devs, dev{d.Index, d.UUID, d.Model, d.Hostname})
 	}
 	e.write(map[string]any{
-		"_run_id": m.cl["run_id"], "_source": e.src.Name(), "_method": e.src.Method(),
+		"_run_id": runID, "_source": e.src.Name(), "_method": e.src.Method(),
 		"_interval_s": e.interval.Seconds(), "_devices": devs,
 	})
 }
@@ -117,7 +135,7 @@ func finite(v float64) *float64 {
 	return &v
 }
 
-func (e *EnergyRun) onTick(t Tick) {
+func (e *Meter[ID]) onTick(t Tick) {
 	for _, s := range t.Samples {
 		e.write(energyLine{TUnix: float64(s.Time.UnixNano()) / 1e9, GPU: s.GPU, EnergyJ: s.EnergyJ,
 			RawJ: finite(s.RawJ), PowerW: finite(s.PowerW), Gap: s.Gap, Reset: s.Reset, Error: s.Err})
@@ -142,7 +160,7 @@ func (e *EnergyRun) onTick(t Tick) {
 
 // flushEvery flushes the samples file when d has passed since the last
 // flush, so that a crash loses at most that much of it, as with records.
-func (e *EnergyRun) flushEvery(d time.Duration) {
+func (e *Meter[ID]) flushEvery(d time.Duration) {
 	e.fileMu.Lock()
 	defer e.fileMu.Unlock()
 	if now := time.Now(); e.fileErr == nil && now.Sub(e.flushed) >= d {
@@ -151,7 +169,7 @@ func (e *EnergyRun) flushEvery(d time.Duration) {
 	}
 }
 
-func (e *EnergyRun) write(v any) {
+func (e *Meter[ID]) write(v any) {
 	e.fileMu.Lock()
 	defer e.fileMu.Unlock()
 	if e.fileErr == nil {
@@ -160,21 +178,21 @@ func (e *EnergyRun) write(v any) {
 }
 
 // idlePower is the per-GPU idle baseline, nil until measured.
-func (e *EnergyRun) idlePower() []float64 {
+func (e *Meter[ID]) idlePower() []float64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.idleGPU
 }
 
 // latest returns the most recent tick.
-func (e *EnergyRun) latest() Tick {
+func (e *Meter[ID]) latest() Tick {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.lastTick
 }
 
 // waitTick waits until a tick at or after t has arrived, or timeout.
-func (e *EnergyRun) waitTick(ctx context.Context, t time.Time, timeout time.Duration) (Tick, bool) {
+func (e *Meter[ID]) waitTick(ctx context.Context, t time.Time, timeout time.Duration) (Tick, bool) {
 	deadline := time.Now().Add(timeout)
 	for {
 		if tk := e.latest(); !tk.Time.IsZero() && !tk.Time.Before(t) {
@@ -192,7 +210,7 @@ func (e *EnergyRun) waitTick(ctx context.Context, t time.Time, timeout time.Dura
 
 // MeasureIdle measures the idle baseline: mean power over d from now,
 // before the run sends anything.
-func (e *EnergyRun) MeasureIdle(ctx context.Context, d time.Duration) error {
+func (e *Meter[ID]) MeasureIdle(ctx context.Context, d time.Duration) error {
 	patience := 3*e.interval + 2*time.Second
 	from, ok := e.waitTick(ctx, time.Now(), patience)
 	if !ok {
@@ -216,57 +234,42 @@ func (e *EnergyRun) MeasureIdle(ctx context.Context, d time.Duration) error {
 
 // BeginWindow starts tracking peak power: call it when measurement
 // starts.
-func (e *EnergyRun) BeginWindow() {
+func (e *Meter[ID]) BeginWindow() {
 	e.mu.Lock()
 	e.inWindow = true
 	e.mu.Unlock()
 }
 
-// Add implements loadgen.Attributor.
-func (e *EnergyRun) Add(rec *loadgen.Record) {
-	send, first, done := rec.Times()
-	e.attr.Add(Span{Send: send, First: first, Done: done}, rec)
+// Add registers a completed request, sent at span.Send, first text at
+// span.First and done at span.Done; its share comes back from Advance or
+// Finish once final.
+func (e *Meter[ID]) Add(span Span, id ID) { e.attr.Add(span, id) }
+
+// Advance attributes energy as far as it is final and returns the
+// requests whose shares became final. oldestInFlight is the earliest
+// intended send time of a request sent but not yet added (zero: none).
+func (e *Meter[ID]) Advance(oldestInFlight time.Time) []Released[ID] {
+	return e.attr.Advance(oldestInFlight)
 }
 
-// Advance implements loadgen.Attributor.
-func (e *EnergyRun) Advance(oldestInFlight time.Time) []*loadgen.Record {
-	return e.released(e.attr.Advance(oldestInFlight))
-}
-
-// Finish implements loadgen.Attributor: it waits (briefly) for a sample
-// after the last completion, so the window's end is measured, not
-// extrapolated.
-func (e *EnergyRun) Finish() []*loadgen.Record {
+// Finish waits (briefly) for a sample after the last completion, so the
+// window's end is measured, not extrapolated, then releases every
+// request. Call it once no request is in flight.
+func (e *Meter[ID]) Finish() []Released[ID] {
 	if _, t1 := e.attr.Window(); !t1.IsZero() {
 		e.waitTick(context.Background(), t1, 3*e.interval+2*time.Second)
 	}
 	e.mu.Lock()
 	e.inWindow = false
 	e.mu.Unlock()
-	return e.released(e.attr.Finish())
+	return e.attr.Finish()
 }
 
-func (e *EnergyRun) released(rs []Released) []*loadgen.Record {
-	out := make([]*loadgen.Record, 0, len(rs))
-	for _, r := range rs {
-		rec := r.ID.(*loadgen.Record)
-		rec.SetEnergy(r.Share.Prefill, r.Share.Decode)
-		out = append(out, rec)
-	}
-	pre, dec, idle := e.attr.Totals()
-	for i, v := range [3]float64{pre, dec, idle} {
-		if d := v - e.phaseSeen[i]; d > 0 {
-			e.metrics.attributed.WithLabelValues(phases[i]).Add(d)
-			e.phaseSeen[i] = v
-		}
-	}
-	return out
-}
-
-var phases = [3]string{"prefill", "decode", "idle"}
+// Totals are the energy attributed so far, by phase, in joules.
+func (e *Meter[ID]) Totals() (prefill, decode, idle float64) { return e.attr.Totals() }
 
 // Stop ends sampling and closes the samples file and the source.
-func (e *EnergyRun) Stop() error {
+func (e *Meter[ID]) Stop() error {
 	e.cancel()
 	<-e.stopped
 	e.fileMu.Lock()
@@ -287,9 +290,9 @@ func (e *EnergyRun) Stop() error {
 	return nil
 }
 
-// EnergySummary is what the CSV summary needs from the energy
+// Summary is what the CSV summary needs from the energy
 // measurement (the run's own counts supply the rest).
-type EnergySummary struct {
+type Summary struct {
 	Source, Method string
 	GPUs           int
 	EnergyJ        float64 // Σ requests + idle over the window = E(T1) − E(T0)
@@ -298,7 +301,7 @@ type EnergySummary struct {
 }
 
 // Summary reports the run's energy; call it after Finish.
-func (e *EnergyRun) Summary() EnergySummary {
+func (e *Meter[ID]) Summary() Summary {
 	pre, dec, idle := e.attr.Totals()
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -306,7 +309,7 @@ func (e *EnergyRun) Summary() EnergySummary {
 	if peak == 0 {
 		peak = math.NaN()
 	}
-	return EnergySummary{
+	return Summary{
 		Source: e.src.Name(), Method: e.src.Method(), GPUs: len(e.src.Devices()),
 		EnergyJ: pre + dec + idle, IdlePowerW: e.idleTotal, PeakPowerW: peak,
 	}

@@ -1,6 +1,6 @@
 //go:build linux && cgo
 
-package exporter
+package energy
 
 import (
 	"errors"

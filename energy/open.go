@@ -1,7 +1,8 @@
-package exporter
+package energy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,6 +23,10 @@ type SourceOptions struct {
 	Interval time.Duration
 	// HTTPClient fetches scrape:URL; nil means a client with a timeout.
 	HTTPClient *http.Client
+	// SimMetricsURL is the built-in simulator's /metrics URL when the run
+	// targets it: then sim and auto read its simulated GPU through the
+	// scrape source, as a remote GPU host would be read.
+	SimMetricsURL string
 	// Logf receives notices (a GPU skipped, what a scrape endpoint
 	// serves); nil drops them.
 	Logf func(string, ...any)
@@ -75,6 +80,9 @@ func openSource(ctx context.Context, spec string, opts SourceOptions, open libra
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
+	if opts.SimMetricsURL != "" && (spec == SourceSim || spec == SourceAuto) {
+		spec = SourceScrape + ":" + opts.SimMetricsURL
+	}
 	switch {
 	case spec == SourceNone:
 		return nil, "", nil
@@ -86,13 +94,13 @@ func openSource(ctx context.Context, spec string, opts SourceOptions, open libra
 		return src, "", err
 	case spec == SourceAuto:
 		return openAuto(ctx, opts, open)
+	case spec == SourceSim:
+		return nil, "", errors.New("energy source sim: the simulator's GPU is read from its /metrics: use scrape:http://HOST:PORT/metrics")
 	case strings.HasPrefix(spec, SourceScrape+":"):
 		src, err := openScrape(ctx, strings.TrimPrefix(spec, SourceScrape+":"), scrapeOptions{
 			HTTPClient: opts.HTTPClient, Interval: opts.interval(), Logf: opts.Logf,
 		})
 		return src, "", err
-	case spec == SourceSim:
-		return nil, "", fmt.Errorf("energy source sim: the simulator's GPU is read from its /metrics: use scrape:http://HOST:PORT/metrics")
 	}
 	return nil, "", fmt.Errorf("energy source %q: unknown (use auto, dcgm, nvml, scrape:URL or none)", spec)
 }

@@ -1,10 +1,12 @@
-// Package exporter owns tokenwatt's Prometheus metrics (DESIGN.md §4): one
-// client_golang registry per run, fed from the same completion events as
-// the records file, served over HTTP (with exporter-toolkit's TLS and
-// basic auth) and optionally pushed where nothing can scrape.
+// Package exporter owns tokenwatt's Prometheus exposition: a run's
+// metrics (DESIGN.md §4) in one client_golang registry per run, fed from
+// the same completion events as the records file; the one /metrics
+// server both binaries use (exporter-toolkit's TLS and basic auth, its
+// landing page); and the push client for runs that nothing can scrape.
 //
-// It depends on the load generator's Record (package loadgen), never the
-// other way round.
+// It must not depend on the load generator (loadgen, backends, report):
+// the GPU-host daemon energy-exporter links it. The run library turns a
+// record into an Observation.
 package exporter
 
 import (
@@ -13,9 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/tokenwatt/tokenwatt/backends"
-	"github.com/tokenwatt/tokenwatt/loadgen"
 )
 
 // Namespace prefixes every tokenwatt metric.
@@ -52,13 +51,6 @@ func ClassicBuckets() map[string][]float64 {
 	}
 }
 
-// outcomes are every value of the outcome label, exported from the start
-// so that rate() and ratios work before the first failure.
-var outcomes = []backends.Outcome{
-	backends.OutcomeOK, backends.OutcomeHTTP4xx, backends.OutcomeHTTP5xx, backends.OutcomeTimeout,
-	backends.OutcomeCanceled, backends.OutcomeStreamError, backends.OutcomeConnectError,
-}
-
 // RunLabels identify a run; every tokenwatt metric carries them.
 type RunLabels struct {
 	RunID, Scenario, Model, Backend string
@@ -83,10 +75,13 @@ type RunOptions struct {
 	Warmup       int
 	EnergySource string // e.g. dcgm, nvml, scrape; "none" without energy
 	EnergyMethod string // counter or integrated; empty without energy
+	// Outcomes are every value of the outcome label, exported at 0 from
+	// the start so that rate() and ratios work before the first failure.
+	Outcomes []string
 }
 
 // Run holds one run's metrics in its own registry. Observe feeds it from
-// completed records; it is a loadgen.Sink.
+// completed requests.
 type Run struct {
 	reg *prometheus.Registry
 
@@ -141,8 +136,8 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 		Help: "Measured requests completed, by outcome (ok, http_4xx, http_5xx, timeout, canceled, stream_error, connect_error).",
 	}, []string{"outcome"})
 	f(m.requests)
-	for _, o := range outcomes {
-		m.requests.WithLabelValues(string(o))
+	for _, o := range o.Outcomes {
+		m.requests.WithLabelValues(o)
 	}
 	m.ttft = hist("request_ttft_seconds", "Time to first token: first text-carrying chunk minus send.", ttftBuckets)
 	m.itl = hist("request_itl_seconds", "Inter-token latency: each gap between consecutive text-carrying chunks.", itlBuckets)
@@ -238,10 +233,21 @@ func (m *Run) End(start, end time.Time) {
 
 func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
+// Observation is what the run's metrics take from one completed request:
+// its record's values, nil where the record has none.
+type Observation struct {
+	Outcome                    string
+	TTFT, TPOT, E2E            *float64
+	ITL                        []float64
+	ScheduleLag                float64
+	PromptTokens, OutputTokens *int
+	EnergyJ                    *float64
+}
+
 // Observe records one completed request. Every value a record carries is
 // observed whatever the outcome, like the local summary, so that the
 // metrics and the records always agree.
-func (m *Run) Observe(r *loadgen.Record) {
+func (m *Run) Observe(r *Observation) {
 	m.requests.WithLabelValues(r.Outcome).Inc()
 	if r.TTFT != nil {
 		m.ttft.Observe(*r.TTFT)
@@ -265,4 +271,10 @@ func (m *Run) Observe(r *loadgen.Record) {
 	if r.EnergyJ != nil {
 		m.energy.Observe(*r.EnergyJ)
 	}
+}
+
+// AddAttributedEnergy adds joules of run-window GPU energy to phase
+// (prefill, decode or idle).
+func (m *Run) AddAttributedEnergy(phase string, joules float64) {
+	m.attributed.WithLabelValues(phase).Add(joules)
 }

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/tokenwatt/tokenwatt/loadgen"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -20,8 +18,8 @@ func ptr[T any](v T) *T { return &v }
 // streamed success, a success whose tokens were counted from chunks, a
 // server error with no timings, a timeout after the first token, and an
 // open-loop request that was sent late.
-func completions() []loadgen.Record {
-	return []loadgen.Record{
+func completions() []Observation {
+	return []Observation{
 		{Outcome: "ok", TTFT: ptr(0.12), E2E: ptr(0.5), TPOT: ptr(0.02), ITL: []float64{0.018, 0.02, 0.022},
 			PromptTokens: ptr(100), OutputTokens: ptr(4), EnergyJ: ptr(42.5)},
 		{Outcome: "ok", TTFT: ptr(0.05), E2E: ptr(0.09), TPOT: ptr(0.04), ITL: []float64{0.04},
@@ -35,7 +33,8 @@ func completions() []loadgen.Record {
 
 func newTestRun() *Run {
 	m := NewRun(RunLabels{RunID: "run-1", Scenario: "energy_star", Model: "m", Backend: "vllm"},
-		RunOptions{Version: "v0.1.0", Simulated: true, CarbonIntensity: 475})
+		RunOptions{Version: "v0.1.0", Simulated: true, CarbonIntensity: 475,
+			Outcomes: []string{"ok", "http_4xx", "http_5xx", "timeout", "canceled", "stream_error", "connect_error"}})
 	m.TrackInFlight(func() float64 { return 2 })
 	m.Start(time.Unix(1700000000, 0))
 	for _, r := range completions() {

@@ -10,40 +10,94 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 )
 
-// Server serves a registry at /metrics. Listen binds before anything else
+// ServerOptions configure the /metrics server.
+type ServerOptions struct {
+	// Addr is the [HOST]:PORT to listen on.
+	Addr string
+	// AddrFlag names the flag that set Addr, and AddrHint what to do when
+	// it is in use, for the one-line error.
+	AddrFlag, AddrHint string
+	// WebConfigFile, if not empty, is an exporter-toolkit web
+	// configuration (TLS, basic auth), validated by Listen.
+	WebConfigFile string
+	// Program is the binary's name (loadgen, energy-exporter): the
+	// landing page's title and the prefix of its build_info metric.
+	Program string
+	// Description is the landing page's one-line description.
+	Description string
+	// Version is tokenwatt's version, on the landing page and build_info.
+	Version string
+}
+
+// Server serves a registry at /metrics, a landing page at / and the
+// program's build_info, with exporter-toolkit's TLS and basic auth. It is
+// the one server both binaries use. Listen binds before anything else
 // happens, so an address in use fails before a run sends a request.
 type Server struct {
-	ln            net.Listener
-	webConfigFile string
-	srv           *http.Server
-	done          chan error
+	opts ServerOptions
+	ln   net.Listener
+	srv  *http.Server
+	done chan struct{} // closed when serving stops
+	err  error         // why serving stopped, once done is closed
 }
 
-// Listen binds addr. webConfigFile, if not empty, is an exporter-toolkit
-// web configuration (TLS, basic auth), validated here so that a bad file
-// fails at once.
-func Listen(addr, webConfigFile string) (*Server, error) {
-	if webConfigFile != "" {
-		if err := web.Validate(webConfigFile); err != nil {
-			return nil, fmt.Errorf("--web.config.file %s: %w", webConfigFile, err)
+// Listen validates the web configuration and binds the address, so that
+// both fail before anything is served.
+func Listen(opts ServerOptions) (*Server, error) {
+	if opts.WebConfigFile != "" {
+		if err := web.Validate(opts.WebConfigFile); err != nil {
+			return nil, fmt.Errorf("--web.config.file %s: %w", opts.WebConfigFile, err)
 		}
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr %s: %w (choose another address, or \"\" to disable)", addr, err)
+		return nil, fmt.Errorf("%s %s: %w (%s)", opts.AddrFlag, opts.Addr, err, opts.AddrHint)
 	}
-	return &Server{ln: ln, webConfigFile: webConfigFile}, nil
+	return &Server{opts: opts, ln: ln}, nil
 }
 
-// Serve serves reg's metrics at /metrics until Close. logger (nil: none)
-// gets exporter-toolkit's messages.
-func (s *Server) Serve(reg *prometheus.Registry, logger *slog.Logger) {
+// Serve serves reg until Close, adding the program's build_info to it.
+// logger (nil: none) gets exporter-toolkit's messages.
+func (s *Server) Serve(reg *prometheus.Registry, logger *slog.Logger) error {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	h, err := s.handler(reg)
+	if err != nil {
+		return err
+	}
+	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	s.done = make(chan struct{})
+	flags := &web.FlagConfig{WebConfigFile: &s.opts.WebConfigFile}
+	go func() {
+		defer close(s.done)
+		if err := web.Serve(s.ln, s.srv, flags, logger); !errors.Is(err, http.ErrServerClosed) {
+			s.err = err
+		}
+	}()
+	return nil
+}
+
+// handler serves reg at /metrics and the landing page at /.
+func (s *Server) handler(reg *prometheus.Registry) (http.Handler, error) {
+	version.Version = s.opts.Version
+	// A second Serve of the same registry finds build_info there already.
+	_ = reg.Register(versioncollector.NewCollector(promName(s.opts.Program)))
+	landing, err := web.NewLandingPage(web.LandingConfig{
+		Name:        s.opts.Program,
+		Description: s.opts.Description,
+		Version:     s.opts.Version,
+		Links:       []web.LandingLinks{{Address: "/metrics", Text: "Metrics"}},
+		Profiling:   "false",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("landing page: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -52,21 +106,39 @@ func (s *Server) Serve(reg *prometheus.Registry, logger *slog.Logger) {
 		EnableOpenMetrics: true,
 		Registry:          reg,
 	}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
+	mux.Handle("/", landing)
+	return mux, nil
+}
+
+// promName turns a program name into a metric name prefix.
+func promName(program string) string {
+	b := []byte(program)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			b[i] = '_'
 		}
-		fmt.Fprintln(w, "tokenwatt loadgen: metrics at /metrics")
-	})
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	s.done = make(chan error, 1)
-	flags := &web.FlagConfig{WebConfigFile: &s.webConfigFile}
-	go func() { s.done <- web.Serve(s.ln, s.srv, flags, logger) }()
+	}
+	return string(b)
 }
 
 // Addr is the bound address (with the real port when addr had port 0).
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is what to scrape, for log lines.
+func (s *Server) URL() string {
+	if s.opts.WebConfigFile != "" {
+		return s.Addr() + "/metrics (TLS and auth per --web.config.file)"
+	}
+	return "http://" + s.Addr() + "/metrics"
+}
+
+// Done is closed when serving stops, by Close or on its own (nil before
+// Serve); Err then says why.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err is the error serving stopped with, once Done is closed: nil after
+// Close.
+func (s *Server) Err() error { return s.err }
 
 // Close stops serving, letting scrapes in progress finish within ctx. A
 // server that never served just releases its address.
@@ -75,8 +147,9 @@ func (s *Server) Close(ctx context.Context) error {
 		return s.ln.Close()
 	}
 	err := s.srv.Shutdown(ctx)
-	if serveErr := <-s.done; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
-		err = serveErr
+	<-s.done
+	if err == nil {
+		err = s.err
 	}
 	return err
 }

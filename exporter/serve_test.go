@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -33,20 +34,73 @@ func get(t *testing.T, url, user, pass string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func TestServeMetrics(t *testing.T) {
-	m := newTestRun()
-	s, err := Listen("127.0.0.1:0", "")
+// testServerOptions are loadgen's, on a free loopback port.
+func testServerOptions(webConfigFile string) ServerOptions {
+	return ServerOptions{Addr: "127.0.0.1:0", AddrFlag: "--metrics-addr", AddrHint: "choose another address",
+		WebConfigFile: webConfigFile, Program: "loadgen", Description: "test", Version: "v9.9.9"}
+}
+
+func serveTest(t *testing.T, reg *prometheus.Registry, webConfigFile string) *Server {
+	t.Helper()
+	s, err := Listen(testServerOptions(webConfigFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Serve(m.Registry(), nil)
-	defer s.Close(context.Background())
+	if err := s.Serve(reg, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
+func TestServeMetrics(t *testing.T) {
+	s := serveTest(t, newTestRun().Registry(), "")
 	code, body := get(t, "http://"+s.Addr()+"/metrics", "", "")
 	if code != 200 || !strings.Contains(body, `tokenwatt_requests_total{backend="vllm",model="m",outcome="ok",run_id="run-1",scenario="energy_star"} 3`) {
 		t.Fatalf("GET /metrics: %d\n%s", code, body)
 	}
 	if !strings.Contains(body, "go_goroutines") || !strings.Contains(body, "process_") {
 		t.Error("the Go and process collectors are not served")
+	}
+	if !strings.Contains(body, `loadgen_build_info{`) || !strings.Contains(body, `version="v9.9.9"`) {
+		t.Error("the program's build_info is not served")
+	}
+}
+
+// The landing page is exporter-toolkit's: the program, its version and a
+// link to /metrics; any other path is 404.
+func TestServeLandingPage(t *testing.T) {
+	s := serveTest(t, newTestRun().Registry(), "")
+	code, body := get(t, "http://"+s.Addr()+"/", "", "")
+	if code != 200 || !strings.Contains(body, "loadgen") || !strings.Contains(body, "v9.9.9") || !strings.Contains(body, `href="/metrics"`) {
+		t.Fatalf("GET /: %d\n%s", code, body)
+	}
+	if code, _ := get(t, "http://"+s.Addr()+"/nothing", "", ""); code != http.StatusNotFound {
+		t.Errorf("GET /nothing: %d, want 404", code)
+	}
+}
+
+// Done and Err report a server that stops on its own; Close after it
+// does not hang.
+func TestServeCloseReleases(t *testing.T) {
+	s, err := Listen(testServerOptions(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatalf("close before serving: %v", err)
+	}
+	s = serveTest(t, newTestRun().Registry(), "")
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	select {
+	case <-s.Done():
+	default:
+		t.Fatal("Done not closed after Close")
+	}
+	if s.Err() != nil {
+		t.Fatalf("Err after Close: %v", s.Err())
 	}
 }
 
@@ -56,7 +110,9 @@ func TestListenOnBusyAddressNamesIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	_, err = Listen(l.Addr().String(), "")
+	opts := testServerOptions("")
+	opts.Addr = l.Addr().String()
+	_, err = Listen(opts)
 	if err == nil || !strings.Contains(err.Error(), l.Addr().String()) || !strings.Contains(err.Error(), "--metrics-addr") {
 		t.Fatalf("Listen on a busy address: %v", err)
 	}
@@ -71,12 +127,7 @@ func TestWebConfigBasicAuth(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("basic_auth_users:\n  scraper: %s\n", hash)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Listen("127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Serve(newTestRun().Registry(), nil)
-	defer s.Close(context.Background())
+	s := serveTest(t, newTestRun().Registry(), cfg)
 	url := "http://" + s.Addr() + "/metrics"
 	if code, _ := get(t, url, "", ""); code != http.StatusUnauthorized {
 		t.Errorf("no credentials: %d, want 401", code)
@@ -94,7 +145,7 @@ func TestWebConfigInvalidFailsAtOnce(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("tls_server_config:\n  cert_file: /nonexistent.crt\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Listen("127.0.0.1:0", cfg); err == nil || !strings.Contains(err.Error(), "web.config.file") {
+	if _, err := Listen(testServerOptions(cfg)); err == nil || !strings.Contains(err.Error(), "web.config.file") {
 		t.Fatalf("invalid web config: %v", err)
 	}
 }

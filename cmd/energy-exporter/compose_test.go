@@ -12,7 +12,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/tokenwatt/tokenwatt/exporter"
+	"github.com/tokenwatt/tokenwatt/energy"
 	"github.com/tokenwatt/tokenwatt/internal/composetest"
 )
 
@@ -70,8 +70,8 @@ func TestComposeEnergyExporterCommands(t *testing.T) {
 				t.Fatalf("runs `energy-exporter %s`; want serve", kctx.Command())
 			}
 			c := &grammar.Serve
-			if !slices.Contains([]string{exporter.SourceAuto, exporter.SourceDCGM, exporter.SourceNVML}, c.Source) &&
-				!strings.HasPrefix(c.Source, exporter.SourceScrape+":") {
+			if !slices.Contains([]string{energy.SourceAuto, energy.SourceDCGM, energy.SourceNVML}, c.Source) &&
+				!strings.HasPrefix(c.Source, energy.SourceScrape+":") {
 				t.Errorf("--source %q: want auto, dcgm or nvml", c.Source)
 			}
 			if c.Interval < 10*time.Millisecond {

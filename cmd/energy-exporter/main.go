@@ -7,12 +7,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,9 +18,9 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/common/promslog"
 
+	"github.com/tokenwatt/tokenwatt/energy"
 	"github.com/tokenwatt/tokenwatt/exporter"
 	"github.com/tokenwatt/tokenwatt/internal/command"
 )
@@ -64,11 +61,13 @@ type serveCmd struct {
 	Interval      time.Duration `default:"1s" help:"Sampling interval; a GPU with no reading for three intervals is left out of /metrics."`
 	Listen        string        `default:":9466" placeholder:"[HOST]:PORT" help:"Address to serve /metrics on."`
 	WebConfigFile string        `name:"web.config.file" placeholder:"FILE" help:"exporter-toolkit web configuration (TLS, basic auth)."`
+	LogLevel      string        `name:"log.level" default:"info" enum:"debug,info,warn,error" help:"Only log messages at or above this level: debug, info, warn, error."`
+	LogFormat     string        `name:"log.format" default:"logfmt" enum:"logfmt,json" help:"Log format: logfmt or json."`
 }
 
-// openFunc opens an energy source by name (exporter.OpenSource; tests
+// openFunc opens an energy source by name (energy.OpenSource; tests
 // inject fakes).
-type openFunc func(ctx context.Context, spec string, opts exporter.SourceOptions) (exporter.Source, string, error)
+type openFunc func(ctx context.Context, spec string, opts energy.SourceOptions) (energy.Source, string, error)
 
 // env is what commands need from the process, passed explicitly so that
 // tests can run the CLI in-process.
@@ -86,7 +85,7 @@ var usageErr = command.Usage
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(&env{ctx: ctx, stdout: os.Stdout, stderr: os.Stderr, open: exporter.OpenSource}, os.Args[1:]))
+	os.Exit(run(&env{ctx: ctx, stdout: os.Stdout, stderr: os.Stderr, open: energy.OpenSource}, os.Args[1:]))
 }
 
 // run parses args and executes the chosen command, returning the exit
@@ -116,84 +115,103 @@ func (c *serveCmd) Run(e *env) error {
 	if c.Interval < 10*time.Millisecond {
 		return usageErr(fmt.Errorf("--interval %v: must be at least 10ms (the default is 1s)", c.Interval))
 	}
-	if c.Source == exporter.SourceNone || c.Source == exporter.SourceSim {
+	if c.Source == energy.SourceNone || c.Source == energy.SourceSim {
 		return usageErr(fmt.Errorf("--source %s: an energy exporter needs a GPU source: auto, dcgm or nvml", c.Source))
 	}
-	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
-	logf := func(level slog.Level) func(string, ...any) {
-		return func(format string, args ...any) {
-			logger.Log(context.Background(), level, fmt.Sprintf(format, args...))
-		}
-	}
-
-	src, why, err := e.open(e.ctx, c.Source, exporter.SourceOptions{
-		DCGMAddr: c.DCGMAddr,
-		Interval: c.Interval,
-		Logf:     logf(slog.LevelInfo),
-	})
-	switch {
-	case err != nil:
+	logger, err := c.logger(e.stderr)
+	if err != nil {
 		return usageErr(err)
-	case src == nil:
-		// auto found nothing: a GPU exporter without GPUs would serve
-		// empty metrics forever, so it says why and stops.
-		return usageErr(fmt.Errorf("%s; nothing to export", why))
 	}
-	if why != "" {
-		logger.Info(why)
+	src, err := c.open(e, logger)
+	if err != nil {
+		return err
 	}
-
-	ln, webConfig, err := listen(c.Listen, c.WebConfigFile)
+	srv, err := exporter.Listen(exporter.ServerOptions{
+		Addr: c.Listen, AddrFlag: "--listen", AddrHint: "choose another address", WebConfigFile: c.WebConfigFile,
+		Program: "energy-exporter", Version: version, Description: "tokenwatt: per-GPU energy and power for Prometheus",
+	})
 	if err != nil {
 		_ = src.Close()
 		return usageErr(err)
 	}
 
-	sampler := exporter.NewSampler(src, c.Interval)
-	sampler.OnLog(logf(slog.LevelWarn))
+	sampler := energy.NewSampler(src, c.Interval)
+	sampler.OnLog(func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) })
 	reg := prometheus.NewRegistry()
-	for _, col := range []prometheus.Collector{
-		exporter.NewGPUCollector(sampler, exporter.GPUCollectorOptions{Info: true, Version: version}),
+	reg.MustRegister(
+		energy.NewGPUCollector(sampler, energy.GPUCollectorOptions{Info: true, Version: version}),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
-		if err := reg.Register(col); err != nil {
-			_ = ln.Close()
-			_ = src.Close()
-			return fmt.Errorf("register metrics: %w", err)
-		}
-	}
-
+	)
 	sampleCtx, stopSampling := context.WithCancel(context.WithoutCancel(e.ctx))
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
 		sampler.Run(sampleCtx)
 	}()
-
-	srv := &http.Server{Handler: handler(reg), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: &webConfig}, logger) }()
+	if err := srv.Serve(reg, logger); err != nil {
+		stopSampling()
+		return err
+	}
 	logger.Info(fmt.Sprintf("energy-exporter %s: %s, %d GPU(s), method %s, every %v; serving %s",
-		version, src.Name(), len(src.Devices()), src.Method(), c.Interval, metricsURL(ln.Addr().String(), webConfig)))
+		version, src.Name(), len(src.Devices()), src.Method(), c.Interval, srv.URL()))
 	if e.listening != nil {
-		e.listening(ln.Addr().String())
+		e.listening(srv.Addr())
 	}
 
-	var serveErr error
 	select {
 	case <-e.ctx.Done():
-	case serveErr = <-served:
+	case <-srv.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), serveGrace)
 	defer cancel()
-	if serveErr == nil {
-		_ = srv.Shutdown(shutdownCtx)
-		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			serveErr = err
-		}
-	}
+	serveErr := srv.Close(shutdownCtx)
 	stopSampling()
+	closeSource(logger, src, sampled)
+	if serveErr != nil {
+		return fmt.Errorf("serve %s: %w", srv.Addr(), serveErr)
+	}
+	return nil
+}
+
+// logger is the daemon's logger, as --log.level and --log.format say
+// (promslog, as node_exporter's).
+func (c *serveCmd) logger(w io.Writer) (*slog.Logger, error) {
+	level, format := promslog.NewLevel(), promslog.NewFormat()
+	if err := level.Set(c.LogLevel); err != nil {
+		return nil, fmt.Errorf("--log.level: %w", err)
+	}
+	if err := format.Set(c.LogFormat); err != nil {
+		return nil, fmt.Errorf("--log.format: %w", err)
+	}
+	return promslog.New(&promslog.Config{Level: level, Format: format, Writer: w}), nil
+}
+
+// open opens the --source, or says why there is none.
+func (c *serveCmd) open(e *env, logger *slog.Logger) (energy.Source, error) {
+	src, why, err := e.open(e.ctx, c.Source, energy.SourceOptions{
+		DCGMAddr: c.DCGMAddr,
+		Interval: c.Interval,
+		Logf:     func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) },
+	})
+	switch {
+	case err != nil:
+		return nil, usageErr(err)
+	case src == nil:
+		// auto found nothing: a GPU exporter without GPUs would serve
+		// empty metrics forever, so it says why and stops.
+		return nil, usageErr(fmt.Errorf("%s; nothing to export", why))
+	}
+	if why != "" {
+		logger.Info(why)
+	}
+	return src, nil
+}
+
+// closeSource closes src once the sampler has returned from its last
+// read; a GPU that stopped answering may never return, and the process
+// then exits without closing it.
+func closeSource(logger *slog.Logger, src energy.Source, sampled <-chan struct{}) {
 	select {
 	case <-sampled:
 		if err := src.Close(); err != nil {
@@ -202,45 +220,4 @@ func (c *serveCmd) Run(e *env) error {
 	case <-time.After(samplerGrace):
 		logger.Warn(fmt.Sprintf("the %s source did not return from a read within %v; exiting without closing it", src.Name(), samplerGrace))
 	}
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return fmt.Errorf("serve %s: %w", ln.Addr(), serveErr)
-	}
-	return nil
-}
-
-// listen validates the web configuration and binds addr, so that both
-// fail before anything is served.
-func listen(addr, webConfigFile string) (net.Listener, string, error) {
-	if webConfigFile != "" {
-		if err := web.Validate(webConfigFile); err != nil {
-			return nil, "", fmt.Errorf("--web.config.file %s: %w", webConfigFile, err)
-		}
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("--listen %s: %w (choose another address)", addr, err)
-	}
-	return ln, webConfigFile, nil
-}
-
-// handler serves reg at /metrics and a pointer to it at /.
-func handler(reg *prometheus.Registry) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true, Registry: reg}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		fmt.Fprintln(w, "tokenwatt energy-exporter: metrics at /metrics")
-	})
-	return mux
-}
-
-// metricsURL is what to scrape, for the log line.
-func metricsURL(addr, webConfigFile string) string {
-	if webConfigFile != "" {
-		return addr + "/metrics (TLS and auth per --web.config.file)"
-	}
-	return "http://" + addr + "/metrics"
 }

@@ -12,13 +12,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokenwatt/tokenwatt/exporter"
+	"github.com/tokenwatt/tokenwatt/energy"
 )
 
 // skipOnGPUHost skips tests that need the GPU libraries to be absent.
 func skipOnGPUHost(t *testing.T) {
 	t.Helper()
-	src, _, _ := exporter.OpenSource(t.Context(), exporter.SourceAuto, exporter.SourceOptions{})
+	src, _, _ := energy.OpenSource(t.Context(), energy.SourceAuto, energy.SourceOptions{})
 	if src != nil {
 		src.Close()
 		t.Skip("this host has a GPU source")

@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/tokenwatt/tokenwatt/exporter"
+	"github.com/tokenwatt/tokenwatt/energy"
 )
 
 // syncBuffer is a bytes.Buffer safe for the CLI's goroutines.
@@ -50,24 +50,24 @@ type fakeSource struct {
 }
 
 func (s *fakeSource) Name() string   { return "fake" }
-func (s *fakeSource) Method() string { return exporter.MethodCounter }
-func (s *fakeSource) Devices() []exporter.Device {
-	var ds []exporter.Device
+func (s *fakeSource) Method() string { return energy.MethodCounter }
+func (s *fakeSource) Devices() []energy.Device {
+	var ds []energy.Device
 	for i := range s.energy {
-		ds = append(ds, exporter.Device{Index: i, UUID: fmt.Sprintf("GPU-fake-%d", i), Model: "NVIDIA H100 80GB HBM3", Hostname: "gpu-host"})
+		ds = append(ds, energy.Device{Index: i, UUID: fmt.Sprintf("GPU-fake-%d", i), Model: "NVIDIA H100 80GB HBM3", Hostname: "gpu-host"})
 	}
 	return ds
 }
-func (s *fakeSource) Read(ctx context.Context, dst []exporter.Reading) ([]exporter.Reading, error) {
+func (s *fakeSource) Read(ctx context.Context, dst []energy.Reading) ([]energy.Reading, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range s.energy {
 		if s.failing[i] {
-			dst = append(dst, exporter.Reading{Time: time.Now(), Err: fmt.Errorf("fake: gpu %d: GPU is lost", i)})
+			dst = append(dst, energy.Reading{Time: time.Now(), Err: fmt.Errorf("fake: gpu %d: GPU is lost", i)})
 			continue
 		}
 		s.energy[i] += 10
-		dst = append(dst, exporter.Reading{Time: time.Now(), EnergyJ: s.energy[i], PowerW: 250})
+		dst = append(dst, energy.Reading{Time: time.Now(), EnergyJ: s.energy[i], PowerW: 250})
 	}
 	return dst, nil
 }
@@ -86,13 +86,13 @@ func (s *fakeSource) fail(gpu int) {
 // startInProcess runs the CLI with src injected and returns the address
 // it serves on, its stderr, and a stop function that returns the exit
 // code.
-func startInProcess(t *testing.T, src exporter.Source, args ...string) (string, *syncBuffer, func() int) {
+func startInProcess(t *testing.T, src energy.Source, args ...string) (string, *syncBuffer, func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	stderr := &syncBuffer{}
 	addr := make(chan string, 1)
 	e := &env{ctx: ctx, stdout: io.Discard, stderr: stderr,
-		open: func(_ context.Context, spec string, _ exporter.SourceOptions) (exporter.Source, string, error) {
+		open: func(_ context.Context, spec string, _ energy.SourceOptions) (energy.Source, string, error) {
 			return src, "energy: " + spec + " chose fake", nil
 		},
 		listening: func(a string) { addr <- a },
@@ -214,10 +214,10 @@ func TestBadInputExits2WithOneLine(t *testing.T) {
 	}
 	defer busy.Close()
 	missing := filepath.Join(t.TempDir(), "web.yml")
-	noGPU := func(context.Context, string, exporter.SourceOptions) (exporter.Source, string, error) {
+	noGPU := func(context.Context, string, energy.SourceOptions) (energy.Source, string, error) {
 		return nil, "energy: auto chose none: dcgm: libdcgm.so.4 not found; nvml: libnvidia-ml.so.1 not found", nil
 	}
-	fake := func(context.Context, string, exporter.SourceOptions) (exporter.Source, string, error) {
+	fake := func(context.Context, string, energy.SourceOptions) (energy.Source, string, error) {
 		return &fakeSource{energy: []float64{1}, failing: []bool{false}}, "", nil
 	}
 	for _, tc := range []struct {
@@ -230,7 +230,7 @@ func TestBadInputExits2WithOneLine(t *testing.T) {
 		{"unparsable interval", []string{"--interval", "soon"}, fake, "--interval"},
 		{"unknown flag", []string{"--sorce", "nvml"}, fake, "unknown flag --sorce"},
 		{"source none", []string{"--source", "none"}, fake, "--source none: an energy exporter needs a GPU source"},
-		{"unknown source", []string{"--source", "dcmg"}, exporter.OpenSource, `energy source "dcmg": unknown`},
+		{"unknown source", []string{"--source", "dcmg"}, energy.OpenSource, `energy source "dcmg": unknown`},
 		{"auto finds nothing", nil, noGPU, "energy: auto chose none: dcgm: libdcgm.so.4 not found; nvml: libnvidia-ml.so.1 not found; nothing to export"},
 		{"busy address", []string{"--listen", busy.Addr().String()}, fake, "--listen " + busy.Addr().String()},
 		{"missing web config", []string{"--web.config.file", missing}, fake, "--web.config.file " + missing},

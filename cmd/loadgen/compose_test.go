@@ -14,8 +14,9 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/tokenwatt/tokenwatt/exporter"
+	"github.com/tokenwatt/tokenwatt/energy"
 	"github.com/tokenwatt/tokenwatt/internal/composetest"
+	"github.com/tokenwatt/tokenwatt/loadgen/run"
 )
 
 // The compose tests parse the command of every docker-compose.yml service
@@ -141,7 +142,7 @@ func checkRunCommand(t *testing.T, f *composetest.File, s *composetest.Service, 
 	if err != nil {
 		t.Fatalf("scenario: %v", err)
 	}
-	if _, err := newBackend(sc, ""); err != nil {
+	if _, err := run.NewBackend(sc, ""); err != nil {
 		t.Errorf("backend: %v", err)
 	}
 	if !c.Sim {
@@ -150,13 +151,13 @@ func checkRunCommand(t *testing.T, f *composetest.File, s *composetest.Service, 
 		}
 	}
 	switch spec := c.Energy; {
-	case strings.HasPrefix(spec, exporter.SourceScrape+":"):
-		if err := checkURL(f, s, "--energy", strings.TrimPrefix(spec, exporter.SourceScrape+":")); err != nil {
+	case strings.HasPrefix(spec, energy.SourceScrape+":"):
+		if err := checkURL(f, s, "--energy", strings.TrimPrefix(spec, energy.SourceScrape+":")); err != nil {
 			t.Error(err)
 		}
-	case spec == exporter.SourceSim && !c.Sim:
+	case spec == energy.SourceSim && !c.Sim:
 		t.Errorf("--energy sim needs --sim; read a separate simulator with scrape:http://HOST:PORT/metrics")
-	case !slices.Contains([]string{exporter.SourceAuto, exporter.SourceDCGM, exporter.SourceNVML, exporter.SourceNone, exporter.SourceSim}, spec):
+	case !slices.Contains([]string{energy.SourceAuto, energy.SourceDCGM, energy.SourceNVML, energy.SourceNone, energy.SourceSim}, spec):
 		t.Errorf("--energy %q: want auto, dcgm, nvml, none or scrape:URL", spec)
 	}
 	if c.MetricsAddr == "" {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -47,6 +48,8 @@ type env struct {
 	interrupted func() bool
 	// isTerminal reports whether stderr is a terminal (live progress line).
 	isTerminal bool
+	// log writes loadgen's notices and warnings to stderr (newLogger).
+	log *slog.Logger
 }
 
 var (
@@ -57,14 +60,15 @@ var (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, stderrIsTerminal()))
+	os.Exit(execute(ctx, os.Args[1:], os.Stdout, os.Stderr, stderrIsTerminal()))
 }
 
-// run parses args and executes the chosen command, returning the exit
+// execute parses args and executes the chosen command, returning the exit
 // code. Every error is printed as one line on stderr, never a stack trace.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, isTerminal bool) int {
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer, isTerminal bool) int {
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, isTerminal: isTerminal,
 		interrupted: func() bool { return ctx.Err() != nil }}
+	e.log = newLogger(e)
 	return command.Run("loadgen", &cli{}, args, stdout, stderr, kongOptions(), e)
 }
 

@@ -56,7 +56,7 @@ type cliResult struct {
 func runCLI(t *testing.T, args ...string) cliResult {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), args, &out, &errb, false)
+	code := execute(context.Background(), args, &out, &errb, false)
 	return cliResult{code: code, stdout: out.String(), stderr: errb.String()}
 }
 

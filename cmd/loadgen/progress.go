@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/term"
 
 	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/loadgen/run"
 )
 
 var loadgenBuiltins = loadgen.BuiltinScenarios
@@ -18,24 +18,13 @@ func stderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
 
 // progress prints a live status line on a terminal (redrawn in place) or a
 // plain log line every few seconds otherwise.
-//
-// It also watches for a saturated client (loadgen.SaturationMonitor)
-// every second: the state goes to the metrics, the progress line, a
-// warning the first time, and the summary.
 type progress struct {
 	done chan struct{}
 	quit chan struct{}
-
-	mon       *loadgen.SaturationMonitor
-	latest    atomic.Pointer[loadgen.Saturation]
-	monDone   chan struct{}
-	setMetric func(saturated bool, cpu float64)
 }
 
-func startProgress(e *env, r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scenario, simulated bool, setMetric func(bool, float64)) *progress {
-	p := &progress{done: make(chan struct{}), quit: make(chan struct{}), monDone: make(chan struct{}),
-		mon: loadgen.NewSaturationMonitor(&r.Progress), setMetric: setMetric}
-	go p.watch(e)
+func startProgress(e *env, r *run.Run) *progress {
+	p := &progress{done: make(chan struct{}), quit: make(chan struct{})}
 	every := 5 * time.Second
 	if e.isTerminal {
 		every = 250 * time.Millisecond
@@ -48,7 +37,7 @@ func startProgress(e *env, r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scen
 		for {
 			select {
 			case <-t.C:
-				line := progressLine(r, s, sc, simulated, time.Since(start), p.latest.Load())
+				line := progressLine(r, time.Since(start))
 				if e.isTerminal {
 					fmt.Fprintf(e.stderr, "\r\033[K%s", line)
 				} else {
@@ -65,49 +54,27 @@ func startProgress(e *env, r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scen
 	return p
 }
 
-// watch ticks the saturation monitor every second until stop.
-func (p *progress) watch(e *env) {
-	defer close(p.monDone)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	warned := false
-	for {
-		select {
-		case now := <-t.C:
-			st := p.mon.Tick(now)
-			p.latest.Store(&st)
-			p.setMetric(st.Saturated, st.CPU)
-			if st.Saturated && !warned {
-				warned = true
-				fmt.Fprintf(e.stderr, "%sloadgen: warning: the client is saturated (%s): latencies may describe the load generator, not the server\n",
-					map[bool]string{true: "\r\033[K", false: ""}[e.isTerminal], st.Reason)
-			}
-		case <-p.quit:
-			return
-		}
-	}
-}
-
-// stop ends the progress line and the monitoring, closing the last
-// window, and says whether the client was ever saturated.
-func (p *progress) stop() (saturated bool, summary string) {
+// stop ends the progress line.
+func (p *progress) stop() {
 	close(p.quit)
 	<-p.done
-	<-p.monDone
-	st := p.mon.Tick(time.Now())
-	p.setMetric(st.Saturated, st.CPU)
-	n, windows, worst := p.mon.Summary()
-	if n == 0 {
-		return false, ""
-	}
-	return true, fmt.Sprintf("the client was saturated in %d of %d one-second windows (worst: %s); latencies may describe the load generator, not the server", n, windows, worst)
 }
 
-func progressLine(r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scenario, simulated bool, elapsed time.Duration, sat *loadgen.Saturation) string {
-	done := r.Progress.Done.Load()
-	failed := r.Progress.Failed.Load()
+// progressView is what a progress line shows of a run.
+type progressView interface {
+	Scenario() *loadgen.Scenario
+	Simulated() bool
+	Progress() *loadgen.Progress
+	TTFTP50() (float64, bool)
+	Saturation() *loadgen.Saturation
+}
+
+func progressLine(r progressView, elapsed time.Duration) string {
+	sc, pr := r.Scenario(), r.Progress()
+	done := pr.Done.Load()
+	failed := pr.Failed.Load()
 	var b strings.Builder
-	if simulated {
+	if r.Simulated() {
 		b.WriteString("[SIMULATED] ")
 	}
 	switch {
@@ -122,14 +89,14 @@ func progressLine(r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scenario, sim
 	if elapsed > 0 {
 		rate = float64(done) / elapsed.Seconds()
 	}
-	fmt.Fprintf(&b, "  %.1f req/s  ok %d  failed %d  in flight %d", rate, done-failed, failed, r.Progress.InFlight.Load())
-	if p50, ok := s.ttftP50(); ok {
+	fmt.Fprintf(&b, "  %.1f req/s  ok %d  failed %d  in flight %d", rate, done-failed, failed, pr.InFlight.Load())
+	if p50, ok := r.TTFTP50(); ok {
 		fmt.Fprintf(&b, "  ttft p50 %s", time.Duration(p50*float64(time.Second)).Round(100*time.Microsecond))
 	}
 	if eta, ok := progressETA(done, rate, elapsed, sc); ok {
 		fmt.Fprintf(&b, "  eta %s", eta.Round(time.Second))
 	}
-	if sat != nil && sat.Saturated {
+	if sat := r.Saturation(); sat != nil && sat.Saturated {
 		fmt.Fprintf(&b, "  CLIENT SATURATED (%s)", sat.Reason)
 	}
 	return b.String()

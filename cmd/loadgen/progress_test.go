@@ -6,49 +6,50 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/loadgen"
 )
 
+// fakeView is a run as the progress line sees it.
+type fakeView struct {
+	sc        *loadgen.Scenario
+	simulated bool
+	progress  loadgen.Progress
+	ttftP50   float64 // 0: none yet
+	sat       *loadgen.Saturation
+}
+
+func (v *fakeView) Scenario() *loadgen.Scenario     { return v.sc }
+func (v *fakeView) Simulated() bool                 { return v.simulated }
+func (v *fakeView) Progress() *loadgen.Progress     { return &v.progress }
+func (v *fakeView) TTFTP50() (float64, bool)        { return v.ttftP50, v.ttftP50 > 0 }
+func (v *fakeView) Saturation() *loadgen.Saturation { return v.sat }
+
 func TestProgressLine(t *testing.T) {
-	// The runner never sends here: only its progress counters are read.
-	b, err := backends.NewOpenAI(backends.OpenAIConfig{Endpoint: "http://127.0.0.1:9", API: backends.APIChat})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := &loadgen.Scenario{NumSamples: 100}
-	rr, err := loadgen.NewRunner(loadgen.RunConfig{Scenario: sc, Backend: b, Prompts: []string{"x"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rr.Progress.Done.Store(40)
-	rr.Progress.Failed.Store(2)
-	rr.Progress.InFlight.Store(3)
-	s := &lockedSummary{s: loadgen.NewSummary()}
-	ttft := 0.0123
-	s.Observe(&loadgen.Record{Outcome: "ok", TTFT: &ttft})
-	line := progressLine(rr, s, sc, true, 10*time.Second, nil)
+	v := &fakeView{sc: &loadgen.Scenario{NumSamples: 100}, simulated: true, ttftP50: 0.0123}
+	v.progress.Done.Store(40)
+	v.progress.Failed.Store(2)
+	v.progress.InFlight.Store(3)
+	line := progressLine(v, 10*time.Second)
 	for _, want := range []string{"[SIMULATED]", "40/100 (40%)", "4.0 req/s", "ok 38", "failed 2", "in flight 3", "ttft p50 12.3ms", "eta 15s"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("progress line %q lacks %q", line, want)
 		}
 	}
 	// A duration-bound run counts down the time left.
-	sc2 := &loadgen.Scenario{Duration: time.Minute}
-	if line := progressLine(rr, s, sc2, false, 20*time.Second, nil); !strings.Contains(line, "20s/1m0s") || !strings.Contains(line, "eta 40s") || strings.Contains(line, "SIMULATED") {
+	v.sc, v.simulated = &loadgen.Scenario{Duration: time.Minute}, false
+	if line := progressLine(v, 20*time.Second); !strings.Contains(line, "20s/1m0s") || !strings.Contains(line, "eta 40s") || strings.Contains(line, "SIMULATED") {
 		t.Errorf("duration progress line %q", line)
 	}
 }
 
 func TestProgressLineSaysClientSaturated(t *testing.T) {
-	rr := &loadgen.Runner{}
-	s := &lockedSummary{s: loadgen.NewSummary()}
-	sc := &loadgen.Scenario{NumSamples: 100}
-	sat := &loadgen.Saturation{Saturated: true, Reason: "40 of 1000 sends more than 5ms behind schedule"}
-	if line := progressLine(rr, s, sc, false, time.Second, sat); !strings.HasSuffix(line, "  CLIENT SATURATED (40 of 1000 sends more than 5ms behind schedule)") {
+	v := &fakeView{sc: &loadgen.Scenario{NumSamples: 100},
+		sat: &loadgen.Saturation{Saturated: true, Reason: "40 of 1000 sends more than 5ms behind schedule"}}
+	if line := progressLine(v, time.Second); !strings.HasSuffix(line, "  CLIENT SATURATED (40 of 1000 sends more than 5ms behind schedule)") {
 		t.Errorf("line %q", line)
 	}
-	if line := progressLine(rr, s, sc, false, time.Second, &loadgen.Saturation{}); strings.Contains(line, "SATURATED") {
+	v.sat = &loadgen.Saturation{}
+	if line := progressLine(v, time.Second); strings.Contains(line, "SATURATED") {
 		t.Errorf("unsaturated window reported: %q", line)
 	}
 }

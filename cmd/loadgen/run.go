@@ -1,25 +1,16 @@
 package main
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
-	"slices"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/backends/sim"
-	"github.com/tokenwatt/tokenwatt/exporter"
 	"github.com/tokenwatt/tokenwatt/internal/command"
 	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/loadgen/run"
 	"github.com/tokenwatt/tokenwatt/report"
 )
 
@@ -82,238 +73,119 @@ type runCmd struct {
 }
 
 func (c *runCmd) Run(e *env) error {
-	sc, summaryPath, err := c.resolveScenario(e)
+	cfg, err := c.config(e)
 	if err != nil {
 		return err
-	}
-	runID := c.RunID
-	if runID == "" {
-		runID = newRunID()
 	}
 	if c.LowLatency {
 		defer lowLatency(e)()
 	}
 	if c.CPUProfile != "" {
-		f, err := os.Create(c.CPUProfile)
-		if err != nil {
-			return usageErrf("--cpuprofile: %v", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return usageErrf("--cpuprofile: %v", err)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	// Bind the metrics address first: a port in use must fail the run
-	// before it sends anything, pre-flight included.
-	var metricsSrv *exporter.Server
-	if c.MetricsAddr != "" {
-		if metricsSrv, err = exporter.Listen(c.MetricsAddr, c.WebConfigFile); err != nil {
-			return usageErr(err)
-		}
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = metricsSrv.Close(ctx)
-		}()
-	}
-
-	ctx := e.ctx
-	var simURL string
-	if c.Sim {
-		model := sc.Model
-		if model == "" {
-			model = sim.DefaultConfig().Model
-			sc.Model = model
-		}
-		cfg, err := c.SimFlags.config(model)
+		stop, err := startCPUProfile(c.CPUProfile)
 		if err != nil {
 			return usageErr(err)
 		}
-		srv, err := sim.Start(context.WithoutCancel(ctx), "127.0.0.1:0", cfg)
-		if err != nil {
-			return fmt.Errorf("start simulator: %w", err)
-		}
-		defer srv.Close()
-		simURL = srv.URL
-		sc.Endpoint = srv.URL + "/v1"
-		fmt.Fprintf(e.stderr, "loadgen: SIMULATED run: built-in simulator serving %q at %s (ttft %v, itl %v); no real server or GPU is measured\n",
-			model, srv.URL, cfg.TTFT, cfg.ITL)
+		defer stop()
 	}
-
-	// The energy source fails fast too: a missing DCGM library must stop
-	// the run before its first request.
-	energySrc, err := c.openEnergy(e, simURL)
+	r, err := run.Start(e.ctx, cfg)
 	if err != nil {
-		return usageErr(err)
+		return exitError(err)
 	}
-	if energySrc != nil {
-		defer func() {
-			if energySrc != nil {
-				energySrc.Close()
-			}
-		}()
-	}
-
-	backend, err := newBackend(sc, c.APIKey)
+	defer r.Close()
+	prog := startProgress(e, r)
+	res, err := r.Run(e.ctx)
+	prog.stop()
 	if err != nil {
-		return usageErr(err)
+		return exitError(err)
 	}
-	model, err := pickModel(ctx, backend, sc.Model)
-	if err != nil {
+	if res.Saturated {
+		e.log.Warn(res.Saturation)
+	}
+	if err := report.WriteTable(e.stdout, res.Row); err != nil {
 		return err
 	}
-
-	prompts, err := c.loadPrompts(e, sc)
-	if err != nil {
-		return err
-	}
-
-	if summaryPath == "" {
-		summaryPath = filepath.Join(c.Out, "summary.csv")
-	}
-	records, err := loadgen.OpenRecordsFile(filepath.Join(c.Out, loadgen.RecordsFileName))
-	if err != nil {
-		return err
-	}
-	summary := &lockedSummary{s: loadgen.NewSummary()}
-	runOpts := exporter.RunOptions{Version: version, Simulated: c.Sim, CarbonIntensity: c.carbon,
-		Endpoint: loadgen.WithoutUserinfo(backend.(endpointer).Endpoint()), RequestRate: sc.Rate,
-		Concurrency: sc.Concurrency, Arrival: arrivalOf(sc), Warmup: sc.Warmup, EnergySource: "none"}
-	if energySrc != nil {
-		runOpts.EnergySource, runOpts.EnergyMethod = energySrc.Name(), energySrc.Method()
-	}
-	metrics := exporter.NewRun(exporter.RunLabels{RunID: runID, Scenario: sc.Name, Model: model, Backend: backend.Name()},
-		runOpts)
-	var energy *exporter.EnergyRun
-	var attributor loadgen.Attributor
-	if energySrc != nil {
-		energy, err = exporter.StartEnergy(energySrc, c.EnergyInterval, metrics, c.Out, func(format string, args ...any) {
-			fmt.Fprintf(e.stderr, "loadgen: warning: "+format+"\n", args...)
-		})
-		if err != nil {
-			records.Close()
-			return err
-		}
-		energySrc = nil // the EnergyRun owns and closes it now
-		defer func() {
-			if err := energy.Stop(); err != nil {
-				fmt.Fprintf(e.stderr, "loadgen: warning: %v\n", err)
-			}
-		}()
-		attributor = energy
-	}
-	runner, err := loadgen.NewRunner(loadgen.RunConfig{
-		RunID:     runID,
-		Scenario:  sc,
-		Backend:   backend,
-		Model:     model,
-		Prompts:   prompts,
-		Simulated: c.Sim,
-		Grace:     c.Grace,
-		// One completion event feeds all three, so they cannot disagree.
-		Sinks:      []loadgen.Sink{records, summary, metrics},
-		Attributor: attributor,
-	})
-	if err != nil {
-		records.Close()
-		return usageErr(err)
-	}
-	metrics.TrackInFlight(func() float64 { return float64(runner.Progress.InFlight.Load()) })
-	metrics.Start(time.Now())
-	if metricsSrv != nil {
-		metricsSrv.Serve(metrics.Registry(), slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-		fmt.Fprintf(e.stderr, "loadgen: serving metrics at %s\n", metricsURL(metricsSrv.Addr(), c.WebConfigFile))
-	}
-	var push *exporter.Push
-	if c.PushURL != "" {
-		push, err = exporter.StartPush(c.PushURL, c.PushInterval, metrics.Registry(), func(format string, args ...any) {
-			fmt.Fprintf(e.stderr, "loadgen: warning: "+format+"\n", args...)
-		})
-		if err != nil {
-			records.Close()
-			return usageErr(err)
-		}
-	}
-
-	fmt.Fprintf(e.stderr, "loadgen: run %s: scenario %s, %s %s model %q, %s, %d prompts\n",
-		runID, sc.Name, backend.Name(), backend.(endpointer).Endpoint(), model, describeSchedule(sc), len(prompts))
-	if energy != nil {
-		if err := c.measureIdle(e, energy, sc); err != nil {
-			records.Close()
-			return err
-		}
-		energy.BeginWindow()
-	}
-	prog := startProgress(e, runner, summary, sc, c.Sim, metrics.SetClientSaturation)
-	res, runErr := runner.Run(ctx)
-	saturated, saturation := prog.stop()
-	if saturated {
-		fmt.Fprintf(e.stderr, "loadgen: warning: %s\n", saturation)
-	}
-	if err := records.Close(); err != nil && runErr == nil {
-		runErr = err
-	}
-	if res.Requests > 0 {
-		metrics.End(res.Start, res.End)
-	} else {
-		metrics.End(time.Time{}, time.Now())
-	}
-	if push != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := push.Close(ctx); err != nil {
-			fmt.Fprintf(e.stderr, "loadgen: warning: %v\n", err)
-		}
-		cancel()
-	}
-
-	row := summary.row(loadgen.RunInfo{
-		Name:            sc.Name,
-		RunID:           runID,
-		Scenario:        sc.Name,
-		Backend:         backend.Name(),
-		Model:           model,
-		Endpoint:        backend.(endpointer).Endpoint(),
-		Start:           res.Start,
-		End:             res.End,
-		RequestRate:     sc.Rate,
-		Concurrency:     sc.Concurrency,
-		Arrival:         arrivalOf(sc),
-		Warmup:          sc.Warmup,
-		Simulated:       c.Sim,
-		CarbonIntensity: c.carbon,
-	})
-	row.ClientSaturated = &saturated
-	if energy != nil {
-		es := energy.Summary()
-		row.ApplyEnergy(report.Energy{Source: es.Source, Method: es.Method, GPUs: es.GPUs,
-			EnergyJ: es.EnergyJ, IdlePowerW: es.IdlePowerW, PeakPowerW: es.PeakPowerW})
-	}
-	if err := report.AppendCSV(summaryPath, row); err != nil {
-		return usageErr(err)
-	}
-	if err := report.WriteTable(e.stdout, row); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stderr, "loadgen: wrote %s and %s (stopped: %s)\n",
-		filepath.Join(c.Out, loadgen.RecordsFileName), summaryPath, res.StopReason)
-	if metricsSrv != nil && c.Linger > 0 && !e.interrupted() {
-		fmt.Fprintf(e.stderr, "loadgen: lingering %v so the final metrics are scraped\n", c.Linger)
+	e.log.Info(fmt.Sprintf("wrote %s and %s (stopped: %s)", res.RecordsPath, res.SummaryPath, res.StopReason))
+	if r.MetricsServing() && c.Linger > 0 && !e.interrupted() {
+		e.log.Info(fmt.Sprintf("lingering %v so the final metrics are scraped", c.Linger))
 		select {
 		case <-time.After(c.Linger):
 		case <-e.ctx.Done():
 		}
 	}
+	return exitStatus(res)
+}
 
+// exitStatus is a finished run's exit: failed when its records could not
+// be written or every request failed, 130 when it was interrupted.
+func exitStatus(res *run.Result) error {
 	switch {
-	case runErr != nil:
-		return command.Exit(exitFailed, runErr)
+	case res.RecordsErr != nil:
+		return command.Exit(exitFailed, res.RecordsErr)
 	case res.StopReason == loadgen.StopInterrupted:
 		return command.Exit(exitInterrupted, errors.New("interrupted: stopped scheduling, in-flight requests finished or were canceled; records and summary are complete"))
 	case res.Requests > 0 && res.OK == 0:
-		return command.Exit(exitFailed, fmt.Errorf("all %d requests failed; see %s", res.Requests, filepath.Join(c.Out, loadgen.RecordsFileName)))
+		return command.Exit(exitFailed, fmt.Errorf("all %d requests failed; see %s", res.Requests, res.RecordsPath))
 	}
 	return nil
+}
+
+// exitError gives the run library's errors their exit codes.
+func exitError(err error) error {
+	var input *run.InputError
+	switch {
+	case errors.Is(err, run.ErrInterruptedIdle):
+		return command.Exit(exitInterrupted, err)
+	case errors.As(err, &input):
+		return usageErr(input.Err)
+	}
+	return err
+}
+
+// config resolves the scenario and turns the flags into the run's
+// configuration.
+func (c *runCmd) config(e *env) (run.Config, error) {
+	sc, summaryPath, err := c.resolveScenario(e)
+	if err != nil {
+		return run.Config{}, err
+	}
+	cfg := run.Config{
+		RunID: c.RunID, Scenario: sc, APIKey: c.APIKey, Out: c.Out, SummaryPath: summaryPath,
+		CarbonIntensity: c.carbon, Grace: c.Grace, Version: version,
+		MetricsAddr: c.MetricsAddr, WebConfigFile: c.WebConfigFile, PushURL: c.PushURL, PushInterval: c.PushInterval,
+		Energy: c.Energy, EnergyInterval: c.EnergyInterval, IdleBaseline: sc.IdleBaseline, DCGMAddr: c.DCGMAddr,
+		Logger: e.log,
+	}
+	if c.IdleBaseline != nil {
+		cfg.IdleBaseline = *c.IdleBaseline
+	}
+	if c.Sim {
+		if sc.Model == "" {
+			sc.Model = sim.DefaultConfig().Model
+		}
+		simCfg, err := c.SimFlags.config(sc.Model)
+		if err != nil {
+			return run.Config{}, usageErr(err)
+		}
+		cfg.Sim = &simCfg
+	}
+	return cfg, nil
+}
+
+// startCPUProfile starts a CPU profile into path; the returned function
+// stops it.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // lowLatency holds the PM QoS request if it can, warning if not: timing
@@ -322,75 +194,11 @@ func (c *runCmd) Run(e *env) error {
 func lowLatency(e *env) func() {
 	release, err := holdLowLatency()
 	if err != nil {
-		fmt.Fprintf(e.stderr, "loadgen: warning: %v; continuing without it\n", err)
+		e.log.Warn(fmt.Sprintf("%v; continuing without it", err))
 		return func() {}
 	}
 	return release
 }
-
-// openEnergy opens the --energy source; nil means none. Under --sim,
-// auto (and sim) read the simulator's simulated GPU through the same
-// scrape path a remote GPU host would use.
-func (c *runCmd) openEnergy(e *env, simURL string) (exporter.Source, error) {
-	spec := c.Energy
-	switch {
-	case spec == exporter.SourceSim && simURL == "":
-		return nil, errors.New("--energy sim needs --sim (for a separate loadgen sim, use --energy scrape:http://HOST:PORT/metrics)")
-	case spec == exporter.SourceSim || (spec == exporter.SourceAuto && simURL != ""):
-		spec = exporter.SourceScrape + ":" + simURL + "/metrics"
-	}
-	src, why, err := exporter.OpenSource(e.ctx, spec, exporter.SourceOptions{
-		DCGMAddr: c.DCGMAddr,
-		Interval: c.EnergyInterval,
-		Logf:     func(format string, args ...any) { fmt.Fprintf(e.stderr, "loadgen: "+format+"\n", args...) },
-	})
-	if err != nil {
-		return nil, err
-	}
-	if why != "" {
-		fmt.Fprintf(e.stderr, "loadgen: %s\n", why)
-	}
-	if src == nil {
-		fmt.Fprintln(e.stderr, "loadgen: energy: none; the summary's energy columns stay empty")
-		return nil, nil
-	}
-	what := src.Name()
-	if simURL != "" {
-		what = "the simulator's SIMULATED GPU power model"
-	}
-	fmt.Fprintf(e.stderr, "loadgen: energy: %s, %d GPU(s), %s, every %v\n", what, len(src.Devices()), src.Method(), c.EnergyInterval)
-	return src, nil
-}
-
-// measureIdle measures the idle baseline before the first request.
-func (c *runCmd) measureIdle(e *env, energy *exporter.EnergyRun, sc *loadgen.Scenario) error {
-	d := sc.IdleBaseline
-	if c.IdleBaseline != nil {
-		d = *c.IdleBaseline
-	}
-	if d <= 0 {
-		return nil
-	}
-	fmt.Fprintf(e.stderr, "loadgen: measuring idle GPU power for %v before the first request\n", d)
-	if err := energy.MeasureIdle(e.ctx, d); err != nil {
-		if e.interrupted() {
-			return command.Exit(exitInterrupted, errors.New("interrupted while measuring the idle baseline; nothing was sent"))
-		}
-		return err
-	}
-	return nil
-}
-
-// metricsURL is what to scrape, for the log line.
-func metricsURL(addr, webConfigFile string) string {
-	if webConfigFile != "" {
-		return addr + "/metrics (TLS and auth per --web.config.file)"
-	}
-	return "http://" + addr + "/metrics"
-}
-
-// endpointer is implemented by backends that talk to one base URL.
-type endpointer interface{ Endpoint() string }
 
 // resolveScenario loads the scenario (or POC config) and applies the
 // flags given. It returns the summary path when the config names one.
@@ -502,168 +310,4 @@ func nonEmpty(s *string) *string {
 		return nil
 	}
 	return s
-}
-
-func newBackend(sc *loadgen.Scenario, apiKey string) (backends.Backend, error) {
-	switch sc.Backend {
-	case "openai", "vllm":
-		api := backends.APIChat
-		if sc.API == string(backends.APICompletions) {
-			api = backends.APICompletions
-		}
-		return backends.NewOpenAI(backends.OpenAIConfig{
-			Endpoint: sc.Endpoint,
-			APIKey:   apiKey,
-			API:      api,
-			VLLM:     sc.Backend == "vllm",
-		})
-	case "pytorch":
-		if apiKey != "" {
-			return nil, errors.New("--api-key is not used by --backend pytorch (TorchServe's inference API has no bearer token here); unset it")
-		}
-		return backends.NewPyTorch(backends.PyTorchConfig{Endpoint: sc.Endpoint})
-	default:
-		return nil, fmt.Errorf("unknown backend %q (want vllm, openai or pytorch)", sc.Backend)
-	}
-}
-
-// pickModel checks the endpoint and the model before the run: the server
-// must answer and serve the model; with no model given, the only one
-// served is used.
-func pickModel(ctx context.Context, b backends.Backend, want string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	served, err := b.Models(ctx)
-	switch {
-	case errors.Is(err, backends.ErrModelsNotListed) && want != "":
-		// A TorchServe inference port: healthy, model list elsewhere.
-		return want, nil
-	case errors.Is(err, backends.ErrModelsNotListed):
-		return "", usageErrf("%s: %v", b.(endpointer).Endpoint(), err)
-	case err != nil:
-		return "", usageErrf("cannot reach the endpoint: %v (is the server running? try --sim for the built-in simulator)", err)
-	}
-	switch {
-	case want != "" && slices.Contains(served, want):
-		return want, nil
-	case want != "":
-		return "", usageErrf("model %q is not served at %s; served: %s (pass one with --model)", want, b.(endpointer).Endpoint(), quoteList(served))
-	case len(served) == 1:
-		return served[0], nil
-	case len(served) == 0:
-		return "", usageErrf("%s serves no model", b.(endpointer).Endpoint())
-	default:
-		return "", usageErrf("%s serves several models: %s; choose one with --model", b.(endpointer).Endpoint(), quoteList(served))
-	}
-}
-
-func quoteList(ss []string) string {
-	q := make([]string, len(ss))
-	for i, s := range ss {
-		q[i] = fmt.Sprintf("%q", s)
-	}
-	return strings.Join(q, ", ")
-}
-
-// loadPrompts loads the scenario's dataset. Under --sim, a dataset that
-// needs the network and has no cached copy falls back to synthetic prompts
-// of the scenario's declared shape, so the quick start works offline.
-func (c *runCmd) loadPrompts(e *env, sc *loadgen.Scenario) ([]string, error) {
-	limit := 0
-	if sc.NumSamples > 0 && sc.Duration <= 0 {
-		limit = sc.NumSamples + sc.Warmup
-	}
-	seed := int64(0)
-	if sc.Seed != nil {
-		seed = *sc.Seed
-	}
-	prompts, err := loadgen.LoadPrompts(e.ctx, sc.Dataset, loadgen.DatasetOptions{
-		Field: sc.DatasetField,
-		Limit: limit,
-		Seed:  seed,
-	})
-	var unavailable *loadgen.DatasetUnavailableError
-	if errors.As(err, &unavailable) && c.Sim && sc.SimFallbackMeanTokens > 0 {
-		n := limit
-		if n == 0 {
-			n = 1000
-		}
-		fmt.Fprintf(e.stderr, "loadgen: dataset %s is not reachable and not cached; SIMULATED run uses %d synthetic prompts of about %d tokens instead (pass --dataset FILE for real prompts)\n",
-			sc.Dataset, n, sc.SimFallbackMeanTokens)
-		return loadgen.SyntheticPrompts(n, sc.SimFallbackMeanTokens, seed), nil
-	}
-	if err != nil {
-		return nil, usageErr(err)
-	}
-	return prompts, nil
-}
-
-func describeSchedule(sc *loadgen.Scenario) string {
-	var s string
-	switch {
-	case sc.Rate > 0:
-		s = fmt.Sprintf("open loop %s %g req/s", arrivalOf(sc), sc.Rate)
-		if sc.Concurrency > 0 {
-			s += fmt.Sprintf(" (cap %d in flight)", sc.Concurrency)
-		}
-	case sc.Concurrency <= 1:
-		s = "sequential"
-	default:
-		s = fmt.Sprintf("concurrency %d", sc.Concurrency)
-	}
-	if sc.NumSamples > 0 {
-		s += fmt.Sprintf(", %d requests", sc.NumSamples)
-	}
-	if sc.Duration > 0 {
-		s += fmt.Sprintf(", up to %v", sc.Duration)
-	}
-	if sc.NumSamples <= 0 && sc.Duration <= 0 {
-		s += ", until interrupted"
-	}
-	if sc.Warmup > 0 {
-		s += fmt.Sprintf(", %d warm-up", sc.Warmup)
-	}
-	return s
-}
-
-func arrivalOf(sc *loadgen.Scenario) string {
-	if sc.Rate <= 0 {
-		return ""
-	}
-	if sc.Arrival == "" {
-		return loadgen.ArrivalConstant
-	}
-	return sc.Arrival
-}
-
-// newRunID returns a sortable, readable run id: UTC time plus randomness.
-func newRunID() string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
-}
-
-// lockedSummary lets the progress line read the summary that the runner's
-// collector goroutine writes.
-type lockedSummary struct {
-	mu sync.Mutex
-	s  *loadgen.Summary
-}
-
-func (l *lockedSummary) Observe(rec *loadgen.Record) {
-	l.mu.Lock()
-	l.s.Add(rec)
-	l.mu.Unlock()
-}
-
-func (l *lockedSummary) ttftP50() (float64, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.s.TTFTQuantile(0.5)
-}
-
-func (l *lockedSummary) row(info loadgen.RunInfo) *report.Row {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.s.Row(info)
 }

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+)
+
+// newLogger is loadgen's logger: one readable line per record on stderr,
+// "loadgen: message", "loadgen: warning: message" (attributes follow as
+// key=value). On a terminal each line first clears the progress line it
+// would otherwise run into.
+func newLogger(e *env) *slog.Logger {
+	return slog.New(&humanHandler{mu: &sync.Mutex{}, w: e.stderr, clear: e.isTerminal})
+}
+
+// humanHandler is a slog.Handler for people, not log pipelines: no time,
+// no level for notices, the program's name first.
+type humanHandler struct {
+	mu    *sync.Mutex
+	w     io.Writer
+	clear bool
+	attrs []slog.Attr
+	group string
+}
+
+// Enabled implements slog.Handler: every level is shown.
+func (h *humanHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+// Handle implements slog.Handler.
+func (h *humanHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	if h.clear {
+		b.WriteString("\r\033[K")
+	}
+	b.WriteString("loadgen: ")
+	switch {
+	case r.Level >= slog.LevelError:
+		b.WriteString("error: ")
+	case r.Level >= slog.LevelWarn:
+		b.WriteString("warning: ")
+	}
+	b.WriteString(r.Message)
+	for _, a := range h.attrs {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value.Resolve())
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if !a.Equal(slog.Attr{}) {
+			fmt.Fprintf(&b, " %s=%v", h.qualify(a.Key), a.Value.Resolve())
+		}
+		return true
+	})
+	b.WriteByte('\n')
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := io.WriteString(h.w, b.String())
+	return err
+}
+
+func (h *humanHandler) qualify(key string) string {
+	if h.group == "" {
+		return key
+	}
+	return h.group + "." + key
+}
+
+// WithAttrs implements slog.Handler.
+func (h *humanHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append([]slog.Attr(nil), h.attrs...)
+	for _, a := range as {
+		if !a.Equal(slog.Attr{}) {
+			c.attrs = append(c.attrs, slog.Attr{Key: h.qualify(a.Key), Value: a.Value})
+		}
+	}
+	return &c
+}
+
+// WithGroup implements slog.Handler.
+func (h *humanHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	if c.group != "" {
+		name = c.group + "." + name
+	}
+	c.group = name
+	return &c
+}

@@ -1,0 +1,197 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokenwatt/tokenwatt/backends"
+	"github.com/tokenwatt/tokenwatt/energy"
+	"github.com/tokenwatt/tokenwatt/loadgen"
+)
+
+// openEnergy opens the energy source; none leaves r.source nil. Under
+// Config.Sim, auto (and sim) read the simulator's simulated GPU through
+// the same scrape path a remote GPU host would use. It fails fast: a
+// missing DCGM library must stop the run before its first request.
+func (r *Run) openEnergy(ctx context.Context) error {
+	if r.cfg.Energy == energy.SourceSim && !r.simulated() {
+		return inputErr(errors.New("--energy sim needs --sim (for a separate loadgen sim, use --energy scrape:http://HOST:PORT/metrics)"))
+	}
+	opts := energy.SourceOptions{
+		DCGMAddr: r.cfg.DCGMAddr,
+		Interval: r.cfg.EnergyInterval,
+		Logf:     func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) },
+	}
+	if r.simSrv != nil {
+		opts.SimMetricsURL = r.simSrv.URL + "/metrics"
+	}
+	src, why, err := energy.OpenSource(ctx, r.cfg.Energy, opts)
+	if err != nil {
+		return inputErr(err)
+	}
+	if why != "" {
+		r.log.Info(why)
+	}
+	if src == nil {
+		r.log.Info("energy: none; the summary's energy columns stay empty")
+		return nil
+	}
+	r.source = src
+	what := src.Name()
+	if r.simulated() {
+		what = "the simulator's SIMULATED GPU power model"
+	}
+	r.log.Info(fmt.Sprintf("energy: %s, %d GPU(s), %s, every %v", what, len(src.Devices()), src.Method(), r.cfg.EnergyInterval))
+	return nil
+}
+
+// connect creates the backend and checks the endpoint and the model.
+func (r *Run) connect(ctx context.Context) error {
+	b, err := NewBackend(r.sc, r.cfg.APIKey)
+	if err != nil {
+		return inputErr(err)
+	}
+	r.backend = b
+	r.model, err = pickModel(ctx, b, r.sc.Model)
+	return err
+}
+
+// NewBackend creates the client the scenario names (vllm, openai or
+// pytorch) for its endpoint.
+func NewBackend(sc *loadgen.Scenario, apiKey string) (backends.Backend, error) {
+	switch sc.Backend {
+	case "openai", "vllm":
+		api := backends.APIChat
+		if sc.API == string(backends.APICompletions) {
+			api = backends.APICompletions
+		}
+		return backends.NewOpenAI(backends.OpenAIConfig{
+			Endpoint: sc.Endpoint,
+			APIKey:   apiKey,
+			API:      api,
+			VLLM:     sc.Backend == "vllm",
+		})
+	case "pytorch":
+		if apiKey != "" {
+			return nil, errors.New("--api-key is not used by --backend pytorch (TorchServe's inference API has no bearer token here); unset it")
+		}
+		return backends.NewPyTorch(backends.PyTorchConfig{Endpoint: sc.Endpoint})
+	default:
+		return nil, fmt.Errorf("unknown backend %q (want vllm, openai or pytorch)", sc.Backend)
+	}
+}
+
+// pickModel checks the endpoint and the model before the run: the server
+// must answer and serve the model; with no model given, the only one
+// served is used.
+func pickModel(ctx context.Context, b backends.Backend, want string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	served, err := b.Models(ctx)
+	switch {
+	case errors.Is(err, backends.ErrModelsNotListed) && want != "":
+		// A TorchServe inference port: healthy, model list elsewhere.
+		return want, nil
+	case errors.Is(err, backends.ErrModelsNotListed):
+		return "", inputErrf("%s: %v", b.Endpoint(), err)
+	case err != nil:
+		return "", inputErrf("cannot reach the endpoint: %v (is the server running? try --sim for the built-in simulator)", err)
+	}
+	switch {
+	case want != "" && slices.Contains(served, want):
+		return want, nil
+	case want != "":
+		return "", inputErrf("model %q is not served at %s; served: %s (pass one with --model)", want, b.Endpoint(), quoteList(served))
+	case len(served) == 1:
+		return served[0], nil
+	case len(served) == 0:
+		return "", inputErrf("%s serves no model", b.Endpoint())
+	default:
+		return "", inputErrf("%s serves several models: %s; choose one with --model", b.Endpoint(), quoteList(served))
+	}
+}
+
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// loadPrompts loads the scenario's dataset. Under Config.Sim, a dataset
+// that needs the network and has no cached copy falls back to synthetic
+// prompts of the scenario's declared shape, so the quick start works
+// offline.
+func (r *Run) loadPrompts(ctx context.Context) ([]string, error) {
+	sc := r.sc
+	limit := 0
+	if sc.NumSamples > 0 && sc.Duration <= 0 {
+		limit = sc.NumSamples + sc.Warmup
+	}
+	seed := int64(0)
+	if sc.Seed != nil {
+		seed = *sc.Seed
+	}
+	prompts, err := loadgen.LoadPrompts(ctx, sc.Dataset, loadgen.DatasetOptions{
+		Field: sc.DatasetField,
+		Limit: limit,
+		Seed:  seed,
+	})
+	var unavailable *loadgen.DatasetUnavailableError
+	if errors.As(err, &unavailable) && r.simulated() && sc.SimFallbackMeanTokens > 0 {
+		n := limit
+		if n == 0 {
+			n = 1000
+		}
+		r.log.Info(fmt.Sprintf("dataset %s is not reachable and not cached; SIMULATED run uses %d synthetic prompts of about %d tokens instead (pass --dataset FILE for real prompts)",
+			sc.Dataset, n, sc.SimFallbackMeanTokens))
+		return loadgen.SyntheticPrompts(n, sc.SimFallbackMeanTokens, seed), nil
+	}
+	if err != nil {
+		return nil, inputErr(err)
+	}
+	return prompts, nil
+}
+
+func describeSchedule(sc *loadgen.Scenario) string {
+	var s string
+	switch {
+	case sc.Rate > 0:
+		s = fmt.Sprintf("open loop %s %g req/s", arrivalOf(sc), sc.Rate)
+		if sc.Concurrency > 0 {
+			s += fmt.Sprintf(" (cap %d in flight)", sc.Concurrency)
+		}
+	case sc.Concurrency <= 1:
+		s = "sequential"
+	default:
+		s = fmt.Sprintf("concurrency %d", sc.Concurrency)
+	}
+	if sc.NumSamples > 0 {
+		s += fmt.Sprintf(", %d requests", sc.NumSamples)
+	}
+	if sc.Duration > 0 {
+		s += fmt.Sprintf(", up to %v", sc.Duration)
+	}
+	if sc.NumSamples <= 0 && sc.Duration <= 0 {
+		s += ", until interrupted"
+	}
+	if sc.Warmup > 0 {
+		s += fmt.Sprintf(", %d warm-up", sc.Warmup)
+	}
+	return s
+}
+
+func arrivalOf(sc *loadgen.Scenario) string {
+	if sc.Rate <= 0 {
+		return ""
+	}
+	if sc.Arrival == "" {
+		return loadgen.ArrivalConstant
+	}
+	return sc.Arrival
+}

@@ -1,0 +1,420 @@
+// Package run is one measured run, end to end. A Config goes in; Start
+// opens everything the run writes or serves, in the order that makes bad
+// input fail before the first request (the /metrics listener, the
+// built-in simulator, the energy source, the backend and its model, the
+// prompts, the records file, the metrics, the energy meter, the push
+// client); Run measures the idle baseline, runs the schedule and writes
+// the summary row; Close releases all of it, whatever failed.
+//
+// cmd/loadgen turns flags into a Config and prints progress; bench and
+// other programs can run a measurement in process. It must not depend on
+// cmd/ or dump.
+package run
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/tokenwatt/tokenwatt/backends"
+	"github.com/tokenwatt/tokenwatt/backends/sim"
+	"github.com/tokenwatt/tokenwatt/energy"
+	"github.com/tokenwatt/tokenwatt/exporter"
+	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/report"
+)
+
+// Config is one run, resolved: the scenario with every override applied
+// and validated, and where its results go.
+type Config struct {
+	// RunID names the run; empty generates one (UTC time plus randomness).
+	RunID string
+	// Scenario is the resolved scenario: backend, endpoint, model (empty:
+	// the only one served), schedule, dataset, token bounds.
+	Scenario *loadgen.Scenario
+	// APIKey is the bearer token for the server; it is only ever put in
+	// the Authorization header.
+	APIKey string
+	// Sim, if not nil, starts the built-in simulator on a free loopback
+	// port and runs against it; the run is then labelled simulated
+	// everywhere. Its Model is set from the scenario's (or defaulted).
+	Sim *sim.Config
+	// Out is the directory of records.jsonl and energy.jsonl.
+	Out string
+	// SummaryPath is the CSV summary appended to; empty is Out/summary.csv.
+	SummaryPath string
+	// CarbonIntensity is the grid's g CO2eq/kWh for the emissions column.
+	CarbonIntensity float64
+	// Grace is how long in-flight requests may finish after ctx is done.
+	Grace time.Duration
+	// Version is tokenwatt's version, on tokenwatt_run_info.
+	Version string
+
+	// MetricsAddr serves the run's metrics at http://ADDR/metrics; empty
+	// serves nothing.
+	MetricsAddr string
+	// WebConfigFile is an exporter-toolkit web config for /metrics.
+	WebConfigFile string
+	// PushURL also pushes the metrics there, every PushInterval.
+	PushURL      string
+	PushInterval time.Duration
+
+	// Energy is the energy source spec: auto, dcgm, nvml, scrape:URL, sim
+	// or none (energy.OpenSource).
+	Energy string
+	// EnergyInterval is how often GPU energy is sampled.
+	EnergyInterval time.Duration
+	// IdleBaseline measures idle GPU power this long before the first
+	// request; zero measures none.
+	IdleBaseline time.Duration
+	// DCGMAddr is a standalone DCGM host engine's HOST:PORT; empty runs
+	// DCGM embedded.
+	DCGMAddr string
+
+	// Logger gets the run's notices and warnings; nil discards them.
+	Logger *slog.Logger
+}
+
+// InputError is a run stopped by bad input before it measured anything:
+// a flag or config value, an address in use, an unreachable endpoint, a
+// model not served, a missing GPU library, a summary file that cannot be
+// appended. cmd/loadgen exits 2 for it.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+func inputErr(err error) error { return &InputError{Err: err} }
+
+func inputErrf(format string, args ...any) error { return inputErr(fmt.Errorf(format, args...)) }
+
+// ErrInterruptedIdle is returned by Run when ctx ended while the idle
+// baseline was measured: nothing was sent.
+var ErrInterruptedIdle = errors.New("interrupted while measuring the idle baseline; nothing was sent")
+
+// Run is a started run. Create it with Start, then call Run once and
+// Close always.
+type Run struct {
+	cfg      Config
+	sc       *loadgen.Scenario
+	log      *slog.Logger
+	runID    string
+	model    string
+	backend  backends.Backend
+	prompts  []string
+	simSrv   *sim.Running
+	server   *exporter.Server
+	source   energy.Source // owned here until the meter takes it
+	meter    *energy.Meter[*loadgen.Record]
+	records  *loadgen.RecordsFile
+	summary  *lockedSummary
+	metrics  *exporter.Run
+	push     *exporter.Push
+	runner   *loadgen.Runner
+	watch    *saturationWatch
+	closed   bool
+	recordsN string // records file path, for messages
+}
+
+// Result is a finished run: the runner's result, the summary row that was
+// appended, and whether the client itself limited the run.
+type Result struct {
+	loadgen.Result
+	Row *report.Row
+	// RecordsErr is the records file's write or close error, if any: the
+	// run measured, but its records are incomplete.
+	RecordsErr error
+	// Saturated reports whether the client was ever saturated; Saturation
+	// then says how often and how badly.
+	Saturated  bool
+	Saturation string
+	// RecordsPath and SummaryPath are where the run wrote.
+	RecordsPath, SummaryPath string
+}
+
+// Start opens everything the run needs, in an order that makes bad input
+// fail before anything is sent: the metrics address is bound first, the
+// energy source is opened before the server is asked for its models. On
+// error, everything opened so far is closed.
+func Start(ctx context.Context, cfg Config) (r *Run, err error) {
+	r = &Run{cfg: cfg, sc: cfg.Scenario, log: cfg.Logger, runID: cfg.RunID}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.runID == "" {
+		r.runID = newRunID()
+	}
+	if r.cfg.SummaryPath == "" {
+		r.cfg.SummaryPath = filepath.Join(cfg.Out, "summary.csv")
+	}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	if cfg.MetricsAddr != "" {
+		r.server, err = exporter.Listen(exporter.ServerOptions{
+			Addr: cfg.MetricsAddr, AddrFlag: "--metrics-addr", AddrHint: `choose another address, or "" to disable`,
+			WebConfigFile: cfg.WebConfigFile, Program: "loadgen", Version: cfg.Version,
+			Description: "tokenwatt load generator: this run's latency, token and energy metrics",
+		})
+		if err != nil {
+			return r, inputErr(err)
+		}
+	}
+	if err := r.startSim(ctx); err != nil {
+		return r, err
+	}
+	if err := r.openEnergy(ctx); err != nil {
+		return r, err
+	}
+	if err := r.connect(ctx); err != nil {
+		return r, err
+	}
+	if r.prompts, err = r.loadPrompts(ctx); err != nil {
+		return r, err
+	}
+	if err := r.openSinks(); err != nil {
+		return r, err
+	}
+	r.log.Info(fmt.Sprintf("run %s: scenario %s, %s %s model %q, %s, %d prompts",
+		r.runID, r.sc.Name, r.backend.Name(), r.backend.Endpoint(), r.model, describeSchedule(r.sc), len(r.prompts)))
+	return r, nil
+}
+
+// startSim starts the built-in simulator when the config asks for it and
+// points the scenario at it.
+func (r *Run) startSim(ctx context.Context) error {
+	if r.cfg.Sim == nil {
+		return nil
+	}
+	cfg := *r.cfg.Sim
+	if r.sc.Model == "" {
+		r.sc.Model = sim.DefaultConfig().Model
+	}
+	cfg.Model = r.sc.Model
+	srv, err := sim.Start(context.WithoutCancel(ctx), "127.0.0.1:0", cfg)
+	if err != nil {
+		return fmt.Errorf("start simulator: %w", err)
+	}
+	r.simSrv = srv
+	r.sc.Endpoint = srv.URL + "/v1"
+	r.log.Info(fmt.Sprintf("SIMULATED run: built-in simulator serving %q at %s (ttft %v, itl %v); no real server or GPU is measured",
+		cfg.Model, srv.URL, cfg.TTFT, cfg.ITL))
+	return nil
+}
+
+// simulated reports whether the target is the built-in simulator.
+func (r *Run) simulated() bool { return r.cfg.Sim != nil }
+
+// openSinks opens the records file, the metrics, the energy meter, the
+// runner, the /metrics server and the push client.
+func (r *Run) openSinks() (err error) {
+	r.recordsN = filepath.Join(r.cfg.Out, loadgen.RecordsFileName)
+	if r.records, err = loadgen.OpenRecordsFile(r.recordsN); err != nil {
+		return err
+	}
+	r.summary = &lockedSummary{s: loadgen.NewSummary()}
+	opts := exporter.RunOptions{Version: r.cfg.Version, Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
+		Endpoint: loadgen.WithoutUserinfo(r.backend.Endpoint()), RequestRate: r.sc.Rate,
+		Concurrency: r.sc.Concurrency, Arrival: arrivalOf(r.sc), Warmup: r.sc.Warmup, EnergySource: "none",
+		Outcomes: outcomes}
+	if r.source != nil {
+		opts.EnergySource, opts.EnergyMethod = r.source.Name(), r.source.Method()
+	}
+	r.metrics = exporter.NewRun(exporter.RunLabels{RunID: r.runID, Scenario: r.sc.Name, Model: r.model, Backend: r.backend.Name()}, opts)
+	var attr loadgen.Attributor
+	if r.source != nil {
+		r.meter, err = energy.StartMeter[*loadgen.Record](r.source, energy.MeterOptions{
+			Interval: r.cfg.EnergyInterval, Dir: r.cfg.Out, RunID: r.runID, Registerer: r.metrics.Registry(),
+			Logf: func(format string, args ...any) { r.log.Warn(fmt.Sprintf(format, args...)) },
+		})
+		if err != nil {
+			return err
+		}
+		r.source = nil // the meter owns and closes it now
+		attr = &attributor{meter: r.meter, metrics: r.metrics}
+	}
+	r.runner, err = loadgen.NewRunner(loadgen.RunConfig{
+		RunID: r.runID, Scenario: r.sc, Backend: r.backend, Model: r.model, Prompts: r.prompts,
+		Simulated: r.simulated(), Grace: r.cfg.Grace,
+		// One completion event feeds all three, so they cannot disagree.
+		Sinks:      []loadgen.Sink{r.records, r.summary, metricsSink{r.metrics}},
+		Attributor: attr,
+	})
+	if err != nil {
+		return inputErr(err)
+	}
+	r.metrics.TrackInFlight(func() float64 { return float64(r.runner.Progress.InFlight.Load()) })
+	r.metrics.Start(time.Now())
+	if r.server != nil {
+		if err := r.server.Serve(r.metrics.Registry(), slog.New(minLevel{r.log.Handler(), slog.LevelWarn})); err != nil {
+			return err
+		}
+		r.log.Info("serving metrics at " + r.server.URL())
+	}
+	if r.cfg.PushURL != "" {
+		r.push, err = exporter.StartPush(r.cfg.PushURL, r.cfg.PushInterval, r.metrics.Registry(), func(format string, args ...any) {
+			r.log.Warn(fmt.Sprintf(format, args...))
+		})
+		if err != nil {
+			return inputErr(err)
+		}
+	}
+	return nil
+}
+
+// Run measures the idle baseline (if configured), runs the schedule until
+// it ends or ctx is done (in-flight requests then get Config.Grace), and
+// appends the summary row. The error is for a run that could not measure
+// or could not write its summary; a run whose requests failed returns a
+// Result that says so.
+func (r *Run) Run(ctx context.Context) (*Result, error) {
+	if r.meter != nil {
+		if err := r.measureIdle(ctx); err != nil {
+			return nil, err
+		}
+		r.meter.BeginWindow()
+	}
+	r.watch = startSaturationWatch(r.runner, r.metrics, r.log)
+	res, runErr := r.runner.Run(ctx)
+	out := &Result{Result: *res, RecordsPath: r.recordsN, SummaryPath: r.cfg.SummaryPath}
+	out.Saturated, out.Saturation = r.watch.stop()
+	if out.Saturated {
+		r.log.Warn(out.Saturation)
+	}
+	out.RecordsErr = runErr
+	if err := r.records.Close(); err != nil && out.RecordsErr == nil {
+		out.RecordsErr = err
+	}
+	r.records = nil
+	if res.Requests > 0 {
+		r.metrics.End(res.Start, res.End)
+	} else {
+		r.metrics.End(time.Time{}, time.Now())
+	}
+	r.closePush()
+	out.Row = r.row(res, out.Saturated)
+	if err := report.AppendCSV(r.cfg.SummaryPath, out.Row); err != nil {
+		return out, inputErr(err)
+	}
+	return out, nil
+}
+
+// measureIdle measures the idle baseline before the first request.
+func (r *Run) measureIdle(ctx context.Context) error {
+	d := r.cfg.IdleBaseline
+	if d <= 0 {
+		return nil
+	}
+	r.log.Info(fmt.Sprintf("measuring idle GPU power for %v before the first request", d))
+	if err := r.meter.MeasureIdle(ctx, d); err != nil {
+		if ctx.Err() != nil {
+			return ErrInterruptedIdle
+		}
+		return err
+	}
+	return nil
+}
+
+// row is the run's summary row.
+func (r *Run) row(res *loadgen.Result, saturated bool) *report.Row {
+	row := r.summary.row(loadgen.RunInfo{
+		Name: r.sc.Name, RunID: r.runID, Scenario: r.sc.Name, Backend: r.backend.Name(), Model: r.model,
+		Endpoint: r.backend.Endpoint(), Start: res.Start, End: res.End, RequestRate: r.sc.Rate,
+		Concurrency: r.sc.Concurrency, Arrival: arrivalOf(r.sc), Warmup: r.sc.Warmup,
+		Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
+	})
+	row.ClientSaturated = &saturated
+	if r.meter != nil {
+		es := r.meter.Summary()
+		row.ApplyEnergy(report.Energy{Source: es.Source, Method: es.Method, GPUs: es.GPUs,
+			EnergyJ: es.EnergyJ, IdlePowerW: es.IdlePowerW, PeakPowerW: es.PeakPowerW})
+	}
+	return row
+}
+
+// closePush pushes once more and stops pushing.
+func (r *Run) closePush() {
+	if r.push == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.push.Close(ctx); err != nil {
+		r.log.Warn(err.Error())
+	}
+	r.push = nil
+}
+
+// ID is the run's id.
+func (r *Run) ID() string { return r.runID }
+
+// Scenario is the scenario being run, as resolved (the simulator's
+// endpoint and model filled in under Config.Sim).
+func (r *Run) Scenario() *loadgen.Scenario { return r.sc }
+
+// Simulated reports whether the target is the built-in simulator.
+func (r *Run) Simulated() bool { return r.simulated() }
+
+// Progress is the runner's live counters, for progress lines.
+func (r *Run) Progress() *loadgen.Progress { return &r.runner.Progress }
+
+// TTFTP50 is the median TTFT so far, for progress lines.
+func (r *Run) TTFTP50() (float64, bool) { return r.summary.ttftP50() }
+
+// Saturation is the client's state over the last monitoring window (nil
+// before the first one).
+func (r *Run) Saturation() *loadgen.Saturation {
+	if r.watch == nil {
+		return nil
+	}
+	return r.watch.latest.Load()
+}
+
+// MetricsServing reports whether the run's metrics are being served.
+func (r *Run) MetricsServing() bool { return r.server != nil }
+
+// Close releases whatever Start opened: the push client, the energy
+// meter (and its source), the records file, the /metrics server and the
+// simulator. It is safe to call more than once and after a failed Start.
+func (r *Run) Close() {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.closePush()
+	if r.meter != nil {
+		if err := r.meter.Stop(); err != nil {
+			r.log.Warn(err.Error())
+		}
+	}
+	if r.source != nil {
+		r.source.Close()
+	}
+	if r.records != nil {
+		if err := r.records.Close(); err != nil {
+			r.log.Warn(err.Error())
+		}
+	}
+	if r.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = r.server.Close(ctx)
+		cancel()
+	}
+	if r.simSrv != nil {
+		r.simSrv.Close()
+	}
+}
+
+// newRunID returns a sortable, readable run id: UTC time plus randomness.
+func newRunID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}

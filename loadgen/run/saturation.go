@@ -1,0 +1,64 @@
+package run
+
+import (
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenwatt/tokenwatt/exporter"
+	"github.com/tokenwatt/tokenwatt/loadgen"
+)
+
+// saturationWatch ticks a loadgen.SaturationMonitor every second while
+// the run runs: the state goes to the metrics, to Run.Saturation for the
+// progress line, to a warning the first time, and to the summary.
+type saturationWatch struct {
+	mon     *loadgen.SaturationMonitor
+	metrics *exporter.Run
+	latest  atomic.Pointer[loadgen.Saturation]
+	quit    chan struct{}
+	done    chan struct{}
+}
+
+func startSaturationWatch(r *loadgen.Runner, m *exporter.Run, log *slog.Logger) *saturationWatch {
+	w := &saturationWatch{mon: loadgen.NewSaturationMonitor(&r.Progress), metrics: m,
+		quit: make(chan struct{}), done: make(chan struct{})}
+	go w.loop(log)
+	return w
+}
+
+func (w *saturationWatch) loop(log *slog.Logger) {
+	defer close(w.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	warned := false
+	for {
+		select {
+		case now := <-t.C:
+			st := w.mon.Tick(now)
+			w.latest.Store(&st)
+			w.metrics.SetClientSaturation(st.Saturated, st.CPU)
+			if st.Saturated && !warned {
+				warned = true
+				log.Warn(fmt.Sprintf("the client is saturated (%s): latencies may describe the load generator, not the server", st.Reason))
+			}
+		case <-w.quit:
+			return
+		}
+	}
+}
+
+// stop ends the monitoring, closing the last window, and says whether
+// the client was ever saturated.
+func (w *saturationWatch) stop() (saturated bool, summary string) {
+	close(w.quit)
+	<-w.done
+	st := w.mon.Tick(time.Now())
+	w.metrics.SetClientSaturation(st.Saturated, st.CPU)
+	n, windows, worst := w.mon.Summary()
+	if n == 0 {
+		return false, ""
+	}
+	return true, fmt.Sprintf("the client was saturated in %d of %d one-second windows (worst: %s); latencies may describe the load generator, not the server", n, windows, worst)
+}
