@@ -1,4 +1,4 @@
-// Package exporter owns tokenwatt's Prometheus metrics (DESIGN.md §4): one
+// Package exporter owns tokenwatt's Prometheus metrics (docs/metrics.md): one
 // client_golang registry per run, fed from the same completion events as
 // the records file, served over HTTP (with exporter-toolkit's TLS and
 // basic auth) and optionally pushed where nothing can scrape.
@@ -22,7 +22,8 @@ import (
 const Namespace = "tokenwatt"
 
 // nativeBucketFactor is the growth factor between native histogram
-// buckets (DESIGN.md §4): about 5 % resolution on any quantile.
+// buckets (docs/metrics.md, "Histograms"): about 5 % resolution on any
+// quantile.
 const nativeBucketFactor = 1.1
 
 // Classic buckets, chosen for LLM serving: TTFT spans a cached prompt
