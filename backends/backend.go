@@ -1,7 +1,8 @@
 // Package backends holds the clients that talk to inference servers
 // (OpenAI-compatible/vLLM, PyTorch) and measure each request's timing as
-// DESIGN.md §3 defines it. A client never aggregates: it fills one Response
-// per request and the load generator turns that into a Record.
+// docs/definitions.md ("Per-request timing") defines it. A client never
+// aggregates: it fills one Response per request and the load generator
+// turns that into a Record.
 //
 // This package must not depend on the load generator (package loadgen), the
 // exporter or the report packages.

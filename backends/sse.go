@@ -13,7 +13,7 @@ import (
 // This file is the streaming hot path: a Server-Sent Events reader and a
 // scanner that pulls from one OpenAI-compatible chunk only what tokenwatt
 // measures. Both avoid reflection and per-chunk allocation so that the
-// client, not the server, is never the bottleneck (DESIGN.md §8).
+// client, not the server, is never the bottleneck (docs/performance.md).
 
 // maxEventBytes bounds one SSE line or event. Real chunks are a few hundred
 // bytes; the bound only stops a broken server from exhausting memory.

@@ -1,5 +1,5 @@
 // Command bench measures tokenwatt's load generator against the targets
-// of DESIGN.md §8 and prints a Markdown table per section:
+// of docs/performance.md and prints a Markdown table per section:
 //
 //   - maxrate: loadgen and vegeta side by side, closed loop at the same
 //     concurrency against the same simulator (zero latency), streaming

@@ -1,4 +1,4 @@
-// Package dump computes tokenwatt's CSV summary row (DESIGN.md §5) from a
+// Package dump computes tokenwatt's CSV summary row (docs/csv.md) from a
 // Prometheus-compatible time-series database (Prometheus or
 // VictoriaMetrics) instead of from a run's local records: for soak runs,
 // runs spread over several loadgen processes, and vLLM servers that only

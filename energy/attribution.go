@@ -23,7 +23,8 @@ type Share struct {
 // Total is the request's energy.
 func (s Share) Total() float64 { return s.Prefill + s.Decode }
 
-// Attribution shares measured energy among requests (DESIGN.md §3).
+// Attribution shares measured energy among requests (docs/energy.md,
+// "Per-request attribution").
 //
 // Energy arrives as a cumulative total E(t) at sample times (AddSample,
 // from the sampler's goroutine), read as linear between samples. Requests

@@ -1,6 +1,6 @@
 // Package exporter owns tokenwatt's Prometheus exposition: a run's
-// metrics (DESIGN.md §4) in one client_golang registry per run, fed from
-// the same completion events as the records file; the one /metrics
+// metrics (docs/metrics.md) in one client_golang registry per run, fed
+// from the same completion events as the records file; the one /metrics
 // server both binaries use (exporter-toolkit's TLS and basic auth, its
 // landing page); and the push client for runs that nothing can scrape.
 //
@@ -21,7 +21,8 @@ import (
 const Namespace = "tokenwatt"
 
 // nativeBucketFactor is the growth factor between native histogram
-// buckets (DESIGN.md §4): about 5 % resolution on any quantile.
+// buckets (docs/metrics.md, "Histograms"): about 5 % resolution on any
+// quantile.
 const nativeBucketFactor = 1.1
 
 // Classic buckets, chosen for LLM serving: TTFT spans a cached prompt

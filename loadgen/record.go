@@ -7,8 +7,9 @@ import (
 )
 
 // Record is one measured request: one JSON object per line in
-// records.jsonl. Its fields are DESIGN.md §3's record; absent values are
-// JSON null (nil pointers), never 0. Durations are seconds.
+// records.jsonl. Its fields are defined in docs/definitions.md
+// ("records.jsonl"); absent values are JSON null (nil pointers), never 0.
+// Durations are seconds.
 type Record struct {
 	RunID      string  `json:"run_id"`
 	Seq        int64   `json:"seq"` // 0-based order of scheduling among measured requests
@@ -36,8 +37,8 @@ type Record struct {
 	TextChunks   int       `json:"text_chunks"`
 	PromptIndex  int       `json:"prompt_index"` // index of the prompt in the dataset
 
-	// Energy attributed to the request (DESIGN.md §3), joules; null
-	// without an energy source.
+	// Energy attributed to the request (docs/energy.md, "Per-request
+	// attribution"), joules; null without an energy source.
 	EnergyJ        *float64 `json:"energy_j"`
 	PrefillEnergyJ *float64 `json:"prefill_energy_j"`
 	DecodeEnergyJ  *float64 `json:"decode_energy_j"`

@@ -75,7 +75,8 @@ const (
 )
 
 // Result describes a finished run. Start and End are the run window of
-// DESIGN.md §3: the first measured send and the last completion.
+// docs/definitions.md ("Run window"): the first measured send and the
+// last completion.
 type Result struct {
 	Start, End time.Time
 	Requests   int

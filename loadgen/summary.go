@@ -171,8 +171,9 @@ type RunInfo struct {
 	Backend  string
 	Model    string
 	Endpoint string // any user:password in it is left out of the row
-	// Start and End are the run window of DESIGN.md §3: the first
-	// measured send and the last completion. Zero times are unknown.
+	// Start and End are the run window (docs/definitions.md, "Run
+	// window"): the first measured send and the last completion. Zero
+	// times are unknown.
 	Start, End  time.Time
 	RequestRate float64 // configured req/s; 0 is closed loop
 	Concurrency int

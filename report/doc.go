@@ -1,5 +1,5 @@
 // Package report holds tokenwatt's CSV summary: schema version 1 of
-// DESIGN.md §5 (one row per run, the Python POC's 13 columns first, new
+// docs/csv.md (one row per run, the Python POC's 13 columns first, new
 // columns only ever appended), its reader and writer, and the terminal
 // table that shows the same row to a person.
 //

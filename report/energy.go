@@ -14,10 +14,10 @@ type Energy struct {
 const joulesPerWh = 3600
 
 // ApplyEnergy fills the energy columns from e and the counts already in
-// the row (DESIGN.md §3): active energy E − P_idle·(T1 − T0), average
-// power E/(T1 − T0), J per output token, Wh per 1,000 successful queries,
-// and emissions at the row's carbon intensity. A column whose inputs are
-// unknown stays empty.
+// the row (docs/energy.md, "Run figures"): active energy
+// E − P_idle·(T1 − T0), average power E/(T1 − T0), J per output token,
+// Wh per 1,000 successful queries, and emissions at the row's carbon
+// intensity. A column whose inputs are unknown stays empty.
 func (r *Row) ApplyEnergy(e Energy) {
 	r.EnergySource, r.EnergyMethod = e.Source, e.Method
 	r.GPUs = &e.GPUs

@@ -67,9 +67,10 @@ func dumpRow(t *testing.T, args ...string) (*report.Row, string) {
 
 // bracket is [quantile(q-0.005)/1.1, quantile(q+0.005)*1.1] of xs: where
 // a native histogram's estimate of the q-quantile must lie. Its buckets
-// grow by a factor of 1.1 (DESIGN.md §4), so the estimate is within a
-// factor 1.1 of a sample near rank q; the half-percent of rank slack
-// covers the two estimators picking neighbouring samples.
+// grow by a factor of 1.1 (docs/metrics.md, "Histograms"), so the
+// estimate is within a factor 1.1 of a sample near rank q; the
+// half-percent of rank slack covers the two estimators picking
+// neighbouring samples.
 func bracket(xs []float64, q float64) (lo, hi float64) {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
