@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"regexp"
 	"sort"
@@ -70,9 +71,9 @@ type Dumper struct {
 	API v1.API
 	// Explain, when set, receives every query and its result.
 	Explain io.Writer
-	// Warn receives problems that leave the row written: scrape gaps,
-	// fallbacks, windows not fully covered.
-	Warn func(string)
+	// Logger gets, as warnings, problems that leave the row written:
+	// scrape gaps, fallbacks, windows not fully covered. nil drops them.
+	Logger *slog.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 }
@@ -92,9 +93,9 @@ func notFoundf(format string, args ...any) error {
 
 // Rows computes the rows o asks for.
 func (d *Dumper) Rows(ctx context.Context, o Options) ([]*report.Row, error) {
-	q := &querier{api: d.API, explain: d.Explain, warn: d.Warn}
-	if q.warn == nil {
-		q.warn = func(string) {}
+	q := &querier{api: d.API, explain: d.Explain, log: d.Logger}
+	if q.log == nil {
+		q.log = slog.New(slog.DiscardHandler)
 	}
 	now := time.Now()
 	if d.Now != nil {

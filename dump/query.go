@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"sort"
 	"strings"
@@ -18,8 +19,11 @@ import (
 type querier struct {
 	api     v1.API
 	explain io.Writer
-	warn    func(string)
+	log     *slog.Logger
 }
+
+// warn logs a problem that leaves the row written.
+func (q *querier) warn(msg string) { q.log.Warn(msg) }
 
 func (q *querier) logf(format string, args ...any) {
 	if q.explain != nil {

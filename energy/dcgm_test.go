@@ -270,16 +270,16 @@ func TestDCGMSourcePowerOnlyGPU(t *testing.T) {
 	lib := newFakeDCGMLib(0, 1)
 	lib.set(0, mJ(1000), watts(100))
 	lib.set(1, mJ(dcgmBlankInt64Min+2), watts(55)) // NOT_SUPPORTED: a pre-Volta GPU
-	var logged []string
-	src, err := newDCGMSource(lib, "h", SourceOptions{Logf: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }})
+	logs := &logRecorder{}
+	src, err := newDCGMSource(lib, "h", SourceOptions{Logger: logs.logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if src.Method() != MethodIntegrated {
 		t.Errorf("Method = %s, want integrated when a GPU has power only", src.Method())
 	}
-	if len(logged) != 1 || !strings.Contains(logged[0], "gpu 1") {
-		t.Errorf("logged %q, want one line about gpu 1", logged)
+	if len(logs.all()) != 1 || !strings.Contains(logs.all()[0], "gpu 1") {
+		t.Errorf("logs.all() %q, want one line about gpu 1", logs.all())
 	}
 	rs := readOnce(t, src)
 	if !math.IsNaN(rs[1].EnergyJ) || rs[1].PowerW != 55 || rs[1].Err != nil {
@@ -291,13 +291,13 @@ func TestDCGMSourceSkipsGPUsItCannotIdentify(t *testing.T) {
 	lib := newFakeDCGMLib(0, 1)
 	lib.infoErr[0] = errors.New("GPU is lost")
 	lib.set(1, mJ(1000), watts(100))
-	var logged []string
-	src, err := newDCGMSource(lib, "h", SourceOptions{Logf: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }})
+	logs := &logRecorder{}
+	src, err := newDCGMSource(lib, "h", SourceOptions{Logger: logs.logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(src.Devices()) != 1 || src.Devices()[0].Index != 1 || len(logged) != 1 {
-		t.Errorf("devices %+v, logged %q", src.Devices(), logged)
+	if len(src.Devices()) != 1 || src.Devices()[0].Index != 1 || len(logs.all()) != 1 {
+		t.Errorf("devices %+v, logs.all() %q", src.Devices(), logs.all())
 	}
 	lib.infoErr[1] = errors.New("GPU is lost")
 	if _, err := newDCGMSource(lib, "h", SourceOptions{}); err == nil || !strings.Contains(err.Error(), "no supported GPU") {

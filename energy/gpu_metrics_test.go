@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"strings"
@@ -94,16 +95,31 @@ type fakeClock struct{ t time.Time }
 func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
-// logRecorder collects Logf lines.
+// logRecorder is a slog.Handler that collects log messages.
 type logRecorder struct {
 	mu    sync.Mutex
 	lines []string
 }
 
-func (l *logRecorder) logf(format string, args ...any) {
+func (l *logRecorder) logger() *slog.Logger { return slog.New(l) }
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+	l.lines = append(l.lines, r.Message)
+	return nil
+}
+
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+// all returns the messages so far.
+func (l *logRecorder) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
 }
 
 func (l *logRecorder) count(sub string) int {
@@ -136,7 +152,7 @@ func newGPUTest(method string, gpus int, opts GPUCollectorOptions) *gpuTest {
 	}
 	g.sampler = NewSampler(g.src, time.Second)
 	g.sampler.now = g.clock.now
-	g.sampler.OnLog(g.logs.logf)
+	g.sampler.SetLogger(g.logs.logger())
 	g.c = NewGPUCollector(g.sampler, opts)
 	g.c.now = g.clock.now
 	return g

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -31,9 +32,9 @@ type MeterOptions struct {
 	// Registerer, if not nil, gets the GPU collector (per-GPU energy,
 	// power and idle baseline).
 	Registerer prometheus.Registerer
-	// Logf receives the sampler's notices (a GPU not answering, a counter
-	// reset); nil drops them.
-	Logf func(format string, args ...any)
+	// Logger receives the sampler's warnings (a GPU not answering, a
+	// counter reset); nil drops them.
+	Logger *slog.Logger
 }
 
 // Meter measures a run's GPU energy: it samples a Source, writes the
@@ -83,9 +84,7 @@ func StartMeter[ID any](src Source, opts MeterOptions) (*Meter[ID], error) {
 	e.enc = json.NewEncoder(e.w)
 	e.writeHeader(opts.RunID)
 	e.sampler.OnTick(e.onTick)
-	if opts.Logf != nil {
-		e.sampler.OnLog(opts.Logf)
-	}
+	e.sampler.SetLogger(opts.Logger)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(NewGPUCollector(e.sampler, GPUCollectorOptions{Idle: e.idlePower}))
 	}

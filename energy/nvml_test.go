@@ -71,16 +71,16 @@ func TestNVMLSourcePowerOnlyWhenTheCounterIsNotSupported(t *testing.T) {
 	lib := newFakeNVMLLib(2)
 	lib.energyErr[1] = errNVMLNotSupportedAsLib // an older GPU
 	lib.powerMW[1] = 55_000
-	var logged []string
-	src, err := newNVMLSource(lib, "h", SourceOptions{Logf: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }})
+	logs := &logRecorder{}
+	src, err := newNVMLSource(lib, "h", SourceOptions{Logger: logs.logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if src.Method() != MethodIntegrated {
 		t.Errorf("Method = %s, want integrated", src.Method())
 	}
-	if len(logged) != 1 || !strings.Contains(logged[0], "gpu 1") {
-		t.Errorf("logged %q, want one line about gpu 1", logged)
+	if len(logs.all()) != 1 || !strings.Contains(logs.all()[0], "gpu 1") {
+		t.Errorf("logs.all() %q, want one line about gpu 1", logs.all())
 	}
 	rs := readOnce(t, src)
 	if !math.IsNaN(rs[1].EnergyJ) || rs[1].PowerW != 55 || rs[1].Err != nil {

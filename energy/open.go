@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -27,14 +28,14 @@ type SourceOptions struct {
 	// targets it: then sim and auto read its simulated GPU through the
 	// scrape source, as a remote GPU host would be read.
 	SimMetricsURL string
-	// Logf receives notices (a GPU skipped, what a scrape endpoint
+	// Logger receives notices (a GPU skipped, what a scrape endpoint
 	// serves); nil drops them.
-	Logf func(string, ...any)
+	Logger *slog.Logger
 }
 
 func (o SourceOptions) logf(format string, args ...any) {
-	if o.Logf != nil {
-		o.Logf(format, args...)
+	if o.Logger != nil {
+		o.Logger.Info(fmt.Sprintf(format, args...))
 	}
 }
 
@@ -98,7 +99,7 @@ func openSource(ctx context.Context, spec string, opts SourceOptions, open libra
 		return nil, "", errors.New("energy source sim: the simulator's GPU is read from its /metrics: use scrape:http://HOST:PORT/metrics")
 	case strings.HasPrefix(spec, SourceScrape+":"):
 		src, err := openScrape(ctx, strings.TrimPrefix(spec, SourceScrape+":"), scrapeOptions{
-			HTTPClient: opts.HTTPClient, Interval: opts.interval(), Logf: opts.Logf,
+			HTTPClient: opts.HTTPClient, Interval: opts.interval(), Logger: opts.Logger,
 		})
 		return src, "", err
 	}

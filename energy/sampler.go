@@ -3,6 +3,7 @@ package energy
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync"
 	"time"
@@ -104,7 +105,7 @@ type Sampler struct {
 	states   []deviceState
 	now      func() time.Time // the clock for reads that carry no time
 	consumer []func(Tick)
-	logf     func(string, ...any)
+	log      *slog.Logger
 
 	// What has been logged, so that a failure is told once per streak
 	// of failed reads and its end once.
@@ -121,17 +122,25 @@ func NewSampler(src Source, interval time.Duration) *Sampler {
 	return &Sampler{
 		src: src, interval: interval, method: src.Method(), devices: src.Devices(),
 		states: make([]deviceState, n), deviceDown: make([]bool, n),
-		now: time.Now, logf: func(string, ...any) {},
+		now: time.Now, log: slog.New(slog.DiscardHandler),
 	}
 }
 
 // OnTick adds a consumer of ticks. Call before Run.
 func (s *Sampler) OnTick(f func(Tick)) { s.consumer = append(s.consumer, f) }
 
-// OnLog sets where the sampler tells of trouble: the source or a device
-// failing (once per streak of failed reads), its answering again, and
-// counter resets. Call before Run; without it they are dropped.
-func (s *Sampler) OnLog(logf func(format string, args ...any)) { s.logf = logf }
+// SetLogger sets where the sampler tells of trouble, as warnings: the
+// source or a device failing and answering again, a counter reset, a GPU
+// gone stale in the collector. Call it before Run; nil discards.
+func (s *Sampler) SetLogger(l *slog.Logger) {
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	s.log = l
+}
+
+// logf logs a warning.
+func (s *Sampler) logf(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) }
 
 // Devices are the source's devices.
 func (s *Sampler) Devices() []Device { return s.devices }

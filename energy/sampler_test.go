@@ -119,7 +119,7 @@ func TestSamplerIntegratesPowerAndMarksGaps(t *testing.T) {
 	var ticks []Tick
 	logs := &logRecorder{}
 	s.OnTick(func(tk Tick) { ticks = append(ticks, tk) })
-	s.OnLog(logs.logf)
+	s.SetLogger(logs.logger())
 	for range 4 {
 		s.Read(context.Background())
 	}

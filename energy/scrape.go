@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
@@ -29,7 +30,7 @@ type scrapeOptions struct {
 	Interval time.Duration
 	// Logf receives notices (what was found, stale counters); nil drops
 	// them.
-	Logf func(string, ...any)
+	Logger *slog.Logger
 }
 
 // scrapeTimeout bounds one scrape with the default client: a hung
@@ -192,8 +193,8 @@ func seriesNames(f scrapeFormat) string {
 }
 
 func (s *scrapeSource) logf(format string, args ...any) {
-	if s.opts.Logf != nil {
-		s.opts.Logf(format, args...)
+	if s.opts.Logger != nil {
+		s.opts.Logger.Info(fmt.Sprintf(format, args...))
 	}
 }
 

@@ -3,6 +3,7 @@ package energy
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -122,7 +123,7 @@ func (e *endpoint) set(body string, status int) {
 
 func mustOpenScrape(t *testing.T, url string) Source {
 	t.Helper()
-	src, err := openScrape(t.Context(), url, scrapeOptions{Logf: t.Logf})
+	src, err := openScrape(t.Context(), url, scrapeOptions{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatalf("openScrape(%s): %v", url, err)
 	}
@@ -441,13 +442,8 @@ DCGM_FI_DEV_POWER_USAGE{`+l1+`} 61
 
 func TestScrapeWarnsOfStaleCounters(t *testing.T) {
 	e := newEndpoint(t, dcgmText(fakeGPU{0, uuid0, 100, 300}))
-	var mu sync.Mutex
-	var logs []string
-	src, err := openScrape(t.Context(), e.URL, scrapeOptions{Interval: 100 * time.Millisecond, Logf: func(f string, a ...any) {
-		mu.Lock()
-		logs = append(logs, fmt.Sprintf(f, a...))
-		mu.Unlock()
-	}})
+	rec := &logRecorder{}
+	src, err := openScrape(t.Context(), e.URL, scrapeOptions{Interval: 100 * time.Millisecond, Logger: rec.logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,8 +451,7 @@ func TestScrapeWarnsOfStaleCounters(t *testing.T) {
 	for range 6 {
 		mustRead(t, src)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	logs := rec.all()
 	n := 0
 	for _, l := range logs {
 		if strings.Contains(l, "unchanged") {

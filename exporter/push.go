@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
@@ -36,8 +37,12 @@ type Push struct {
 const pushAttempts = 3
 
 // StartPush validates pushURL and starts the periodic push. Failures are
-// passed to logf and retried at the next interval; they never stop a run.
-func StartPush(pushURL string, interval time.Duration, reg prometheus.Gatherer, logf func(format string, args ...any)) (*Push, error) {
+// logged as warnings (nil logger: dropped) and retried at the next
+// interval; they never stop a run.
+func StartPush(pushURL string, interval time.Duration, reg prometheus.Gatherer, logger *slog.Logger) (*Push, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	u, err := url.Parse(pushURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("--push-url %q: want an http(s) URL such as http://victoria:8428/api/v1/import/prometheus", pushURL)
@@ -51,8 +56,10 @@ func StartPush(pushURL string, interval time.Duration, reg prometheus.Gatherer, 
 		// The Pushgateway's API takes plain bodies; VictoriaMetrics and
 		// vmagent take gzip, which the library sends by default.
 		DisableCompression: strings.Contains(u.Path, "/metrics/job/"),
-		LogErr:             func(format string, args ...any) { logf("push to %s: "+format, append([]any{u.Redacted()}, args...)...) },
-		WaitGroup:          &p.wg,
+		LogErr: func(format string, args ...any) {
+			logger.Warn(fmt.Sprintf("push to %s: "+format, append([]any{u.Redacted()}, args...)...))
+		},
+		WaitGroup: &p.wg,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel

@@ -136,7 +136,7 @@ func (c *serveCmd) Run(e *env) error {
 	}
 
 	sampler := energy.NewSampler(src, c.Interval)
-	sampler.OnLog(func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) })
+	sampler.SetLogger(logger)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		energy.NewGPUCollector(sampler, energy.GPUCollectorOptions{Info: true, Version: version}),
@@ -192,7 +192,7 @@ func (c *serveCmd) open(e *env, logger *slog.Logger) (energy.Source, error) {
 	src, why, err := e.open(e.ctx, c.Source, energy.SourceOptions{
 		DCGMAddr: c.DCGMAddr,
 		Interval: c.Interval,
-		Logf:     func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) },
+		Logger:   logger,
 	})
 	switch {
 	case err != nil:

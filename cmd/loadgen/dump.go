@@ -82,8 +82,8 @@ func (c *dumpCmd) Run(e *env) error {
 	ctx, cancel := context.WithTimeout(e.ctx, c.Timeout)
 	defer cancel()
 	d := &dump.Dumper{
-		API:  v1.NewAPI(client),
-		Warn: func(s string) { fmt.Fprintf(e.stderr, "loadgen dump: warning: %s\n", s) },
+		API:    v1.NewAPI(client),
+		Logger: newLogger(e.stderr, "loadgen dump", false),
 	}
 	if c.Explain {
 		d.Explain = e.stderr

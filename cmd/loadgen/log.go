@@ -9,12 +9,12 @@ import (
 	"sync"
 )
 
-// newLogger is loadgen's logger: one readable line per record on stderr,
-// "loadgen: message", "loadgen: warning: message" (attributes follow as
-// key=value). On a terminal each line first clears the progress line it
-// would otherwise run into.
-func newLogger(e *env) *slog.Logger {
-	return slog.New(&humanHandler{mu: &sync.Mutex{}, w: e.stderr, clear: e.isTerminal})
+// newLogger is loadgen's logger: one readable line per record on w,
+// "NAME: message", "NAME: warning: message" (attributes follow as
+// key=value). With clear (a terminal), each line first clears the
+// progress line it would otherwise run into.
+func newLogger(w io.Writer, name string, clear bool) *slog.Logger {
+	return slog.New(&humanHandler{mu: &sync.Mutex{}, w: w, name: name, clear: clear})
 }
 
 // humanHandler is a slog.Handler for people, not log pipelines: no time,
@@ -22,6 +22,7 @@ func newLogger(e *env) *slog.Logger {
 type humanHandler struct {
 	mu    *sync.Mutex
 	w     io.Writer
+	name  string
 	clear bool
 	attrs []slog.Attr
 	group string
@@ -36,7 +37,8 @@ func (h *humanHandler) Handle(_ context.Context, r slog.Record) error {
 	if h.clear {
 		b.WriteString("\r\033[K")
 	}
-	b.WriteString("loadgen: ")
+	b.WriteString(h.name)
+	b.WriteString(": ")
 	switch {
 	case r.Level >= slog.LevelError:
 		b.WriteString("error: ")

@@ -68,7 +68,7 @@ func main() {
 func execute(ctx context.Context, args []string, stdout, stderr io.Writer, isTerminal bool) int {
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, isTerminal: isTerminal,
 		interrupted: func() bool { return ctx.Err() != nil }}
-	e.log = newLogger(e)
+	e.log = newLogger(stderr, "loadgen", isTerminal)
 	return command.Run("loadgen", &cli{}, args, stdout, stderr, kongOptions(), e)
 }
 

@@ -24,7 +24,7 @@ func (r *Run) openEnergy(ctx context.Context) error {
 	opts := energy.SourceOptions{
 		DCGMAddr: r.cfg.DCGMAddr,
 		Interval: r.cfg.EnergyInterval,
-		Logf:     func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) },
+		Logger:   r.log,
 	}
 	if r.simSrv != nil {
 		opts.SimMetricsURL = r.simSrv.URL + "/metrics"

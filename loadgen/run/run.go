@@ -232,7 +232,7 @@ func (r *Run) openSinks() (err error) {
 	if r.source != nil {
 		r.meter, err = energy.StartMeter[*loadgen.Record](r.source, energy.MeterOptions{
 			Interval: r.cfg.EnergyInterval, Dir: r.cfg.Out, RunID: r.runID, Registerer: r.metrics.Registry(),
-			Logf: func(format string, args ...any) { r.log.Warn(fmt.Sprintf(format, args...)) },
+			Logger: r.log,
 		})
 		if err != nil {
 			return err
@@ -259,9 +259,7 @@ func (r *Run) openSinks() (err error) {
 		r.log.Info("serving metrics at " + r.server.URL())
 	}
 	if r.cfg.PushURL != "" {
-		r.push, err = exporter.StartPush(r.cfg.PushURL, r.cfg.PushInterval, r.metrics.Registry(), func(format string, args ...any) {
-			r.log.Warn(fmt.Sprintf(format, args...))
-		})
+		r.push, err = exporter.StartPush(r.cfg.PushURL, r.cfg.PushInterval, r.metrics.Registry(), r.log)
 		if err != nil {
 			return inputErr(err)
 		}
