@@ -10,9 +10,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 )
 
-var loadgenBuiltins = loadgen.BuiltinScenarios
+var loadgenBuiltins = scenario.Builtins
 
 func stderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
 
@@ -32,7 +33,7 @@ type progress struct {
 	setMetric func(saturated bool, cpu float64)
 }
 
-func startProgress(e *env, r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scenario, simulated bool, setMetric func(bool, float64)) *progress {
+func startProgress(e *env, r *loadgen.Runner, s *lockedSummary, sc *scenario.Scenario, simulated bool, setMetric func(bool, float64)) *progress {
 	p := &progress{done: make(chan struct{}), quit: make(chan struct{}), monDone: make(chan struct{}),
 		mon: loadgen.NewSaturationMonitor(&r.Progress), setMetric: setMetric}
 	go p.watch(e)
@@ -103,7 +104,7 @@ func (p *progress) stop() (saturated bool, summary string) {
 	return true, fmt.Sprintf("the client was saturated in %d of %d one-second windows (worst: %s); latencies may describe the load generator, not the server", n, windows, worst)
 }
 
-func progressLine(r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scenario, simulated bool, elapsed time.Duration, sat *loadgen.Saturation) string {
+func progressLine(r *loadgen.Runner, s *lockedSummary, sc *scenario.Scenario, simulated bool, elapsed time.Duration, sat *loadgen.Saturation) string {
 	done := r.Progress.Done.Load()
 	failed := r.Progress.Failed.Load()
 	var b strings.Builder
@@ -137,7 +138,7 @@ func progressLine(r *loadgen.Runner, s *lockedSummary, sc *loadgen.Scenario, sim
 
 // progressETA estimates the time left from the count or the duration,
 // whichever ends the run first.
-func progressETA(done int64, rate float64, elapsed time.Duration, sc *loadgen.Scenario) (time.Duration, bool) {
+func progressETA(done int64, rate float64, elapsed time.Duration, sc *scenario.Scenario) (time.Duration, bool) {
 	var eta time.Duration
 	known := false
 	if sc.NumSamples > 0 && rate > 0 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 )
 
 func TestProgressLine(t *testing.T) {
@@ -16,7 +17,7 @@ func TestProgressLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := &loadgen.Scenario{NumSamples: 100}
+	sc := &scenario.Scenario{NumSamples: 100}
 	rr, err := loadgen.NewRunner(loadgen.RunConfig{Scenario: sc, Backend: b, Prompts: []string{"x"}})
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +35,7 @@ func TestProgressLine(t *testing.T) {
 		}
 	}
 	// A duration-bound run counts down the time left.
-	sc2 := &loadgen.Scenario{Duration: time.Minute}
+	sc2 := &scenario.Scenario{Duration: time.Minute}
 	if line := progressLine(rr, s, sc2, false, 20*time.Second, nil); !strings.Contains(line, "20s/1m0s") || !strings.Contains(line, "eta 40s") || strings.Contains(line, "SIMULATED") {
 		t.Errorf("duration progress line %q", line)
 	}
@@ -43,7 +44,7 @@ func TestProgressLine(t *testing.T) {
 func TestProgressLineSaysClientSaturated(t *testing.T) {
 	rr := &loadgen.Runner{}
 	s := &lockedSummary{s: loadgen.NewSummary()}
-	sc := &loadgen.Scenario{NumSamples: 100}
+	sc := &scenario.Scenario{NumSamples: 100}
 	sat := &loadgen.Saturation{Saturated: true, Reason: "40 of 1000 sends more than 5ms behind schedule"}
 	if line := progressLine(rr, s, sc, false, time.Second, sat); !strings.HasSuffix(line, "  CLIENT SATURATED (40 of 1000 sends more than 5ms behind schedule)") {
 		t.Errorf("line %q", line)

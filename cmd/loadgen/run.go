@@ -20,6 +20,8 @@ import (
 	"github.com/tokenwatt/tokenwatt/exporter"
 	"github.com/tokenwatt/tokenwatt/internal/command"
 	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/loadgen/dataset"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 	"github.com/tokenwatt/tokenwatt/report"
 )
 
@@ -363,7 +365,7 @@ func (c *runCmd) openEnergy(e *env, simURL string) (exporter.Source, error) {
 }
 
 // measureIdle measures the idle baseline before the first request.
-func (c *runCmd) measureIdle(e *env, energy *exporter.EnergyRun, sc *loadgen.Scenario) error {
+func (c *runCmd) measureIdle(e *env, energy *exporter.EnergyRun, sc *scenario.Scenario) error {
 	d := sc.IdleBaseline
 	if c.IdleBaseline != nil {
 		d = *c.IdleBaseline
@@ -394,11 +396,11 @@ type endpointer interface{ Endpoint() string }
 
 // resolveScenario loads the scenario (or POC config) and applies the
 // flags given. It returns the summary path when the config names one.
-func (c *runCmd) resolveScenario(e *env) (*loadgen.Scenario, string, error) {
-	var sc *loadgen.Scenario
+func (c *runCmd) resolveScenario(e *env) (*scenario.Scenario, string, error) {
+	var sc *scenario.Scenario
 	var summaryPath string
 	if c.Config != "" {
-		poc, err := loadgen.LoadPOCConfig(c.Config)
+		poc, err := scenario.LoadPOCConfig(c.Config)
 		if err != nil {
 			return nil, "", usageErr(err)
 		}
@@ -416,7 +418,7 @@ func (c *runCmd) resolveScenario(e *env) (*loadgen.Scenario, string, error) {
 			c.Out = poc.OutputDir()
 		}
 	} else {
-		s, err := loadgen.LoadScenario(c.Scenario)
+		s, err := scenario.Load(c.Scenario)
 		if err != nil {
 			return nil, "", usageErr(err)
 		}
@@ -453,9 +455,9 @@ func (c *runCmd) resolveScenario(e *env) (*loadgen.Scenario, string, error) {
 
 // isSoak reports whether sc is meant to run until interrupted: open loop
 // with neither a count nor a duration.
-func isSoak(sc *loadgen.Scenario) bool { return sc.Rate > 0 }
+func isSoak(sc *scenario.Scenario) bool { return sc.Rate > 0 }
 
-func (c *runCmd) applyFlags(sc *loadgen.Scenario) {
+func (c *runCmd) applyFlags(sc *scenario.Scenario) {
 	set(&sc.Backend, nonEmpty(c.Backend))
 	set(&sc.Endpoint, c.Endpoint)
 	set(&sc.Model, c.Model)
@@ -504,7 +506,7 @@ func nonEmpty(s *string) *string {
 	return s
 }
 
-func newBackend(sc *loadgen.Scenario, apiKey string) (backends.Backend, error) {
+func newBackend(sc *scenario.Scenario, apiKey string) (backends.Backend, error) {
 	switch sc.Backend {
 	case "openai", "vllm":
 		api := backends.APIChat
@@ -568,7 +570,7 @@ func quoteList(ss []string) string {
 // loadPrompts loads the scenario's dataset. Under --sim, a dataset that
 // needs the network and has no cached copy falls back to synthetic prompts
 // of the scenario's declared shape, so the quick start works offline.
-func (c *runCmd) loadPrompts(e *env, sc *loadgen.Scenario) ([]string, error) {
+func (c *runCmd) loadPrompts(e *env, sc *scenario.Scenario) ([]string, error) {
 	limit := 0
 	if sc.NumSamples > 0 && sc.Duration <= 0 {
 		limit = sc.NumSamples + sc.Warmup
@@ -577,12 +579,12 @@ func (c *runCmd) loadPrompts(e *env, sc *loadgen.Scenario) ([]string, error) {
 	if sc.Seed != nil {
 		seed = *sc.Seed
 	}
-	prompts, err := loadgen.LoadPrompts(e.ctx, sc.Dataset, loadgen.DatasetOptions{
+	prompts, err := dataset.Load(e.ctx, sc.Dataset, dataset.Options{
 		Field: sc.DatasetField,
 		Limit: limit,
 		Seed:  seed,
 	})
-	var unavailable *loadgen.DatasetUnavailableError
+	var unavailable *dataset.UnavailableError
 	if errors.As(err, &unavailable) && c.Sim && sc.SimFallbackMeanTokens > 0 {
 		n := limit
 		if n == 0 {
@@ -590,7 +592,7 @@ func (c *runCmd) loadPrompts(e *env, sc *loadgen.Scenario) ([]string, error) {
 		}
 		fmt.Fprintf(e.stderr, "loadgen: dataset %s is not reachable and not cached; SIMULATED run uses %d synthetic prompts of about %d tokens instead (pass --dataset FILE for real prompts)\n",
 			sc.Dataset, n, sc.SimFallbackMeanTokens)
-		return loadgen.SyntheticPrompts(n, sc.SimFallbackMeanTokens, seed), nil
+		return dataset.Synthetic(n, sc.SimFallbackMeanTokens, seed), nil
 	}
 	if err != nil {
 		return nil, usageErr(err)
@@ -598,7 +600,7 @@ func (c *runCmd) loadPrompts(e *env, sc *loadgen.Scenario) ([]string, error) {
 	return prompts, nil
 }
 
-func describeSchedule(sc *loadgen.Scenario) string {
+func describeSchedule(sc *scenario.Scenario) string {
 	var s string
 	switch {
 	case sc.Rate > 0:
@@ -626,12 +628,12 @@ func describeSchedule(sc *loadgen.Scenario) string {
 	return s
 }
 
-func arrivalOf(sc *loadgen.Scenario) string {
+func arrivalOf(sc *scenario.Scenario) string {
 	if sc.Rate <= 0 {
 		return ""
 	}
 	if sc.Arrival == "" {
-		return loadgen.ArrivalConstant
+		return scenario.ArrivalConstant
 	}
 	return sc.Arrival
 }
