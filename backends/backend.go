@@ -94,6 +94,10 @@ type Backend interface {
 	// Name is the backend's name as it appears in records and labels
 	// ("openai", "vllm", "pytorch").
 	Name() string
+	// Endpoint is the base URL of the server the client sends to, as the
+	// client resolved it from its configuration (the OpenAI client's
+	// .../v1 base, the PyTorch client's inference API base).
+	Endpoint() string
 	// Models lists the models the server serves. It is called once before
 	// a run to check the endpoint and the model; its error says what was
 	// tried.

@@ -180,7 +180,7 @@ func (c *runCmd) Run(e *env) error {
 	}
 	summary := &lockedSummary{s: loadgen.NewSummary()}
 	runOpts := exporter.RunOptions{Version: version, Simulated: c.Sim, CarbonIntensity: c.carbon,
-		Endpoint: loadgen.WithoutUserinfo(backend.(endpointer).Endpoint()), RequestRate: sc.Rate,
+		Endpoint: loadgen.WithoutUserinfo(backend.Endpoint()), RequestRate: sc.Rate,
 		Concurrency: sc.Concurrency, Arrival: arrivalOf(sc), Warmup: sc.Warmup, EnergySource: "none"}
 	if energySrc != nil {
 		runOpts.EnergySource, runOpts.EnergyMethod = energySrc.Name(), energySrc.Method()
@@ -239,7 +239,7 @@ func (c *runCmd) Run(e *env) error {
 	}
 
 	fmt.Fprintf(e.stderr, "loadgen: run %s: scenario %s, %s %s model %q, %s, %d prompts\n",
-		runID, sc.Name, backend.Name(), backend.(endpointer).Endpoint(), model, describeSchedule(sc), len(prompts))
+		runID, sc.Name, backend.Name(), backend.Endpoint(), model, describeSchedule(sc), len(prompts))
 	if energy != nil {
 		if err := c.measureIdle(e, energy, sc); err != nil {
 			records.Close()
@@ -275,7 +275,7 @@ func (c *runCmd) Run(e *env) error {
 		Scenario:        sc.Name,
 		Backend:         backend.Name(),
 		Model:           model,
-		Endpoint:        backend.(endpointer).Endpoint(),
+		Endpoint:        backend.Endpoint(),
 		Start:           res.Start,
 		End:             res.End,
 		RequestRate:     sc.Rate,
@@ -390,9 +390,6 @@ func metricsURL(addr, webConfigFile string) string {
 	}
 	return "http://" + addr + "/metrics"
 }
-
-// endpointer is implemented by backends that talk to one base URL.
-type endpointer interface{ Endpoint() string }
 
 // resolveScenario loads the scenario (or POC config) and applies the
 // flags given. It returns the summary path when the config names one.
@@ -541,7 +538,7 @@ func pickModel(ctx context.Context, b backends.Backend, want string) (string, er
 		// A TorchServe inference port: healthy, model list elsewhere.
 		return want, nil
 	case errors.Is(err, backends.ErrModelsNotListed):
-		return "", usageErrf("%s: %v", b.(endpointer).Endpoint(), err)
+		return "", usageErrf("%s: %v", b.Endpoint(), err)
 	case err != nil:
 		return "", usageErrf("cannot reach the endpoint: %v (is the server running? try --sim for the built-in simulator)", err)
 	}
@@ -549,13 +546,13 @@ func pickModel(ctx context.Context, b backends.Backend, want string) (string, er
 	case want != "" && slices.Contains(served, want):
 		return want, nil
 	case want != "":
-		return "", usageErrf("model %q is not served at %s; served: %s (pass one with --model)", want, b.(endpointer).Endpoint(), quoteList(served))
+		return "", usageErrf("model %q is not served at %s; served: %s (pass one with --model)", want, b.Endpoint(), quoteList(served))
 	case len(served) == 1:
 		return served[0], nil
 	case len(served) == 0:
-		return "", usageErrf("%s serves no model", b.(endpointer).Endpoint())
+		return "", usageErrf("%s serves no model", b.Endpoint())
 	default:
-		return "", usageErrf("%s serves several models: %s; choose one with --model", b.(endpointer).Endpoint(), quoteList(served))
+		return "", usageErrf("%s serves several models: %s; choose one with --model", b.Endpoint(), quoteList(served))
 	}
 }
 
