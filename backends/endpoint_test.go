@@ -103,3 +103,18 @@ func TestNewPyTorchEndpointErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestWithoutUserinfo(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"http://user:sk-secret@h:8080/v1", "http://h:8080/v1"},
+		{"http://user@h:8080", "http://h:8080"},
+		{"http://h:8000/v1", "http://h:8000/v1"},
+		{"http://h:port", "http://h:port"}, // not a URL: left as it is
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := WithoutUserinfo(tt.in); got != tt.want {
+			t.Errorf("WithoutUserinfo(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -180,7 +180,7 @@ func (c *runCmd) Run(e *env) error {
 	}
 	summary := &lockedSummary{s: loadgen.NewSummary()}
 	runOpts := exporter.RunOptions{Version: version, Simulated: c.Sim, CarbonIntensity: c.carbon,
-		Endpoint: loadgen.WithoutUserinfo(backend.Endpoint()), RequestRate: sc.Rate,
+		Endpoint: backends.WithoutUserinfo(backend.Endpoint()), RequestRate: sc.Rate,
 		Concurrency: sc.Concurrency, Arrival: arrivalOf(sc), Warmup: sc.Warmup, EnergySource: "none"}
 	if energySrc != nil {
 		runOpts.EnergySource, runOpts.EnergyMethod = energySrc.Name(), energySrc.Method()
