@@ -13,6 +13,10 @@ import (
 	"unicode/utf8"
 )
 
+// This file holds the HTTP plumbing the OpenAI and PyTorch clients share:
+// the load-generation client, t_send stamping around client.Do, and the
+// classification and wording of transport failures.
+
 const (
 	// maxErrorBody bounds how much of a non-2xx body is read for its
 	// message.
