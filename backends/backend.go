@@ -1,8 +1,7 @@
 // Package backends holds the clients that talk to inference servers
 // (OpenAI-compatible/vLLM, PyTorch) and measure each request's timing as
-// docs/definitions.md ("Per-request timing") defines it. A client never
-// aggregates: it fills one Response per request and the load generator
-// turns that into a Record.
+// DESIGN.md §3 defines it. A client never aggregates: it fills one Response
+// per request and the load generator turns that into a Record.
 //
 // This package must not depend on the load generator (package loadgen), the
 // exporter or the report packages.
@@ -95,7 +94,9 @@ type Backend interface {
 	// Name is the backend's name as it appears in records and labels
 	// ("openai", "vllm", "pytorch").
 	Name() string
-	// Endpoint is the server's base URL, as records and log lines show it.
+	// Endpoint is the base URL of the server the client sends to, as the
+	// client resolved it from its configuration (the OpenAI client's
+	// .../v1 base, the PyTorch client's inference API base).
 	Endpoint() string
 	// Models lists the models the server serves. It is called once before
 	// a run to check the endpoint and the model; its error says what was

@@ -61,3 +61,60 @@ func TestNormalizeEndpointErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestNewPyTorchEndpoint pins the PyTorch client's reading of an address,
+// which is more lenient than NormalizeEndpoint's: a missing scheme means
+// http://, a query or fragment is dropped, and credentials are kept.
+func TestNewPyTorchEndpoint(t *testing.T) {
+	tests := []struct {
+		raw, want string
+	}{
+		{"http://h:8080", "http://h:8080"},
+		{"  h:8080/  ", "http://h:8080"},
+		{"HTTPS://h:8443/api//", "https://h:8443/api"},
+		{"http://h:8080/x?q=1#frag", "http://h:8080/x"},
+		{"http://user:pw@h:8080", "http://user:pw@h:8080"},
+		{"http://:8080", "http://:8080"},
+		{"http://[::1]:8080/", "http://[::1]:8080"},
+	}
+	for _, tt := range tests {
+		c, err := NewPyTorch(PyTorchConfig{Endpoint: tt.raw})
+		if err != nil || c.Endpoint() != tt.want {
+			t.Errorf("NewPyTorch(%q): endpoint %v, %v; want %q", tt.raw, c, err, tt.want)
+		}
+	}
+}
+
+func TestNewPyTorchEndpointErrors(t *testing.T) {
+	tests := []struct {
+		raw, want string
+	}{
+		{"", "no endpoint: pass --endpoint http://HOST:8080"},
+		{"  ", "no endpoint: pass --endpoint http://HOST:8080"},
+		{"ftp://x", `endpoint "ftp://x" is not an http(s) URL`},
+		{" http:// ", `endpoint " http:// " is not an http(s) URL`},
+		{"http://h:port", `endpoint "http://h:port" is not an http(s) URL`},
+		{"unix:///tmp/torch.sock", `endpoint "unix:///tmp/torch.sock" is not an http(s) URL`},
+	}
+	for _, tt := range tests {
+		c, err := NewPyTorch(PyTorchConfig{Endpoint: tt.raw})
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("NewPyTorch(%q) = %v, %v; want the error %q", tt.raw, c, err, tt.want)
+		}
+	}
+}
+
+func TestWithoutUserinfo(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"http://user:sk-secret@h:8080/v1", "http://h:8080/v1"},
+		{"http://user@h:8080", "http://h:8080"},
+		{"http://h:8000/v1", "http://h:8000/v1"},
+		{"http://h:port", "http://h:port"}, // not a URL: left as it is
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := WithoutUserinfo(tt.in); got != tt.want {
+			t.Errorf("WithoutUserinfo(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

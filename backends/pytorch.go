@@ -20,7 +20,9 @@ import (
 // TorchServe's inference API.
 type PyTorchConfig struct {
 	// Endpoint is the inference API's base URL, e.g. http://host:8080
-	// (TorchServe's default inference port).
+	// (TorchServe's default inference port). An address without a scheme
+	// is taken as http://; a query, a fragment and a trailing slash are
+	// dropped.
 	Endpoint string
 	// HTTPClient sends the requests; nil means the load-generation client
 	// the OpenAI backend uses.
@@ -56,18 +58,14 @@ var ErrModelsNotListed = errors.New("the server does not list its models (GET /m
 
 // NewPyTorch returns a client for the server cfg describes.
 func NewPyTorch(cfg PyTorchConfig) (*PyTorch, error) {
-	raw := strings.TrimSpace(cfg.Endpoint)
-	if raw == "" {
+	u, err := parseEndpoint(cfg.Endpoint, true)
+	var ee *endpointError
+	switch {
+	case errors.As(err, &ee) && ee.problem == endpointEmpty:
 		return nil, errors.New("no endpoint: pass --endpoint http://HOST:8080")
-	}
-	if !strings.Contains(raw, "://") {
-		raw = "http://" + raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	case err != nil:
 		return nil, fmt.Errorf("endpoint %q is not an http(s) URL", cfg.Endpoint)
 	}
-	u.RawQuery, u.Fragment = "", ""
 	u.Path = strings.TrimRight(u.Path, "/")
 	c := &PyTorch{base: u.String(), client: cfg.HTTPClient}
 	if c.client == nil {

@@ -4,13 +4,14 @@
 // --scenario with exactly the keys the built-ins use.
 //
 // This package holds data only; it must not import any tokenwatt package
-// (package loadgen decodes these files and imports this one).
+// (package loadgen/scenario decodes these files and imports this one).
 package configs
 
 import "embed"
 
 // Scenarios holds the built-in scenarios, one file per scenario named
-// scenarios/<name>.yaml, with the keys of loadgen.Scenario.
+// scenarios/<name>.yaml, with the keys of scenario.Scenario (package
+// loadgen/scenario).
 //
 //go:embed scenarios/*.yaml
 var Scenarios embed.FS

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/internal/hrtimer"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 )
 
 // DefaultGrace is how long in-flight requests may run on after a run is
@@ -34,7 +35,7 @@ func (f SinkFunc) Observe(rec *Record) { f(rec) }
 // are scheduled. Scenario holds final values (flags already applied).
 type RunConfig struct {
 	RunID     string
-	Scenario  *Scenario
+	Scenario  *scenario.Scenario
 	Backend   backends.Backend
 	Model     string
 	Prompts   []string
@@ -525,7 +526,7 @@ func unixTime(sec float64) time.Time {
 	return time.Unix(0, int64(sec*1e9))
 }
 
-func seedOf(sc *Scenario) int64 {
+func seedOf(sc *scenario.Scenario) int64 {
 	if sc.Seed != nil {
 		return *sc.Seed
 	}

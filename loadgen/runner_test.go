@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/backends/sim"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 )
 
 // simBackend starts a simulator and returns a client for it.
@@ -49,7 +50,7 @@ func (c *collector) seqs() []int64 {
 	return s
 }
 
-func runScenario(t *testing.T, ctx context.Context, b backends.Backend, sc Scenario, grace time.Duration) (*Result, *collector, error) {
+func runScenario(t *testing.T, ctx context.Context, b backends.Backend, sc scenario.Scenario, grace time.Duration) (*Result, *collector, error) {
 	t.Helper()
 	c := &collector{}
 	sc.Name = "test"
@@ -78,7 +79,7 @@ func TestRunnerClosedLoopCountAndCap(t *testing.T) {
 	cfg := sim.Config{ITL: time.Millisecond, TTFT: 2 * time.Millisecond}
 	b := simBackend(t, cfg)
 	var maxInFlight int64
-	sc := Scenario{NumSamples: 30, Concurrency: 4, MaxTokens: 5, IgnoreEOS: true}
+	sc := scenario.Scenario{NumSamples: 30, Concurrency: 4, MaxTokens: 5, IgnoreEOS: true}
 	c := &collector{}
 	sc.Name = "test"
 	r, err := NewRunner(RunConfig{RunID: "r1", Scenario: &sc, Backend: b, Model: "tokenwatt-sim",
@@ -118,7 +119,7 @@ func TestRunnerClosedLoopCountAndCap(t *testing.T) {
 func TestRunnerOpenLoopCount(t *testing.T) {
 	b := simBackend(t, sim.Config{})
 	res, c, err := runScenario(t, context.Background(), b,
-		Scenario{NumSamples: 50, Rate: 500, Arrival: ArrivalConstant, MaxTokens: 3, IgnoreEOS: true}, 0)
+		scenario.Scenario{NumSamples: 50, Rate: 500, Arrival: scenario.ArrivalConstant, MaxTokens: 3, IgnoreEOS: true}, 0)
 	if err != nil || res.StopReason != StopCount {
 		t.Fatalf("Run: %+v, %v", res, err)
 	}
@@ -140,7 +141,7 @@ func TestRunnerDurationStops(t *testing.T) {
 	b := simBackend(t, sim.Config{TTFT: time.Millisecond})
 	start := time.Now()
 	res, c, err := runScenario(t, context.Background(), b,
-		Scenario{Duration: 300 * time.Millisecond, Concurrency: 2, MaxTokens: 2, IgnoreEOS: true}, 0)
+		scenario.Scenario{Duration: 300 * time.Millisecond, Concurrency: 2, MaxTokens: 2, IgnoreEOS: true}, 0)
 	if err != nil || res.StopReason != StopDuration {
 		t.Fatalf("Run: %+v, %v", res, err)
 	}
@@ -161,7 +162,7 @@ func TestRunnerInterruptCancelsAfterGrace(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)
 	start := time.Now()
-	res, c, err := runScenario(t, ctx, b, Scenario{Concurrency: 3, MaxTokens: 10}, 100*time.Millisecond)
+	res, c, err := runScenario(t, ctx, b, scenario.Scenario{Concurrency: 3, MaxTokens: 10}, 100*time.Millisecond)
 	if err != nil || res.StopReason != StopInterrupted {
 		t.Fatalf("Run: %+v, %v", res, err)
 	}
@@ -179,7 +180,7 @@ func TestRunnerInterruptCancelsAfterGrace(t *testing.T) {
 func TestRunnerStopsOnConsecutiveFailures(t *testing.T) {
 	b := simBackend(t, sim.Config{Fail500: 1})
 	res, c, err := runScenario(t, context.Background(), b,
-		Scenario{NumSamples: 100, Concurrency: 1, MaxConsecutiveFailures: 3}, 0)
+		scenario.Scenario{NumSamples: 100, Concurrency: 1, MaxConsecutiveFailures: 3}, 0)
 	if err == nil || res.StopReason != StopFailures {
 		t.Fatalf("Run: %+v, %v", res, err)
 	}
@@ -189,7 +190,7 @@ func TestRunnerStopsOnConsecutiveFailures(t *testing.T) {
 func TestRunnerWarmupReachesNoSink(t *testing.T) {
 	b := simBackend(t, sim.Config{})
 	res, c, err := runScenario(t, context.Background(), b,
-		Scenario{NumSamples: 4, Warmup: 5, Concurrency: 2, MaxTokens: 2}, 0)
+		scenario.Scenario{NumSamples: 4, Warmup: 5, Concurrency: 2, MaxTokens: 2}, 0)
 	if err != nil || res.Requests != 4 {
 		t.Fatalf("Run: %+v, %v", res, err)
 	}

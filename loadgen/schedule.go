@@ -5,13 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
-)
 
-// Arrival process names (Scenario.Arrival, --arrival).
-const (
-	ArrivalConstant = "constant"
-	ArrivalPoisson  = "poisson"
-	ArrivalGamma    = "gamma"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 )
 
 // Schedule yields the intended send times of an open-loop run as offsets
@@ -25,8 +20,8 @@ type Schedule interface {
 
 // NewSchedule returns the arrival schedule for rate requests per second.
 // burstiness is the gamma distribution's shape (1 = poisson; < 1 burstier,
-// > 1 more regular), used only by ArrivalGamma. The same seed gives the
-// same schedule.
+// > 1 more regular), used only by scenario.ArrivalGamma. The same seed
+// gives the same schedule.
 func NewSchedule(arrival string, rate, burstiness float64, seed int64) (Schedule, error) {
 	if !(rate > 0) || math.IsInf(rate, 0) {
 		return nil, fmt.Errorf("rate must be a positive number of requests per second, got %v", rate)
@@ -34,11 +29,11 @@ func NewSchedule(arrival string, rate, burstiness float64, seed int64) (Schedule
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x746f6b656e77)) // "tokenw": a fixed stream id
 	mean := 1 / rate
 	switch arrival {
-	case "", ArrivalConstant:
+	case "", scenario.ArrivalConstant:
 		return &constantSchedule{period: mean}, nil
-	case ArrivalPoisson:
+	case scenario.ArrivalPoisson:
 		return &randomSchedule{gap: func() float64 { return rng.ExpFloat64() * mean }}, nil
-	case ArrivalGamma:
+	case scenario.ArrivalGamma:
 		if !(burstiness > 0) {
 			return nil, fmt.Errorf("--burstiness must be > 0 for gamma arrivals, got %v", burstiness)
 		}

@@ -4,10 +4,12 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 )
 
 func TestScheduleConstantIsExact(t *testing.T) {
-	s, err := NewSchedule(ArrivalConstant, 1000, 0, 1)
+	s, err := NewSchedule(scenario.ArrivalConstant, 1000, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,10 +29,10 @@ func TestScheduleRandomMeanRateAndShape(t *testing.T) {
 		burstiness float64
 		wantCV     float64 // coefficient of variation of the gaps: 1/sqrt(shape)
 	}{
-		{ArrivalPoisson, 0, 1},
-		{ArrivalGamma, 1, 1},
-		{ArrivalGamma, 0.25, 2},
-		{ArrivalGamma, 4, 0.5},
+		{scenario.ArrivalPoisson, 0, 1},
+		{scenario.ArrivalGamma, 1, 1},
+		{scenario.ArrivalGamma, 0.25, 2},
+		{scenario.ArrivalGamma, 4, 0.5},
 	}
 	for _, tc := range cases {
 		s, err := NewSchedule(tc.arrival, rate, tc.burstiness, 42)
@@ -63,9 +65,9 @@ func TestScheduleRandomMeanRateAndShape(t *testing.T) {
 }
 
 func TestScheduleSeedRepeats(t *testing.T) {
-	a, _ := NewSchedule(ArrivalPoisson, 50, 0, 7)
-	b, _ := NewSchedule(ArrivalPoisson, 50, 0, 7)
-	c, _ := NewSchedule(ArrivalPoisson, 50, 0, 8)
+	a, _ := NewSchedule(scenario.ArrivalPoisson, 50, 0, 7)
+	b, _ := NewSchedule(scenario.ArrivalPoisson, 50, 0, 7)
+	c, _ := NewSchedule(scenario.ArrivalPoisson, 50, 0, 8)
 	same := true
 	for range 100 {
 		x, y, z := a.Next(), b.Next(), c.Next()
@@ -84,10 +86,10 @@ func TestScheduleRejectsBadInput(t *testing.T) {
 		arrival     string
 		rate, burst float64
 	}{
-		{ArrivalConstant, 0, 0},
-		{ArrivalConstant, -1, 0},
-		{ArrivalConstant, math.Inf(1), 0},
-		{ArrivalGamma, 10, 0},
+		{scenario.ArrivalConstant, 0, 0},
+		{scenario.ArrivalConstant, -1, 0},
+		{scenario.ArrivalConstant, math.Inf(1), 0},
+		{scenario.ArrivalGamma, 10, 0},
 		{"uniform", 10, 0},
 	} {
 		if _, err := NewSchedule(tc.arrival, tc.rate, tc.burst, 0); err == nil {

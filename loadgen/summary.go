@@ -3,12 +3,12 @@ package loadgen
 import (
 	"fmt"
 	"math"
-	"net/url"
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/stat"
 
+	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/report"
 )
 
@@ -199,7 +199,7 @@ func (s *Summary) Row(info RunInfo) *report.Row {
 		FailedPrompts:     failed,
 		RunID:             info.RunID,
 		Scenario:          info.Scenario,
-		Endpoint:          WithoutUserinfo(info.Endpoint),
+		Endpoint:          backends.WithoutUserinfo(info.Endpoint),
 		RequestRate:       new(info.RequestRate),
 		Concurrency:       new(info.Concurrency),
 		Arrival:           info.Arrival,
@@ -273,15 +273,4 @@ func quantile(sk *ddsketch.DDSketchWithExactSummaryStatistics, q float64) *float
 		return nil
 	}
 	return &v
-}
-
-// WithoutUserinfo drops any user:password from an endpoint URL: the
-// summary is shared, and no secret may be written to it.
-func WithoutUserinfo(endpoint string) string {
-	u, err := url.Parse(endpoint)
-	if err != nil || u.User == nil {
-		return endpoint
-	}
-	u.User = nil
-	return u.String()
 }

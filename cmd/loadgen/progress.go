@@ -10,9 +10,10 @@ import (
 
 	"github.com/tokenwatt/tokenwatt/loadgen"
 	"github.com/tokenwatt/tokenwatt/loadgen/run"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 )
 
-var loadgenBuiltins = loadgen.BuiltinScenarios
+var loadgenBuiltins = scenario.Builtins
 
 func stderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
 
@@ -62,7 +63,7 @@ func (p *progress) stop() {
 
 // progressView is what a progress line shows of a run.
 type progressView interface {
-	Scenario() *loadgen.Scenario
+	Scenario() *scenario.Scenario
 	Simulated() bool
 	Progress() *loadgen.Progress
 	TTFTP50() (float64, bool)
@@ -104,7 +105,7 @@ func progressLine(r progressView, elapsed time.Duration) string {
 
 // progressETA estimates the time left from the count or the duration,
 // whichever ends the run first.
-func progressETA(done int64, rate float64, elapsed time.Duration, sc *loadgen.Scenario) (time.Duration, bool) {
+func progressETA(done int64, rate float64, elapsed time.Duration, sc *scenario.Scenario) (time.Duration, bool) {
 	var eta time.Duration
 	known := false
 	if sc.NumSamples > 0 && rate > 0 {

@@ -7,25 +7,26 @@ import (
 	"time"
 
 	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 )
 
 // fakeView is a run as the progress line sees it.
 type fakeView struct {
-	sc        *loadgen.Scenario
+	sc        *scenario.Scenario
 	simulated bool
 	progress  loadgen.Progress
 	ttftP50   float64 // 0: none yet
 	sat       *loadgen.Saturation
 }
 
-func (v *fakeView) Scenario() *loadgen.Scenario     { return v.sc }
+func (v *fakeView) Scenario() *scenario.Scenario    { return v.sc }
 func (v *fakeView) Simulated() bool                 { return v.simulated }
 func (v *fakeView) Progress() *loadgen.Progress     { return &v.progress }
 func (v *fakeView) TTFTP50() (float64, bool)        { return v.ttftP50, v.ttftP50 > 0 }
 func (v *fakeView) Saturation() *loadgen.Saturation { return v.sat }
 
 func TestProgressLine(t *testing.T) {
-	v := &fakeView{sc: &loadgen.Scenario{NumSamples: 100}, simulated: true, ttftP50: 0.0123}
+	v := &fakeView{sc: &scenario.Scenario{NumSamples: 100}, simulated: true, ttftP50: 0.0123}
 	v.progress.Done.Store(40)
 	v.progress.Failed.Store(2)
 	v.progress.InFlight.Store(3)
@@ -36,14 +37,14 @@ func TestProgressLine(t *testing.T) {
 		}
 	}
 	// A duration-bound run counts down the time left.
-	v.sc, v.simulated = &loadgen.Scenario{Duration: time.Minute}, false
+	v.sc, v.simulated = &scenario.Scenario{Duration: time.Minute}, false
 	if line := progressLine(v, 20*time.Second); !strings.Contains(line, "20s/1m0s") || !strings.Contains(line, "eta 40s") || strings.Contains(line, "SIMULATED") {
 		t.Errorf("duration progress line %q", line)
 	}
 }
 
 func TestProgressLineSaysClientSaturated(t *testing.T) {
-	v := &fakeView{sc: &loadgen.Scenario{NumSamples: 100},
+	v := &fakeView{sc: &scenario.Scenario{NumSamples: 100},
 		sat: &loadgen.Saturation{Saturated: true, Reason: "40 of 1000 sends more than 5ms behind schedule"}}
 	if line := progressLine(v, time.Second); !strings.HasSuffix(line, "  CLIENT SATURATED (40 of 1000 sends more than 5ms behind schedule)") {
 		t.Errorf("line %q", line)

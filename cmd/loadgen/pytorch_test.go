@@ -171,7 +171,7 @@ func TestPyTorchBackendAgainstTinyServer(t *testing.T) {
 func TestPOCPyTorchConfigRunsAgainstTinyServer(t *testing.T) {
 	offlineHF(t)
 	base, _ := startTorchServer(t, "--tiny", "--device", "cpu", "--model-name", "microsoft/phi-2")
-	fixture, err := filepath.Abs("../../loadgen/testdata/poc/pytorch_test.yaml")
+	fixture, err := filepath.Abs("../../loadgen/scenario/testdata/poc/pytorch_test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/tokenwatt/tokenwatt/internal/command"
 	"github.com/tokenwatt/tokenwatt/loadgen"
 	"github.com/tokenwatt/tokenwatt/loadgen/run"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 	"github.com/tokenwatt/tokenwatt/report"
 )
 
@@ -202,11 +203,11 @@ func lowLatency(e *env) func() {
 
 // resolveScenario loads the scenario (or POC config) and applies the
 // flags given. It returns the summary path when the config names one.
-func (c *runCmd) resolveScenario(e *env) (*loadgen.Scenario, string, error) {
-	var sc *loadgen.Scenario
+func (c *runCmd) resolveScenario(e *env) (*scenario.Scenario, string, error) {
+	var sc *scenario.Scenario
 	var summaryPath string
 	if c.Config != "" {
-		poc, err := loadgen.LoadPOCConfig(c.Config)
+		poc, err := scenario.LoadPOCConfig(c.Config)
 		if err != nil {
 			return nil, "", usageErr(err)
 		}
@@ -224,7 +225,7 @@ func (c *runCmd) resolveScenario(e *env) (*loadgen.Scenario, string, error) {
 			c.Out = poc.OutputDir()
 		}
 	} else {
-		s, err := loadgen.LoadScenario(c.Scenario)
+		s, err := scenario.Load(c.Scenario)
 		if err != nil {
 			return nil, "", usageErr(err)
 		}
@@ -261,9 +262,9 @@ func (c *runCmd) resolveScenario(e *env) (*loadgen.Scenario, string, error) {
 
 // isSoak reports whether sc is meant to run until interrupted: open loop
 // with neither a count nor a duration.
-func isSoak(sc *loadgen.Scenario) bool { return sc.Rate > 0 }
+func isSoak(sc *scenario.Scenario) bool { return sc.Rate > 0 }
 
-func (c *runCmd) applyFlags(sc *loadgen.Scenario) {
+func (c *runCmd) applyFlags(sc *scenario.Scenario) {
 	set(&sc.Backend, nonEmpty(c.Backend))
 	set(&sc.Endpoint, c.Endpoint)
 	set(&sc.Model, c.Model)

@@ -102,7 +102,7 @@ func TestTimingOpenLoopPoissonHoldsItsRate(t *testing.T) {
 
 func TestPOCConfigRunsAgainstTheSimulator(t *testing.T) {
 	offlineHF(t)
-	fixture, err := filepath.Abs("../../loadgen/testdata/poc/gpt_oss_120b.yaml")
+	fixture, err := filepath.Abs("../../loadgen/scenario/testdata/poc/gpt_oss_120b.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,8 @@ import (
 
 	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/energy"
-	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/loadgen/dataset"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 )
 
 // openEnergy opens the energy source; none leaves r.source nil. Under
@@ -62,7 +63,7 @@ func (r *Run) connect(ctx context.Context) error {
 
 // NewBackend creates the client the scenario names (vllm, openai or
 // pytorch) for its endpoint.
-func NewBackend(sc *loadgen.Scenario, apiKey string) (backends.Backend, error) {
+func NewBackend(sc *scenario.Scenario, apiKey string) (backends.Backend, error) {
 	switch sc.Backend {
 	case "openai", "vllm":
 		api := backends.APIChat
@@ -137,12 +138,13 @@ func (r *Run) loadPrompts(ctx context.Context) ([]string, error) {
 	if sc.Seed != nil {
 		seed = *sc.Seed
 	}
-	prompts, err := loadgen.LoadPrompts(ctx, sc.Dataset, loadgen.DatasetOptions{
-		Field: sc.DatasetField,
-		Limit: limit,
-		Seed:  seed,
+	prompts, err := dataset.Load(ctx, sc.Dataset, dataset.Options{
+		Field:  sc.DatasetField,
+		Limit:  limit,
+		Seed:   seed,
+		Logger: r.log,
 	})
-	var unavailable *loadgen.DatasetUnavailableError
+	var unavailable *dataset.UnavailableError
 	if errors.As(err, &unavailable) && r.simulated() && sc.SimFallbackMeanTokens > 0 {
 		n := limit
 		if n == 0 {
@@ -150,7 +152,7 @@ func (r *Run) loadPrompts(ctx context.Context) ([]string, error) {
 		}
 		r.log.Info(fmt.Sprintf("dataset %s is not reachable and not cached; SIMULATED run uses %d synthetic prompts of about %d tokens instead (pass --dataset FILE for real prompts)",
 			sc.Dataset, n, sc.SimFallbackMeanTokens))
-		return loadgen.SyntheticPrompts(n, sc.SimFallbackMeanTokens, seed), nil
+		return dataset.Synthetic(n, sc.SimFallbackMeanTokens, seed), nil
 	}
 	if err != nil {
 		return nil, inputErr(err)
@@ -158,7 +160,7 @@ func (r *Run) loadPrompts(ctx context.Context) ([]string, error) {
 	return prompts, nil
 }
 
-func describeSchedule(sc *loadgen.Scenario) string {
+func describeSchedule(sc *scenario.Scenario) string {
 	var s string
 	switch {
 	case sc.Rate > 0:
@@ -186,12 +188,12 @@ func describeSchedule(sc *loadgen.Scenario) string {
 	return s
 }
 
-func arrivalOf(sc *loadgen.Scenario) string {
+func arrivalOf(sc *scenario.Scenario) string {
 	if sc.Rate <= 0 {
 		return ""
 	}
 	if sc.Arrival == "" {
-		return loadgen.ArrivalConstant
+		return scenario.ArrivalConstant
 	}
 	return sc.Arrival
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/tokenwatt/tokenwatt/energy"
 	"github.com/tokenwatt/tokenwatt/exporter"
 	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 	"github.com/tokenwatt/tokenwatt/report"
 )
 
@@ -36,7 +37,7 @@ type Config struct {
 	RunID string
 	// Scenario is the resolved scenario: backend, endpoint, model (empty:
 	// the only one served), schedule, dataset, token bounds.
-	Scenario *loadgen.Scenario
+	Scenario *scenario.Scenario
 	// APIKey is the bearer token for the server; it is only ever put in
 	// the Authorization header.
 	APIKey string
@@ -101,7 +102,7 @@ var ErrInterruptedIdle = errors.New("interrupted while measuring the idle baseli
 // Close always.
 type Run struct {
 	cfg      Config
-	sc       *loadgen.Scenario
+	sc       *scenario.Scenario
 	log      *slog.Logger
 	runID    string
 	model    string
@@ -221,7 +222,7 @@ func (r *Run) openSinks() (err error) {
 	}
 	r.summary = &lockedSummary{s: loadgen.NewSummary()}
 	opts := exporter.RunOptions{Version: r.cfg.Version, Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
-		Endpoint: loadgen.WithoutUserinfo(r.backend.Endpoint()), RequestRate: r.sc.Rate,
+		Endpoint: backends.WithoutUserinfo(r.backend.Endpoint()), RequestRate: r.sc.Rate,
 		Concurrency: r.sc.Concurrency, Arrival: arrivalOf(r.sc), Warmup: r.sc.Warmup, EnergySource: "none",
 		Outcomes: outcomes}
 	if r.source != nil {
@@ -355,7 +356,7 @@ func (r *Run) ID() string { return r.runID }
 
 // Scenario is the scenario being run, as resolved (the simulator's
 // endpoint and model filled in under Config.Sim).
-func (r *Run) Scenario() *loadgen.Scenario { return r.sc }
+func (r *Run) Scenario() *scenario.Scenario { return r.sc }
 
 // Simulated reports whether the target is the built-in simulator.
 func (r *Run) Simulated() bool { return r.simulated() }

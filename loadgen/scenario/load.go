@@ -1,4 +1,4 @@
-package loadgen
+package scenario
 
 import (
 	"bytes"
@@ -30,9 +30,9 @@ var (
 	scenarioArrivals = []string{ArrivalConstant, ArrivalPoisson, ArrivalGamma}
 )
 
-// BuiltinScenarios decodes every scenario embedded from configs/scenarios
+// Builtins decodes every scenario embedded from configs/scenarios
 // and returns them sorted by name.
-func BuiltinScenarios() ([]Scenario, error) {
+func Builtins() ([]Scenario, error) {
 	names, err := builtinNames()
 	if err != nil {
 		return nil, err
@@ -49,12 +49,12 @@ func BuiltinScenarios() ([]Scenario, error) {
 	return out, nil
 }
 
-// LoadScenario returns the built-in scenario called nameOrPath, or decodes
+// Load returns the built-in scenario called nameOrPath, or decodes
 // the YAML file at nameOrPath. Anything that contains a path separator or
 // ends in .yaml or .yml is a path; anything else is a built-in name, and
 // an unknown name is an error that lists the built-ins. The scenario is
 // validated.
-func LoadScenario(nameOrPath string) (*Scenario, error) {
+func Load(nameOrPath string) (*Scenario, error) {
 	if !isScenarioPath(nameOrPath) {
 		return loadBuiltin(nameOrPath)
 	}
@@ -65,15 +65,15 @@ func LoadScenario(nameOrPath string) (*Scenario, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read scenario: %w", err)
 	}
-	return DecodeScenario(bytes.NewReader(data), nameOrPath)
+	return Decode(bytes.NewReader(data), nameOrPath)
 }
 
-// DecodeScenario decodes and validates one scenario from r. source names
+// Decode decodes and validates one scenario from r. source names
 // r in errors (a file path, conventionally), which take the form
 // "source:line: problem". Decoding is strict: a key that Scenario does not
 // have is an error, with a suggestion when it is close to a known key. A
 // scenario without a name takes source's base name without extension.
-func DecodeScenario(r io.Reader, source string) (*Scenario, error) {
+func Decode(r io.Reader, source string) (*Scenario, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("read scenario %s: %w", source, err)
@@ -198,7 +198,7 @@ func loadBuiltin(name string) (*Scenario, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read built-in scenario %q: %w", name, err)
 	}
-	s, err := DecodeScenario(bytes.NewReader(data), "configs/"+file)
+	s, err := Decode(bytes.NewReader(data), "configs/"+file)
 	if err != nil {
 		return nil, fmt.Errorf("built-in scenario %q: %w", name, err)
 	}

@@ -1,4 +1,4 @@
-package loadgen
+package scenario
 
 import (
 	"fmt"
@@ -104,7 +104,7 @@ type POCReporter struct {
 }
 
 // LoadPOCConfig reads the POC config file at path. Decoding is strict,
-// with the messages of DecodeScenario: a key the POC never had is an
+// with the messages of Decode: a key the POC never had is an
 // error naming the file, the line and the key. Values the POC itself
 // rejected (its validate_config) are errors too.
 func LoadPOCConfig(path string) (*POCConfig, error) {
@@ -378,3 +378,5 @@ func deref[T any](p *T, def T) T {
 	}
 	return *p
 }
+
+func ptr[T any](v T) *T { return &v }

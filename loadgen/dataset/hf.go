@@ -1,4 +1,4 @@
-package loadgen
+package dataset
 
 import (
 	"bufio"
@@ -25,7 +25,7 @@ import (
 const (
 	hfScheme = "hf://"
 	// DefaultHFEndpoint is the Hugging Face datasets-server that hf://
-	// sources are fetched from unless DatasetOptions.HFEndpoint or
+	// sources are fetched from unless Options.HFEndpoint or
 	// TOKENWATT_HF_ENDPOINT says otherwise.
 	DefaultHFEndpoint = "https://datasets-server.huggingface.co"
 
@@ -38,7 +38,7 @@ const (
 	hfMaxResponseBytes = 256 << 20
 )
 
-// hfDefaultClient fetches hf:// datasets when DatasetOptions.HTTPClient is
+// hfDefaultClient fetches hf:// datasets when Options.HTTPClient is
 // nil. The timeout keeps a stalled connection from hanging a run before it
 // starts.
 var hfDefaultClient = &http.Client{Timeout: time.Minute}
@@ -88,7 +88,7 @@ func parseHFSource(source, field string) (hfSource, error) {
 }
 
 // hfCacheMeta is the first line of a cached dataset. Its keys start with
-// "_", so the cache file is itself a JSONL dataset that LoadPrompts reads
+// "_", so the cache file is itself a JSONL dataset that Load reads
 // (the metadata line is skipped): users can pass it to --dataset.
 type hfCacheMeta struct {
 	Source       string `json:"_source"`
@@ -106,7 +106,7 @@ func (m *hfCacheMeta) complete() bool { return m.RowsRead >= m.NumRowsTotal }
 // loadHF returns the prompts of an hf:// source: from the cache when it
 // holds enough, else from the datasets-server (refreshing the cache), else
 // from a partial cache when the network is down.
-func loadHF(ctx context.Context, source string, opts *DatasetOptions) ([]string, error) {
+func loadHF(ctx context.Context, source string, opts *Options) ([]string, error) {
 	src, err := parseHFSource(source, opts.Field)
 	if err != nil {
 		return nil, err
@@ -133,7 +133,7 @@ func loadHF(ctx context.Context, source string, opts *DatasetOptions) ([]string,
 		http:     cmp.Or(opts.HTTPClient, hfDefaultClient),
 	}
 	prompts, meta, err := c.fetch(ctx, &src, opts.Limit)
-	var unavailable *DatasetUnavailableError
+	var unavailable *UnavailableError
 	if errors.As(err, &unavailable) && len(cached) > 0 {
 		opts.warnf("dataset %s: fetch failed (%v); using the %d prompts cached in %s", source, unavailable.Err, len(cached), cachePath)
 		return cached, nil
@@ -360,7 +360,7 @@ func (c *hfClient) pickColumn(page *hfRowsPage, want string) (string, error) {
 }
 
 // get fetches path?q and decodes the JSON answer into out. A transport
-// failure is a *DatasetUnavailableError; a non-200 answer an
+// failure is an *UnavailableError; a non-200 answer an
 // *hfStatusError.
 func (c *hfClient) get(ctx context.Context, path string, q url.Values, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint+path+"?"+q.Encode(), nil)
@@ -399,7 +399,7 @@ func (c *hfClient) transportError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("fetch dataset %s: %w", c.source, ctx.Err())
 	}
-	return &DatasetUnavailableError{Source: c.source, Err: err}
+	return &UnavailableError{Source: c.source, Err: err}
 }
 
 // explain turns a status error into one that says what to do; transient
@@ -411,7 +411,7 @@ func (c *hfClient) explain(err error) error {
 	}
 	switch {
 	case status.Status == http.StatusTooManyRequests || status.Status >= 500:
-		return &DatasetUnavailableError{Source: c.source, Err: status}
+		return &UnavailableError{Source: c.source, Err: status}
 	case status.Status == http.StatusUnauthorized || status.Status == http.StatusForbidden:
 		if c.token != "" {
 			return fmt.Errorf("dataset %s: %w: the HF_TOKEN sent was refused or lacks access to this gated or private dataset", c.source, status)
@@ -442,7 +442,7 @@ func serverMessage(body []byte) string {
 
 // hfCachePath is where src is cached, or "" when no cache directory can be
 // found.
-func hfCachePath(opts *DatasetOptions, src *hfSource) string {
+func hfCachePath(opts *Options, src *hfSource) string {
 	dir := opts.CacheDir
 	if dir == "" {
 		userDir, err := os.UserCacheDir()

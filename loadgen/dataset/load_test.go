@@ -1,4 +1,4 @@
-package loadgen
+package dataset
 
 import (
 	"context"
@@ -10,14 +10,14 @@ import (
 	"testing"
 )
 
-func fixture(name string) string { return filepath.Join("testdata", "datasets", name) }
+func fixture(name string) string { return filepath.Join("testdata", name) }
 
-func TestLoadPromptsFormats(t *testing.T) {
+func TestLoadFormats(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name   string
 		source string
-		opts   DatasetOptions
+		opts   Options
 		want   []string
 	}{
 		{
@@ -33,13 +33,13 @@ func TestLoadPromptsFormats(t *testing.T) {
 		{
 			name:   "jsonl limit",
 			source: fixture("prompts.jsonl"),
-			opts:   DatasetOptions{Limit: 2},
+			opts:   Options{Limit: 2},
 			want:   []string{"Explain why the sky is blue.", `Write a haiku about "energy".`},
 		},
 		{
 			name:   "jsonl chosen field",
 			source: fixture("fields.jsonl"),
-			opts:   DatasetOptions{Field: "question"},
+			opts:   Options{Field: "question"},
 			want:   []string{"What is a joule?", "What is a watt?", "How many joules are in a watt-hour?"},
 		},
 		{
@@ -50,7 +50,7 @@ func TestLoadPromptsFormats(t *testing.T) {
 		{
 			name:   "csv chosen column",
 			source: fixture("prompts.csv"),
-			opts:   DatasetOptions{Field: "notes", Limit: 2},
+			opts:   Options{Field: "notes", Limit: 2},
 			want:   []string{"plain", "multi"},
 		},
 		{
@@ -62,52 +62,52 @@ func TestLoadPromptsFormats(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := LoadPrompts(context.Background(), tt.source, tt.opts)
+			got, err := Load(context.Background(), tt.source, tt.opts)
 			if err != nil {
-				t.Fatalf("LoadPrompts(%q) error: %v", tt.source, err)
+				t.Fatalf("Load(%q) error: %v", tt.source, err)
 			}
 			if !slices.Equal(got, tt.want) {
-				t.Errorf("LoadPrompts(%q) = %q, want %q", tt.source, got, tt.want)
+				t.Errorf("Load(%q) = %q, want %q", tt.source, got, tt.want)
 			}
 		})
 	}
 }
 
-func TestLoadPromptsErrors(t *testing.T) {
+func TestLoadErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name   string
 		source string
-		opts   DatasetOptions
+		opts   Options
 		want   []string // substrings of the error
 	}{
-		{"no source", "", DatasetOptions{}, []string{"--dataset FILE"}},
-		{"missing file", fixture("nope.jsonl"), DatasetOptions{}, []string{"nope.jsonl", "not found", "--dataset FILE"}},
-		{"bad json line", fixture("bad_line.jsonl"), DatasetOptions{}, []string{"bad_line.jsonl:3:", "not a JSON object"}},
-		{"missing default field", fixture("missing_field.jsonl"), DatasetOptions{}, []string{
+		{"no source", "", Options{}, []string{"--dataset FILE"}},
+		{"missing file", fixture("nope.jsonl"), Options{}, []string{"nope.jsonl", "not found", "--dataset FILE"}},
+		{"bad json line", fixture("bad_line.jsonl"), Options{}, []string{"bad_line.jsonl:3:", "not a JSON object"}},
+		{"missing default field", fixture("missing_field.jsonl"), Options{}, []string{
 			"missing_field.jsonl:2:", `no field "prompt" or "text"`, "fields: id, question",
 		}},
-		{"missing chosen field", fixture("prompts.jsonl"), DatasetOptions{Field: "question"}, []string{
+		{"missing chosen field", fixture("prompts.jsonl"), Options{Field: "question"}, []string{
 			"prompts.jsonl:2:", `no field "question"`, "fields: prompt",
 		}},
-		{"field not a string", fixture("not_string.jsonl"), DatasetOptions{}, []string{
+		{"field not a string", fixture("not_string.jsonl"), Options{}, []string{
 			"not_string.jsonl:1:", `field "prompt" is a number`,
 		}},
-		{"metadata only", fixture("metadata_only.jsonl"), DatasetOptions{}, []string{"has no prompts"}},
-		{"csv without the column", fixture("no_prompt_column.csv"), DatasetOptions{}, []string{
+		{"metadata only", fixture("metadata_only.jsonl"), Options{}, []string{"has no prompts"}},
+		{"csv without the column", fixture("no_prompt_column.csv"), Options{}, []string{
 			"no_prompt_column.csv", `no column "prompt" or "text"`, "id, question",
 		}},
-		{"csv chosen column missing", fixture("prompts.csv"), DatasetOptions{Field: "body"}, []string{
+		{"csv chosen column missing", fixture("prompts.csv"), Options{Field: "body"}, []string{
 			`no column "body"`, "id, prompt, notes",
 		}},
-		{"negative limit", fixture("prompts.txt"), DatasetOptions{Limit: -1}, []string{"negative limit"}},
+		{"negative limit", fixture("prompts.txt"), Options{Limit: -1}, []string{"negative limit"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := LoadPrompts(context.Background(), tt.source, tt.opts)
+			got, err := Load(context.Background(), tt.source, tt.opts)
 			if err == nil {
-				t.Fatalf("LoadPrompts(%q) = %q, want an error", tt.source, got)
+				t.Fatalf("Load(%q) = %q, want an error", tt.source, got)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
@@ -127,33 +127,33 @@ func writeFile(t *testing.T, name, content string) string {
 	return path
 }
 
-func TestLoadPromptsEmptyFiles(t *testing.T) {
+func TestLoadEmptyFiles(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"empty.jsonl", "empty.csv", "empty.txt"} {
-		_, err := LoadPrompts(context.Background(), writeFile(t, name, ""), DatasetOptions{})
+		_, err := Load(context.Background(), writeFile(t, name, ""), Options{})
 		if err == nil || !strings.Contains(err.Error(), "empty") && !strings.Contains(err.Error(), "no prompts") {
 			t.Errorf("%s: error %v, want one saying the dataset is empty", name, err)
 		}
 	}
-	_, err := LoadPrompts(context.Background(), writeFile(t, "header.csv", "id,prompt\n"), DatasetOptions{})
+	_, err := Load(context.Background(), writeFile(t, "header.csv", "id,prompt\n"), Options{})
 	if err == nil || !strings.Contains(err.Error(), "no prompts") {
 		t.Errorf("header-only CSV: error %v, want \"no prompts\"", err)
 	}
 }
 
-func TestLoadPromptsByteOrderMark(t *testing.T) {
+func TestLoadByteOrderMark(t *testing.T) {
 	t.Parallel()
 	path := writeFile(t, "bom.csv", "\ufeffprompt\nhello\n")
-	got, err := LoadPrompts(context.Background(), path, DatasetOptions{})
+	got, err := Load(context.Background(), path, Options{})
 	if err != nil || !slices.Equal(got, []string{"hello"}) {
-		t.Errorf("LoadPrompts(BOM CSV) = %q, %v; want [hello]", got, err)
+		t.Errorf("Load(BOM CSV) = %q, %v; want [hello]", got, err)
 	}
 }
 
-func TestLoadPromptsJSONArrayHint(t *testing.T) {
+func TestLoadJSONArrayHint(t *testing.T) {
 	t.Parallel()
 	path := writeFile(t, "array.json", `[{"prompt": "a"}, {"prompt": "b"}]`)
-	_, err := LoadPrompts(context.Background(), path, DatasetOptions{})
+	_, err := Load(context.Background(), path, Options{})
 	if err == nil || !strings.Contains(err.Error(), "array.json:1:") || !strings.Contains(err.Error(), "one JSON object per line") {
 		t.Errorf("JSON array file: error %v, want a hint to write JSON lines", err)
 	}
@@ -165,43 +165,43 @@ func TestDatasetLongLines(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("tokens and watts ", 6000) // ~100 KB
 	jsonl := writeFile(t, "long.jsonl", `{"prompt": "`+long+`"}`+"\n"+`{"prompt": "short"}`+"\n")
-	got, err := LoadPrompts(context.Background(), jsonl, DatasetOptions{})
+	got, err := Load(context.Background(), jsonl, Options{})
 	if err != nil || len(got) != 2 || got[0] != long {
 		t.Fatalf("long JSONL line: got %d prompts, err %v", len(got), err)
 	}
 
 	huge := strings.Repeat("x", 17<<20) // beyond the 16 MB a line must allow
 	txt := writeFile(t, "huge.txt", huge+"\nshort\n")
-	got, err = LoadPrompts(context.Background(), txt, DatasetOptions{})
+	got, err = Load(context.Background(), txt, Options{})
 	if err != nil || len(got) != 2 || len(got[0]) != len(huge) {
 		t.Fatalf("17 MiB text line: got %d prompts, err %v", len(got), err)
 	}
 }
 
-func TestSyntheticPromptsDeterministic(t *testing.T) {
+func TestSyntheticDeterministic(t *testing.T) {
 	t.Parallel()
-	a := SyntheticPrompts(50, 100, 7)
-	b := SyntheticPrompts(50, 100, 7)
+	a := Synthetic(50, 100, 7)
+	b := Synthetic(50, 100, 7)
 	if !slices.Equal(a, b) {
-		t.Fatal("SyntheticPrompts with the same seed differ")
+		t.Fatal("Synthetic with the same seed differ")
 	}
-	if c := SyntheticPrompts(50, 100, 8); slices.Equal(a, c) {
-		t.Error("SyntheticPrompts with different seeds are equal")
+	if c := Synthetic(50, 100, 8); slices.Equal(a, c) {
+		t.Error("Synthetic with different seeds are equal")
 	}
-	if got := SyntheticPrompts(0, 100, 7); len(got) != 0 {
-		t.Errorf("SyntheticPrompts(0, ...) returned %d prompts", len(got))
+	if got := Synthetic(0, 100, 7); len(got) != 0 {
+		t.Errorf("Synthetic(0, ...) returned %d prompts", len(got))
 	}
 }
 
-// syntheticTokens is the token measure SyntheticPrompts documents.
+// syntheticTokens is the token measure Synthetic documents.
 func syntheticTokens(s string) float64 {
 	return float64(len(strings.Fields(s))) * SyntheticTokensPerWord
 }
 
-func TestSyntheticPromptsLengths(t *testing.T) {
+func TestSyntheticLengths(t *testing.T) {
 	t.Parallel()
 	for _, mean := range []int{20, 369, 2000} {
-		prompts := SyntheticPrompts(500, mean, 1)
+		prompts := Synthetic(500, mean, 1)
 		sum, lo, hi := 0.0, syntheticTokens(prompts[0]), 0.0
 		distinct := map[string]bool{}
 		for _, p := range prompts {
@@ -226,10 +226,10 @@ func TestSyntheticPromptsLengths(t *testing.T) {
 	}
 }
 
-func TestSyntheticPromptsVariedWords(t *testing.T) {
+func TestSyntheticVariedWords(t *testing.T) {
 	t.Parallel()
 	words := map[string]bool{}
-	for _, w := range strings.Fields(SyntheticPrompts(1, 400, 3)[0]) {
+	for _, w := range strings.Fields(Synthetic(1, 400, 3)[0]) {
 		words[strings.ToLower(strings.Trim(w, "."))] = true
 	}
 	if len(words) < 100 {
@@ -237,46 +237,46 @@ func TestSyntheticPromptsVariedWords(t *testing.T) {
 	}
 }
 
-func TestLoadPromptsSynthetic(t *testing.T) {
+func TestLoadSynthetic(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	tests := []struct {
 		source string
-		opts   DatasetOptions
+		opts   Options
 		n      int
 	}{
-		{"synthetic", DatasetOptions{}, DefaultSyntheticCount},
-		{"synthetic", DatasetOptions{Limit: 12}, 12},
-		{"synthetic:n=30", DatasetOptions{}, 30},
-		{"synthetic:mean=50,n=30", DatasetOptions{Limit: 10}, 10},
-		{"synthetic: n = 5 , mean = 40", DatasetOptions{}, 5},
+		{"synthetic", Options{}, DefaultSyntheticCount},
+		{"synthetic", Options{Limit: 12}, 12},
+		{"synthetic:n=30", Options{}, 30},
+		{"synthetic:mean=50,n=30", Options{Limit: 10}, 10},
+		{"synthetic: n = 5 , mean = 40", Options{}, 5},
 	}
 	for _, tt := range tests {
-		got, err := LoadPrompts(ctx, tt.source, tt.opts)
+		got, err := Load(ctx, tt.source, tt.opts)
 		if err != nil {
-			t.Fatalf("LoadPrompts(%q): %v", tt.source, err)
+			t.Fatalf("Load(%q): %v", tt.source, err)
 		}
 		if len(got) != tt.n {
-			t.Errorf("LoadPrompts(%q, limit %d) gave %d prompts, want %d", tt.source, tt.opts.Limit, len(got), tt.n)
+			t.Errorf("Load(%q, limit %d) gave %d prompts, want %d", tt.source, tt.opts.Limit, len(got), tt.n)
 		}
 	}
-	got, _ := LoadPrompts(ctx, "synthetic:mean=50,n=4", DatasetOptions{Seed: 9})
-	if want := SyntheticPrompts(4, 50, 9); !slices.Equal(got, want) {
-		t.Error("synthetic source does not match SyntheticPrompts with the same seed")
+	got, _ := Load(ctx, "synthetic:mean=50,n=4", Options{Seed: 9})
+	if want := Synthetic(4, 50, 9); !slices.Equal(got, want) {
+		t.Error("synthetic source does not match Synthetic with the same seed")
 	}
 	for _, bad := range []string{"synthetic:mean=0", "synthetic:n=x", "synthetic:size=3"} {
-		if _, err := LoadPrompts(ctx, bad, DatasetOptions{}); err == nil || !strings.Contains(err.Error(), bad) {
-			t.Errorf("LoadPrompts(%q) error %v, want one naming the source", bad, err)
+		if _, err := Load(ctx, bad, Options{}); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("Load(%q) error %v, want one naming the source", bad, err)
 		}
 	}
 }
 
-func TestDatasetUnavailableErrorUnwraps(t *testing.T) {
+func TestUnavailableErrorUnwraps(t *testing.T) {
 	t.Parallel()
 	cause := errors.New("connection refused")
-	var err error = &DatasetUnavailableError{Source: "hf://a/b", Err: cause}
+	var err error = &UnavailableError{Source: "hf://a/b", Err: cause}
 	if !errors.Is(err, cause) {
-		t.Error("DatasetUnavailableError does not unwrap to its cause")
+		t.Error("UnavailableError does not unwrap to its cause")
 	}
 	for _, w := range []string{"hf://a/b", "connection refused", "--dataset FILE"} {
 		if !strings.Contains(err.Error(), w) {

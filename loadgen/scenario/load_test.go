@@ -1,4 +1,4 @@
-package loadgen
+package scenario
 
 import (
 	"math"
@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-func TestScenarioBuiltins(t *testing.T) {
-	all, err := BuiltinScenarios()
+func TestBuiltins(t *testing.T) {
+	all, err := Builtins()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,18 +30,18 @@ func TestScenarioBuiltins(t *testing.T) {
 			if s.Description == "" || strings.Contains(s.Description, "\n") {
 				t.Errorf("description %q: want one non-empty line", s.Description)
 			}
-			byName, err := LoadScenario(s.Name)
+			byName, err := Load(s.Name)
 			if err != nil {
-				t.Fatalf("LoadScenario(%q): %v", s.Name, err)
+				t.Fatalf("Load(%q): %v", s.Name, err)
 			}
 			if !reflect.DeepEqual(*byName, s) {
-				t.Errorf("LoadScenario(%q) = %+v, want %+v", s.Name, *byName, s)
+				t.Errorf("Load(%q) = %+v, want %+v", s.Name, *byName, s)
 			}
 		})
 	}
 }
 
-func TestScenarioBuiltinValues(t *testing.T) {
+func TestBuiltinValues(t *testing.T) {
 	tests := []struct {
 		name  string
 		check func(s *Scenario) bool
@@ -64,7 +64,7 @@ func TestScenarioBuiltinValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := LoadScenario(tt.name)
+			s, err := Load(tt.name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +75,7 @@ func TestScenarioBuiltinValues(t *testing.T) {
 	}
 }
 
-func TestScenarioDecodeErrors(t *testing.T) {
+func TestDecodeErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml string
 		want       []string // substrings of the error
@@ -153,7 +153,7 @@ func TestScenarioDecodeErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := DecodeScenario(strings.NewReader(tt.yaml), "test.yaml")
+			_, err := Decode(strings.NewReader(tt.yaml), "test.yaml")
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -172,8 +172,8 @@ func TestScenarioDecodeErrors(t *testing.T) {
 	}
 }
 
-func TestScenarioDecodeNameFromSource(t *testing.T) {
-	s, err := DecodeScenario(strings.NewReader("rate: 2\n"), "dir/my_soak.yml")
+func TestDecodeNameFromSource(t *testing.T) {
+	s, err := Decode(strings.NewReader("rate: 2\n"), "dir/my_soak.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestScenarioDecodeNameFromSource(t *testing.T) {
 	}
 }
 
-func TestScenarioLoadUnknownName(t *testing.T) {
+func TestLoadUnknownName(t *testing.T) {
 	tests := []struct {
 		name    string
 		want    []string
@@ -195,7 +195,7 @@ func TestScenarioLoadUnknownName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := LoadScenario(tt.name)
+			_, err := Load(tt.name)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -211,8 +211,8 @@ func TestScenarioLoadUnknownName(t *testing.T) {
 	}
 }
 
-func TestScenarioLoadFile(t *testing.T) {
-	s, err := LoadScenario(filepath.Join("testdata", "scenarios", "steady_poisson.yaml"))
+func TestLoadFile(t *testing.T) {
+	s, err := Load(filepath.Join("testdata", "scenarios", "steady_poisson.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,9 +246,9 @@ func TestScenarioLoadFile(t *testing.T) {
 	}
 }
 
-func TestScenarioLoadMissingFile(t *testing.T) {
+func TestLoadMissingFile(t *testing.T) {
 	for _, p := range []string{filepath.Join(t.TempDir(), "gone.yaml"), "gone.yml"} {
-		_, err := LoadScenario(p)
+		_, err := Load(p)
 		if err == nil {
 			t.Fatalf("%s: no error", p)
 		}
@@ -258,19 +258,19 @@ func TestScenarioLoadMissingFile(t *testing.T) {
 	}
 }
 
-func TestScenarioLoadFileInvalid(t *testing.T) {
+func TestLoadFileInvalid(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(p, []byte("name: bad\nmax_tokens: 10\nmin_tokens: 20\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := LoadScenario(p)
+	_, err := Load(p)
 	want := p + ":3: min_tokens: 20 is more than max_tokens 10"
 	if err == nil || err.Error() != want {
 		t.Errorf("error = %v, want %q", err, want)
 	}
 }
 
-func TestScenarioIsPath(t *testing.T) {
+func TestIsPath(t *testing.T) {
 	tests := []struct {
 		in   string
 		want bool
@@ -290,7 +290,7 @@ func TestScenarioIsPath(t *testing.T) {
 	}
 }
 
-func TestScenarioValidate(t *testing.T) {
+func TestValidate(t *testing.T) {
 	neg := -0.1
 	tests := []struct {
 		name   string
@@ -353,7 +353,7 @@ func TestScenarioValidate(t *testing.T) {
 	}
 }
 
-func TestScenarioClosestKey(t *testing.T) {
+func TestClosestKey(t *testing.T) {
 	keys := []string{"max_tokens", "min_tokens", "rate", "api", "concurrency", "temperature"}
 	tests := []struct{ in, want string }{
 		{"max_token", "max_tokens"},
@@ -371,15 +371,15 @@ func TestScenarioClosestKey(t *testing.T) {
 	}
 }
 
-// FuzzScenarioDecode checks that no input makes DecodeScenario panic, and
+// FuzzDecode checks that no input makes Decode panic, and
 // that whatever it accepts is valid.
-func FuzzScenarioDecode(f *testing.F) {
+func FuzzDecode(f *testing.F) {
 	f.Add("name: x\nrate: 5\narrival: poisson\n")
 	f.Add("max_token: 1\n")
 	f.Add("timeout: 300\nrate:\n  a: [1, 2]\n")
 	f.Add("- 1\n---\n")
 	f.Fuzz(func(t *testing.T, in string) {
-		s, err := DecodeScenario(strings.NewReader(in), "fuzz.yaml")
+		s, err := Decode(strings.NewReader(in), "fuzz.yaml")
 		if err == nil {
 			if verr := s.Validate(); verr != nil {
 				t.Errorf("accepted an invalid scenario: %v", verr)

@@ -1,4 +1,4 @@
-package loadgen
+package scenario
 
 import "time"
 
@@ -52,3 +52,10 @@ type Scenario struct {
 	MaxConsecutiveFailures int           `yaml:"max_consecutive_failures"` // 0: never stop
 	Timeout                time.Duration `yaml:"timeout"`                  // per request; 0: none
 }
+
+// Arrival process names (Scenario.Arrival, --arrival).
+const (
+	ArrivalConstant = "constant"
+	ArrivalPoisson  = "poisson"
+	ArrivalGamma    = "gamma"
+)

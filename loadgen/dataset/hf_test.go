@@ -1,10 +1,11 @@
-package loadgen
+package dataset
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -158,8 +159,8 @@ func startFakeHF(t *testing.T, n int) (*fakeHF, *httptest.Server) {
 // hfOpts points a load at endpoint with a fresh cache. The token is set so
 // that an HF_TOKEN in the developer's environment is not used; the fake
 // server ignores it unless it requires one.
-func hfOpts(t *testing.T, endpoint string) DatasetOptions {
-	return DatasetOptions{HFEndpoint: endpoint, CacheDir: t.TempDir(), HFToken: "-", Warnf: t.Logf}
+func hfOpts(t *testing.T, endpoint string) Options {
+	return Options{HFEndpoint: endpoint, CacheDir: t.TempDir(), HFToken: "-", Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
 }
 
 const aiesSource = "hf://AIEnergyScore/text_generation"
@@ -169,7 +170,7 @@ func TestHFPagingWithLimit(t *testing.T) {
 	f, srv := startFakeHF(t, 250)
 	opts := hfOpts(t, srv.URL)
 	opts.Limit = 150
-	got, err := LoadPrompts(context.Background(), aiesSource, opts)
+	got, err := Load(context.Background(), aiesSource, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +192,7 @@ func TestHFPagingWithLimit(t *testing.T) {
 
 	// A smaller limit is served from the cache without a request.
 	opts.Limit = 120
-	got, err = LoadPrompts(context.Background(), aiesSource, opts)
+	got, err = Load(context.Background(), aiesSource, opts)
 	if err != nil || !slices.Equal(got, rowTexts(0, 120)) {
 		t.Fatalf("cached load: %d prompts, err %v", len(got), err)
 	}
@@ -206,7 +207,7 @@ func TestHFAllRowsSkipsEmpty(t *testing.T) {
 	rows := f.datasets["AIEnergyScore/text_generation"][0].rows
 	rows[5]["text"] = ""
 	rows[6]["text"] = nil
-	got, err := LoadPrompts(context.Background(), aiesSource, hfOpts(t, srv.URL))
+	got, err := Load(context.Background(), aiesSource, hfOpts(t, srv.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +234,7 @@ func TestHFConfigSplitColumn(t *testing.T) {
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 
-	got, err := LoadPrompts(context.Background(), "hf://org/qa?config=small&split=test&column=question", hfOpts(t, srv.URL))
+	got, err := Load(context.Background(), "hf://org/qa?config=small&split=test&column=question", hfOpts(t, srv.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,15 +245,15 @@ func TestHFConfigSplitColumn(t *testing.T) {
 		t.Errorf("request query %s, want config=small&split=test", q.Encode())
 	}
 
-	// DatasetOptions.Field picks the column when the source names none.
+	// Options.Field picks the column when the source names none.
 	opts := hfOpts(t, srv.URL)
 	opts.Field = "answer"
-	got, err = LoadPrompts(context.Background(), "hf://org/qa?config=small&split=test", opts)
+	got, err = Load(context.Background(), "hf://org/qa?config=small&split=test", opts)
 	if err != nil || !slices.Equal(got, []string{"A unit of energy.", "A joule per second."}) {
 		t.Errorf("Field answer: got %q, %v", got, err)
 	}
 
-	_, err = LoadPrompts(context.Background(), "hf://org/qa?config=small&split=test", hfOpts(t, srv.URL))
+	_, err = Load(context.Background(), "hf://org/qa?config=small&split=test", hfOpts(t, srv.URL))
 	if err == nil || !strings.Contains(err.Error(), `no column "prompt" or "text"`) || !strings.Contains(err.Error(), "question, answer") {
 		t.Errorf("no default column: error %v, want one listing the columns", err)
 	}
@@ -269,7 +270,7 @@ func TestHFSplitDiscovery(t *testing.T) {
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 
-	got, err := LoadPrompts(context.Background(), "hf://Salesforce/wikitext", hfOpts(t, srv.URL))
+	got, err := Load(context.Background(), "hf://Salesforce/wikitext", hfOpts(t, srv.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +281,7 @@ func TestHFSplitDiscovery(t *testing.T) {
 		t.Errorf("requests %v, want /splits after the default config 404s", paths)
 	}
 
-	_, err = LoadPrompts(context.Background(), "hf://Salesforce/wikitext?split=validation", hfOpts(t, srv.URL))
+	_, err = Load(context.Background(), "hf://Salesforce/wikitext?split=validation", hfOpts(t, srv.URL))
 	if err == nil || !strings.Contains(err.Error(), "config=wikitext-2-raw-v1&split=test") {
 		t.Errorf("unknown split: error %v, want the available splits listed", err)
 	}
@@ -294,24 +295,24 @@ func TestHFTokenAndGatedDataset(t *testing.T) {
 
 	opts := hfOpts(t, srv.URL)
 	opts.HFToken = ""
-	_, err := LoadPrompts(context.Background(), aiesSource, opts)
+	_, err := Load(context.Background(), aiesSource, opts)
 	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "The dataset is gated") ||
 		!strings.Contains(err.Error(), "set HF_TOKEN") {
 		t.Errorf("no token: error %v, want 401 with the server's message and a hint to set HF_TOKEN", err)
 	}
-	var unavailable *DatasetUnavailableError
+	var unavailable *UnavailableError
 	if errors.As(err, &unavailable) {
 		t.Error("a 401 is reported as the network being unavailable")
 	}
 
 	opts.HFToken = "hf_wrong_token"
-	_, err = LoadPrompts(context.Background(), aiesSource, opts)
+	_, err = Load(context.Background(), aiesSource, opts)
 	if err == nil || !strings.Contains(err.Error(), "refused") || strings.Contains(err.Error(), "hf_wrong_token") {
 		t.Errorf("wrong token: error %v, want a refusal that does not echo the token", err)
 	}
 
 	opts.HFToken = "hf_secret_token"
-	got, err := LoadPrompts(context.Background(), aiesSource, opts)
+	got, err := Load(context.Background(), aiesSource, opts)
 	if err != nil || !slices.Equal(got, rowTexts(0, 3)) {
 		t.Errorf("with token: got %q, %v", got, err)
 	}
@@ -325,7 +326,7 @@ func TestHFEnvironment(t *testing.T) {
 	t.Setenv("HF_TOKEN", "hf_env_token")
 	cache := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", cache)
-	got, err := LoadPrompts(context.Background(), aiesSource, DatasetOptions{})
+	got, err := Load(context.Background(), aiesSource, Options{})
 	if err != nil || !slices.Equal(got, rowTexts(0, 2)) {
 		t.Errorf("endpoint and token from the environment: got %q, %v", got, err)
 	}
@@ -339,7 +340,7 @@ func TestHFCorruptCacheRefetched(t *testing.T) {
 	t.Parallel()
 	f, srv := startFakeHF(t, 3)
 	opts := hfOpts(t, srv.URL)
-	if _, err := LoadPrompts(context.Background(), aiesSource, opts); err != nil {
+	if _, err := Load(context.Background(), aiesSource, opts); err != nil {
 		t.Fatal(err)
 	}
 	files, _ := filepath.Glob(filepath.Join(opts.CacheDir, "hf", "AIEnergyScore", "text_generation", "*.jsonl"))
@@ -349,19 +350,19 @@ func TestHFCorruptCacheRefetched(t *testing.T) {
 	if err := os.WriteFile(files[0], []byte("not a cache\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var warnings []string
-	opts.Warnf = func(format string, args ...any) { warnings = append(warnings, fmt.Sprintf(format, args...)) }
-	got, err := LoadPrompts(context.Background(), aiesSource, opts)
+	warnings := &messages{}
+	opts.Logger = slog.New(warnings)
+	got, err := Load(context.Background(), aiesSource, opts)
 	if err != nil || !slices.Equal(got, rowTexts(0, 3)) {
 		t.Fatalf("corrupt cache: got %q, %v; want a refetch", got, err)
 	}
-	if len(warnings) != 1 || !strings.Contains(warnings[0], "ignoring unreadable dataset cache") {
-		t.Errorf("warnings %q, want one about the unreadable cache", warnings)
+	if len(warnings.lines) != 1 || !strings.Contains(warnings.lines[0], "ignoring unreadable dataset cache") {
+		t.Errorf("warnings %q, want one about the unreadable cache", warnings.lines)
 	}
 	if n := len(f.calls()); n != 2 {
 		t.Errorf("made %d requests, want 2 (one per load)", n)
 	}
-	if again, err := LoadPrompts(context.Background(), files[0], DatasetOptions{}); err != nil || !slices.Equal(again, got) {
+	if again, err := Load(context.Background(), files[0], Options{}); err != nil || !slices.Equal(again, got) {
 		t.Errorf("rewritten cache: %q, %v", again, err)
 	}
 }
@@ -369,7 +370,7 @@ func TestHFCorruptCacheRefetched(t *testing.T) {
 func TestHFNotFound(t *testing.T) {
 	t.Parallel()
 	_, srv := startFakeHF(t, 2)
-	_, err := LoadPrompts(context.Background(), "hf://nobody/nothing", hfOpts(t, srv.URL))
+	_, err := Load(context.Background(), "hf://nobody/nothing", hfOpts(t, srv.URL))
 	if err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "The dataset does not exist") ||
 		!strings.Contains(err.Error(), "hf://nobody/nothing") {
 		t.Errorf("unknown dataset: error %v, want 404 with the server's message", err)
@@ -380,13 +381,13 @@ func TestHFOfflineFromCache(t *testing.T) {
 	t.Parallel()
 	f, srv := startFakeHF(t, 130)
 	opts := hfOpts(t, srv.URL)
-	first, err := LoadPrompts(context.Background(), aiesSource, opts)
+	first, err := Load(context.Background(), aiesSource, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Close()
 
-	second, err := LoadPrompts(context.Background(), aiesSource, opts)
+	second, err := Load(context.Background(), aiesSource, opts)
 	if err != nil {
 		t.Fatalf("offline second run: %v", err)
 	}
@@ -402,7 +403,7 @@ func TestHFOfflineFromCache(t *testing.T) {
 	if len(files) != 1 {
 		t.Fatalf("cache files %v, want 1", files)
 	}
-	fromFile, err := LoadPrompts(context.Background(), files[0], DatasetOptions{})
+	fromFile, err := Load(context.Background(), files[0], Options{})
 	if err != nil || !slices.Equal(fromFile, first) {
 		t.Errorf("cache file as --dataset: %d prompts, %v", len(fromFile), err)
 	}
@@ -413,13 +414,13 @@ func TestHFPartialCache(t *testing.T) {
 	f, srv := startFakeHF(t, 300)
 	opts := hfOpts(t, srv.URL)
 	opts.Limit = 50
-	if _, err := LoadPrompts(context.Background(), aiesSource, opts); err != nil {
+	if _, err := Load(context.Background(), aiesSource, opts); err != nil {
 		t.Fatal(err)
 	}
 
 	// Online, a cache shorter than the limit is fetched again.
 	opts.Limit = 120
-	got, err := LoadPrompts(context.Background(), aiesSource, opts)
+	got, err := Load(context.Background(), aiesSource, opts)
 	if err != nil || !slices.Equal(got, rowTexts(0, 120)) {
 		t.Fatalf("refetch: %d prompts, %v", len(got), err)
 	}
@@ -429,15 +430,15 @@ func TestHFPartialCache(t *testing.T) {
 
 	// Offline, what the cache holds is used, and the caller is told.
 	srv.Close()
-	var warnings []string
+	warnings := &messages{}
 	opts.Limit = 200
-	opts.Warnf = func(format string, args ...any) { warnings = append(warnings, fmt.Sprintf(format, args...)) }
-	got, err = LoadPrompts(context.Background(), aiesSource, opts)
+	opts.Logger = slog.New(warnings)
+	got, err = Load(context.Background(), aiesSource, opts)
 	if err != nil || !slices.Equal(got, rowTexts(0, 120)) {
 		t.Fatalf("offline with a short cache: %d prompts, %v; want the 120 cached", len(got), err)
 	}
-	if len(warnings) != 1 || !strings.Contains(warnings[0], "using the 120 prompts cached") {
-		t.Errorf("warnings %q, want one saying the cache is used", warnings)
+	if len(warnings.lines) != 1 || !strings.Contains(warnings.lines[0], "using the 120 prompts cached") {
+		t.Errorf("warnings %q, want one saying the cache is used", warnings.lines)
 	}
 }
 
@@ -445,10 +446,10 @@ func TestHFUnavailable(t *testing.T) {
 	t.Parallel()
 	_, srv := startFakeHF(t, 2)
 	srv.Close()
-	_, err := LoadPrompts(context.Background(), aiesSource, hfOpts(t, srv.URL))
-	var unavailable *DatasetUnavailableError
+	_, err := Load(context.Background(), aiesSource, hfOpts(t, srv.URL))
+	var unavailable *UnavailableError
 	if !errors.As(err, &unavailable) {
-		t.Fatalf("unreachable server, no cache: error %v (%T), want *DatasetUnavailableError", err, err)
+		t.Fatalf("unreachable server, no cache: error %v (%T), want *UnavailableError", err, err)
 	}
 	if unavailable.Source != aiesSource || !strings.Contains(err.Error(), "--dataset FILE") {
 		t.Errorf("error %q, want the source and a --dataset FILE hint", err)
@@ -456,9 +457,9 @@ func TestHFUnavailable(t *testing.T) {
 
 	f, busy := startFakeHF(t, 2)
 	f.status = http.StatusServiceUnavailable
-	_, err = LoadPrompts(context.Background(), aiesSource, hfOpts(t, busy.URL))
+	_, err = Load(context.Background(), aiesSource, hfOpts(t, busy.URL))
 	if !errors.As(err, &unavailable) || !strings.Contains(err.Error(), "503") {
-		t.Errorf("503: error %v, want *DatasetUnavailableError naming the status", err)
+		t.Errorf("503: error %v, want *UnavailableError naming the status", err)
 	}
 }
 
@@ -467,8 +468,8 @@ func TestHFCanceled(t *testing.T) {
 	_, srv := startFakeHF(t, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := LoadPrompts(ctx, aiesSource, hfOpts(t, srv.URL))
-	var unavailable *DatasetUnavailableError
+	_, err := Load(ctx, aiesSource, hfOpts(t, srv.URL))
+	var unavailable *UnavailableError
 	if !errors.Is(err, context.Canceled) || errors.As(err, &unavailable) {
 		t.Errorf("canceled context: error %v, want context.Canceled", err)
 	}
@@ -481,7 +482,7 @@ func TestHFTruncatedCell(t *testing.T) {
 	long := strings.Repeat("a long prompt ", 1000)
 	split.rows[3]["text"] = long
 	split.truncated = map[int]bool{3: true}
-	got, err := LoadPrompts(context.Background(), aiesSource, hfOpts(t, srv.URL))
+	got, err := Load(context.Background(), aiesSource, hfOpts(t, srv.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,13 +497,26 @@ func TestHFTruncatedCell(t *testing.T) {
 func TestHFBadSource(t *testing.T) {
 	t.Parallel()
 	for _, source := range []string{"hf://", "hf://a/b/c", "hf://../etc", "hf://org/name?subset=x", "hf://org/name?config=%zz"} {
-		_, err := LoadPrompts(context.Background(), source, DatasetOptions{CacheDir: t.TempDir(), HFEndpoint: "http://127.0.0.1:1"})
+		_, err := Load(context.Background(), source, Options{CacheDir: t.TempDir(), HFEndpoint: "http://127.0.0.1:1"})
 		if err == nil || !strings.Contains(err.Error(), source) {
-			t.Errorf("LoadPrompts(%q) error %v, want one naming the source", source, err)
+			t.Errorf("Load(%q) error %v, want one naming the source", source, err)
 		}
-		var unavailable *DatasetUnavailableError
+		var unavailable *UnavailableError
 		if errors.As(err, &unavailable) {
-			t.Errorf("LoadPrompts(%q) tried the network", source)
+			t.Errorf("Load(%q) tried the network", source)
 		}
 	}
 }
+
+// messages is a slog.Handler that keeps the messages it is given.
+type messages struct{ lines []string }
+
+func (m *messages) Enabled(context.Context, slog.Level) bool { return true }
+
+func (m *messages) Handle(_ context.Context, r slog.Record) error {
+	m.lines = append(m.lines, r.Message)
+	return nil
+}
+
+func (m *messages) WithAttrs([]slog.Attr) slog.Handler { return m }
+func (m *messages) WithGroup(string) slog.Handler      { return m }

@@ -1,4 +1,4 @@
-package loadgen
+package dataset
 
 import (
 	"bufio"
@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,9 +18,9 @@ import (
 	"strings"
 )
 
-// DatasetOptions tunes LoadPrompts. The zero value loads every prompt of a
-// file with the default field names.
-type DatasetOptions struct {
+// Options tunes Load. The zero value loads every prompt of a file with
+// the default field names.
+type Options struct {
 	// Field is the JSONL field, CSV column or Hugging Face column that
 	// holds the prompt. Empty means "prompt", then "text".
 	Field string
@@ -41,43 +42,43 @@ type DatasetOptions struct {
 	// HTTPClient fetches hf:// datasets; nil means a client with a
 	// one-minute timeout per request.
 	HTTPClient *http.Client
-	// Warnf, if set, receives notes a user should see but that do not stop
-	// loading: a cache that could not be written, or an offline run that
-	// returns fewer cached prompts than Limit asks for.
-	Warnf func(format string, args ...any)
+	// Logger, if set, gets as warnings what a user should see but that
+	// does not stop loading: a cache that could not be read or written, or
+	// an offline run that falls back to the prompts cached.
+	Logger *slog.Logger
 }
 
-func (o *DatasetOptions) warnf(format string, args ...any) {
-	if o.Warnf != nil {
-		o.Warnf(format, args...)
+func (o *Options) warnf(format string, args ...any) {
+	if o.Logger != nil {
+		o.Logger.Warn(fmt.Sprintf(format, args...))
 	}
 }
 
-// DatasetUnavailableError reports that a source needs the network, the
+// UnavailableError reports that a source needs the network, the
 // network did not answer (or answered with a transient server error), and
 // no cached copy exists. Callers may fall back to synthetic prompts, as
 // --sim does.
-type DatasetUnavailableError struct {
+type UnavailableError struct {
 	Source string // the source as given, e.g. hf://AIEnergyScore/text_generation
 	Err    error  // why the fetch failed
 }
 
 // Error says what failed and how to run without the network.
-func (e *DatasetUnavailableError) Error() string {
+func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("dataset %s is unavailable and not cached (%v): "+
 		"pass --dataset FILE with a local copy, e.g. a JSONL export with one {\"prompt\": \"...\"} object per line",
 		e.Source, e.Err)
 }
 
 // Unwrap returns the underlying fetch error.
-func (e *DatasetUnavailableError) Unwrap() error { return e.Err }
+func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // maxLineBytes bounds one line of a dataset file. Real prompts reach
 // 85 KB; the bound only stops a file without newlines from being read as
 // one unbounded line.
 const maxLineBytes = 64 << 20
 
-// LoadPrompts returns the prompts of source, in order:
+// Load returns the prompts of source, in order:
 //
 //   - a file path: .jsonl, .ndjson and .json are JSON lines (one object per
 //     line; objects whose keys all start with "_" are metadata and
@@ -85,14 +86,14 @@ const maxLineBytes = 64 << 20
 //     holds one prompt per non-empty line;
 //   - hf://ORG/NAME[?config=C&split=S&column=COL]: rows fetched from the
 //     Hugging Face datasets-server and cached on disk (see
-//     DatasetOptions.CacheDir), so later runs work offline;
+//     Options.CacheDir), so later runs work offline;
 //   - synthetic or synthetic:mean=TOKENS,n=COUNT: generated prompts (see
-//     SyntheticPrompts).
+//     Synthetic).
 //
 // Blank lines and prompts that are empty or whitespace are skipped in every
 // format. A source without prompts is an error. An hf:// source that
-// cannot be fetched and is not cached yields a *DatasetUnavailableError.
-func LoadPrompts(ctx context.Context, source string, opts DatasetOptions) ([]string, error) {
+// cannot be fetched and is not cached yields an *UnavailableError.
+func Load(ctx context.Context, source string, opts Options) ([]string, error) {
 	if opts.Limit < 0 {
 		return nil, fmt.Errorf("dataset %s: negative limit %d", source, opts.Limit)
 	}
@@ -120,7 +121,7 @@ func LoadPrompts(ctx context.Context, source string, opts DatasetOptions) ([]str
 }
 
 // loadFile reads a local dataset file, choosing the format by extension.
-func loadFile(path string, opts DatasetOptions) ([]string, error) {
+func loadFile(path string, opts Options) ([]string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("dataset file %q not found: pass --dataset FILE with a JSONL, CSV or text file of prompts, "+

@@ -1,4 +1,4 @@
-package loadgen
+package dataset
 
 import (
 	"fmt"
@@ -34,13 +34,13 @@ const (
 	syntheticStream = 0x70726f6d707473
 )
 
-// SyntheticPrompts returns n varied English-like prompts whose lengths, in
+// Synthetic returns n varied English-like prompts whose lengths, in
 // the SyntheticTokensPerWord measure, follow a log-normal spread around
 // meanTokens (never fewer than 4 tokens). The lengths are rescaled so the
 // set's mean is meanTokens, up to rounding to whole words. The same
 // arguments always give the same prompts. A meanTokens below 4 is raised
 // to 4; n ≤ 0 gives none.
-func SyntheticPrompts(n, meanTokens int, seed int64) []string {
+func Synthetic(n, meanTokens int, seed int64) []string {
 	if n <= 0 {
 		return nil
 	}
@@ -93,7 +93,7 @@ func syntheticText(rng *rand.Rand, words int, b *strings.Builder) string {
 // loadSynthetic parses "synthetic" or "synthetic:mean=TOKENS,n=COUNT".
 // n defaults to the limit, else DefaultSyntheticCount, and never exceeds
 // the limit.
-func loadSynthetic(source string, opts DatasetOptions) ([]string, error) {
+func loadSynthetic(source string, opts Options) ([]string, error) {
 	mean := DefaultSyntheticMeanTokens
 	n := 0
 	params, _ := strings.CutPrefix(source, syntheticName)
@@ -127,7 +127,7 @@ func loadSynthetic(source string, opts DatasetOptions) ([]string, error) {
 	case opts.Limit > 0:
 		n = min(n, opts.Limit)
 	}
-	return SyntheticPrompts(n, mean, opts.Seed), nil
+	return Synthetic(n, mean, opts.Seed), nil
 }
 
 // syntheticWords is the vocabulary of synthetic prompts: common English

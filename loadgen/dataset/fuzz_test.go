@@ -1,4 +1,4 @@
-package loadgen
+package dataset
 
 import (
 	"strings"
@@ -41,10 +41,10 @@ func FuzzParsePromptLine(f *testing.F) {
 	})
 }
 
-// FuzzDatasetReaders feeds arbitrary file contents to the JSONL, CSV and
+// FuzzReaders feeds arbitrary file contents to the JSONL, CSV and
 // text readers: none may panic, and every prompt they return is non-blank
 // and within the limit.
-func FuzzDatasetReaders(f *testing.F) {
+func FuzzReaders(f *testing.F) {
 	for _, seed := range []string{
 		"{\"prompt\": \"a\"}\n{\"prompt\": \"b\"}\n",
 		"text,id\nhello,1\n\"quoted, with comma\",2\n",

@@ -1,0 +1,160 @@
+package backends
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// This file holds the HTTP plumbing the OpenAI and PyTorch clients share:
+// the load-generation client, t_send stamping around client.Do, and the
+// classification and wording of transport failures.
+
+const (
+	// maxErrorBody bounds how much of a non-2xx body is read for its
+	// message.
+	maxErrorBody = 64 << 10
+	// maxMessage bounds a server's error message kept in a record.
+	maxMessage = 1024
+	// snippetBytes is how much of a malformed payload an error quotes.
+	snippetBytes = 80
+)
+
+// newLoadClient returns an HTTP client for load generation. HTTP/2 is off
+// so that every in-flight request has its own connection, as with vLLM's
+// usual clients; compression is off because a gzip layer would buffer
+// SSE chunks and distort their arrival times; the proxy is off because
+// timing through an environment proxy would measure the proxy.
+func newLoadClient() *http.Client {
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Client{Transport: &http.Transport{
+		DialContext:         dialer.DialContext,
+		Protocols:           protocols,
+		MaxIdleConnsPerHost: 1 << 14,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		DisableCompression:  true,
+		ReadBufferSize:      32 << 10,
+		WriteBufferSize:     32 << 10,
+	}}
+}
+
+// transportError is a failure to reach the server, with a short message
+// that names the URL tried; it unwraps to the underlying network error.
+type transportError struct {
+	msg string
+	err error
+}
+
+func (e *transportError) Error() string { return e.msg }
+func (e *transportError) Unwrap() error { return e.err }
+
+// sendStamp finds t_send: the moment the request starts going out, once
+// net/http has a connection and has formatted the headers (they are
+// buffered and flushed with the body). Stamping before client.Do instead
+// would add the transport's hand-off to its writer goroutine, a wake-up
+// on another CPU that costs up to a millisecond on small VMs, to every
+// TTFT: client latency reported as server latency. Dialing is not part of
+// t_send either; a new connection's setup is the client's, not the
+// model's, latency. The hook runs on the transport's writer goroutine,
+// hence the atomic.
+type sendStamp struct {
+	base   time.Time    // before client.Do; the fallback when the hook never ran
+	offset atomic.Int64 // nanoseconds after base, +1 so that 0 means unset
+}
+
+func (s *sendStamp) mark() { s.offset.Store(int64(time.Since(s.base)) + 1) }
+
+// at returns t_send: when the headers were written, or base if they
+// never were (the request failed before that).
+func (s *sendStamp) at() time.Time {
+	if off := s.offset.Load(); off > 0 {
+		return s.base.Add(time.Duration(off - 1))
+	}
+	return s.base
+}
+
+// roundTrip sends hreq, whose context carries sent.mark as its
+// WroteHeaders trace, and stamps resp.Send with t_send. A failure before
+// the response fills resp (timeout or canceled when ctx ended, else
+// connect_error naming the method and URL) and returns nil.
+func roundTrip(ctx context.Context, client *http.Client, hreq *http.Request, sent *sendStamp, resp *Response) *http.Response {
+	sent.base = time.Now()
+	resp.Send = sent.base
+	hresp, err := client.Do(hreq)
+	resp.Send = sent.at()
+	if err == nil {
+		return hresp
+	}
+	resp.Done = time.Now()
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		setContextOutcome(resp, ctxErr, "before the response arrived")
+		return nil
+	}
+	resp.Outcome = OutcomeConnectError
+	resp.Error = hreq.Method + " " + hreq.URL.String() + ": " + describeTransportError(err)
+	return nil
+}
+
+// httpErrorOutcome classifies a 4xx or 5xx status.
+func httpErrorOutcome(code int) Outcome {
+	if code >= 500 {
+		return OutcomeHTTP5xx
+	}
+	return OutcomeHTTP4xx
+}
+
+// setContextOutcome classifies the end of ctx: a deadline is a timeout,
+// anything else a cancellation.
+func setContextOutcome(resp *Response, ctxErr error, when string) {
+	if errors.Is(ctxErr, context.DeadlineExceeded) {
+		resp.Outcome, resp.Error = OutcomeTimeout, "timed out "+when
+		return
+	}
+	resp.Outcome, resp.Error = OutcomeCanceled, "canceled "+when
+}
+
+// describeTransportError says briefly why a server could not be reached.
+func describeTransportError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset by peer before the response"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "server closed the connection before the response"
+	case errors.As(err, &dnsErr):
+		return "cannot resolve host: " + dnsErr.Error()
+	}
+	return err.Error()
+}
+
+// clip shortens s to at most n bytes on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}
+
+// snippet quotes the start of a malformed payload for an error message.
+func snippet(b []byte) string {
+	return clip(string(b), snippetBytes)
+}

@@ -1,0 +1,8 @@
+// Package dataset loads the prompts a run sends: from a local file (JSON
+// lines, CSV or plain text), from a Hugging Face dataset (hf://ORG/NAME,
+// fetched from the datasets-server and cached on disk), or generated
+// (synthetic). Load is the entry point; Synthetic makes prompts directly.
+//
+// This package must not depend on the load generator's engine (package
+// loadgen), on cmd/, the exporter or dump.
+package dataset
