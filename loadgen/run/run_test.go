@@ -1,0 +1,144 @@
+package run
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenwatt/tokenwatt/backends/sim"
+	"github.com/tokenwatt/tokenwatt/energy"
+	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
+)
+
+// testConfig is a small simulated run with simulated energy and no idle
+// baseline, writing into a temporary directory.
+func testConfig(t *testing.T, n int) Config {
+	t.Helper()
+	simCfg := sim.DefaultConfig()
+	simCfg.TTFT, simCfg.ITL = 2*time.Millisecond, time.Millisecond
+	max, min := 8, 0
+	return Config{
+		Scenario: &scenario.Scenario{Name: "lib-test", Backend: "vllm", Dataset: "synthetic:mean=20,n=20",
+			NumSamples: n, Concurrency: 2, MaxTokens: max, MinTokens: min},
+		Sim: &simCfg, Out: t.TempDir(), CarbonIntensity: 475, Grace: time.Second, Version: "test",
+		Energy: energy.SourceAuto, EnergyInterval: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+	}
+}
+
+func countLines(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		n++
+	}
+	return n
+}
+
+// A whole run in process: Start, Run, Close; the records, the energy
+// samples and the summary row are written, and energy is attributed.
+func TestRunInProcess(t *testing.T) {
+	cfg := testConfig(t, 12)
+	r, err := Start(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !r.Simulated() || r.ID() == "" || r.Scenario().Endpoint == "" {
+		t.Fatalf("started run: simulated %v, id %q, endpoint %q", r.Simulated(), r.ID(), r.Scenario().Endpoint)
+	}
+	res, err := r.Run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	r.Close() // twice is harmless
+	if res.Requests != 12 || res.OK != 12 || res.StopReason != loadgen.StopCount || res.RecordsErr != nil {
+		t.Fatalf("result %+v", res)
+	}
+	if got := countLines(t, res.RecordsPath); got != 12 {
+		t.Errorf("%d records, want 12", got)
+	}
+	if got := countLines(t, filepath.Join(cfg.Out, energy.FileName)); got < 2 {
+		t.Errorf("energy.jsonl has %d lines, want a header and samples", got)
+	}
+	if got := countLines(t, res.SummaryPath); got != 2 {
+		t.Errorf("summary.csv has %d lines, want the header and one row", got)
+	}
+	row := res.Row
+	if row.TotalPrompts != 12 || row.GPUEnergyWh == nil || *row.GPUEnergyWh <= 0 || !row.Simulated {
+		t.Errorf("row: %d prompts, energy %v Wh, simulated %v", row.TotalPrompts, row.GPUEnergyWh, row.Simulated)
+	}
+}
+
+// Bad input stops Start before anything is sent, as an InputError, and
+// whatever was opened is released: the metrics address is free again and
+// no records file is created.
+func TestStartFailsCleanly(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := testConfig(t, 1)
+	cfg.MetricsAddr = busy.Addr().String()
+	_, err = Start(t.Context(), cfg)
+	var input *InputError
+	if !errors.As(err, &input) || !strings.Contains(err.Error(), "--metrics-addr") {
+		t.Fatalf("busy metrics address: %v, want an InputError naming --metrics-addr", err)
+	}
+
+	// An unreachable endpoint, after the metrics address was bound.
+	cfg = testConfig(t, 1)
+	cfg.Sim, cfg.Energy = nil, energy.SourceNone
+	cfg.Scenario.Endpoint = "http://" + busy.Addr().String() + "/v1"
+	busy.Close()
+	cfg.MetricsAddr = "127.0.0.1:0"
+	_, err = Start(t.Context(), cfg)
+	if !errors.As(err, &input) || !strings.Contains(err.Error(), "cannot reach the endpoint") {
+		t.Fatalf("unreachable endpoint: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, loadgen.RecordsFileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a run that never started left a records file: %v", err)
+	}
+
+	// --energy sim without the simulator names the fix.
+	cfg = testConfig(t, 1)
+	cfg.Sim, cfg.Energy = nil, energy.SourceSim
+	if _, err := Start(t.Context(), cfg); !errors.As(err, &input) || !strings.Contains(err.Error(), "--energy sim needs --sim") {
+		t.Fatalf("--energy sim without --sim: %v", err)
+	}
+}
+
+// A context that ends during the idle baseline stops the run before it
+// sends anything, with ErrInterruptedIdle.
+func TestRunInterruptedDuringIdleBaseline(t *testing.T) {
+	cfg := testConfig(t, 5)
+	cfg.IdleBaseline = time.Minute
+	r, err := Start(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := r.Run(ctx); !errors.Is(err, ErrInterruptedIdle) {
+		t.Fatalf("Run: %v, want ErrInterruptedIdle", err)
+	}
+	if sent := r.Progress().Sent.Load(); sent != 0 {
+		t.Errorf("%d requests sent while measuring the idle baseline", sent)
+	}
+}
