@@ -76,24 +76,53 @@ func do(c *OpenAI, ctx context.Context, req *Request) *Response {
 	return resp
 }
 
+// TestDoStreamTiming checks where each stamp is taken, against the body
+// reads that delivered each event rather than against a clock: the server
+// writes an event only once the client has read everything before it and
+// asks for more, so every event arrives in reads of its own, and the
+// client's stamp for it lies between the read that completed it and the
+// next read. TTFT is stamped at the first text chunk (not the role chunk),
+// ITL gaps are between text chunks (not the empty or finish chunks), and
+// t_done at [DONE]. How close the figures come to the server's sleeps is
+// TestTimingDoStream's business (TOKENWATT_TIMING=1).
 func TestDoStreamTiming(t *testing.T) {
-	const (
-		ttft = 60 * time.Millisecond
-		gap  = 30 * time.Millisecond
-	)
+	const ttft, gap = 20 * time.Millisecond, 10 * time.Millisecond
+	events := []string{roleChunk(), textChunk("Hello"), textChunk(" wor"), textChunk(""), textChunk("ld"), textChunk("!"),
+		finishChunk(), usageChunk(11, 4), "[DONE]"}
+	const first, last, done = 1, 5, 8 // indexes in events
+	text := []int{1, 2, 4, 5}
+	// ends[i]: the body's length once event i is written.
+	ends := make([]int64, len(events))
+	var total int64
+	for i, e := range events {
+		total += int64(len(fmt.Sprintf("data: %s\n\n", e)))
+		ends[i] = total
+	}
+	log := &readLog{wants: make(chan int64, 1024)}
 	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
 		startStream(w)
-		writeEvents(w, roleChunk()) // role-only: must not set t_first
-		time.Sleep(ttft)
-		writeEvents(w, textChunk("Hello"))
-		for _, tok := range []string{" wor", "ld", "!"} {
-			time.Sleep(gap)
-			writeEvents(w, textChunk(tok))
+		for i, e := range events {
+			switch {
+			case i == first:
+				time.Sleep(ttft)
+			case i > first && i <= last:
+				time.Sleep(gap)
+			}
+			// Wait for the client to have read all before this event.
+			for want := int64(0); i > 0 && want < ends[i-1] || i == 0 && want < 0; {
+				select {
+				case want = <-log.wants:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			writeEvents(w, e)
 		}
-		writeEvents(w, finishChunk(), usageChunk(11, 4), "[DONE]")
 	})
-	c := newTestClient(t, srv.URL, OpenAIConfig{})
+	client := &http.Client{Transport: loggingTransport{&http.Transport{}, log}}
+	c := newTestClient(t, srv.URL, OpenAIConfig{HTTPClient: client})
 	resp := do(c, context.Background(), &Request{Model: "m", Prompt: "hi", Stream: true})
+	after := time.Now()
 
 	if resp.Outcome != OutcomeOK || resp.Error != "" || resp.HTTPStatus != 200 {
 		t.Fatalf("outcome=%s status=%d error=%q", resp.Outcome, resp.HTTPStatus, resp.Error)
@@ -101,25 +130,114 @@ func TestDoStreamTiming(t *testing.T) {
 	if resp.TextChunks != 4 || len(resp.ITL) != 3 {
 		t.Fatalf("text chunks=%d ITLs=%d, want 4 and 3", resp.TextChunks, len(resp.ITL))
 	}
-	if got := resp.First.Sub(resp.Send); got < ttft || got > ttft+time.Second {
-		t.Errorf("TTFT = %v, want about %v (the role chunk at 0 must not count)", got, ttft)
+	if resp.PromptTokens != 11 || resp.OutputTokens != 4 || resp.TokensSource != TokensFromUsage {
+		t.Errorf("tokens: prompt=%d output=%d source=%q", resp.PromptTokens, resp.OutputTokens, resp.TokensSource)
 	}
+	// lo and hi bracket the client's stamp for event i.
+	lo := func(i int) time.Time { return log.completing(ends[i]).returned }
+	hi := func(i int) time.Time {
+		if next, ok := log.after(ends[i]); ok {
+			return next.called
+		}
+		return after
+	}
+	in := func(name string, got time.Time, i int) {
+		t.Helper()
+		if got.Before(lo(i)) || got.After(hi(i)) {
+			t.Errorf("%s stamped %v after the send; event %d was read between %v and %v", name,
+				got.Sub(resp.Send), i, lo(i).Sub(resp.Send), hi(i).Sub(resp.Send))
+		}
+	}
+	in("t_first", resp.First, first)
+	in("t_last", resp.Last, last)
+	in("t_done", resp.Done, done)
 	var sum time.Duration
-	for i, d := range resp.ITL {
-		if d < gap/2 || d > gap+time.Second {
-			t.Errorf("ITL[%d] = %v, want about %v", i, d, gap)
+	for k, d := range resp.ITL {
+		a, b := text[k], text[k+1]
+		if min, max := lo(b).Sub(hi(a)), hi(b).Sub(lo(a)); d < min || d > max {
+			t.Errorf("ITL[%d] = %v, want between %v and %v (text events %d and %d)", k, d, min, max, a, b)
 		}
 		sum += d
 	}
 	if sum != resp.Last.Sub(resp.First) {
 		t.Errorf("sum of ITLs %v != t_last - t_first %v", sum, resp.Last.Sub(resp.First))
 	}
-	if resp.Done.Before(resp.Last) || resp.Send.After(resp.First) {
-		t.Errorf("order: send=%v first=%v last=%v done=%v", resp.Send, resp.First, resp.Last, resp.Done)
+	// The first text chunk was written TTFT after the request arrived,
+	// which was after t_send: a floor, whatever the machine's load.
+	if got := resp.First.Sub(resp.Send); got < ttft {
+		t.Errorf("TTFT = %v, below the server's %v before the first text chunk", got, ttft)
 	}
-	if resp.PromptTokens != 11 || resp.OutputTokens != 4 || resp.TokensSource != TokensFromUsage {
-		t.Errorf("tokens: prompt=%d output=%d source=%q", resp.PromptTokens, resp.OutputTokens, resp.TokensSource)
+}
+
+// readLog records a response body's reads: when each was called and
+// returned, and the body's length read by then.
+type readLog struct {
+	mu    sync.Mutex
+	reads []bodyRead
+	wants chan int64 // the length read so far, at each Read call
+}
+
+type bodyRead struct {
+	called, returned time.Time
+	total            int64
+}
+
+// completing is the read that brought the body to length n.
+func (l *readLog) completing(n int64) bodyRead {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.reads {
+		if r.total >= n {
+			return r
+		}
 	}
+	return bodyRead{}
+}
+
+// after is the read following the one that brought the body to length n.
+func (l *readLog) after(n int64) (bodyRead, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, r := range l.reads {
+		if r.total >= n && i+1 < len(l.reads) {
+			return l.reads[i+1], true
+		}
+	}
+	return bodyRead{}, false
+}
+
+type loggedBody struct {
+	io.ReadCloser
+	log   *readLog
+	total int64
+}
+
+func (b *loggedBody) Read(p []byte) (int, error) {
+	called := time.Now()
+	select {
+	case b.log.wants <- b.total:
+	default:
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.total += int64(n)
+	b.log.mu.Lock()
+	b.log.reads = append(b.log.reads, bodyRead{called: called, returned: time.Now(), total: b.total})
+	b.log.mu.Unlock()
+	return n, err
+}
+
+// loggingTransport logs the reads of every response body into log.
+type loggingTransport struct {
+	http.RoundTripper
+	log *readLog
+}
+
+func (tr loggingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := tr.RoundTripper.RoundTrip(r)
+	if err == nil {
+		resp.Body = &loggedBody{ReadCloser: resp.Body, log: tr.log}
+	}
+	return resp, err
 }
 
 func TestDoStreamTokensFromChunks(t *testing.T) {

@@ -82,8 +82,12 @@ func TestPyTorchNDJSONWithUsage(t *testing.T) {
 	if r.Outcome != OutcomeOK || r.TextChunks != 3 || r.OutputTokens != 3 || r.PromptTokens != 5 || r.TokensSource != TokensFromUsage {
 		t.Fatalf("response %+v", r)
 	}
-	if len(r.ITL) != 2 || r.First.Sub(r.Send) <= 0 || r.ITL[0] < 15*time.Millisecond || r.ITL[0] > 200*time.Millisecond {
-		t.Errorf("timing: TTFT %v, ITL %v (server gap 20 ms)", r.First.Sub(r.Send), r.ITL)
+	// The relations hold on any machine; how close the ITLs come to the
+	// server's 20 ms is TestTimingPyTorchITL's (TOKENWATT_TIMING=1). The
+	// third line is written two gaps after the request arrived.
+	if len(r.ITL) != 2 || r.First.Sub(r.Send) <= 0 || r.ITL[0] < 0 || r.ITL[1] < 0 ||
+		r.ITL[0]+r.ITL[1] != r.Last.Sub(r.First) || r.Last.Sub(r.Send) < 40*time.Millisecond {
+		t.Errorf("timing: TTFT %v, ITL %v, last after %v (server gap 20 ms)", r.First.Sub(r.Send), r.ITL, r.Last.Sub(r.Send))
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"net/http"
+	"os"
+	"sync"
 	"testing"
 	"time"
 )
@@ -42,10 +44,96 @@ func within(got, want, tol time.Duration) bool {
 	return d >= -tol && d <= tol
 }
 
-func TestTimingMatchesConfig(t *testing.T) {
-	if raceEnabled {
-		t.Skip("timing bounds are meaningless under the race detector (and beside other packages' tests); scripts/test runs this without -race")
+// timingOptIn skips a wall-clock accuracy check unless TOKENWATT_TIMING=1
+// (and without the race detector): its bounds hold on an idle machine, not
+// on a slow or busy one. `go run ./bench` measures the same figures.
+func timingOptIn(t *testing.T) {
+	t.Helper()
+	if os.Getenv("TOKENWATT_TIMING") != "1" {
+		t.Skip("wall-clock accuracy check: TOKENWATT_TIMING=1 runs it (idle machine, no -race); `go run ./bench` measures the same figures")
 	}
+	if raceEnabled {
+		t.Skip("timing bounds are meaningless under the race detector; TOKENWATT_TIMING=1 scripts/test runs this without -race")
+	}
+}
+
+// hookWaits replaces the streams' timer waits with wait for the test's
+// duration (see waitHook). Call it before starting the server.
+func hookWaits(t *testing.T, wait func(ctx context.Context, deadline time.Time) bool) {
+	t.Helper()
+	waitHook = wait
+	t.Cleanup(func() { waitHook = nil })
+}
+
+// TestScheduleIsAbsolute: token k is due at admission + TTFT + (k−1)·ITL
+// whenever the previous wait ended. The controlled clock ends every wait
+// at once, hours before its deadline: a schedule built from wake-up times
+// (now + ITL) would give deadlines seconds apart, not exactly ITL apart.
+func TestScheduleIsAbsolute(t *testing.T) {
+	const ttft, itl, n = time.Hour, 10 * time.Minute, 20
+	var mu sync.Mutex
+	var deadlines, calls []time.Time
+	hookWaits(t, func(_ context.Context, deadline time.Time) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		deadlines = append(deadlines, deadline)
+		calls = append(calls, time.Now())
+		return true
+	})
+	srv := startSim(t, Config{TTFT: ttft, ITL: itl})
+	res := postStream(t.Context(), t, warmClient(t, srv.URL), srv.URL+"/v1/chat/completions", chatBody(map[string]any{
+		"stream": true, "max_tokens": n, "ignore_eos": true,
+	}))
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if at := textTimes(t, res.events); len(at) != n {
+		t.Fatalf("%d text chunks, want %d", len(at), n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(deadlines) != n {
+		t.Fatalf("%d waits, want one per token (%d)", len(deadlines), n)
+	}
+	// TTFT counts from arrival, which lies between the send and the
+	// first wait.
+	if admitted := deadlines[0].Add(-ttft); admitted.Before(res.send) || admitted.After(calls[0]) {
+		t.Errorf("first deadline − TTFT = %v, want between the send (%v) and the first wait (%v)", admitted, res.send, calls[0])
+	}
+	for k := 1; k < n; k++ {
+		if got := deadlines[k].Sub(deadlines[0]); got != time.Duration(k)*itl {
+			t.Errorf("token %d due %v after the first, want exactly %v", k+1, got, time.Duration(k)*itl)
+		}
+	}
+}
+
+// TestTokensNeverEarly: with the real clock, no token reaches the client
+// before its deadline (send + TTFT + (k−1)·ITL). Lateness is not bounded
+// here (see TestTimingMatchesConfig).
+func TestTokensNeverEarly(t *testing.T) {
+	const ttft, itl, n = 10 * time.Millisecond, 2 * time.Millisecond, 10
+	srv := startSim(t, Config{TTFT: ttft, ITL: itl})
+	res := postStream(t.Context(), t, warmClient(t, srv.URL), srv.URL+"/v1/chat/completions", chatBody(map[string]any{
+		"stream": true, "max_tokens": n, "ignore_eos": true,
+	}))
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	at := textTimes(t, res.events)
+	if len(at) != n {
+		t.Fatalf("%d text chunks, want %d", len(at), n)
+	}
+	for k, a := range at {
+		if got, due := a.Sub(res.send), ttft+time.Duration(k)*itl; got < due {
+			t.Errorf("token %d at %v, before its deadline %v", k+1, got, due)
+		}
+	}
+}
+
+// TestTimingMatchesConfig (TOKENWATT_TIMING=1): tokens arrive within 2 ms
+// of their schedule, and the last one on time.
+func TestTimingMatchesConfig(t *testing.T) {
+	timingOptIn(t)
 	const ttft, itl, tol = 30 * time.Millisecond, 5 * time.Millisecond, 2 * time.Millisecond
 	srv := startSim(t, Config{TTFT: ttft, ITL: itl})
 	client := warmClient(t, srv.URL)
@@ -59,6 +147,7 @@ func TestTimingMatchesConfig(t *testing.T) {
 	if len(at) != 20 {
 		t.Fatalf("%d text chunks, want 20", len(at))
 	}
+	t.Logf("TTFT %v (configured %v), last token at %v (schedule %v)", at[0].Sub(res.send), ttft, at[19].Sub(res.send), ttft+19*itl)
 	if got := at[0].Sub(res.send); !within(got, ttft, tol) {
 		t.Errorf("TTFT %v, want %v ± %v", got, ttft, tol)
 	}
@@ -74,7 +163,56 @@ func TestTimingMatchesConfig(t *testing.T) {
 	}
 }
 
+// TestQueueingAddsToTTFT: with one sequence slot, B waits in the queue
+// until A leaves it, then its own TTFT: B's first token comes at least
+// TTFT after A was cancelled, and B's TTFT holds its time in the queue.
 func TestQueueingAddsToTTFT(t *testing.T) {
+	const ttft = 20 * time.Millisecond
+	// ITL an hour: A holds the slot after its first token until cancelled.
+	srv := startSim(t, Config{TTFT: ttft, ITL: time.Hour, MaxNumSeqs: 1})
+	url := srv.URL + "/v1/chat/completions"
+
+	ctxA, cancelA := context.WithCancel(t.Context())
+	defer cancelA()
+	respA, err := http.DefaultClient.Do(newPost(ctxA, t, url, chatBody(map[string]any{"stream": true, "max_tokens": 2, "ignore_eos": true})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer respA.Body.Close()
+	// A's role chunk comes with its first token: A holds the slot.
+	if ev, err := readEvents(bufio.NewReader(respA.Body), 1); err != nil || len(ev) != 1 {
+		t.Fatalf("A's role chunk: %v %v", ev, err)
+	}
+	resB := make(chan streamResult, 1)
+	go func() {
+		resB <- postStream(t.Context(), t, http.DefaultClient, url, chatBody(map[string]any{"stream": true, "max_tokens": 1}))
+	}()
+	const l = `{model_name="tokenwatt-sim"}`
+	waitForMetric(t, srv.URL, "vllm:num_requests_waiting"+l+" 1")
+	cancelled := time.Now()
+	cancelA()
+	b := <-resB
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	atB := textTimes(t, b.events)
+	if len(atB) != 1 {
+		t.Fatalf("B: %d text chunks, want 1", len(atB))
+	}
+	// B is admitted when A's slot is freed, after the cancellation, and
+	// then waits its own TTFT.
+	if got := atB[0].Sub(cancelled); got < ttft {
+		t.Errorf("B's first token %v after A was cancelled, want at least its TTFT %v", got, ttft)
+	}
+	if got, queued := atB[0].Sub(b.send), cancelled.Sub(b.send); got < queued+ttft {
+		t.Errorf("B's TTFT %v, want its %v in the queue + TTFT %v", got, queued, ttft)
+	}
+}
+
+// TestTimingQueueing (TOKENWATT_TIMING=1): B, queued behind A, gets its
+// first token TTFT ± 3 ms after A's last.
+func TestTimingQueueing(t *testing.T) {
+	timingOptIn(t)
 	const ttft, itl, tol = 20 * time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond
 	srv := startSim(t, Config{TTFT: ttft, ITL: itl, MaxNumSeqs: 1})
 	body := chatBody(map[string]any{"stream": true, "max_tokens": 10, "ignore_eos": true})
@@ -109,6 +247,7 @@ func TestQueueingAddsToTTFT(t *testing.T) {
 	if len(atA) != 10 || len(atB) != 10 {
 		t.Fatalf("text chunks: A %d, B %d; want 10 each", len(atA), len(atB))
 	}
+	t.Logf("B's first token %v after A's last (TTFT %v); B's TTFT %v", atB[0].Sub(atA[9]), ttft, atB[0].Sub(resB.send))
 	// B is admitted when A finishes, then waits its own TTFT.
 	if got, want := atB[0].Sub(atA[9]), ttft; !within(got, want, tol) {
 		t.Errorf("B's first token %v after A's last, want %v ± %v", got, want, tol)

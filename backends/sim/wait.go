@@ -28,9 +28,18 @@ func newClock() *clock {
 	return &clock{timer: t}
 }
 
+// waitHook, when a test sets it (before starting a server), replaces every
+// stream's timer wait: it sees each token's deadline and decides when the
+// wait ends. It lets the schedule be tested with a controlled clock. nil
+// outside tests.
+var waitHook func(ctx context.Context, deadline time.Time) bool
+
 // sleepUntil waits until deadline and reports true, or reports false as
 // soon as ctx ends.
 func (c *clock) sleepUntil(ctx context.Context, deadline time.Time) bool {
+	if waitHook != nil {
+		return waitHook(ctx, deadline)
+	}
 	return c.timer.SleepUntil(ctx, deadline)
 }
 

@@ -105,8 +105,7 @@ func TestPrometheusScrapesRunMetrics(t *testing.T) {
 
 	// The native histogram's p99 lies within a bucket (factor 1.1) of the
 	// records' p99; the ranks of the two estimates may differ by a sample
-	// or so, hence p98.5 to p99.5. The simulator was set to 1 ms, which the
-	// race detector's slow-down stretches.
+	// or so, hence p98.5 to p99.5.
 	q := `histogram_quantile(0.99, sum(tokenwatt_request_ttft_seconds` + sel + `))`
 	p99, _ := promtest.QueryAt(t, prom.URL(), q, at)
 	lo, hi := quantile(tot.ttfts, 0.985)/1.1, quantile(tot.ttfts, 0.995)*1.1
@@ -114,12 +113,14 @@ func TestPrometheusScrapesRunMetrics(t *testing.T) {
 	if p99 < lo || p99 > hi {
 		t.Errorf("%s = %v, want it in [%v, %v] from records.jsonl", q, p99, lo, hi)
 	}
-	ceiling := 0.02
-	if raceEnabled {
-		ceiling = 0.1
+	// No TTFT is below the simulator's 1 ms, whatever the machine's load;
+	// how far above is a wall-clock figure, bounded only with
+	// TOKENWATT_TIMING=1.
+	if p99 < 0.001/1.1 {
+		t.Errorf("%s = %v, below the simulator's 1 ms", q, p99)
 	}
-	if p99 < 0.001/1.1 || p99 > ceiling {
-		t.Errorf("%s = %v, want near the simulator's 1 ms (at most %v)", q, p99, ceiling)
+	if timingEnabled() && p99 > 0.02 {
+		t.Errorf("%s = %v, want near the simulator's 1 ms (at most 20 ms)", q, p99)
 	}
 }
 

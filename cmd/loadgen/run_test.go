@@ -2,21 +2,33 @@ package main
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokenwatt/tokenwatt/backends/sim"
+	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 )
 
-func skipUnderRace(t *testing.T) {
+// timingOptIn skips a wall-clock accuracy check (latency, lag, rate or CPU
+// bounds) unless TOKENWATT_TIMING=1, and under the race detector: its
+// bounds hold on an idle machine, not on a slow or busy one. `go run
+// ./bench` measures the same figures against their targets.
+func timingOptIn(t *testing.T) {
 	t.Helper()
-	if raceEnabled {
-		t.Skip("timing bounds are meaningless under the race detector; scripts/test runs this without -race")
+	if !timingEnabled() {
+		t.Skip("wall-clock accuracy check: TOKENWATT_TIMING=1 runs it (idle machine, no -race; TOKENWATT_TIMING=1 ./scripts/test does); `go run ./bench` measures the same figures")
 	}
 }
+
+// timingEnabled reports whether wall-clock accuracy is asserted: with
+// TOKENWATT_TIMING=1 and without the race detector.
+func timingEnabled() bool { return os.Getenv("TOKENWATT_TIMING") == "1" && !raceEnabled }
 
 // quantile returns the q-quantile (nearest rank) of xs.
 func quantile(xs []float64, q float64) float64 {
@@ -25,8 +37,77 @@ func quantile(xs []float64, q float64) float64 {
 	return s[int(q*float64(len(s)-1)+0.5)]
 }
 
+// TestRecordsTimeTheSimulatorsTokens: the records' TTFT, ITL and E2E fit
+// together (TTFT + ΣITL = E2E, one gap per token after the first) and no
+// token is early: TTFT at least the simulator's, the last token at least
+// TTFT + 15 ITLs after the send. The summary's p50s are the records'.
+// How close to the configured values is TestTimingTTFTAndITLMatchTheSimulator's.
+func TestRecordsTimeTheSimulatorsTokens(t *testing.T) {
+	out := t.TempDir()
+	const ttft, itl, tokens = 0.020, 0.002, 16
+	res := runCLI(t, "--sim", "--sim-ttft", "20ms", "--sim-itl", "2ms", "--sim-jitter", "0s",
+		"--scenario", "throughput", "--concurrency", "4", "--num-samples", "8", "--duration", "0s",
+		"--max-tokens", "16", "--ignore-eos", "--dataset", "synthetic:mean=200", "--out", out)
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+	if len(recs) != 8 {
+		t.Fatalf("%d records, want 8", len(recs))
+	}
+	var ttfts, itls []float64
+	for _, r := range recs {
+		if !r.OK() || r.TTFT == nil || r.E2E == nil {
+			t.Fatalf("request failed or unmeasured: %+v", r)
+		}
+		if r.OutputTokens == nil || *r.OutputTokens != tokens || r.TokensSource == nil || *r.TokensSource != "usage" {
+			t.Fatalf("want exactly %d output tokens from usage, got %v from %v", tokens, deref(r.OutputTokens), deref(r.TokensSource))
+		}
+		if len(r.ITL) != tokens-1 {
+			t.Fatalf("%d ITL gaps, want %d", len(r.ITL), tokens-1)
+		}
+		sum := *r.TTFT
+		for _, g := range r.ITL {
+			if g < 0 {
+				t.Errorf("negative ITL %v", g)
+			}
+			sum += g
+		}
+		if math.Abs(sum-*r.E2E) > 1e-6 {
+			t.Errorf("TTFT + ΣITL = %.6fs, E2E %.6fs: they must agree", sum, *r.E2E)
+		}
+		if *r.TTFT < ttft {
+			t.Errorf("TTFT %.6fs, before the simulator's %.3fs", *r.TTFT, ttft)
+		}
+		if *r.E2E < ttft+(tokens-1)*itl {
+			t.Errorf("last token at %.6fs, before its deadline %.3fs", *r.E2E, ttft+(tokens-1)*itl)
+		}
+		if r.DoneUnix < r.SendUnix+*r.E2E-1e-6 {
+			t.Errorf("done at %.6f, before the last token (send %.6f + %.6f)", r.DoneUnix, r.SendUnix, *r.E2E)
+		}
+		ttfts = append(ttfts, *r.TTFT)
+		itls = append(itls, r.ITL...)
+	}
+	row := readSummary(t, filepath.Join(out, "summary.csv"))[0]
+	for _, c := range []struct {
+		name string
+		got  *float64
+		xs   []float64
+	}{{"ttft_p50", row.TTFTP50Seconds, ttfts}, {"itl_p50", row.ITLP50Seconds, itls}} {
+		// The summary's sketch is accurate to 1 %; the median lies
+		// between the two middle samples.
+		s := slices.Sorted(slices.Values(c.xs))
+		lo, hi := s[(len(s)-1)/2]*0.99, s[len(s)/2]*1.01
+		if c.got == nil || *c.got < lo || *c.got > hi {
+			t.Errorf("summary %s %v, want in [%v, %v] from the records", c.name, deref(c.got), lo, hi)
+		}
+	}
+}
+
+// TestTimingTTFTAndITLMatchTheSimulator (TOKENWATT_TIMING=1): TTFT and ITL
+// p50 within 2 ms and 1 ms of the simulator's.
 func TestTimingTTFTAndITLMatchTheSimulator(t *testing.T) {
-	skipUnderRace(t)
+	timingOptIn(t)
 	out := t.TempDir()
 	// --low-latency keeps the VM's idle CPUs from adding ~1 ms wake-ups to
 	// every hand-off (it warns and carries on where it is not allowed).
@@ -70,8 +151,52 @@ func TestTimingTTFTAndITLMatchTheSimulator(t *testing.T) {
 	}
 }
 
+// TestOpenLoopFollowsItsSchedule: an open-loop run's intended send times
+// are its seeded Poisson schedule, offset by offset from the start,
+// however late the sends were: the schedule is absolute and does not
+// drift. No send precedes its intended time. How late sends are is
+// TestTimingOpenLoopPoissonHoldsItsRate's.
+func TestOpenLoopFollowsItsSchedule(t *testing.T) {
+	out := t.TempDir()
+	const rate, duration = 200, 2 * time.Second
+	res := runCLI(t, "--sim", "--sim-ttft", "2ms", "--sim-itl", "1ms", "--scenario", "soak",
+		"--rate", "200", "--arrival", "poisson", "--duration", duration.String(), "--concurrency", "0",
+		"--max-tokens", "4", "--seed", "1", "--out", out)
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	sched, err := loadgen.NewSchedule(scenario.ArrivalPoisson, rate, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offsets []time.Duration
+	for at := sched.Next(); at < duration; at = sched.Next() {
+		offsets = append(offsets, at)
+	}
+	recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+	if len(recs) != len(offsets) {
+		t.Fatalf("%d records, want the schedule's %d sends in %v", len(recs), len(offsets), duration)
+	}
+	slices.SortFunc(recs, func(a, b loadgen.Record) int { return int(a.Seq - b.Seq) })
+	for k, r := range recs {
+		if !r.OK() {
+			t.Fatalf("request failed: %+v", r)
+		}
+		// Unix seconds as float64 resolve about 0.25 µs.
+		want := (offsets[k] - offsets[0]).Seconds()
+		if got := r.SchedUnix - recs[0].SchedUnix; math.Abs(got-want) > 2e-6 {
+			t.Errorf("request %d intended at +%.6fs, the schedule says +%.6fs", k, got, want)
+		}
+		if r.SendUnix < r.SchedUnix-1e-6 || r.ScheduleLag < 0 {
+			t.Errorf("request %d sent at %.6f, before its intended %.6f (lag %v)", k, r.SendUnix, r.SchedUnix, r.ScheduleLag)
+		}
+	}
+}
+
+// TestTimingOpenLoopPoissonHoldsItsRate (TOKENWATT_TIMING=1): 200 req/s
+// achieved within 3 %, schedule lag p99 under 5 ms.
 func TestTimingOpenLoopPoissonHoldsItsRate(t *testing.T) {
-	skipUnderRace(t)
+	timingOptIn(t)
 	out := t.TempDir()
 	res := runCLI(t, "--low-latency", "--sim", "--sim-ttft", "2ms", "--sim-itl", "1ms", "--scenario", "soak",
 		"--rate", "200", "--arrival", "poisson", "--duration", "10s", "--concurrency", "0",
