@@ -357,7 +357,8 @@ func TestDumpVLLMSource(t *testing.T) {
 	// dcgm-exporter's counter (mJ) on host h1 only, over [start, end]:
 	// 200 W times the window. Both edges lie between scrapes (a sample
 	// before start came before the run; wait for one after end).
-	time.Sleep(1500 * time.Millisecond)
+	promtest.WaitFor(t, prom.URL(), `max(timestamp(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{Hostname="h1"}))`, 20*time.Second,
+		func(ts float64) bool { return ts > float64(end.UnixNano())/1e9 })
 	h1, h1err := dumpRow(t, "--prometheus", prom.URL(), "--source", "vllm", "--energy-metric", "dcgm", "--gpu-selector", `Hostname="h1"`,
 		"--start", start.Format(time.RFC3339Nano), "--end", end.Format(time.RFC3339Nano))
 	want := 200 * end.Sub(start).Seconds() / 3600
@@ -381,10 +382,15 @@ func fakeDCGMExporter(t *testing.T) string {
 	t.Helper()
 	t0 := time.Now()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sec := time.Since(t0).Seconds()
+		// Each counter carries the instant it was read, so Prometheus
+		// (honor_timestamps) stores it at that instant, however late the
+		// scrape runs on a busy machine: a counter read at time t holds
+		// exactly 200 W (100 W) times t.
+		now := time.Now()
+		sec, ms := now.Sub(t0).Seconds(), now.UnixMilli()
 		fmt.Fprintf(w, "# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter\n")
-		fmt.Fprintf(w, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu=\"0\",UUID=\"GPU-a\",Hostname=\"h1\",modelName=\"NVIDIA H100\"} %.0f\n", 5e6+200e3*sec)
-		fmt.Fprintf(w, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu=\"0\",UUID=\"GPU-b\",Hostname=\"h2\",modelName=\"NVIDIA H100\"} %.0f\n", 9e6+100e3*sec)
+		fmt.Fprintf(w, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu=\"0\",UUID=\"GPU-a\",Hostname=\"h1\",modelName=\"NVIDIA H100\"} %.0f %d\n", 5e6+200e3*sec, ms)
+		fmt.Fprintf(w, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu=\"0\",UUID=\"GPU-b\",Hostname=\"h2\",modelName=\"NVIDIA H100\"} %.0f %d\n", 9e6+100e3*sec, ms)
 		fmt.Fprintf(w, "# TYPE DCGM_FI_DEV_POWER_USAGE gauge\n")
 		fmt.Fprintf(w, "DCGM_FI_DEV_POWER_USAGE{gpu=\"0\",UUID=\"GPU-a\",Hostname=\"h1\",modelName=\"NVIDIA H100\"} 200\n")
 		fmt.Fprintf(w, "DCGM_FI_DEV_POWER_USAGE{gpu=\"0\",UUID=\"GPU-b\",Hostname=\"h2\",modelName=\"NVIDIA H100\"} 100\n")
