@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -66,6 +67,8 @@ func main() {
 // execute parses args and executes the chosen command, returning the exit
 // code. Every error is printed as one line on stderr, never a stack trace.
 func execute(ctx context.Context, args []string, stdout, stderr io.Writer, isTerminal bool) int {
+	// The progress line and the logger write from their own goroutines.
+	stderr = &lockedWriter{w: stderr}
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, isTerminal: isTerminal,
 		interrupted: func() bool { return ctx.Err() != nil }}
 	e.log = newLogger(stderr, "loadgen", isTerminal)
@@ -87,4 +90,17 @@ type versionCmd struct{}
 func (versionCmd) Run(e *env) error {
 	fmt.Fprintf(e.stdout, "loadgen %s\n", version)
 	return nil
+}
+
+// lockedWriter serialises writes: each line is one Write, so lines from
+// different goroutines never interleave.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -150,14 +150,17 @@ func TestCancellation(t *testing.T) {
 
 func TestCancelledTimerLeavesNoExpiry(t *testing.T) {
 	tm := newTimer(t)
+	// The context ends long before the deadline: only a stall of most of
+	// a second on a busy machine could reverse the two.
 	ctx, cancel := context.WithTimeout(t.Context(), time.Millisecond)
 	defer cancel()
-	if tm.SleepUntil(ctx, time.Now().Add(3*time.Millisecond)) {
+	armed := time.Now().Add(500 * time.Millisecond)
+	if tm.SleepUntil(ctx, armed) {
 		t.Fatal("cancelled wait reported true")
 	}
 	// Had the cancelled wait left its timer armed, it would have expired
 	// by now and ended the next wait early.
-	time.Sleep(10 * time.Millisecond)
+	time.Sleep(time.Until(armed) + 10*time.Millisecond)
 	deadline := time.Now().Add(20 * time.Millisecond)
 	tm.SleepUntil(t.Context(), deadline)
 	if now := time.Now(); now.Before(deadline) {

@@ -283,10 +283,8 @@ func (r *Run) Run(ctx context.Context) (*Result, error) {
 	r.watch = startSaturationWatch(r.runner, r.metrics, r.log)
 	res, runErr := r.runner.Run(ctx)
 	out := &Result{Result: *res, RecordsPath: r.recordsN, SummaryPath: r.cfg.SummaryPath}
+	// The caller says so once its progress line is gone.
 	out.Saturated, out.Saturation = r.watch.stop()
-	if out.Saturated {
-		r.log.Warn(out.Saturation)
-	}
 	out.RecordsErr = runErr
 	if err := r.records.Close(); err != nil && out.RecordsErr == nil {
 		out.RecordsErr = err
