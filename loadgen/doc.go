@@ -9,7 +9,8 @@
 // prompts come from package loadgen/dataset. Neither may import this
 // package.
 //
-// This package must not depend on cmd/, the exporter (GPU energy
-// measurement and attribution) or dump: they build on it. It reaches a
-// server only through package backends.
+// This package must not depend on cmd/, loadgen/run (which wires a run
+// together from it), energy, exporter or dump (ARCHITECTURE.md's table,
+// enforced by TestLayering). It reaches a server only through package
+// backends.
 package loadgen

@@ -4,5 +4,6 @@
 // (synthetic). Load is the entry point; Synthetic makes prompts directly.
 //
 // This package must not depend on the load generator's engine (package
-// loadgen), on cmd/, the exporter or dump.
+// loadgen), on cmd/, energy, exporter or dump (ARCHITECTURE.md's table,
+// enforced by TestLayering).
 package dataset

@@ -5,5 +5,6 @@
 // and turned into a Scenario by POCConfig.ToScenario.
 //
 // This package must not depend on the load generator's engine (package
-// loadgen), on cmd/, the exporter or dump.
+// loadgen), on cmd/, energy, exporter or dump (ARCHITECTURE.md's table,
+// enforced by TestLayering).
 package scenario
