@@ -6,21 +6,20 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 )
 
-// newLogger is loadgen's logger: one readable line per record on w,
+// newLogger is loadgen's logger: one readable line per record on w (one
+// Write each, so w must take concurrent Writes: execute's stderr does),
 // "NAME: message", "NAME: warning: message" (attributes follow as
 // key=value). With clear (a terminal), each line first clears the
 // progress line it would otherwise run into.
 func newLogger(w io.Writer, name string, clear bool) *slog.Logger {
-	return slog.New(&humanHandler{mu: &sync.Mutex{}, w: w, name: name, clear: clear})
+	return slog.New(&humanHandler{w: w, name: name, clear: clear})
 }
 
 // humanHandler is a slog.Handler for people, not log pipelines: no time,
 // no level for notices, the program's name first.
 type humanHandler struct {
-	mu    *sync.Mutex
 	w     io.Writer
 	name  string
 	clear bool
@@ -56,8 +55,6 @@ func (h *humanHandler) Handle(_ context.Context, r slog.Record) error {
 		return true
 	})
 	b.WriteByte('\n')
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	_, err := io.WriteString(h.w, b.String())
 	return err
 }
