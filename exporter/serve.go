@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 )
 
@@ -86,9 +85,11 @@ func (s *Server) Serve(reg *prometheus.Registry, logger *slog.Logger) error {
 
 // handler serves reg at /metrics and the landing page at /.
 func (s *Server) handler(reg *prometheus.Registry) (http.Handler, error) {
-	version.Version = s.opts.Version
+	// The version label comes from the options, not prometheus/common's
+	// global: several servers (in-process runs, tests) may serve at once.
 	// A second Serve of the same registry finds build_info there already.
-	_ = reg.Register(versioncollector.NewCollector(promName(s.opts.Program)))
+	_ = reg.Register(versioncollector.NewCollector(promName(s.opts.Program),
+		versioncollector.WithExtraConstLabels(prometheus.Labels{"version": s.opts.Version})))
 	landing, err := web.NewLandingPage(web.LandingConfig{
 		Name:        s.opts.Program,
 		Description: s.opts.Description,

@@ -295,3 +295,36 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Servers started at once (in-process runs, as the dump tests start three
+// loadgens) each report their own version, with no shared global between
+// them (go test -race checks the latter).
+func TestServersReportTheirOwnVersion(t *testing.T) {
+	var wg sync.WaitGroup
+	servers := make([]*Server, 3)
+	for i := range servers {
+		wg.Go(func() {
+			opts := testServerOptions("")
+			opts.Version = fmt.Sprintf("v0.0.%d", i)
+			s, err := Listen(opts)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if err := s.Serve(newTestRun().Registry(), nil); err != nil {
+				t.Error(err)
+			}
+			servers[i] = s
+		})
+	}
+	wg.Wait()
+	for i, s := range servers {
+		if s == nil {
+			continue
+		}
+		t.Cleanup(func() { s.Close(context.Background()) })
+		if _, body := get(t, "http://"+s.Addr()+"/metrics", "", ""); !strings.Contains(body, fmt.Sprintf(`version="v0.0.%d"`, i)) {
+			t.Errorf("server %d does not report its version v0.0.%d", i, i)
+		}
+	}
+}
