@@ -31,6 +31,43 @@ type SourceOptions struct {
 	// Logger receives notices (a GPU skipped, what a scrape endpoint
 	// serves); nil drops them.
 	Logger *slog.Logger
+	// GPUs chooses the GPUs measured (--gpus): auto (or empty), all, or
+	// a comma list of indices and UUIDs; see ParseGPUs and GPUsAuto.
+	GPUs string
+	// Selector is PromQL label matchers without braces (e.g.
+	// pod="vllm-0",namespace="llm") that a scrape source's GPU series
+	// must match; local sources reject it.
+	Selector string
+	// Hostname labels this host's GPUs; empty means NODE_NAME (the
+	// Kubernetes downward-API convention), then the OS hostname.
+	Hostname string
+	// CUDAVisibleDevices overrides the environment's
+	// CUDA_VISIBLE_DEVICES for auto selection (tests); nil reads the
+	// environment.
+	CUDAVisibleDevices *string
+}
+
+// hostname is the hostname label of this host's GPUs.
+func (o SourceOptions) hostname() string { return ResolveHostname(o.Hostname) }
+
+// ResolveHostname is the hostname label: flag when set, else NODE_NAME
+// (set from the downward API in Kubernetes pods), else the OS hostname.
+func ResolveHostname(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if n := os.Getenv("NODE_NAME"); n != "" {
+		return n
+	}
+	return localHostname()
+}
+
+// cudaVisible is CUDA_VISIBLE_DEVICES for auto selection.
+func (o SourceOptions) cudaVisible() string {
+	if o.CUDAVisibleDevices != nil {
+		return *o.CUDAVisibleDevices
+	}
+	return cudaVisibleDevices()
 }
 
 func (o SourceOptions) logf(format string, args ...any) {
@@ -170,7 +207,7 @@ func addrHost(addr string) string {
 	}
 	switch host {
 	case "", "localhost", "127.0.0.1", "::1":
-		return localHostname()
+		return ResolveHostname("")
 	}
 	return host
 }

@@ -211,7 +211,7 @@ func TestScrapeTokenwatt(t *testing.T) {
 	if src.Method() != MethodCounter {
 		t.Errorf("Method = %s, want counter", src.Method())
 	}
-	if d := src.Devices(); len(d) != 2 || d[1] != (Device{1, "GPU-b", "NVIDIA A100-SXM4-40GB", "node-b"}) {
+	if d := src.Devices(); len(d) != 2 || d[1] != (Device{Index: 1, UUID: "GPU-b", Model: "NVIDIA A100-SXM4-40GB", Hostname: "node-b"}) {
 		t.Errorf("Devices = %+v", d)
 	}
 	rs := mustRead(t, src)

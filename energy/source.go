@@ -22,6 +22,9 @@ const (
 	// MethodIntegrated: only power is available; energy is its trapezoid
 	// integral over the samples.
 	MethodIntegrated = "integrated"
+	// MethodMixed: some GPUs have an energy counter, others give power
+	// only and are integrated (each GPU by its own method).
+	MethodMixed = "mixed"
 )
 
 // Device identifies one GPU. Its fields become the labels gpu, uuid,
@@ -31,6 +34,33 @@ type Device struct {
 	UUID     string // e.g. GPU-8f2c...; the simulator's start with SIM-
 	Model    string // e.g. NVIDIA H100 80GB HBM3
 	Hostname string // the host the GPU is in (the remote host for scrape)
+	// MIG: the GPU has MIG mode on. Its energy is the whole physical
+	// GPU's, whichever of its instances serve the model.
+	MIG bool
+	// PowerLimitW is the GPU's enforced power limit, watts; 0 when
+	// unknown. The sampler uses it to tell a glitch from energy.
+	PowerLimitW float64
+	// Integrated: the GPU has no energy counter; its energy is the
+	// integral of its sampled power (the other GPUs keep their counters).
+	Integrated bool
+}
+
+// methodOf is the energy method of a set of devices: counter when every
+// one has a counter, integrated when none has, else mixed.
+func methodOf(devs []Device) string {
+	n := 0
+	for _, d := range devs {
+		if d.Integrated {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return MethodCounter
+	case len(devs):
+		return MethodIntegrated
+	}
+	return MethodMixed
 }
 
 // Reading is one device's state at one instant, as a source read it.
