@@ -1,0 +1,105 @@
+package energy
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+)
+
+// errReadTimeout marks a device read that did not return in time.
+type errReadTimeout struct{ after time.Duration }
+
+func (e errReadTimeout) Error() string {
+	return fmt.Sprintf("read did not return within %v (a hung driver call?)", e.after)
+}
+
+// readTimeout bounds one device read of a local library: long enough for
+// a busy driver, short enough that a hung GPU costs the others no tick.
+func readTimeout(interval time.Duration) time.Duration {
+	return min(max(interval, 500*time.Millisecond), 5*time.Second)
+}
+
+// boundedReader reads each device on its own goroutine, so that one hung
+// library call (a GPU fallen off the bus can block NVML for tens of
+// seconds) stalls only its own device. A device whose read has not
+// returned within the timeout is reported failed, and is not read again
+// until that call returns: a hung call is never piled upon.
+type boundedReader struct {
+	timeout time.Duration
+	read    func(i int) Reading
+
+	mu   sync.Mutex
+	busy []bool // a read of the device has not returned yet
+}
+
+// newBoundedReader reads n devices with read, each bounded by timeout.
+// read must be safe to call for different devices at once.
+func newBoundedReader(n int, timeout time.Duration, read func(i int) Reading) *boundedReader {
+	return &boundedReader{
+		timeout: timeout, read: read,
+		busy: make([]bool, n),
+	}
+}
+
+// Read appends one Reading per device to dst, in device order. It
+// returns within about the timeout whatever the devices do.
+func (b *boundedReader) Read(ctx context.Context, dst []Reading) []Reading {
+	n := len(b.busy)
+	results := make([]Reading, n)
+	ready := make([]chan struct{}, n)
+	b.mu.Lock()
+	for i := range n {
+		if b.busy[i] {
+			continue // still hung in an earlier call
+		}
+		b.busy[i] = true
+		ch := make(chan struct{})
+		ready[i] = ch
+		go func(i int) {
+			r := b.read(i)
+			b.mu.Lock()
+			results[i] = r
+			b.busy[i] = false
+			b.mu.Unlock()
+			close(ch)
+		}(i)
+	}
+	b.mu.Unlock()
+
+	timer := time.NewTimer(b.timeout)
+	defer timer.Stop()
+	expired := false
+	for i := range n {
+		if ready[i] == nil || expired {
+			continue
+		}
+		select {
+		case <-ready[i]:
+		case <-timer.C:
+			expired = true
+		case <-ctx.Done():
+			expired = true
+		}
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range n {
+		r := Reading{Time: time.Now(), EnergyJ: math.NaN(), PowerW: math.NaN()}
+		switch {
+		case ready[i] == nil:
+			r.Err = errReadTimeout{b.timeout}
+		default:
+			select {
+			case <-ready[i]:
+				r = results[i]
+			default:
+				r.Err = errReadTimeout{b.timeout}
+			}
+		}
+		dst = append(dst, r)
+	}
+	return dst
+}
