@@ -273,3 +273,18 @@ func names(cands []gpuCandidate, idx []int) string {
 
 // cudaVisibleDevices is CUDA_VISIBLE_DEVICES, or "" when unset.
 func cudaVisibleDevices() string { return os.Getenv("CUDA_VISIBLE_DEVICES") }
+
+// gpuUsage is what NVML says of a local GPU, for selection.
+type gpuUsage struct {
+	Busy     bool     // a compute process runs on it
+	MIG      bool     // MIG mode is on
+	MIGUUIDs []string // its MIG devices' UUIDs
+}
+
+// localGPUUsage reads through NVML, by GPU UUID, which of this host's GPUs
+// run a compute process and their MIG devices: the dcgm source asks it,
+// since DCGM's own process accounting needs a watch set up in advance.
+// An error (no NVML) leaves auto selection to count every GPU.
+var localGPUUsage = func() (map[string]gpuUsage, error) {
+	return nil, errors.New("nvml: GPU usage not available in this build")
+}
