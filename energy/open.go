@@ -120,6 +120,10 @@ func openSource(ctx context.Context, spec string, opts SourceOptions, open libra
 	}
 	if opts.SimMetricsURL != "" && (spec == SourceSim || spec == SourceAuto) {
 		spec = SourceScrape + ":" + opts.SimMetricsURL
+		if g, err := ParseGPUs(opts.GPUs); err == nil && g.Auto {
+			// Every simulated GPU serves the simulated model.
+			opts.GPUs = GPUsAll
+		}
 	}
 	switch {
 	case spec == SourceNone:

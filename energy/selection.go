@@ -288,3 +288,26 @@ type gpuUsage struct {
 var localGPUUsage = func() (map[string]gpuUsage, error) {
 	return nil, errors.New("nvml: GPU usage not available in this build")
 }
+
+// Warnings are the doubts about src's figures, for the log and the
+// summary: the selection's warning, and that a MIG GPU's energy is the
+// whole physical GPU's (every instance's, not only the model's).
+func Warnings(src Source) []string {
+	if src == nil {
+		return nil
+	}
+	var w []string
+	if s := SelectionOf(src).Warning; s != "" {
+		w = append(w, s)
+	}
+	var mig []string
+	for _, d := range src.Devices() {
+		if d.MIG {
+			mig = append(mig, deviceName(d))
+		}
+	}
+	if len(mig) > 0 {
+		w = append(w, fmt.Sprintf("%s: MIG mode on; energy is the whole physical GPU's, including instances that do not serve the model", strings.Join(mig, ", ")))
+	}
+	return w
+}

@@ -75,7 +75,10 @@ type RunOptions struct {
 	Arrival      string
 	Warmup       int
 	EnergySource string // e.g. dcgm, nvml, scrape; "none" without energy
-	EnergyMethod string // counter or integrated; empty without energy
+	EnergyMethod string // counter, integrated or mixed; empty without energy
+	// GPUUUIDs are the measured GPUs' UUIDs, space-separated (label
+	// gpu_uuids); empty without energy.
+	GPUUUIDs string
 	// Outcomes are every value of the outcome label, exported at 0 from
 	// the start so that rate() and ratios work before the first failure.
 	Outcomes []string
@@ -163,11 +166,12 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 	m.cl = cl
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace, Name: "run_info",
-		Help: "Always 1; labels describe the run and its settings (endpoint, rate, concurrency, arrival, warmup, energy_source, energy_method). simulated=\"true\" marks runs against the built-in simulator.",
+		Help: "Always 1; labels describe the run and its settings (endpoint, rate, concurrency, arrival, warmup, energy_source, energy_method, gpu_uuids: the measured GPUs). simulated=\"true\" marks runs against the built-in simulator.",
 		ConstLabels: prometheus.Labels{
 			"run_id": l.RunID, "scenario": l.Scenario, "model": l.Model, "backend": l.Backend,
 			"version": o.Version, "simulated": boolLabel(o.Simulated),
 			"endpoint": o.Endpoint, "arrival": o.Arrival, "energy_source": o.EnergySource, "energy_method": o.EnergyMethod,
+			"gpu_uuids":   o.GPUUUIDs,
 			"rate":        strconv.FormatFloat(o.RequestRate, 'g', -1, 64),
 			"concurrency": strconv.Itoa(o.Concurrency),
 			"warmup":      strconv.Itoa(o.Warmup),

@@ -83,6 +83,9 @@ func fullRow() *Row {
 		Concurrency:                     new(1),
 		Arrival:                         "constant",
 		ClientSaturated:                 new(false),
+		GPUUUIDs:                        "GPU-a GPU-b",
+		GPUSelection:                    "--gpus",
+		EnergyWarning:                   "gpu 0 (GPU-a) has MIG on: its energy is the whole GPU's",
 	}
 }
 
@@ -104,7 +107,7 @@ func TestColumns(t *testing.T) {
 		"gpu_energy_wh", "active_energy_wh", "avg_power_w", "peak_power_w", "idle_power_w",
 		"joules_per_output_token", "wh_per_1000_queries", "carbon_intensity_g_per_kwh",
 		"emissions_g_co2eq", "simulated", "warmup_requests", "concurrency", "arrival",
-		"client_saturated",
+		"client_saturated", "gpu_uuids", "gpu_selection", "energy_warning",
 	}
 	if got := Columns(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Columns() =\n%q\nwant\n%q", got, want)
@@ -227,7 +230,7 @@ func TestAppendCSVHeaderMismatch(t *testing.T) {
 	}{
 		{"renamed column", renamed, `column 8 is "avg_latency", want "avg_latency_seconds"`},
 		{"older, shorter schema", cols[:13], `header ends after column 13, want "schema_version" next`},
-		{"newer, longer schema", append(Columns(), "future_column"), `column 49 "future_column" is not in the schema`},
+		{"newer, longer schema", append(Columns(), "future_column"), `column 52 "future_column" is not in the schema`},
 		{"reordered", append([]string{cols[1], cols[0]}, cols[2:]...), `column 1 is "backend", want "benchmark_name"`},
 	}
 	for _, tt := range tests {

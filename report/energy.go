@@ -1,14 +1,20 @@
 package report
 
-import "math"
+import (
+	"math"
+	"strings"
+)
 
 // Energy is a run's measured GPU energy, as the summary needs it.
 type Energy struct {
-	Source, Method string  // e.g. scrape, counter
-	GPUs           int     // devices measured
-	EnergyJ        float64 // E(T1) − E(T0) over the run window, joules
-	IdlePowerW     float64 // idle baseline, Σ devices; NaN when not measured
-	PeakPowerW     float64 // highest sampled power in the window; NaN when unknown
+	Source, Method string   // e.g. scrape, counter
+	GPUs           int      // devices measured
+	EnergyJ        float64  // E(T1) − E(T0) over the run window, joules
+	IdlePowerW     float64  // idle baseline, Σ devices; NaN when not measured
+	PeakPowerW     float64  // highest sampled power in the window; NaN when unknown
+	UUIDs          []string // the GPUs measured, in order
+	Selection      string   // how they were chosen (energy.Selection.How)
+	Warning        string   // a doubt about the figures; "" when none
 }
 
 const joulesPerWh = 3600
@@ -21,6 +27,7 @@ const joulesPerWh = 3600
 func (r *Row) ApplyEnergy(e Energy) {
 	r.EnergySource, r.EnergyMethod = e.Source, e.Method
 	r.GPUs = &e.GPUs
+	r.GPUUUIDs, r.GPUSelection, r.EnergyWarning = strings.Join(e.UUIDs, " "), e.Selection, e.Warning
 	if math.IsNaN(e.EnergyJ) || e.EnergyJ < 0 {
 		return
 	}

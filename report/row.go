@@ -80,6 +80,17 @@ type Row struct {
 	// run at any time (behind its open-loop schedule, or out of CPU), so
 	// that the latencies may describe the client; nil is unknown.
 	ClientSaturated *bool
+	// GPUUUIDs are the measured GPUs' UUIDs, space-separated, in the
+	// source's order; empty without energy.
+	GPUUUIDs string
+	// GPUSelection is how they were chosen: all, --gpus,
+	// CUDA_VISIBLE_DEVICES, compute processes, label selector, or all
+	// with the reason (energy.Selection.How).
+	GPUSelection string
+	// EnergyWarning is a doubt about the energy figures (e.g. several GPUs
+	// counted without an explicit choice, or a MIG GPU's energy being the
+	// whole GPU's); empty when there is none.
+	EnergyWarning string
 }
 
 // column binds one CSV column to a Row field. The single table below
@@ -142,6 +153,9 @@ var schema = []column{
 	intColumn("concurrency", func(r *Row) **int { return &r.Concurrency }),
 	textColumn("arrival", func(r *Row) *string { return &r.Arrival }),
 	optBoolColumn("client_saturated", func(r *Row) **bool { return &r.ClientSaturated }),
+	textColumn("gpu_uuids", func(r *Row) *string { return &r.GPUUUIDs }),
+	textColumn("gpu_selection", func(r *Row) *string { return &r.GPUSelection }),
+	textColumn("energy_warning", func(r *Row) *string { return &r.EnergyWarning }),
 }
 
 // Columns returns the CSV header of schema version SchemaVersion, in

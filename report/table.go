@@ -68,7 +68,10 @@ func WriteTable(w io.Writer, r *Row) error {
 
 	section("Energy")
 	line("source / method", text(r.EnergySource), text(r.EnergyMethod))
-	line("GPUs", integer(r.GPUs))
+	line("GPUs", gpus(r))
+	if r.EnergyWarning != "" {
+		line("WARNING", r.EnergyWarning)
+	}
 	line("GPU energy / active (Wh)", number(r.GPUEnergyWh), number(r.ActiveEnergyWh))
 	line("power avg / peak / idle (W)", number(r.AvgPowerW), number(r.PeakPowerW), number(r.IdlePowerW))
 	line("energy per output token (J)", number(r.JoulesPerOutputToken))
@@ -90,6 +93,18 @@ func WriteTable(w io.Writer, r *Row) error {
 		return fmt.Errorf("write summary table: %w", err)
 	}
 	return nil
+}
+
+// gpus is the GPU count, how they were chosen and their UUIDs.
+func gpus(r *Row) string {
+	s := integer(r.GPUs)
+	if r.GPUSelection != "" {
+		s += " (" + r.GPUSelection + ")"
+	}
+	if r.GPUUUIDs != "" {
+		s += ": " + r.GPUUUIDs
+	}
+	return s
 }
 
 func text(s string) string {

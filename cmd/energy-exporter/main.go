@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -58,6 +59,8 @@ type serveCmd struct {
 	// advertised: this daemon is for the host with the GPUs.
 	Source        string        `default:"auto" placeholder:"auto|dcgm|nvml" help:"GPU energy source: dcgm, nvml, or auto (dcgm, then nvml)."`
 	DCGMAddr      string        `name:"dcgm-addr" placeholder:"HOST:PORT" help:"Read DCGM from a running nv-hostengine at HOST:PORT instead of embedding DCGM (needs libdcgm.so.4 here too)."`
+	GPUs          string        `name:"gpus" default:"all" placeholder:"all|auto|LIST" help:"GPUs to export: all, auto (those in CUDA_VISIBLE_DEVICES, else those running a compute process, else all with a warning), or a comma list of indices and UUIDs (a MIG UUID names its GPU)."`
+	Hostname      string        `name:"hostname" placeholder:"NAME" help:"The hostname label of this host's GPUs (default: $NODE_NAME, as the Kubernetes downward API sets it, else the OS hostname)."`
 	Interval      time.Duration `default:"1s" help:"Sampling interval; a GPU with no reading for three intervals is left out of /metrics."`
 	Listen        string        `default:":9466" placeholder:"[HOST]:PORT" help:"Address to serve /metrics on."`
 	WebConfigFile string        `name:"web.config.file" placeholder:"FILE" help:"exporter-toolkit web configuration (TLS, basic auth)."`
@@ -118,6 +121,9 @@ func (c *serveCmd) Run(e *env) error {
 	if c.Source == energy.SourceNone || c.Source == energy.SourceSim {
 		return usageErr(fmt.Errorf("--source %s: an energy exporter needs a GPU source: auto, dcgm or nvml", c.Source))
 	}
+	if _, err := energy.ParseGPUs(c.GPUs); err != nil {
+		return usageErr(err)
+	}
 	logger, err := c.logger(e.stderr)
 	if err != nil {
 		return usageErr(err)
@@ -153,8 +159,12 @@ func (c *serveCmd) Run(e *env) error {
 		stopSampling()
 		return err
 	}
-	logger.Info(fmt.Sprintf("energy-exporter %s: %s, %d GPU(s), method %s, every %v; serving %s",
-		version, src.Name(), len(src.Devices()), src.Method(), c.Interval, srv.URL()))
+	chosen := ""
+	if how := energy.SelectionOf(src).How; how != "" {
+		chosen = " chosen by " + how
+	}
+	logger.Info(fmt.Sprintf("energy-exporter %s: %s, %d GPU(s)%s (%s), method %s, every %v; serving %s",
+		version, src.Name(), len(src.Devices()), chosen, strings.Join(energy.UUIDs(src.Devices()), " "), src.Method(), c.Interval, srv.URL()))
 	if e.listening != nil {
 		e.listening(srv.Addr())
 	}
@@ -193,6 +203,8 @@ func (c *serveCmd) open(e *env, logger *slog.Logger) (energy.Source, error) {
 		DCGMAddr: c.DCGMAddr,
 		Interval: c.Interval,
 		Logger:   logger,
+		GPUs:     c.GPUs,
+		Hostname: c.Hostname,
 	})
 	switch {
 	case err != nil:
@@ -204,6 +216,9 @@ func (c *serveCmd) open(e *env, logger *slog.Logger) (energy.Source, error) {
 	}
 	if why != "" {
 		logger.Info(why)
+	}
+	for _, w := range energy.Warnings(src) {
+		logger.Warn(w)
 	}
 	return src, nil
 }

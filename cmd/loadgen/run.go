@@ -63,6 +63,9 @@ type runCmd struct {
 	EnergyInterval time.Duration  `name:"energy-interval" default:"100ms" help:"How often GPU energy is sampled."`
 	IdleBaseline   *time.Duration `name:"idle-baseline" help:"Measure idle GPU power this long before the first request (0: none; energy_star: 10s)."`
 	DCGMAddr       string         `name:"dcgm-addr" help:"Standalone DCGM host engine HOST:PORT (default: embedded)."`
+	GPUs           string         `name:"gpus" default:"auto" placeholder:"auto|all|LIST" help:"GPUs whose energy counts: auto (dcgm/nvml: those in CUDA_VISIBLE_DEVICES, else those running a compute process, else all with a warning; scrape: all, with a warning when several), all, or a comma list of indices and UUIDs (a MIG UUID names its GPU)."`
+	GPUSelector    string         `name:"gpu-selector" placeholder:"MATCHERS" help:"With --energy scrape:URL, count only the GPU series matching these label matchers, e.g. 'pod=\"vllm-0\",namespace=\"llm\"' (dcgm-exporter's Kubernetes labels)."`
+	Hostname       string         `name:"hostname" placeholder:"NAME" help:"The hostname label of this host's GPUs (default: $NODE_NAME, else the OS hostname)."`
 
 	LowLatency bool   `name:"low-latency" help:"Keep CPUs out of deep idle states during the run (PM QoS, Linux, root) so wake-ups add no latency; costs CPU power."`
 	CPUProfile string `name:"cpuprofile" placeholder:"FILE" help:"Write a Go CPU profile of the run to FILE (go tool pprof FILE)."`
@@ -154,6 +157,7 @@ func (c *runCmd) config(e *env) (run.Config, error) {
 		CarbonIntensity: c.carbon, Grace: c.Grace, Version: version,
 		MetricsAddr: c.MetricsAddr, WebConfigFile: c.WebConfigFile, PushURL: c.PushURL, PushInterval: c.PushInterval,
 		Energy: c.Energy, EnergyInterval: c.EnergyInterval, IdleBaseline: sc.IdleBaseline, DCGMAddr: c.DCGMAddr,
+		GPUs: c.GPUs, GPUSelector: c.GPUSelector, Hostname: c.Hostname,
 		Logger: e.log,
 	}
 	if c.IdleBaseline != nil {

@@ -22,10 +22,16 @@ func (r *Run) openEnergy(ctx context.Context) error {
 	if r.cfg.Energy == energy.SourceSim && !r.simulated() {
 		return inputErr(errors.New("--energy sim needs --sim (for a separate loadgen sim, use --energy scrape:http://HOST:PORT/metrics)"))
 	}
+	if _, err := energy.ParseGPUs(r.cfg.GPUs); err != nil {
+		return inputErr(err)
+	}
 	opts := energy.SourceOptions{
 		DCGMAddr: r.cfg.DCGMAddr,
 		Interval: r.cfg.EnergyInterval,
 		Logger:   r.log,
+		GPUs:     r.cfg.GPUs,
+		Selector: r.cfg.GPUSelector,
+		Hostname: r.cfg.Hostname,
 	}
 	if r.simSrv != nil {
 		opts.SimMetricsURL = r.simSrv.URL + "/metrics"
@@ -46,7 +52,18 @@ func (r *Run) openEnergy(ctx context.Context) error {
 	if r.simulated() {
 		what = "the simulator's SIMULATED GPU power model"
 	}
-	r.log.Info(fmt.Sprintf("energy: %s, %d GPU(s), %s, every %v", what, len(src.Devices()), src.Method(), r.cfg.EnergyInterval))
+	r.selection = energy.SelectionOf(src)
+	r.gpuUUIDs = energy.UUIDs(src.Devices())
+	chosen := ""
+	if r.selection.How != "" {
+		chosen = " chosen by " + r.selection.How
+	}
+	r.log.Info(fmt.Sprintf("energy: %s, %d GPU(s)%s (%s), %s, every %v", what, len(src.Devices()), chosen,
+		strings.Join(r.gpuUUIDs, " "), src.Method(), r.cfg.EnergyInterval))
+	r.energyWarnings = energy.Warnings(src)
+	for _, w := range r.energyWarnings {
+		r.log.Warn("energy: " + w)
+	}
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tokenwatt/tokenwatt/backends"
@@ -76,6 +77,15 @@ type Config struct {
 	// DCGMAddr is a standalone DCGM host engine's HOST:PORT; empty runs
 	// DCGM embedded.
 	DCGMAddr string
+	// GPUs chooses the GPUs measured: auto (or empty), all, or a comma
+	// list of indices and UUIDs (energy.ParseGPUs).
+	GPUs string
+	// GPUSelector is label matchers a scrape source's GPU series must
+	// match, e.g. pod="vllm-0" (energy.SourceOptions.Selector).
+	GPUSelector string
+	// Hostname labels this host's GPUs; empty: NODE_NAME, else the OS
+	// hostname.
+	Hostname string
 
 	// Logger gets the run's notices and warnings; nil discards them.
 	Logger *slog.Logger
@@ -101,25 +111,30 @@ var ErrInterruptedIdle = errors.New("interrupted while measuring the idle baseli
 // Run is a started run. Create it with Start, then call Run once and
 // Close always.
 type Run struct {
-	cfg      Config
-	sc       *scenario.Scenario
-	log      *slog.Logger
-	runID    string
-	model    string
-	backend  backends.Backend
-	prompts  []string
-	simSrv   *sim.Running
-	server   *exporter.Server
-	source   energy.Source // owned here until the meter takes it
-	meter    *energy.Meter[*loadgen.Record]
-	records  *loadgen.RecordsFile
-	summary  *lockedSummary
-	metrics  *exporter.Run
-	push     *exporter.Push
-	runner   *loadgen.Runner
-	watch    *saturationWatch
-	closed   bool
-	recordsN string // records file path, for messages
+	cfg     Config
+	sc      *scenario.Scenario
+	log     *slog.Logger
+	runID   string
+	model   string
+	backend backends.Backend
+	prompts []string
+	simSrv  *sim.Running
+	server  *exporter.Server
+	source  energy.Source // owned here until the meter takes it
+	// selection and energyWarnings are how source chose its GPUs and the
+	// doubts about its figures, for the summary.
+	selection      energy.Selection
+	energyWarnings []string
+	gpuUUIDs       []string // the measured GPUs
+	meter          *energy.Meter[*loadgen.Record]
+	records        *loadgen.RecordsFile
+	summary        *lockedSummary
+	metrics        *exporter.Run
+	push           *exporter.Push
+	runner         *loadgen.Runner
+	watch          *saturationWatch
+	closed         bool
+	recordsN       string // records file path, for messages
 }
 
 // Result is a finished run: the runner's result, the summary row that was
@@ -227,6 +242,7 @@ func (r *Run) openSinks() (err error) {
 		Outcomes: outcomes}
 	if r.source != nil {
 		opts.EnergySource, opts.EnergyMethod = r.source.Name(), r.source.Method()
+		opts.GPUUUIDs = strings.Join(r.gpuUUIDs, " ")
 	}
 	r.metrics = exporter.NewRun(exporter.RunLabels{RunID: r.runID, Scenario: r.sc.Name, Model: r.model, Backend: r.backend.Name()}, opts)
 	var attr loadgen.Attributor
@@ -331,7 +347,8 @@ func (r *Run) row(res *loadgen.Result, saturated bool) *report.Row {
 	if r.meter != nil {
 		es := r.meter.Summary()
 		row.ApplyEnergy(report.Energy{Source: es.Source, Method: es.Method, GPUs: es.GPUs,
-			EnergyJ: es.EnergyJ, IdlePowerW: es.IdlePowerW, PeakPowerW: es.PeakPowerW})
+			EnergyJ: es.EnergyJ, IdlePowerW: es.IdlePowerW, PeakPowerW: es.PeakPowerW,
+			UUIDs: r.gpuUUIDs, Selection: r.selection.How, Warning: strings.Join(r.energyWarnings, "; ")})
 	}
 	return row
 }
