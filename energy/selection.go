@@ -67,10 +67,11 @@ func (s GPUSpec) String() string {
 	return GPUsAuto
 }
 
-// isUUID tells a GPU or MIG UUID from an index.
+// isUUID tells a GPU or MIG UUID (or a simulated GPU's SIM-…) from an
+// index.
 func isUUID(id string) bool {
 	u := strings.ToUpper(id)
-	return strings.HasPrefix(u, "GPU-") || strings.HasPrefix(u, "MIG-")
+	return strings.HasPrefix(u, "GPU-") || strings.HasPrefix(u, "MIG-") || strings.HasPrefix(u, "SIM-")
 }
 
 // gpuCandidate is a GPU a source found, with what selection needs to

@@ -142,3 +142,66 @@ func TestRunInterruptedDuringIdleBaseline(t *testing.T) {
 		t.Errorf("%d requests sent while measuring the idle baseline", sent)
 	}
 }
+
+// The run records which GPUs it measured and how they were chosen, and
+// warns, in the summary, when it counted several GPUs of a scrape source
+// without being told which serve the model.
+func TestRunRecordsTheGPUsItMeasured(t *testing.T) {
+	// --sim: every simulated GPU serves the simulated model.
+	cfg := testConfig(t, 2)
+	cfg.Sim.GPUs = 2
+	res := runOnce(t, cfg)
+	if got := res.Row.GPUUUIDs; got != "SIM-1-0 SIM-1-1" || res.Row.GPUSelection != "all" || res.Row.EnergyWarning != "" {
+		t.Errorf("--sim with 2 GPUs: uuids %q, selection %q, warning %q", got, res.Row.GPUSelection, res.Row.EnergyWarning)
+	}
+
+	// A separate 3-GPU simulator read through scrape:.
+	simCfg := sim.DefaultConfig()
+	simCfg.TTFT, simCfg.ITL, simCfg.GPUs = 2*time.Millisecond, time.Millisecond, 3
+	srv, err := sim.Start(t.Context(), "127.0.0.1:0", simCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	scrape := func(gpus string) Config {
+		cfg := testConfig(t, 2)
+		cfg.Sim = nil
+		cfg.Scenario.Endpoint = srv.URL + "/v1"
+		cfg.Energy, cfg.GPUs = "scrape:"+srv.URL+"/metrics", gpus
+		return cfg
+	}
+	res = runOnce(t, scrape(""))
+	if res.Row.GPUUUIDs != "SIM-1-0 SIM-1-1 SIM-1-2" || !strings.Contains(res.Row.EnergyWarning, "counting all 3 GPUs") {
+		t.Errorf("scrape, no --gpus: uuids %q, warning %q; want all 3 and a warning", res.Row.GPUUUIDs, res.Row.EnergyWarning)
+	}
+	res = runOnce(t, scrape("1"))
+	if res.Row.GPUUUIDs != "SIM-1-1" || res.Row.GPUSelection != "--gpus" || res.Row.EnergyWarning != "" || *res.Row.GPUs != 1 {
+		t.Errorf("scrape --gpus 1: uuids %q, selection %q, warning %q", res.Row.GPUUUIDs, res.Row.GPUSelection, res.Row.EnergyWarning)
+	}
+
+	// A --gpus that names no GPU stops the run before it starts.
+	_, err = Start(t.Context(), scrape("GPU-nope"))
+	var input *InputError
+	if !errors.As(err, &input) || !strings.Contains(err.Error(), "GPU-nope") {
+		t.Fatalf("--gpus GPU-nope: %v, want an InputError naming it", err)
+	}
+	cfg = testConfig(t, 1)
+	cfg.GPUs = "0,,1"
+	if _, err := Start(t.Context(), cfg); !errors.As(err, &input) || !strings.Contains(err.Error(), "--gpus") {
+		t.Fatalf("--gpus 0,,1: %v", err)
+	}
+}
+
+func runOnce(t *testing.T, cfg Config) *Result {
+	t.Helper()
+	r, err := Start(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err := r.Run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
