@@ -104,3 +104,28 @@ func TestComposeEnergyExporterGrammarRejectsTypos(t *testing.T) {
 		}
 	}
 }
+
+// The compose health check of every energy-exporter service is the
+// health command (GPU series served), not an open-port probe, and it
+// points at the port the service listens on.
+func TestComposeEnergyExporterHealthcheckNeedsGPUSeries(t *testing.T) {
+	for name, s := range exporterServices(t) {
+		t.Run(name, func(t *testing.T) {
+			if s.Healthcheck == nil || len(s.Healthcheck.Test) < 3 || s.Healthcheck.Test[0] != "CMD" || s.Healthcheck.Test[1] != "energy-exporter" {
+				t.Fatalf("healthcheck %+v: want [CMD energy-exporter health ...]", s.Healthcheck)
+			}
+			grammar, kctx, err := parseExporter(t, s.Healthcheck.Test[2:])
+			if err != nil || kctx.Command() != "health" {
+				t.Fatalf("healthcheck runs `energy-exporter %s`: %v; want health", strings.Join(s.Healthcheck.Test[2:], " "), err)
+			}
+			serve, _, err := parseExporter(t, append(slices.Clone(s.Entrypoint[1:]), s.Command...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, port, _ := net.SplitHostPort(serve.Serve.Listen)
+			if !strings.Contains(grammar.Health.URL, ":"+port+"/metrics") {
+				t.Errorf("health --url %s, but the exporter listens on %s", grammar.Health.URL, serve.Serve.Listen)
+			}
+		})
+	}
+}

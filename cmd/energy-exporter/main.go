@@ -50,6 +50,7 @@ const (
 // `energy-exporter --source nvml` works.
 type cli struct {
 	Serve       serveCmd         `cmd:"" default:"withargs" help:"Serve GPU energy and power at /metrics (the default command)."`
+	Health      healthCmd        `cmd:"" help:"Exit 0 when an energy-exporter serves GPU series, else 1 (a container health check)."`
 	Version     versionCmd       `cmd:"" help:"Print energy-exporter's version."`
 	VersionFlag kong.VersionFlag `name:"version" help:"Print energy-exporter's version and exit."`
 }

@@ -29,6 +29,11 @@ type Service struct {
 	Networks   yaml.Node   `yaml:"networks"`
 	Ports      []yaml.Node `yaml:"ports"`
 	Volumes    []yaml.Node `yaml:"volumes"`
+	// Healthcheck is the service's health check; Test is its command,
+	// e.g. ["CMD", "energy-exporter", "health"].
+	Healthcheck *struct {
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
 }
 
 // variable matches compose's $$, ${VAR}, ${VAR:-default} (and the
