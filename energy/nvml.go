@@ -13,17 +13,27 @@ import (
 var errNVMLNotSupported = errors.New("not supported")
 
 // nvmlLib is the part of NVML the nvml source uses, by device index.
-// energy_nvml_lib.go implements it with go-nvml once Init has succeeded;
-// tests fake it.
+// nvml_lib.go implements it with go-nvml once Init has succeeded; tests
+// fake it. Calls for different devices may run at once.
 type nvmlLib interface {
 	DeviceCount() (int, error)
 	// Identify is a device's UUID and name.
 	Identify(i int) (uuid, name string, err error)
 	// Energy is the device's energy counter, millijoules.
 	Energy(i int) (mJ uint64, err error)
-	// Power is the device's power draw, milliwatts.
+	// Power is GetPowerUsage, milliwatts: on Ampere and later a mean
+	// over the last second.
 	Power(i int) (mW uint32, err error)
-	// Shutdown releases NVML.
+	// InstantPower is the field NVML_FI_DEV_POWER_INSTANT, milliwatts;
+	// errNVMLNotSupported where the driver lacks it.
+	InstantPower(i int) (mW uint32, err error)
+	// PowerLimit is the enforced power limit, milliwatts.
+	PowerLimit(i int) (mW uint32, err error)
+	// Usage is whether a compute process runs on the device (or on one
+	// of its MIG devices), its MIG mode and MIG devices' UUIDs. With an
+	// error it holds what could be read.
+	Usage(i int) (gpuUsage, error)
+	// Shutdown releases NVML. It does not wait for calls in flight.
 	Shutdown() error
 }
 
@@ -79,6 +89,24 @@ func newNVMLSource(lib nvmlLib, hostname string, opts SourceOptions) (*nvmlSourc
 		return nil, errors.New("nvml: no GPU found (nvidia-smi lists the GPUs the driver sees)")
 	}
 	return s, nil
+}
+
+// readGPUUsage is what NVML says of every GPU, by UUID, for another
+// source's auto selection.
+func readGPUUsage(lib nvmlLib) (map[string]gpuUsage, error) {
+	n, err := lib.DeviceCount()
+	if err != nil {
+		return nil, fmt.Errorf("nvml: count GPUs: %s", oneLine(err.Error()))
+	}
+	usage := make(map[string]gpuUsage, n)
+	for i := range n {
+		uuid, _, err := lib.Identify(i)
+		if err != nil {
+			continue
+		}
+		usage[uuid], _ = lib.Usage(i)
+	}
+	return usage, nil
 }
 
 func (s *nvmlSource) Name() string      { return SourceNVML }

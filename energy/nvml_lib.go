@@ -3,21 +3,45 @@
 package energy
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"sync"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 )
 
 // nvmlLibrary is nvmlLib on go-nvml. It exists only after Init
-// succeeded, which is what keeps every other NVML call safe.
+// succeeded, which is what keeps every other NVML call safe. Its calls
+// may run at once (one per device), and Shutdown never waits for them:
+// a call hung in the driver would hold it for as long as it hangs.
 type nvmlLibrary struct {
-	lib     nvml.Interface
+	lib nvml.Interface
+
+	mu      sync.Mutex
 	handles map[int]nvml.Device
-	closed  bool
+	calls   int  // library calls in flight
+	closed  bool // Shutdown was called: no call may start
 }
 
 var errNVMLClosed = errors.New("nvml: source closed")
+
+// The dcgm source's auto selection asks NVML which GPUs run a compute
+// process.
+func init() {
+	localGPUUsage = nvmlGPUUsage
+}
+
+// nvmlGPUUsage opens NVML for a moment to read every GPU's usage.
+func nvmlGPUUsage() (map[string]gpuUsage, error) {
+	lib, err := openNVMLLib()
+	if err != nil {
+		return nil, err
+	}
+	defer lib.Shutdown()
+	return readGPUUsage(lib)
+}
 
 // openNVMLLib loads libnvidia-ml.so.1 and initialises NVML.
 func openNVMLLib() (nvmlLib, error) {
@@ -64,67 +88,204 @@ func nvmlErr(op string, ret nvml.Return) error {
 	return fmt.Errorf("%s: %s", op, ret.Error())
 }
 
-func (l *nvmlLibrary) DeviceCount() (int, error) {
+// call runs f unless the library is closed. NVML shuts down when the
+// last call in flight returns after Shutdown (at once when there is
+// none), so that no call ever reaches a library that was shut down.
+func (l *nvmlLibrary) call(f func() error) error {
+	l.mu.Lock()
 	if l.closed {
-		return 0, errNVMLClosed
+		l.mu.Unlock()
+		return errNVMLClosed
 	}
-	n, ret := l.lib.DeviceGetCount()
-	return n, nvmlErr("DeviceGetCount", ret)
+	l.calls++
+	l.mu.Unlock()
+	err := f()
+	l.mu.Lock()
+	l.calls--
+	last := l.closed && l.calls == 0
+	l.mu.Unlock()
+	if last {
+		_ = l.lib.Shutdown() // Shutdown already returned; nobody waits for this
+	}
+	return err
 }
 
-func (l *nvmlLibrary) device(i int) (nvml.Device, error) {
+func (l *nvmlLibrary) Shutdown() error {
+	l.mu.Lock()
 	if l.closed {
-		return nil, errNVMLClosed
+		l.mu.Unlock()
+		return nil
 	}
-	if d, ok := l.handles[i]; ok {
+	l.closed = true
+	idle := l.calls == 0
+	l.mu.Unlock()
+	if !idle {
+		return nil // the last call in flight shuts NVML down
+	}
+	return nvmlErr("Shutdown", l.lib.Shutdown())
+}
+
+func (l *nvmlLibrary) DeviceCount() (n int, err error) {
+	err = l.call(func() error {
+		var ret nvml.Return
+		n, ret = l.lib.DeviceGetCount()
+		return nvmlErr("DeviceGetCount", ret)
+	})
+	return n, err
+}
+
+// device is GPU i's handle; call it within call.
+func (l *nvmlLibrary) device(i int) (nvml.Device, error) {
+	l.mu.Lock()
+	d, ok := l.handles[i]
+	l.mu.Unlock()
+	if ok {
 		return d, nil
 	}
 	d, ret := l.lib.DeviceGetHandleByIndex(i)
 	if err := nvmlErr("DeviceGetHandleByIndex", ret); err != nil {
 		return nil, err
 	}
+	l.mu.Lock()
 	l.handles[i] = d
+	l.mu.Unlock()
 	return d, nil
 }
 
+// onDevice runs f with GPU i's handle, within call.
+func (l *nvmlLibrary) onDevice(i int, f func(d nvml.Device) error) error {
+	return l.call(func() error {
+		d, err := l.device(i)
+		if err != nil {
+			return err
+		}
+		return f(d)
+	})
+}
+
 func (l *nvmlLibrary) Identify(i int) (uuid, name string, err error) {
-	d, err := l.device(i)
+	err = l.onDevice(i, func(d nvml.Device) error {
+		var ret nvml.Return
+		if uuid, ret = d.GetUUID(); ret != nvml.SUCCESS {
+			return nvmlErr("GetUUID", ret)
+		}
+		name, ret = d.GetName()
+		return nvmlErr("GetName", ret)
+	})
 	if err != nil {
-		return "", "", err
-	}
-	uuid, ret := d.GetUUID()
-	if err := nvmlErr("GetUUID", ret); err != nil {
-		return "", "", err
-	}
-	name, ret = d.GetName()
-	if err := nvmlErr("GetName", ret); err != nil {
 		return "", "", err
 	}
 	return uuid, name, nil
 }
 
-func (l *nvmlLibrary) Energy(i int) (uint64, error) {
-	d, err := l.device(i)
-	if err != nil {
-		return 0, err
-	}
-	mJ, ret := d.GetTotalEnergyConsumption()
-	return mJ, nvmlErr("GetTotalEnergyConsumption", ret)
+func (l *nvmlLibrary) Energy(i int) (mJ uint64, err error) {
+	err = l.onDevice(i, func(d nvml.Device) error {
+		var ret nvml.Return
+		mJ, ret = d.GetTotalEnergyConsumption()
+		return nvmlErr("GetTotalEnergyConsumption", ret)
+	})
+	return mJ, err
 }
 
-func (l *nvmlLibrary) Power(i int) (uint32, error) {
-	d, err := l.device(i)
-	if err != nil {
-		return 0, err
-	}
-	mW, ret := d.GetPowerUsage()
-	return mW, nvmlErr("GetPowerUsage", ret)
+func (l *nvmlLibrary) Power(i int) (mW uint32, err error) {
+	err = l.onDevice(i, func(d nvml.Device) error {
+		var ret nvml.Return
+		mW, ret = d.GetPowerUsage()
+		return nvmlErr("GetPowerUsage", ret)
+	})
+	return mW, err
 }
 
-func (l *nvmlLibrary) Shutdown() error {
-	if l.closed {
+func (l *nvmlLibrary) InstantPower(i int) (mW uint32, err error) {
+	err = l.onDevice(i, func(d nvml.Device) error {
+		v := []nvml.FieldValue{{FieldId: nvml.FI_DEV_POWER_INSTANT}}
+		if err := nvmlErr("GetFieldValues", d.GetFieldValues(v)); err != nil {
+			return err
+		}
+		if err := nvmlErr("GetFieldValues(POWER_INSTANT)", nvml.Return(v[0].NvmlReturn)); err != nil {
+			return err
+		}
+		x, ok := fieldNumber(v[0])
+		if !ok || x < 0 || x > math.MaxUint32 {
+			return fmt.Errorf("GetFieldValues(POWER_INSTANT): value of type %d unusable", v[0].ValueType)
+		}
+		mW = uint32(x)
 		return nil
+	})
+	return mW, err
+}
+
+// fieldNumber is a field value as a number, whatever its type.
+func fieldNumber(v nvml.FieldValue) (float64, bool) {
+	b := v.Value[:]
+	switch nvml.ValueType(v.ValueType) {
+	case nvml.VALUE_TYPE_DOUBLE:
+		return math.Float64frombits(binary.NativeEndian.Uint64(b)), true
+	case nvml.VALUE_TYPE_UNSIGNED_INT:
+		return float64(binary.NativeEndian.Uint32(b)), true
+	case nvml.VALUE_TYPE_UNSIGNED_LONG, nvml.VALUE_TYPE_UNSIGNED_LONG_LONG:
+		return float64(binary.NativeEndian.Uint64(b)), true
+	case nvml.VALUE_TYPE_SIGNED_LONG_LONG:
+		return float64(int64(binary.NativeEndian.Uint64(b))), true
+	case nvml.VALUE_TYPE_SIGNED_INT:
+		return float64(int32(binary.NativeEndian.Uint32(b))), true
+	case nvml.VALUE_TYPE_UNSIGNED_SHORT:
+		return float64(binary.NativeEndian.Uint16(b)), true
 	}
-	l.closed = true
-	return nvmlErr("Shutdown", l.lib.Shutdown())
+	return 0, false
+}
+
+func (l *nvmlLibrary) PowerLimit(i int) (mW uint32, err error) {
+	err = l.onDevice(i, func(d nvml.Device) error {
+		var ret nvml.Return
+		mW, ret = d.GetEnforcedPowerLimit()
+		return nvmlErr("GetEnforcedPowerLimit", ret)
+	})
+	return mW, err
+}
+
+// Usage asks the GPU for its compute processes and then each MIG device
+// for its own: without privileges NVML lists only the instances'
+// processes, on their own handles. A GPU whose instances all answered
+// needs no answer of its own.
+func (l *nvmlLibrary) Usage(i int) (u gpuUsage, err error) {
+	err = l.onDevice(i, func(d nvml.Device) error {
+		procs, ret := d.GetComputeRunningProcesses()
+		u.Busy = len(procs) > 0
+		procErr := nvmlErr("GetComputeRunningProcesses", ret)
+		mode, _, ret := d.GetMigMode()
+		switch {
+		case ret == nvml.ERROR_NOT_SUPPORTED: // a GPU without MIG
+			return procErr
+		case ret != nvml.SUCCESS:
+			return errors.Join(procErr, nvmlErr("GetMigMode", ret))
+		case mode != nvml.DEVICE_MIG_ENABLE:
+			return procErr
+		}
+		u.MIG = true
+		n, ret := d.GetMaxMigDeviceCount()
+		errs := []error{nvmlErr("GetMaxMigDeviceCount", ret)}
+		for k := range n {
+			mig, ret := d.GetMigDeviceHandleByIndex(k)
+			if ret == nvml.ERROR_NOT_FOUND {
+				continue // an empty slot
+			}
+			if ret != nvml.SUCCESS {
+				errs = append(errs, nvmlErr("GetMigDeviceHandleByIndex", ret))
+				continue
+			}
+			uuid, ret := mig.GetUUID()
+			procs, ret2 := mig.GetComputeRunningProcesses()
+			if ret == nvml.SUCCESS {
+				u.MIGUUIDs = append(u.MIGUUIDs, uuid)
+			}
+			u.Busy = u.Busy || len(procs) > 0
+			errs = append(errs, nvmlErr("GetUUID (MIG device)", ret), nvmlErr("GetComputeRunningProcesses (MIG device)", ret2))
+		}
+		if err := errors.Join(errs...); err != nil || len(u.MIGUUIDs) == 0 {
+			return errors.Join(procErr, err)
+		}
+		return nil
+	})
+	return u, err
 }

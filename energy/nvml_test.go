@@ -4,27 +4,37 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // fakeNVMLLib is nvmlLib with GPUs whose counters a test sets.
 type fakeNVMLLib struct {
-	names     []string
-	identErr  map[int]error
-	energyMJ  map[int]uint64
-	energyErr map[int]error
-	powerMW   map[int]uint32
-	powerErr  map[int]error
-	shutdowns int
+	names      []string
+	identErr   map[int]error
+	energyMJ   map[int]uint64
+	energyErr  map[int]error
+	powerMW    map[int]uint32
+	powerErr   map[int]error
+	instantMW  map[int]uint32
+	instantErr map[int]error
+	limitMW    map[int]uint32
+	usage      map[int]gpuUsage
+	usageErr   map[int]error
+	shutdowns  int
 }
 
+// newFakeNVMLLib has n idle A100s, with energy counters (1, 2, … J), a
+// 1 s mean power of 100 W, no instantaneous power field and a 400 W limit.
 func newFakeNVMLLib(n int) *fakeNVMLLib {
 	f := &fakeNVMLLib{identErr: map[int]error{}, energyMJ: map[int]uint64{}, energyErr: map[int]error{},
-		powerMW: map[int]uint32{}, powerErr: map[int]error{}}
+		powerMW: map[int]uint32{}, powerErr: map[int]error{}, instantMW: map[int]uint32{}, instantErr: map[int]error{},
+		limitMW: map[int]uint32{}, usage: map[int]gpuUsage{}, usageErr: map[int]error{}}
 	for i := range n {
 		f.names = append(f.names, "NVIDIA A100-SXM4-40GB")
-		f.energyMJ[i], f.powerMW[i] = uint64(1000*(i+1)), 100_000
+		f.energyMJ[i], f.powerMW[i], f.limitMW[i] = uint64(1000*(i+1)), 100_000, 400_000
+		f.instantErr[i] = fmt.Errorf("GetFieldValues(POWER_INSTANT): %w", errNVMLNotSupported)
 	}
 	return f
 }
@@ -36,9 +46,12 @@ func (f *fakeNVMLLib) Identify(i int) (string, string, error) {
 	}
 	return fmt.Sprintf("GPU-%04d", i), f.names[i], nil
 }
-func (f *fakeNVMLLib) Energy(i int) (uint64, error) { return f.energyMJ[i], f.energyErr[i] }
-func (f *fakeNVMLLib) Power(i int) (uint32, error)  { return f.powerMW[i], f.powerErr[i] }
-func (f *fakeNVMLLib) Shutdown() error              { f.shutdowns++; return nil }
+func (f *fakeNVMLLib) Energy(i int) (uint64, error)       { return f.energyMJ[i], f.energyErr[i] }
+func (f *fakeNVMLLib) Power(i int) (uint32, error)        { return f.powerMW[i], f.powerErr[i] }
+func (f *fakeNVMLLib) InstantPower(i int) (uint32, error) { return f.instantMW[i], f.instantErr[i] }
+func (f *fakeNVMLLib) PowerLimit(i int) (uint32, error)   { return f.limitMW[i], nil }
+func (f *fakeNVMLLib) Usage(i int) (gpuUsage, error)      { return f.usage[i], f.usageErr[i] }
+func (f *fakeNVMLLib) Shutdown() error                    { f.shutdowns++; return nil }
 
 var errNVMLNotSupportedAsLib = fmt.Errorf("GetTotalEnergyConsumption: %w", errNVMLNotSupported)
 
@@ -116,6 +129,19 @@ func TestNVMLSourceDeviceFailingMidRun(t *testing.T) {
 	rs = readOnce(t, src)
 	if rs[1].Err != nil || rs[2].Err != nil || !math.IsNaN(rs[2].PowerW) || rs[2].EnergyJ != 3 {
 		t.Errorf("after recovery / without power: %+v, %+v", rs[1], rs[2])
+	}
+}
+
+func TestReadGPUUsage(t *testing.T) {
+	lib := newFakeNVMLLib(3)
+	lib.identErr[1] = errors.New("GetUUID: GPU is lost")
+	lib.usage[2] = gpuUsage{Busy: true, MIG: true, MIGUUIDs: []string{"MIG-x"}}
+	u, err := readGPUUsage(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u) != 2 || u["GPU-0000"].Busy || !u["GPU-0002"].Busy || !slices.Equal(u["GPU-0002"].MIGUUIDs, []string{"MIG-x"}) {
+		t.Errorf("usage %+v", u)
 	}
 }
 
