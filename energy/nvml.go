@@ -37,13 +37,29 @@ type nvmlLib interface {
 	Shutdown() error
 }
 
+// Whether an nvml source's GPU has an energy counter.
+const (
+	counterUnknown = iota // its first read failed: retried at every read
+	counterYes
+	counterNo // NOT_SUPPORTED: its energy is integrated from power
+)
+
+// nvmlGPU is what the source knows of one chosen GPU.
+type nvmlGPU struct {
+	index   int  // NVML's index
+	instant bool // power from NVML_FI_DEV_POWER_INSTANT
+	// counter is counterYes, counterNo or counterUnknown; written only by
+	// the GPU's read, one at a time.
+	counter int
+}
+
 // nvmlSource reads GPU energy through NVML.
 type nvmlSource struct {
 	lib     nvmlLib
 	devices []Device
-	index   []int  // each device's NVML index
-	counter []bool // the device has an energy counter; else power only
-	method  string
+	gpus    []nvmlGPU
+	reader  *boundedReader
+	sel     Selection
 }
 
 // openNVMLSource initialises NVML through open and builds the source.
@@ -52,7 +68,7 @@ func openNVMLSource(open func() (nvmlLib, error), opts SourceOptions) (Source, e
 	if err != nil {
 		return nil, err
 	}
-	src, err := newNVMLSource(lib, localHostname(), opts)
+	src, err := newNVMLSource(lib, opts)
 	if err != nil {
 		_ = lib.Shutdown()
 		return nil, err
@@ -60,35 +76,84 @@ func openNVMLSource(open func() (nvmlLib, error), opts SourceOptions) (Source, e
 	return src, nil
 }
 
-// newNVMLSource finds the GPUs and whether each has an energy counter:
-// one that answers NOT_SUPPORTED gives power only, and the source's
-// method is then integrated.
-func newNVMLSource(lib nvmlLib, hostname string, opts SourceOptions) (*nvmlSource, error) {
+// newNVMLSource finds the GPUs, chooses those opts.GPUs names (by
+// default the ones running a compute process) and probes each chosen
+// one. A GPU whose energy counter answers NOT_SUPPORTED gives power
+// only and is integrated; the others keep their counters.
+func newNVMLSource(lib nvmlLib, opts SourceOptions) (*nvmlSource, error) {
+	spec, err := ParseGPUs(opts.GPUs)
+	if err != nil {
+		return nil, fmt.Errorf("nvml: %w", err)
+	}
+	if opts.Selector != "" {
+		return nil, fmt.Errorf("nvml: --gpu-selector %q: label selectors choose a scrape source's GPUs; choose this host's GPUs with --gpus (indices or UUIDs)", opts.Selector)
+	}
+	cands, err := nvmlCandidates(lib, opts)
+	if err != nil {
+		return nil, err
+	}
+	chosen, sel, err := selectGPUs(cands, spec, selectOptions{Local: true, CUDAVisible: opts.cudaVisible(), Source: SourceNVML})
+	if err != nil {
+		return nil, err
+	}
+	s := &nvmlSource{lib: lib, sel: sel}
+	for _, k := range chosen {
+		d, g := probeNVMLGPU(lib, cands[k].Device, opts)
+		s.devices, s.gpus = append(s.devices, d), append(s.gpus, g)
+	}
+	s.reader = newBoundedReader(len(s.gpus), readTimeout(opts.interval()), s.readGPU)
+	return s, nil
+}
+
+// probeNVMLGPU reads a chosen GPU's power limit, whether it has an energy
+// counter and whether its driver has the instantaneous power field.
+func probeNVMLGPU(lib nvmlLib, d Device, opts SourceOptions) (Device, nvmlGPU) {
+	g := nvmlGPU{index: d.Index, counter: counterYes}
+	if mW, err := lib.PowerLimit(d.Index); err == nil {
+		d.PowerLimitW = float64(mW) / 1000
+	}
+	_, err := lib.Energy(d.Index)
+	switch {
+	case errors.Is(err, errNVMLNotSupported):
+		g.counter, d.Integrated = counterNo, true
+		opts.logf("nvml: gpu %d (%s) has no energy counter; its energy is integrated from power", d.Index, d.Model)
+	case err != nil:
+		g.counter = counterUnknown
+		opts.logf("nvml: gpu %d: energy counter: %s; retried at every read", d.Index, oneLine(err.Error()))
+	}
+	_, err = lib.InstantPower(d.Index)
+	g.instant = err == nil
+	return d, g
+}
+
+// nvmlCandidates lists the GPUs NVML sees, with their compute processes
+// and MIG devices; a GPU that cannot say who it is is skipped.
+func nvmlCandidates(lib nvmlLib, opts SourceOptions) ([]gpuCandidate, error) {
 	n, err := lib.DeviceCount()
 	if err != nil {
 		return nil, fmt.Errorf("nvml: count GPUs: %s", oneLine(err.Error()))
 	}
-	s := &nvmlSource{lib: lib, method: MethodCounter}
+	host := opts.hostname()
+	var cands []gpuCandidate
 	for i := range n {
 		uuid, name, err := lib.Identify(i)
 		if err != nil {
 			opts.logf("nvml: gpu %d skipped: %s", i, oneLine(err.Error()))
 			continue
 		}
-		_, err = lib.Energy(i)
-		counter := !errors.Is(err, errNVMLNotSupported)
-		if !counter {
-			opts.logf("nvml: gpu %d (%s) has no energy counter; its energy is integrated from power", i, name)
-			s.method = MethodIntegrated
+		u, err := lib.Usage(i)
+		if err != nil {
+			opts.logf("nvml: gpu %d: cannot tell all of its compute processes and MIG devices: %s", i, oneLine(err.Error()))
 		}
-		s.index = append(s.index, i)
-		s.counter = append(s.counter, counter)
-		s.devices = append(s.devices, Device{Index: i, UUID: uuid, Model: name, Hostname: hostname})
+		cands = append(cands, gpuCandidate{
+			Device: Device{Index: i, UUID: uuid, Model: name, Hostname: host, MIG: u.MIG},
+			Busy:   u.Busy, MIGUUIDs: u.MIGUUIDs,
+		})
 	}
-	if len(s.devices) == 0 {
+	if len(cands) == 0 {
 		return nil, errors.New("nvml: no GPU found (nvidia-smi lists the GPUs the driver sees)")
 	}
-	return s, nil
+	return cands, nil
 }
 
 // readGPUUsage is what NVML says of every GPU, by UUID, for another
@@ -109,40 +174,66 @@ func readGPUUsage(lib nvmlLib) (map[string]gpuUsage, error) {
 	return usage, nil
 }
 
-func (s *nvmlSource) Name() string      { return SourceNVML }
-func (s *nvmlSource) Method() string    { return s.method }
-func (s *nvmlSource) Devices() []Device { return s.devices }
-func (s *nvmlSource) Close() error      { return s.lib.Shutdown() }
+func (s *nvmlSource) Name() string         { return SourceNVML }
+func (s *nvmlSource) Method() string       { return methodOf(s.devices) }
+func (s *nvmlSource) Devices() []Device    { return s.devices }
+func (s *nvmlSource) Selection() Selection { return s.sel }
+func (s *nvmlSource) Close() error         { return s.lib.Shutdown() }
 
-// Read reads each GPU's energy counter and power. A counter that went
-// back is passed through as read: the sampler tells resets from glitches.
+// Read reads each GPU's energy counter and power, each GPU on its own so
+// that a hung one fails alone. A counter that went back is passed
+// through as read: the sampler tells resets from glitches.
 func (s *nvmlSource) Read(ctx context.Context, dst []Reading) ([]Reading, error) {
 	if err := ctx.Err(); err != nil {
 		return dst, err
 	}
-	for k, i := range s.index {
-		r := Reading{EnergyJ: math.NaN(), PowerW: math.NaN()}
-		var energyErr error
-		if s.counter[k] {
-			mJ, err := s.lib.Energy(i)
-			if err == nil {
-				r.EnergyJ = float64(mJ) / 1000
-			}
-			energyErr = err
-		}
-		mW, powerErr := s.lib.Power(i)
-		if powerErr == nil {
-			r.PowerW = float64(mW) / 1000
-		}
-		r.Time = time.Now()
+	return s.reader.Read(ctx, dst), nil
+}
+
+// readGPU reads chosen GPU k. Its time is the middle of the energy read
+// (of the power read for a GPU without counter).
+func (s *nvmlSource) readGPU(k int) Reading {
+	g := &s.gpus[k]
+	r := Reading{EnergyJ: math.NaN(), PowerW: math.NaN()}
+	start := time.Now()
+	if g.counter != counterNo {
+		mJ, err := s.lib.Energy(g.index)
+		r.Time = start.Add(time.Since(start) / 2)
 		switch {
-		case energyErr != nil && !errors.Is(energyErr, errNVMLNotSupported):
-			// The counter was there and now fails: the GPU is not answering.
-			r.Err = fmt.Errorf("nvml: gpu %d: energy: %s", i, oneLine(energyErr.Error()))
-		case math.IsNaN(r.EnergyJ) && powerErr != nil:
-			r.Err = fmt.Errorf("nvml: gpu %d: power: %s", i, oneLine(powerErr.Error()))
+		case err == nil:
+			g.counter = counterYes
+			r.EnergyJ = float64(mJ) / 1000
+		case errors.Is(err, errNVMLNotSupported) && g.counter == counterUnknown:
+			// The Device was handed out as counted; the sampler cannot
+			// learn otherwise now.
+			r.Err = fmt.Errorf("nvml: gpu %d: no energy counter, but its first read failed otherwise and it was taken for one: restart to integrate its power", g.index)
+			return r
+		default:
+			r.Err = fmt.Errorf("nvml: gpu %d: energy: %s", g.index, oneLine(err.Error()))
+			return r
 		}
-		dst = append(dst, r)
 	}
-	return dst, nil
+	w, err := s.power(g)
+	if g.counter == counterNo {
+		r.Time = start.Add(time.Since(start) / 2)
+		if err != nil {
+			r.Err = fmt.Errorf("nvml: gpu %d: power: %s", g.index, oneLine(err.Error()))
+		}
+	}
+	if err == nil {
+		r.PowerW = w
+	}
+	return r
+}
+
+// power is the GPU's power draw, watts: the instantaneous field where the
+// driver has it, else GetPowerUsage.
+func (s *nvmlSource) power(g *nvmlGPU) (float64, error) {
+	if g.instant {
+		if mW, err := s.lib.InstantPower(g.index); err == nil {
+			return float64(mW) / 1000, nil
+		}
+	}
+	mW, err := s.lib.Power(g.index)
+	return float64(mW) / 1000, err
 }

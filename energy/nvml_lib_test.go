@@ -82,11 +82,11 @@ func TestNVMLLibraryAdapter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := newNVMLSource(wrapped, "h", SourceOptions{})
+	src, err := newNVMLSource(wrapped, SourceOptions{GPUs: GPUsAll})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if src.Method() != MethodIntegrated || src.Devices()[1].UUID != "GPU-b" || src.Devices()[1].Model != "Tesla P100-PCIE-16GB" {
+	if src.Method() != MethodMixed || src.Devices()[1].UUID != "GPU-b" || src.Devices()[1].Model != "Tesla P100-PCIE-16GB" || src.Devices()[1].PowerLimitW != 250 {
 		t.Errorf("method %s, devices %+v", src.Method(), src.Devices())
 	}
 	rs := readOnce(t, src)
