@@ -57,7 +57,8 @@ type Options struct {
 	Start, End time.Time
 	// EnergyMetric is one of the Energy* constants; GPUSelector narrows
 	// the per-GPU energy series, as PromQL label matchers without braces
-	// (e.g. `Hostname="gpu-node-1"`).
+	// (e.g. `hostname="gpu-node-1"`; dcgm-exporter before 4.8 writes
+	// Hostname).
 	EnergyMetric string
 	GPUSelector  string
 	// Model filters --source vllm by model_name.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -12,28 +13,53 @@ import (
 )
 
 // gpuMetrics name a per-GPU energy counter, its power gauge and the labels
-// that identify a GPU.
+// that identify a physical GPU.
 type gpuMetrics struct {
 	energy, power, idle string  // idle: "" when the exporter has none
 	scale               float64 // energy counter unit in joules
-	host, gpu           string
-	source              string
+	// gpuLabels identify a physical GPU: the series of one GPU that share
+	// them count once.
+	gpuLabels []string
+	source    string
 }
 
 var (
+	// tokenwatt's series are one per GPU and exporting job. A loadgen and
+	// an energy-exporter may give one GPU different hostname (a pod's
+	// name, NODE_NAME) and gpu labels, and two containers may both be
+	// localhost: the uuid alone names the GPU.
 	tokenwattGPU = gpuMetrics{
 		energy: "tokenwatt_gpu_energy_joules_total", power: "tokenwatt_gpu_power_watts", idle: "tokenwatt_gpu_idle_power_watts",
-		scale: 1, host: "hostname", gpu: "gpu", source: "tokenwatt",
+		scale: 1, gpuLabels: []string{"uuid"}, source: "tokenwatt",
 	}
+	// dcgm-exporter repeats a GPU's device-level fields, energy and power
+	// among them, on each MIG instance's series (GPU_I_ID) and each pod's
+	// using it, with the same value. The host label is Hostname up to
+	// dcgm-exporter 4.8, hostname since; gpu keeps apart GPUs exported
+	// without a UUID.
 	dcgmGPU = gpuMetrics{
 		energy: "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", power: "DCGM_FI_DEV_POWER_USAGE",
-		scale: 1e-3, host: "Hostname", gpu: "gpu", source: "dcgm-exporter",
+		scale: 1e-3, gpuLabels: []string{"UUID", "gpu", "Hostname", "hostname"}, source: "dcgm-exporter",
 	}
 )
 
+// gpuKey is the physical GPU a series of m belongs to.
+func (m gpuMetrics) gpuKey(l model.Metric) string {
+	parts := make([]string, len(m.gpuLabels))
+	for i, n := range m.gpuLabels {
+		parts[i] = string(l[model.LabelName(n)])
+	}
+	return strings.Join(parts, "/")
+}
+
+// byGPU is the PromQL grouping that keeps one series per physical GPU.
+func (m gpuMetrics) byGPU() string { return "by (" + strings.Join(m.gpuLabels, ", ") + ")" }
+
 // gpuEnergy measures the GPUs selected by sel over [start, end] from the
-// per-GPU energy counters, each interpolated at the window's edges. A GPU
-// exported by several jobs (a loadgen and an energy-exporter) counts once.
+// per-GPU energy counters, each interpolated at the window's edges. A
+// physical GPU counts once, however many series it has: exported by
+// several jobs (a loadgen and an energy-exporter), or repeated per MIG
+// instance and per pod (dcgm-exporter).
 //
 // The counters are read from lookback before start to lookback after end
 // (or now): reading a counter at an edge needs a sample on each side.
@@ -61,8 +87,8 @@ func gpuEnergy(ctx context.Context, q *querier, m gpuMetrics, sel string, start,
 		}
 		powerOf[gpuSeriesKey(p.Metric)] = byTime
 	}
-	// One GPU may be exported by several jobs: keep, per GPU, the series
-	// that covers the window (the largest increase among those that do).
+	// One GPU may have several series: keep, per GPU, the series that
+	// covers the window (the largest increase among those that do).
 	type best struct {
 		inc    float64
 		edge   string
@@ -71,7 +97,7 @@ func gpuEnergy(ctx context.Context, q *querier, m gpuMetrics, sel string, start,
 	perGPU := map[string]best{}
 	for _, s := range ss {
 		inc, edge := windowIncrease(s.Samples, start, end, powerOf[gpuSeriesKey(s.Metric)])
-		key := string(s.Metric[model.LabelName(m.host)]) + "/" + string(s.Metric[model.LabelName(m.gpu)]) + "/" + string(s.Metric["uuid"]) + string(s.Metric["UUID"])
+		key := m.gpuKey(s.Metric)
 		b, seen := perGPU[key]
 		if !seen || (b.edge != "" && edge == "") || (b.edge == "") == (edge == "") && inc > b.inc {
 			perGPU[key] = best{inc * m.scale, edge, s.Metric}
@@ -109,8 +135,8 @@ func powerStats(ctx context.Context, q *querier, m gpuMetrics, sel string, start
 	if step < time.Second {
 		step = time.Second
 	}
-	peak, ok, err := q.scalar(ctx, fmt.Sprintf("max_over_time(sum(max by (%s, %s) (%s))[%s:%s])",
-		m.host, m.gpu, withMatchers(m.power, sel), promDuration(w), promDuration(step)), end)
+	peak, ok, err := q.scalar(ctx, fmt.Sprintf("max_over_time(sum(max %s (%s))[%s:%s])",
+		m.byGPU(), withMatchers(m.power, sel), promDuration(w), promDuration(step)), end)
 	if err != nil {
 		return err
 	}
@@ -120,8 +146,8 @@ func powerStats(ctx context.Context, q *querier, m gpuMetrics, sel string, start
 	if m.idle == "" {
 		return nil
 	}
-	idle, ok, err := q.scalar(ctx, fmt.Sprintf("sum(max by (%s, %s) (last_over_time(%s[%s])))",
-		m.host, m.gpu, withMatchers(m.idle, sel), promDuration(readTo.Sub(start)+lookback)), readTo)
+	idle, ok, err := q.scalar(ctx, fmt.Sprintf("sum(max %s (last_over_time(%s[%s])))",
+		m.byGPU(), withMatchers(m.idle, sel), promDuration(readTo.Sub(start)+lookback)), readTo)
 	if err != nil {
 		return err
 	}

@@ -216,8 +216,8 @@ func runEnergy(ctx context.Context, q *querier, o Options, r *run, runSel string
 		if t.found {
 			e := report.Energy{Source: string(info["energy_source"]), Method: string(info["energy_method"]),
 				EnergyJ: t.total, IdlePowerW: math.NaN(), PeakPowerW: math.NaN()}
-			gpus, found, err := q.scalar(ctx, fmt.Sprintf("count(max by (hostname, gpu) (last_over_time(%s[%s])))",
-				withMatchers("tokenwatt_gpu_energy_joules_total", targetSel), promDuration(readTo.Sub(start))), readTo)
+			gpus, found, err := q.scalar(ctx, fmt.Sprintf("count(max %s (last_over_time(%s[%s])))",
+				tokenwattGPU.byGPU(), withMatchers(tokenwattGPU.energy, targetSel), promDuration(readTo.Sub(start))), readTo)
 			if err != nil {
 				return e, false, err
 			}

@@ -140,7 +140,7 @@ func openSource(ctx context.Context, spec string, opts SourceOptions, open libra
 		return nil, "", errors.New("energy source sim: the simulator's GPU is read from its /metrics: use scrape:http://HOST:PORT/metrics")
 	case strings.HasPrefix(spec, SourceScrape+":"):
 		src, err := openScrape(ctx, strings.TrimPrefix(spec, SourceScrape+":"), scrapeOptions{
-			HTTPClient: opts.HTTPClient, Interval: opts.interval(), Logger: opts.Logger,
+			HTTPClient: opts.HTTPClient, Interval: opts.interval(), Logger: opts.Logger, GPUs: opts.GPUs, Selector: opts.Selector,
 		})
 		return src, "", err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -28,9 +29,16 @@ type scrapeOptions struct {
 	// Interval is the sampling interval, quoted when the endpoint turns
 	// out to refresh more slowly.
 	Interval time.Duration
-	// Logf receives notices (what was found, stale counters); nil drops
-	// them.
+	// Logger receives notices (what was found, stale counters); nil
+	// drops them.
 	Logger *slog.Logger
+	// GPUs chooses among the endpoint's GPUs (--gpus, see ParseGPUs):
+	// indices and UUIDs are matched on the exporter's gpu and UUID (uuid)
+	// labels.
+	GPUs string
+	// Selector is PromQL label matchers without braces that the GPUs'
+	// series must match (see parseSelector).
+	Selector string
 }
 
 // scrapeTimeout bounds one scrape with the default client: a hung
@@ -48,8 +56,11 @@ type scrapeFormat struct {
 	energy      string  // the cumulative energy counter; "" for power only
 	energyScale float64 // to joules
 	power       string  // the power gauge, watts
-	// The labels naming the device's index, UUID, model and host.
-	gpuLabel, uuidLabel, modelLabel, hostLabel string
+	// The labels naming the device's index, UUID and model.
+	gpuLabel, uuidLabel, modelLabel string
+	// hostLabels name the host, the first present wins: dcgm-exporter
+	// wrote Hostname up to 4.8 and hostname since.
+	hostLabels []string
 	// dcgmBlank: values at or above DCGM's blank sentinels mean "no
 	// value", not a reading (dcgm-exporter exports them as they are).
 	dcgmBlank bool
@@ -65,9 +76,10 @@ const (
 
 var (
 	tokenwattScrape = scrapeFormat{exporter: "tokenwatt energy-exporter", energy: tokenwattEnergyMetric, energyScale: 1,
-		power: tokenwattPowerMetric, gpuLabel: "gpu", uuidLabel: "uuid", modelLabel: "gpu_model", hostLabel: "hostname"}
+		power: tokenwattPowerMetric, gpuLabel: "gpu", uuidLabel: "uuid", modelLabel: "gpu_model", hostLabels: []string{"hostname"}}
 	dcgmScrape = scrapeFormat{exporter: "dcgm-exporter", energy: dcgmEnergyMetric, energyScale: 1e-3,
-		power: dcgmPowerMetric, gpuLabel: "gpu", uuidLabel: "UUID", modelLabel: "modelName", hostLabel: "Hostname", dcgmBlank: true}
+		power: dcgmPowerMetric, gpuLabel: "gpu", uuidLabel: "UUID", modelLabel: "modelName", hostLabels: []string{"hostname", "Hostname"},
+		dcgmBlank: true}
 )
 
 // scrapeFormats in order of preference: an energy counter beats power,
@@ -109,6 +121,7 @@ type scrapeSource struct {
 	format    scrapeFormat
 	devices   []Device
 	keys      []string // each device's key in a scrape (see seriesKey)
+	selection Selection
 	parser    expfmt.TextParser
 
 	prevRaw    []float64 // the previous read's counters, for the stale warning
@@ -117,13 +130,22 @@ type scrapeSource struct {
 }
 
 // openScrape reads the endpoint once to find its GPUs and which of
-// scrapeFormats it serves. rawURL is http(s)://HOST:PORT[/PATH], with or
+// scrapeFormats it serves, and chooses among the GPUs as opts.GPUs and
+// opts.Selector say. rawURL is http(s)://HOST:PORT[/PATH], with or
 // without the scrape: prefix and the scheme; without a path it is
 // /metrics.
 func openScrape(ctx context.Context, rawURL string, opts scrapeOptions) (Source, error) {
 	u, err := scrapeURL(rawURL)
 	if err != nil {
 		return nil, err
+	}
+	spec, err := ParseGPUs(opts.GPUs)
+	if err != nil {
+		return nil, fmt.Errorf("energy source scrape:%s: %w", u, err)
+	}
+	sel, err := parseSelector(opts.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("energy source scrape:%s: %w", u, err)
 	}
 	s := &scrapeSource{
 		url:    u.String(),
@@ -134,32 +156,110 @@ func openScrape(ctx context.Context, rawURL string, opts scrapeOptions) (Source,
 	if s.client == nil {
 		s.client, s.ownClient = &http.Client{Timeout: scrapeTimeout}, true
 	}
+	if err := s.open(ctx, u.Hostname(), spec, sel); err != nil {
+		s.closeIdle()
+		return nil, err
+	}
+	return s, nil
+}
+
+// open finds the first of scrapeFormats whose series, narrowed by sel,
+// give some GPU a value, and chooses its GPUs per spec.
+func (s *scrapeSource) open(ctx context.Context, host string, spec GPUSpec, sel labelSelector) error {
 	fams, _, err := s.fetch(ctx)
 	if err != nil {
-		s.closeIdle()
-		return nil, fmt.Errorf("energy source scrape:%s: %w", s.url, err)
+		return s.errorf("%w", err)
 	}
+	var unmatched *scrapeFormat // the first format with GPUs, none matching sel
 	for _, f := range scrapeFormats {
-		series := extractSeries(fams, f, u.Hostname())
-		// A format counts when some GPU has a value: dcgm-exporter can
-		// list a field the GPU does not support with a blank value.
-		if !slices.ContainsFunc(series, func(g gpuSeries) bool {
-			return g.hasEnergy || (f.energy == "" && g.hasPower)
-		}) {
+		series := extractSeries(fams, f, host, sel)
+		if !hasValue(series, f) {
+			if unmatched == nil && len(sel) > 0 && hasValue(extractSeries(fams, f, host, nil), f) {
+				unmatched = &f
+			}
 			continue
 		}
 		s.format = f
-		for _, sr := range series {
-			s.devices = append(s.devices, sr.dev)
-			s.keys = append(s.keys, sr.key)
-		}
-		s.logf("energy source scrape:%s: %d GPU(s) from %s (%s), energy method %s",
-			s.url, len(s.devices), f.exporter, seriesNames(f), f.method())
-		return s, nil
+		return s.choose(series, spec, sel)
 	}
-	s.closeIdle()
-	return nil, fmt.Errorf("energy source scrape:%s: no GPU metrics found; looked for %s, %s (tokenwatt energy-exporter, simulator) and %s, %s (dcgm-exporter)",
-		s.url, tokenwattEnergyMetric, tokenwattPowerMetric, dcgmEnergyMetric, dcgmPowerMetric)
+	if unmatched != nil {
+		return s.errorf("label selector %s matches none of the GPUs' %s series, whose labels are %s",
+			sel, unmatched.exporter, labelSummary(fams, *unmatched))
+	}
+	return s.errorf("no GPU metrics found; looked for %s, %s (tokenwatt energy-exporter, simulator) and %s, %s (dcgm-exporter)",
+		tokenwattEnergyMetric, tokenwattPowerMetric, dcgmEnergyMetric, dcgmPowerMetric)
+}
+
+// hasValue: a format counts when some GPU has a value, since
+// dcgm-exporter can list a field the GPU does not support with a blank
+// value.
+func hasValue(series []gpuSeries, f scrapeFormat) bool {
+	return slices.ContainsFunc(series, func(g gpuSeries) bool {
+		return g.hasEnergy || (f.energy == "" && g.hasPower)
+	})
+}
+
+// choose keeps the GPUs of series that spec names. A selector stands for
+// an explicit choice: it leaves auto without a warning. The choice is
+// made once: Read follows the chosen GPUs by UUID whatever labels their
+// series carry later (a pod restarted under another name still runs on
+// the GPU being measured).
+func (s *scrapeSource) choose(series []gpuSeries, spec GPUSpec, sel labelSelector) error {
+	cands := make([]gpuCandidate, len(series))
+	for i, sr := range series {
+		cands[i] = gpuCandidate{Device: sr.dev}
+	}
+	for _, id := range spec.IDs {
+		if strings.HasPrefix(strings.ToUpper(id), "MIG-") {
+			return s.errorf("--gpus %s: a MIG device's UUID cannot be resolved from %s's labels, which name only the physical GPU; pass the parent GPU's UUID or index (this endpoint has %s)",
+				id, s.format.exporter, names(cands, nil))
+		}
+	}
+	idx, how, err := selectGPUs(cands, spec, selectOptions{Source: s.name()})
+	if err != nil {
+		return err
+	}
+	if len(sel) > 0 && len(spec.IDs) == 0 {
+		how = Selection{How: "label selector"}
+	}
+	s.selection = how
+	for _, i := range idx {
+		s.devices = append(s.devices, series[i].dev)
+		s.keys = append(s.keys, series[i].key)
+	}
+	s.logf("%s: %d GPU(s) from %s (%s), chosen by %s: %s; energy method %s",
+		s.name(), len(idx), s.format.exporter, seriesNames(s.format), how.How, names(cands, idx), s.format.method())
+	return nil
+}
+
+// labelSummary lists the labels of f's GPU series and their values, at
+// most a few each, for the error of a selector that matches nothing.
+func labelSummary(fams map[string]*dto.MetricFamily, f scrapeFormat) string {
+	const maxValues = 4
+	values := map[string][]string{}
+	for _, name := range []string{f.energy, f.power} {
+		for _, m := range fams[name].GetMetric() {
+			for _, p := range m.GetLabel() {
+				if vs := values[p.GetName()]; !slices.Contains(vs, p.GetValue()) {
+					values[p.GetName()] = append(vs, p.GetValue())
+				}
+			}
+		}
+	}
+	labels := slices.Sorted(maps.Keys(values))
+	parts := make([]string, len(labels))
+	for i, l := range labels {
+		vs := values[l]
+		quoted := make([]string, 0, maxValues+1)
+		for _, v := range vs[:min(len(vs), maxValues)] {
+			quoted = append(quoted, strconv.Quote(v))
+		}
+		if len(vs) > maxValues {
+			quoted = append(quoted, fmt.Sprintf("(%d more)", len(vs)-maxValues))
+		}
+		parts[i] = l + "=" + strings.Join(quoted, "|")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // newScrapeParser returns the exposition parser. UTF-8 validation
@@ -192,6 +292,14 @@ func seriesNames(f scrapeFormat) string {
 	return f.energy + " and " + f.power
 }
 
+// name is the source as errors and notices name it.
+func (s *scrapeSource) name() string { return "energy source scrape:" + s.url }
+
+// errorf is an error of opening the source, prefixed with its name.
+func (s *scrapeSource) errorf(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", s.name(), fmt.Errorf(format, args...))
+}
+
 func (s *scrapeSource) logf(format string, args ...any) {
 	if s.opts.Logger != nil {
 		s.opts.Logger.Info(fmt.Sprintf(format, args...))
@@ -201,6 +309,9 @@ func (s *scrapeSource) logf(format string, args ...any) {
 func (s *scrapeSource) Name() string      { return SourceScrape }
 func (s *scrapeSource) Method() string    { return s.format.method() }
 func (s *scrapeSource) Devices() []Device { return s.devices }
+
+// Selection is how the GPUs were chosen at open.
+func (s *scrapeSource) Selection() Selection { return s.selection }
 
 func (s *scrapeSource) Close() error {
 	s.closeIdle()
@@ -225,7 +336,7 @@ func (s *scrapeSource) Read(ctx context.Context, dst []Reading) ([]Reading, erro
 	if err != nil {
 		return dst, fmt.Errorf("scrape %s: %w", s.url, err)
 	}
-	series := extractSeries(fams, s.format, "")
+	series := extractSeries(fams, s.format, "", nil)
 	byKey := make(map[string]*gpuSeries, len(series))
 	for i := range series {
 		byKey[series[i].key] = &series[i]
@@ -315,27 +426,32 @@ type gpuSeries struct {
 	hasEnergy, hasPower bool
 }
 
-// extractSeries collects f's series per GPU, ordered by index then key.
-// A GPU with several series of a metric (dcgm-exporter repeats
-// device-level fields per MIG instance or per pod using the GPU, with the
-// same value) counts its first. host stands in for a missing host label.
-func extractSeries(fams map[string]*dto.MetricFamily, f scrapeFormat, host string) []gpuSeries {
+// extractSeries collects f's series that sel matches per GPU, ordered
+// by index then key. A GPU with several series of a metric counts once,
+// with their highest value: dcgm-exporter repeats device-level fields,
+// energy and power among them, with the same value on each MIG instance's
+// series (GPU_I_ID) and each pod's using the GPU. host stands in for a
+// missing host label.
+func extractSeries(fams map[string]*dto.MetricFamily, f scrapeFormat, host string, sel labelSelector) []gpuSeries {
 	byKey := map[string]*gpuSeries{}
 	var order []*gpuSeries
-	get := func(m *dto.Metric) *gpuSeries {
-		l := labelMap(m)
+	get := func(l map[string]string) *gpuSeries {
 		key := seriesKey(l, f)
 		if g, ok := byKey[key]; ok {
+			g.dev.MIG = g.dev.MIG || l[migInstanceLabel] != ""
 			return g
 		}
 		g := &gpuSeries{key: key, energyJ: math.NaN(), powerW: math.NaN(), dev: Device{
-			Index: -1, UUID: l[f.uuidLabel], Model: l[f.modelLabel], Hostname: l[f.hostLabel],
+			Index: -1, UUID: l[f.uuidLabel], Model: l[f.modelLabel], Hostname: host, MIG: l[migInstanceLabel] != "",
 		}}
 		if i, err := strconv.Atoi(l[f.gpuLabel]); err == nil && i >= 0 {
 			g.dev.Index = i
 		}
-		if g.dev.Hostname == "" {
-			g.dev.Hostname = host
+		for _, h := range f.hostLabels {
+			if l[h] != "" {
+				g.dev.Hostname = l[h]
+				break
+			}
 		}
 		byKey[key] = g
 		order = append(order, g)
@@ -343,18 +459,23 @@ func extractSeries(fams map[string]*dto.MetricFamily, f scrapeFormat, host strin
 	}
 	if f.energy != "" {
 		for _, m := range fams[f.energy].GetMetric() {
-			g := get(m)
-			if v, ok := sampleValue(m); ok && !g.hasEnergy && !(f.dcgmBlank && v >= dcgmInt64Blank) {
+			l := labelMap(m)
+			if !sel.matches(l) {
+				continue
+			}
+			g := get(l)
+			if v, ok := sampleValue(m); ok && !(f.dcgmBlank && v >= dcgmInt64Blank) && (!g.hasEnergy || v*f.energyScale > g.energyJ) {
 				g.energyJ, g.hasEnergy = v*f.energyScale, true
 			}
 		}
 	}
 	for _, m := range fams[f.power].GetMetric() {
-		if f.energy != "" && byKey[seriesKey(labelMap(m), f)] == nil {
+		l := labelMap(m)
+		if !sel.matches(l) || f.energy != "" && byKey[seriesKey(l, f)] == nil {
 			continue // a GPU with power but no counter is not one of this format's devices
 		}
-		g := get(m)
-		if v, ok := sampleValue(m); ok && !g.hasPower && !(f.dcgmBlank && v >= dcgmFP64Blank) {
+		g := get(l)
+		if v, ok := sampleValue(m); ok && !(f.dcgmBlank && v >= dcgmFP64Blank) && (!g.hasPower || v > g.powerW) {
 			g.powerW, g.hasPower = v, true
 		}
 	}
@@ -380,6 +501,10 @@ func extractSeries(fams map[string]*dto.MetricFamily, f scrapeFormat, host strin
 	})
 	return out
 }
+
+// migInstanceLabel is dcgm-exporter's label of a MIG GPU instance's
+// series: with MIG on, every field comes once per instance.
+const migInstanceLabel = "GPU_I_ID"
 
 // seriesKey identifies a GPU across scrapes: its UUID, which survives a
 // renumbering of the indices; its index label where the endpoint gives

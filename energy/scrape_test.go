@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -480,11 +481,231 @@ func FuzzScrapeSeries(f *testing.F) {
 			return
 		}
 		for _, format := range scrapeFormats {
-			for _, g := range extractSeries(fams, format, "host") {
+			for _, g := range extractSeries(fams, format, "host", nil) {
 				if g.dev.Index < 0 {
 					t.Errorf("device %+v has a negative index", g.dev)
 				}
 			}
 		}
 	})
+}
+
+const uuid2 = "GPU-c2a1f3e4-5b6d-7e8f-9a0b-1c2d3e4f5a6b"
+
+// dcgmPodsText is dcgm-exporter in Kubernetes mode on a host whose three
+// GPUs serve two vLLM pods and a training job; GPU i has (i+1) x 100 J
+// and (i+1) x 10 W. The host label is written the way dcgm-exporter
+// since 4.8 writes it: hostname.
+func dcgmPodsText() string {
+	var b strings.Builder
+	pods := []string{`pod="vllm-0",namespace="llm",container="vllm"`, `pod="vllm-1",namespace="llm",container="vllm"`, `pod="trainer",namespace="batch",container="train"`}
+	for _, f := range []struct{ name, typ, value string }{
+		{dcgmEnergyMetric, "counter", "%d00000"},
+		{dcgmPowerMetric, "gauge", "%d0.000000"},
+	} {
+		fmt.Fprintf(&b, "# TYPE %s %s\n", f.name, f.typ)
+		for i, u := range []string{uuid0, uuid1, uuid2} {
+			fmt.Fprintf(&b, `%s{gpu="%d",UUID="%s",pci_bus_id="00000000:%02X:00.0",device="nvidia%d",modelName="NVIDIA H100 80GB HBM3",hostname="gpu-node-2",DCGM_FI_DRIVER_VERSION="570.86.15",%s} `+f.value+"\n",
+				f.name, i, u, 0x18+i, i, pods[i], i+1)
+		}
+	}
+	return b.String()
+}
+
+func openScrapeWith(t *testing.T, url string, opts scrapeOptions) (*scrapeSource, error) {
+	t.Helper()
+	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	src, err := openScrape(t.Context(), url, opts)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	return src.(*scrapeSource), nil
+}
+
+// TestScrapeChoosesGPUs: --gpus and a label selector choose among an
+// endpoint's GPUs at open; Devices and Read then hold only those, and
+// Selection says how they were chosen.
+func TestScrapeChoosesGPUs(t *testing.T) {
+	e := newEndpoint(t, dcgmPodsText())
+	for _, c := range []struct {
+		name, gpus, selector string
+		want                 []string // UUIDs
+		how                  string
+		warns                bool
+	}{
+		{"auto", "", "", []string{uuid0, uuid1, uuid2}, "all (scrape source)", true},
+		{"auto spelt out", "auto", "", []string{uuid0, uuid1, uuid2}, "all (scrape source)", true},
+		{"all", "all", "", []string{uuid0, uuid1, uuid2}, "all", false},
+		{"indices", "2,0", "", []string{uuid0, uuid2}, "--gpus", false},
+		{"UUID, any case", strings.ToLower(uuid1), "", []string{uuid1}, "--gpus", false},
+		{"index and UUID", "0," + uuid1, "", []string{uuid0, uuid1}, "--gpus", false},
+		{"selector", "", `pod="vllm-0",namespace="llm"`, []string{uuid0}, "label selector", false},
+		{"selector in braces", "", `{ pod = 'vllm-1' , }`, []string{uuid1}, "label selector", false},
+		{"regexp", "", `pod=~"vllm-.*"`, []string{uuid0, uuid1}, "label selector", false},
+		{"regexp is anchored", "", `pod=~"vllm"`, nil, "", false},
+		{"negative regexp", "", `pod!~"vllm-.*"`, []string{uuid2}, "label selector", false},
+		{"not equal", "", `namespace!="llm"`, []string{uuid2}, "label selector", false},
+		{"selector with all", "all", `namespace="llm"`, []string{uuid0, uuid1}, "label selector", false},
+		{"selector then --gpus", "1", `namespace="llm"`, []string{uuid1}, "--gpus", false},
+		{"host label", "", `hostname="gpu-node-2",gpu="2"`, []string{uuid2}, "label selector", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src, err := openScrapeWith(t, e.URL, scrapeOptions{GPUs: c.gpus, Selector: c.selector})
+			if c.want == nil {
+				if err == nil {
+					t.Fatalf("opened with %v, want an error", UUIDs(src.Devices()))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := UUIDs(src.Devices()); !slices.Equal(got, c.want) {
+				t.Errorf("Devices = %v, want %v", got, c.want)
+			}
+			sel := SelectionOf(src)
+			if sel.How != c.how || (sel.Warning != "") != c.warns {
+				t.Errorf("Selection = %+v, want How %q, a warning %v", sel, c.how, c.warns)
+			}
+			if c.warns && (!strings.Contains(sel.Warning, "--gpus") || !strings.Contains(sel.Warning, "selector")) {
+				t.Errorf("warning %q does not say how to choose", sel.Warning)
+			}
+			rs := mustRead(t, src)
+			for i, d := range src.Devices() {
+				want := float64(d.Index+1) * 100
+				if rs[i].Err != nil || rs[i].EnergyJ != want || rs[i].PowerW != want/10 {
+					t.Errorf("GPU %d: %+v, want %v J and %v W", d.Index, rs[i], want, want/10)
+				}
+				if d.Hostname != "gpu-node-2" {
+					t.Errorf("GPU %d: Hostname %q, want the hostname label's gpu-node-2", d.Index, d.Hostname)
+				}
+			}
+		})
+	}
+}
+
+// TestScrapeChoosesTokenwattGPUs: the energy-exporter's uuid label.
+func TestScrapeChoosesTokenwattGPUs(t *testing.T) {
+	e := newEndpoint(t, tokenwattText(fakeGPU{0, "GPU-a", 12.5, 80}, fakeGPU{1, "GPU-b", 13.5, 90}))
+	src, err := openScrapeWith(t, e.URL, scrapeOptions{GPUs: "gpu-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := src.Devices(); len(d) != 1 || d[0].UUID != "GPU-b" {
+		t.Errorf("Devices = %+v, want GPU-b", d)
+	}
+	if rs := mustRead(t, src); rs[0].EnergyJ != 13.5 {
+		t.Errorf("Read = %+v, want GPU-b's 13.5 J", rs)
+	}
+	src, err = openScrapeWith(t, e.URL, scrapeOptions{Selector: `uuid="GPU-a"`})
+	if err != nil || len(src.Devices()) != 1 || src.Devices()[0].UUID != "GPU-a" || src.Selection().Warning != "" {
+		t.Errorf("selector uuid=GPU-a: %v, %+v", err, src)
+	}
+}
+
+// TestScrapeChoiceErrors: each bad choice is one line that names the
+// endpoint, what was asked and what there is.
+func TestScrapeChoiceErrors(t *testing.T) {
+	e := newEndpoint(t, dcgmPodsText())
+	for _, c := range []struct {
+		name, gpus, selector string
+		want                 []string
+	}{
+		{"MIG UUID", "MIG-9b1a4f2e-3c5d-5e6f-8a7b-0c1d2e3f4a5b", "",
+			[]string{"--gpus MIG-9b1a4f2e-3c5d-5e6f-8a7b-0c1d2e3f4a5b", "dcgm-exporter", "parent GPU's UUID or index", "0 " + uuid0}},
+		{"no such index", "7", "", []string{"--gpus 7: no such GPU", "0 " + uuid0, "2 " + uuid2}},
+		{"no such UUID", "GPU-0000", "", []string{"--gpus GPU-0000: no such GPU"}},
+		{"bad --gpus", "first", "", []string{`"first" is neither a GPU index nor`}},
+		{"selector matches nothing", "", `pod="vllm-7"`,
+			[]string{`label selector {pod="vllm-7"} matches none`, `pod="vllm-0"|"vllm-1"|"trainer"`, `namespace="llm"|"batch"`, `hostname="gpu-node-2"`, `gpu="0"|"1"|"2"`}},
+		{"selector without quotes", "", `pod=vllm-0`, []string{"expected a quoted value", "pod="}},
+		{"selector with a bad operator", "", `pod=="x"`, []string{"expected a quoted value"}},
+		{"selector with a bad regexp", "", `pod=~"(vllm"`, []string{"missing closing )"}},
+		{"selector missing a comma", "", `pod="a" namespace="b"`, []string{`expected a comma after pod="a"`}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := openScrapeWith(t, e.URL, scrapeOptions{GPUs: c.gpus, Selector: c.selector})
+			if err == nil {
+				t.Fatal("openScrape succeeded")
+			}
+			msg := err.Error()
+			t.Log(msg)
+			for _, w := range append(c.want, "energy source scrape:"+e.URL+"/metrics: ") {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q lacks %q", msg, w)
+				}
+			}
+			if strings.Contains(msg, "\n") || strings.Count(msg, "energy source scrape:") != 1 {
+				t.Errorf("error %q is not one line naming the source once", msg)
+			}
+		})
+	}
+}
+
+// dcgmMIGText is dcgm-exporter on a host whose GPU 0 has MIG on with
+// three GPU instances, each used by a pod: every device-level field,
+// energy and power among them, comes once per instance with the same
+// value. GPU 1 has MIG off. The host label is the old Hostname.
+func dcgmMIGText(gpu0mJ, gpu1mJ int) string {
+	const l0 = `gpu="0",UUID="` + uuid0 + `",pci_bus_id="00000000:18:00.0",device="nvidia0",modelName="NVIDIA A100-SXM4-40GB",Hostname="node-b"`
+	const l1 = `gpu="1",UUID="` + uuid1 + `",pci_bus_id="00000000:19:00.0",device="nvidia1",modelName="NVIDIA A100-SXM4-40GB",Hostname="node-b"`
+	instances := []string{
+		`GPU_I_PROFILE="3g.20gb",GPU_I_ID="1",pod="vllm-0",namespace="llm"`,
+		`GPU_I_PROFILE="2g.10gb",GPU_I_ID="5",pod="vllm-1",namespace="llm"`,
+		`GPU_I_PROFILE="1g.5gb",GPU_I_ID="13",pod="notebook",namespace="dev"`,
+	}
+	var b strings.Builder
+	b.WriteString("# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter\n")
+	for _, in := range instances {
+		fmt.Fprintf(&b, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{%s,%s} %d\n", l0, in, gpu0mJ)
+	}
+	fmt.Fprintf(&b, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{%s} %d\n", l1, gpu1mJ)
+	b.WriteString("# TYPE DCGM_FI_DEV_POWER_USAGE gauge\n")
+	for _, in := range instances {
+		fmt.Fprintf(&b, "DCGM_FI_DEV_POWER_USAGE{%s,%s} 250.5\n", l0, in)
+	}
+	fmt.Fprintf(&b, "DCGM_FI_DEV_POWER_USAGE{%s} 60\n", l1)
+	return b.String()
+}
+
+// TestScrapeMIG: a MIG GPU's three instance series are one Device, with
+// MIG set, whose energy counts once; a selector naming one instance's pod
+// chooses the whole physical GPU.
+func TestScrapeMIG(t *testing.T) {
+	e := newEndpoint(t, dcgmMIGText(1_000_000, 500_000))
+	src, err := openScrapeWith(t, e.URL, scrapeOptions{GPUs: "all"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Device{
+		{Index: 0, UUID: uuid0, Model: "NVIDIA A100-SXM4-40GB", Hostname: "node-b", MIG: true},
+		{Index: 1, UUID: uuid1, Model: "NVIDIA A100-SXM4-40GB", Hostname: "node-b"},
+	}
+	if got := src.Devices(); !slices.Equal(got, want) {
+		t.Errorf("Devices = %+v\nwant %+v", got, want)
+	}
+	before := mustRead(t, src)
+	e.set(dcgmMIGText(1_300_000, 560_000), http.StatusOK)
+	after := mustRead(t, src)
+	// 300 J on GPU 0 and 60 J on GPU 1: the instances do not triple it.
+	for i, w := range []float64{300, 60} {
+		if d := after[i].EnergyJ - before[i].EnergyJ; !same(d, w) {
+			t.Errorf("GPU %d: %v J between reads, want %v", i, d, w)
+		}
+	}
+	if before[0].PowerW != 250.5 {
+		t.Errorf("GPU 0 power %v, want 250.5 W once", before[0].PowerW)
+	}
+
+	src, err = openScrapeWith(t, e.URL, scrapeOptions{Selector: `pod="vllm-1"`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := src.Devices(); len(got) != 1 || got[0] != want[0] || src.Selection().How != "label selector" {
+		t.Errorf("pod vllm-1: Devices %+v, Selection %+v; want physical GPU 0 by label selector", got, src.Selection())
+	}
+	if rs := mustRead(t, src); rs[0].EnergyJ != 1300 {
+		t.Errorf("pod vllm-1: %+v, want the whole GPU's 1300 J", rs)
+	}
 }

@@ -164,6 +164,9 @@ func TestRuleConventions(t *testing.T) {
 		"TokenwattTTFTp99SLOBreach",
 		"TokenwattErrorRatioHigh",
 		"TokenwattEnergyDataAbsent",
+		"TokenwattGPUDown",
+		"TokenwattGPUSeriesGone",
+		"TokenwattEnergySourceDown",
 		"TokenwattIdlePowerAboveBaseline",
 		"TokenwattLoadgenBehindSchedule",
 	}
