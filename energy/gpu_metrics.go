@@ -74,7 +74,7 @@ func NewGPUCollector(s *Sampler, opts GPUCollectorOptions) *GPUCollector {
 		idleDesc: prometheus.NewDesc(namespace+"_gpu_idle_power_watts",
 			"GPU idle baseline: mean power over the quiet period before the run, watts.", gpuLabels, nil),
 		infoDesc: prometheus.NewDesc(namespace+"_energy_exporter_info",
-			"Always 1; labels name the energy source, its energy method (counter or integrated) and tokenwatt's version.",
+			"Always 1; labels name the energy source, its energy method (counter, integrated or mixed) and tokenwatt's version.",
 			[]string{"source", "method", "version"}, nil),
 		staleLogged: make([]time.Time, len(s.Devices())),
 	}

@@ -246,7 +246,7 @@ func TestGPUCollectorBeforeTheFirstSampleExportsOnlyInfo(t *testing.T) {
 	if n := testutil.CollectAndCount(g.c); n != 1 {
 		t.Errorf("%d metrics before the first sample, want the info metric only", n)
 	}
-	want := `# HELP tokenwatt_energy_exporter_info Always 1; labels name the energy source, its energy method (counter or integrated) and tokenwatt's version.
+	want := `# HELP tokenwatt_energy_exporter_info Always 1; labels name the energy source, its energy method (counter, integrated or mixed) and tokenwatt's version.
 # TYPE tokenwatt_energy_exporter_info gauge
 tokenwatt_energy_exporter_info{method="integrated",source="fake",version="test"} 1
 `

@@ -104,10 +104,13 @@ func (e *Meter[ID]) writeHeader(runID string) {
 		UUID     string `json:"uuid"`
 		Model    string `json:"gpu_model"`
 		Hostname string `json:"hostname"`
+		// Integrated: this GPU's energy_j is its power's integral (a
+		// mixed source's other GPUs have counters).
+		Integrated bool `json:"integrated,omitempty"`
 	}
 	var devs []dev
-	for _, d := range e.src.Devices() {
-		devs = append(devs, dev{d.Index, d.UUID, d.Model, d.Hostname})
+	for i, d := range e.src.Devices() {
+		devs = append(devs, dev{d.Index, d.UUID, d.Model, d.Hostname, e.sampler.states[i].integrated})
 	}
 	e.write(map[string]any{
 		"_run_id": runID, "_source": e.src.Name(), "_method": e.src.Method(),

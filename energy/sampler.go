@@ -37,6 +37,8 @@ type Tick struct {
 
 // deviceState corrects one device's readings into a monotonic total.
 type deviceState struct {
+	integrated bool // no counter: energy is the integral of power
+
 	started bool
 	prevRaw float64 // counter sources: the high-water mark
 	prevP   float64 // power-only sources
@@ -50,7 +52,7 @@ type deviceState struct {
 func usable(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) && v >= 0 }
 
 // update folds a reading into the state and returns the corrected sample.
-func (d *deviceState) update(gpu int, r Reading, integrated bool) Sample {
+func (d *deviceState) update(gpu int, r Reading) Sample {
 	s := Sample{Time: r.Time, GPU: gpu, RawJ: math.NaN(), PowerW: r.PowerW}
 	if r.Err != nil {
 		d.failing = true
@@ -63,7 +65,7 @@ func (d *deviceState) update(gpu int, r Reading, integrated bool) Sample {
 	if !usable(s.PowerW) {
 		s.PowerW = math.NaN()
 	}
-	if integrated {
+	if d.integrated {
 		if p := s.PowerW; !math.IsNaN(p) {
 			if d.started {
 				d.total += (d.prevP + p) / 2 * r.Time.Sub(d.prevT).Seconds()
@@ -97,6 +99,11 @@ func (d *deviceState) update(gpu int, r Reading, integrated bool) Sample {
 // every Tick to its consumers, in order, from its own goroutine. It is
 // the only reader of its Source: a run's EnergyRun and the
 // energy-exporter's GPUCollector both read its ticks.
+//
+// Each device is measured by its own method: a device marked Integrated,
+// or every device of a source whose Method is MethodIntegrated, by the
+// trapezoid integral of its power; the others by their counters. So a
+// MethodMixed source keeps the counters it has.
 type Sampler struct {
 	src      Source
 	interval time.Duration
@@ -118,12 +125,17 @@ type Sampler struct {
 
 // NewSampler returns a sampler of src every interval.
 func NewSampler(src Source, interval time.Duration) *Sampler {
-	n := len(src.Devices())
-	return &Sampler{
-		src: src, interval: interval, method: src.Method(), devices: src.Devices(),
-		states: make([]deviceState, n), deviceDown: make([]bool, n),
+	devs := src.Devices()
+	s := &Sampler{
+		src: src, interval: interval, method: src.Method(), devices: devs,
+		states: make([]deviceState, len(devs)), deviceDown: make([]bool, len(devs)),
 		now: time.Now, log: slog.New(slog.DiscardHandler),
 	}
+	for i, d := range devs {
+		// A source that is integrated as a whole need not mark its devices.
+		s.states[i].integrated = d.Integrated || s.method == MethodIntegrated
+	}
+	return s
 }
 
 // OnTick adds a consumer of ticks. Call before Run.
@@ -145,7 +157,8 @@ func (s *Sampler) logf(format string, args ...any) { s.log.Warn(fmt.Sprintf(form
 // Devices are the source's devices.
 func (s *Sampler) Devices() []Device { return s.devices }
 
-// Method is the source's energy method.
+// Method is the source's energy method: MethodCounter, MethodIntegrated
+// or MethodMixed.
 func (s *Sampler) Method() string { return s.method }
 
 // Latest is the last tick (zero Time before the first). It never waits
@@ -207,7 +220,7 @@ func (s *Sampler) Read(ctx context.Context) {
 			r.Time = now
 		}
 		prevRaw := s.states[i].prevRaw
-		smp := s.states[i].update(i, r, s.method == MethodIntegrated)
+		smp := s.states[i].update(i, r)
 		s.logDevice(i, r, smp, prevRaw, err != nil)
 		tick.Samples[i] = smp
 		tick.EnergyJ += smp.EnergyJ

@@ -12,15 +12,19 @@ import (
 
 // scriptedSource replays readings, one round per Read.
 type scriptedSource struct {
-	method string
-	rounds [][]Reading
-	err    []error
-	i      int
+	method  string
+	devices []Device // nil: as many zero Devices as the first round has readings
+	rounds  [][]Reading
+	err     []error
+	i       int
 }
 
 func (s *scriptedSource) Name() string   { return "scripted" }
 func (s *scriptedSource) Method() string { return s.method }
 func (s *scriptedSource) Devices() []Device {
+	if s.devices != nil {
+		return s.devices
+	}
 	return make([]Device, len(s.rounds[0]))
 }
 func (s *scriptedSource) Close() error { return nil }
@@ -136,6 +140,36 @@ func TestSamplerIntegratesPowerAndMarksGaps(t *testing.T) {
 	}
 	if !math.IsNaN(ticks[1].PowerW) || ticks[3].PowerW != 500 {
 		t.Errorf("tick power %v, %v; want NaN (a device unknown), 500", ticks[1].PowerW, ticks[3].PowerW)
+	}
+}
+
+// A mixed source: the GPU without a counter is integrated, the other
+// keeps its counter.
+func TestSamplerIntegratesPerDevice(t *testing.T) {
+	nan := math.NaN()
+	src := &scriptedSource{method: MethodMixed, devices: []Device{{Index: 0}, {Index: 1, Integrated: true}}, rounds: [][]Reading{
+		{{Time: epoch, EnergyJ: 1000, PowerW: 300}, {Time: epoch, EnergyJ: nan, PowerW: 100}},
+		{{Time: epoch.Add(time.Second), EnergyJ: 1300, PowerW: 300}, {Time: epoch.Add(time.Second), EnergyJ: nan, PowerW: 200}},
+		{{Time: epoch.Add(2 * time.Second), EnergyJ: 1500, PowerW: 300}, {Time: epoch.Add(2 * time.Second), EnergyJ: nan, PowerW: 200}},
+	}}
+	s := NewSampler(src, time.Second)
+	if s.Method() != MethodMixed {
+		t.Errorf("method %q, want mixed", s.Method())
+	}
+	var ticks []Tick
+	s.OnTick(func(tk Tick) { ticks = append(ticks, tk) })
+	for range 3 {
+		s.Read(context.Background())
+	}
+	for i, want := range [][2]float64{{0, 0}, {300, 150}, {500, 350}} {
+		got := ticks[i].Samples
+		if got[0].EnergyJ != want[0] || got[1].EnergyJ != want[1] || got[0].Err != "" || got[1].Err != "" {
+			t.Errorf("tick %d: counter GPU %v J (err %q), integrated GPU %v J (err %q); want %v",
+				i, got[0].EnergyJ, got[0].Err, got[1].EnergyJ, got[1].Err, want)
+		}
+	}
+	if !math.IsNaN(ticks[2].Samples[1].RawJ) || ticks[2].Samples[0].RawJ != 1500 {
+		t.Errorf("raw counters %v, %v; want 1500 and NaN", ticks[2].Samples[0].RawJ, ticks[2].Samples[1].RawJ)
 	}
 }
 
