@@ -127,6 +127,7 @@ type energyLine struct {
 	PowerW  *float64 `json:"power_w"`
 	Gap     bool     `json:"gap,omitempty"`
 	Reset   bool     `json:"reset,omitempty"`
+	Held    bool     `json:"held,omitempty"`
 	Error   string   `json:"error,omitempty"`
 }
 
@@ -140,7 +141,7 @@ func finite(v float64) *float64 {
 func (e *Meter[ID]) onTick(t Tick) {
 	for _, s := range t.Samples {
 		e.write(energyLine{TUnix: float64(s.Time.UnixNano()) / 1e9, GPU: s.GPU, EnergyJ: s.EnergyJ,
-			RawJ: finite(s.RawJ), PowerW: finite(s.PowerW), Gap: s.Gap, Reset: s.Reset, Error: s.Err})
+			RawJ: finite(s.RawJ), PowerW: finite(s.PowerW), Gap: s.Gap, Reset: s.Reset, Held: s.Held, Error: s.Err})
 	}
 	e.flushEvery(time.Second)
 	e.attr.AddSample(t.Time, t.EnergyJ)

@@ -9,12 +9,6 @@ import (
 	"time"
 )
 
-// resetFraction tells a counter reset from a glitch: a reading below this
-// fraction of the previous one is a reset (driver reload, GPU reset) and
-// counts from the new zero; a smaller step back is a non-monotonic read
-// and counts as no energy. Either way energy never goes negative.
-const resetFraction = 0.5
-
 // Sample is one device's reading after correction.
 type Sample struct {
 	Time    time.Time // when it was read; for a failed read, when the failure was seen
@@ -24,6 +18,7 @@ type Sample struct {
 	PowerW  float64   // NaN when unknown
 	Gap     bool      // reads failed before this one; the energy in between is spread over the gap
 	Reset   bool      // the counter went back: counted from the new zero
+	Held    bool      // the counter jumped further than the GPU could draw: not counted; the next reading tells a glitch (dropped) from a re-based counter
 	Err     string    // this read failed; EnergyJ holds the last good value
 }
 
@@ -33,65 +28,6 @@ type Tick struct {
 	EnergyJ float64   // Σ devices' EnergyJ
 	PowerW  float64   // Σ devices' PowerW; NaN when any is unknown
 	Samples []Sample
-}
-
-// deviceState corrects one device's readings into a monotonic total.
-type deviceState struct {
-	integrated bool // no counter: energy is the integral of power
-
-	started bool
-	prevRaw float64 // counter sources: the high-water mark
-	prevP   float64 // power-only sources
-	prevT   time.Time
-	total   float64
-	failing bool
-}
-
-// usable tells a real reading from a library's garbage (NaN, ±Inf, or
-// below zero).
-func usable(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) && v >= 0 }
-
-// update folds a reading into the state and returns the corrected sample.
-func (d *deviceState) update(gpu int, r Reading) Sample {
-	s := Sample{Time: r.Time, GPU: gpu, RawJ: math.NaN(), PowerW: r.PowerW}
-	if r.Err != nil {
-		d.failing = true
-		s.Err = r.Err.Error()
-		s.EnergyJ = d.total
-		s.PowerW = math.NaN()
-		return s
-	}
-	s.Gap, d.failing = d.failing, false
-	if !usable(s.PowerW) {
-		s.PowerW = math.NaN()
-	}
-	if d.integrated {
-		if p := s.PowerW; !math.IsNaN(p) {
-			if d.started {
-				d.total += (d.prevP + p) / 2 * r.Time.Sub(d.prevT).Seconds()
-			}
-			d.started, d.prevP, d.prevT = true, p, r.Time
-		}
-		s.EnergyJ = d.total
-		return s
-	}
-	raw := r.EnergyJ
-	s.RawJ = raw
-	switch {
-	case !usable(raw):
-		s.Err = "invalid energy reading"
-	case !d.started:
-		d.started, d.prevRaw = true, raw
-	case raw >= d.prevRaw:
-		d.total += raw - d.prevRaw
-		d.prevRaw = raw
-	case raw < d.prevRaw*resetFraction:
-		d.total += raw
-		d.prevRaw = raw
-		s.Reset = true
-	}
-	s.EnergyJ = d.total
-	return s
 }
 
 // Sampler reads a Source at a fixed interval, corrects each device's
@@ -133,7 +69,7 @@ func NewSampler(src Source, interval time.Duration) *Sampler {
 	}
 	for i, d := range devs {
 		// A source that is integrated as a whole need not mark its devices.
-		s.states[i].integrated = d.Integrated || s.method == MethodIntegrated
+		s.states[i] = newDeviceState(d, d.Integrated || s.method == MethodIntegrated)
 	}
 	return s
 }
@@ -219,9 +155,8 @@ func (s *Sampler) Read(ctx context.Context) {
 		if r.Time.IsZero() {
 			r.Time = now
 		}
-		prevRaw := s.states[i].prevRaw
 		smp := s.states[i].update(i, r)
-		s.logDevice(i, r, smp, prevRaw, err != nil)
+		s.logDevice(i, r, err != nil)
 		tick.Samples[i] = smp
 		tick.EnergyJ += smp.EnergyJ
 		tick.PowerW += smp.PowerW // NaN poisons the sum, as documented
@@ -238,8 +173,9 @@ func (s *Sampler) Read(ctx context.Context) {
 }
 
 // logDevice tells of device i's failure (not when the whole source
-// failed: that is told once for all), its recovery, and resets.
-func (s *Sampler) logDevice(i int, r Reading, smp Sample, prevRaw float64, sourceFailed bool) {
+// failed: that is told once for all), its recovery, and what correcting
+// its reading had to tell (resets, glitches, implausible power).
+func (s *Sampler) logDevice(i int, r Reading, sourceFailed bool) {
 	name := deviceName(s.devices[i])
 	switch {
 	case r.Err != nil && !sourceFailed && !s.deviceDown[i]:
@@ -249,8 +185,8 @@ func (s *Sampler) logDevice(i int, r Reading, smp Sample, prevRaw float64, sourc
 		s.logf("energy: %s answers again", name)
 		s.deviceDown[i] = false
 	}
-	if smp.Reset {
-		s.logf("energy: %s: energy counter went back from %.0f J to %.0f J: a reset (driver reload?); counting from the new zero", name, prevRaw, smp.RawJ)
+	for _, n := range s.states[i].notes {
+		s.logf("energy: %s: %s", name, n)
 	}
 }
 
