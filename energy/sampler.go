@@ -55,8 +55,10 @@ type Sampler struct {
 	sourceDown bool
 	deviceDown []bool
 
-	mu     sync.Mutex
-	latest Tick
+	mu      sync.Mutex
+	latest  Tick
+	readAt  time.Time // when the latest read of the source ended
+	readErr error     // its error: the source failed as a whole
 }
 
 // NewSampler returns a sampler of src every interval.
@@ -103,6 +105,17 @@ func (s *Sampler) Latest() Tick {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.latest
+}
+
+// LastRead tells when the latest read of the source ended (zero before
+// the first) and its error: nil when the source answered as a whole,
+// though some of its GPUs may have failed (their samples say so). A read
+// that is still waiting on the source is not in it. It never waits on
+// the source.
+func (s *Sampler) LastRead() (at time.Time, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.readAt, s.readErr
 }
 
 // Run samples until ctx ends, then reads once more so that the last tick
@@ -165,7 +178,7 @@ func (s *Sampler) Read(ctx context.Context) {
 		}
 	}
 	s.mu.Lock()
-	s.latest = tick
+	s.latest, s.readAt, s.readErr = tick, now, err
 	s.mu.Unlock()
 	for _, f := range s.consumer {
 		f(tick)
