@@ -45,10 +45,11 @@ type GPUCollectorOptions struct {
 //
 // tokenwatt_gpu_energy_joules_total is the sampler's corrected total:
 // energy since sampling started, monotonic across the driver counter's
-// resets, or the trapezoid integral of power for GPUs without a counter.
-// Its absolute value means nothing outside this process; increase() and
-// rate() over it are what matter. A restart starts it again from zero,
-// which PromQL reads as a counter reset and handles.
+// resets and without its glitches, or the trapezoid integral of power for
+// GPUs without a counter. Its absolute value means nothing outside this
+// process; increase() and rate() over it are what matter. A restart
+// starts it again from zero, which PromQL reads as a counter reset and
+// handles.
 type GPUCollector struct {
 	sampler    *Sampler
 	opts       GPUCollectorOptions

@@ -18,7 +18,7 @@ type Sample struct {
 	PowerW  float64   // NaN when unknown
 	Gap     bool      // reads failed before this one; the energy in between is spread over the gap
 	Reset   bool      // the counter went back: counted from the new zero
-	Held    bool      // the counter jumped further than the GPU could draw: not counted; the next reading tells a glitch (dropped) from a re-based counter
+	Held    bool      // an implausible counter jump, not counted until the next reading tells a glitch (dropped) from a re-based counter
 	Err     string    // this read failed; EnergyJ holds the last good value
 }
 
@@ -31,10 +31,10 @@ type Tick struct {
 }
 
 // Sampler reads a Source at a fixed interval, corrects each device's
-// counter (resets, non-monotonic reads, power-only integration) and hands
-// every Tick to its consumers, in order, from its own goroutine. It is
-// the only reader of its Source: a run's EnergyRun and the
-// energy-exporter's GPUCollector both read its ticks.
+// counter (resets, non-monotonic reads, glitches, power-only integration;
+// see deviceState) and hands every Tick to its consumers, in order, from
+// its own goroutine. It is the only reader of its Source: a run's Meter
+// and the energy-exporter's GPUCollector both read its ticks.
 //
 // Each device is measured by its own method: a device marked Integrated,
 // or every device of a source whose Method is MethodIntegrated, by the
@@ -80,8 +80,9 @@ func NewSampler(src Source, interval time.Duration) *Sampler {
 func (s *Sampler) OnTick(f func(Tick)) { s.consumer = append(s.consumer, f) }
 
 // SetLogger sets where the sampler tells of trouble, as warnings: the
-// source or a device failing and answering again, a counter reset, a GPU
-// gone stale in the collector. Call it before Run; nil discards.
+// source or a device failing and answering again, a counter reset, a
+// glitch or re-base, implausible power, a GPU gone stale in the
+// collector. Call it before Run; nil discards.
 func (s *Sampler) SetLogger(l *slog.Logger) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
