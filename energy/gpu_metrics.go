@@ -36,14 +36,20 @@ type GPUCollectorOptions struct {
 // so it never waits on a GPU. A GPU whose last read failed, or whose last
 // good read is older than three sampling intervals, is left out of the
 // scrape until it answers again (the sampler logs failures; the
-// collector logs, through the sampler's OnLog, a GPU going stale).
+// collector logs, through the sampler's logger, a GPU going stale).
+//
+// Health is always exported, as node_exporter does per collector:
+// tokenwatt_gpu_up per GPU of the source (0 while its series are left
+// out) and tokenwatt_energy_source_up for the source as a whole, so that
+// a GPU or a source that stops answering is an alert, not a gap.
 //
 // tokenwatt_gpu_energy_joules_total is the sampler's corrected total:
 // energy since sampling started, monotonic across the driver counter's
-// resets, or the trapezoid integral of power for GPUs without a counter.
-// Its absolute value means nothing outside this process; increase() and
-// rate() over it are what matter. A restart starts it again from zero,
-// which PromQL reads as a counter reset and handles.
+// resets and without its glitches, or the trapezoid integral of power for
+// GPUs without a counter. Its absolute value means nothing outside this
+// process; increase() and rate() over it are what matter. A restart
+// starts it again from zero, which PromQL reads as a counter reset and
+// handles.
 type GPUCollector struct {
 	sampler    *Sampler
 	opts       GPUCollectorOptions
@@ -53,6 +59,8 @@ type GPUCollector struct {
 	powerDesc  *prometheus.Desc
 	idleDesc   *prometheus.Desc
 	infoDesc   *prometheus.Desc
+	upDesc     *prometheus.Desc
+	sourceDesc *prometheus.Desc
 
 	mu          sync.Mutex
 	staleLogged []time.Time // per device, the sample time last logged as stale
@@ -67,15 +75,21 @@ func NewGPUCollector(s *Sampler, opts GPUCollectorOptions) *GPUCollector {
 		opts:    opts,
 		now:     time.Now,
 		energyDesc: prometheus.NewDesc(namespace+"_gpu_energy_joules_total",
-			"GPU energy since sampling started, joules: the driver's energy counter corrected for its resets, or the trapezoid integral of sampled power for GPUs without one. Read it with increase() or rate().",
+			"GPU energy since sampling started, joules: the driver's energy counter corrected for its resets and glitches, or the trapezoid integral of sampled power for GPUs without one. Read it with increase() or rate().",
 			gpuLabels, nil),
 		powerDesc: prometheus.NewDesc(namespace+"_gpu_power_watts",
 			"GPU power draw at the latest sample, watts.", gpuLabels, nil),
 		idleDesc: prometheus.NewDesc(namespace+"_gpu_idle_power_watts",
 			"GPU idle baseline: mean power over the quiet period before the run, watts.", gpuLabels, nil),
 		infoDesc: prometheus.NewDesc(namespace+"_energy_exporter_info",
-			"Always 1; labels name the energy source, its energy method (counter or integrated) and tokenwatt's version.",
+			"Always 1; labels name the energy source, its energy method (counter, integrated or mixed) and tokenwatt's version.",
 			[]string{"source", "method", "version"}, nil),
+		upDesc: prometheus.NewDesc(namespace+"_gpu_up",
+			"1 when the GPU's latest reading succeeded and is at most three sampling intervals old, else 0; its energy and power series are left out while it is 0.",
+			gpuLabels, nil),
+		sourceDesc: prometheus.NewDesc(namespace+"_energy_source_up",
+			"1 when the energy source answered the latest read as a whole (its GPUs may still fail one by one: see tokenwatt_gpu_up), 0 when that read failed (a remote endpoint or the DCGM host engine down) or no read has ended within three sampling intervals.",
+			[]string{"source"}, nil),
 		staleLogged: make([]time.Time, len(s.Devices())),
 	}
 	for _, d := range s.Devices() {
@@ -92,6 +106,8 @@ func validLabel(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 func (c *GPUCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.energyDesc
 	ch <- c.powerDesc
+	ch <- c.upDesc
+	ch <- c.sourceDesc
 	if c.opts.Idle != nil {
 		ch <- c.idleDesc
 	}
@@ -101,23 +117,32 @@ func (c *GPUCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector: the latest sample of every
-// GPU that is answering, and the idle baselines.
+// GPU that is answering, every GPU's and the source's health, and the
+// idle baselines.
 func (c *GPUCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.opts.Info {
 		ch <- prometheus.MustNewConstMetric(c.infoDesc, prometheus.GaugeValue, 1,
 			c.sampler.src.Name(), c.sampler.Method(), c.opts.Version)
 	}
 	tick := c.sampler.Latest()
+	readAt, readErr := c.sampler.LastRead()
 	maxAge := c.sampler.interval * staleIntervals
 	now := c.now()
+	sourceUp := readErr == nil && !readAt.IsZero() && now.Sub(readAt) <= maxAge
+	ch <- prometheus.MustNewConstMetric(c.sourceDesc, prometheus.GaugeValue, gauge01(sourceUp), c.sampler.src.Name())
+	up := make([]bool, len(c.labels))
 	for i, smp := range tick.Samples {
 		if smp.Err != "" || c.stale(i, smp, now.Sub(smp.Time), maxAge) {
 			continue
 		}
+		up[i] = true
 		ch <- prometheus.MustNewConstMetric(c.energyDesc, prometheus.CounterValue, smp.EnergyJ, c.labels[i]...)
 		if usable(smp.PowerW) {
 			ch <- prometheus.MustNewConstMetric(c.powerDesc, prometheus.GaugeValue, smp.PowerW, c.labels[i]...)
 		}
+	}
+	for i, l := range c.labels {
+		ch <- prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, gauge01(up[i]), l...)
 	}
 	if c.opts.Idle == nil {
 		return
@@ -127,6 +152,14 @@ func (c *GPUCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.idleDesc, prometheus.GaugeValue, w, c.labels[i]...)
 		}
 	}
+}
+
+// gauge01 is a boolean gauge's value.
+func gauge01(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // stale tells whether device i's good sample is too old to export, and

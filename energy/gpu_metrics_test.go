@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -197,8 +198,47 @@ func gpuValue(t *testing.T, c *GPUCollector, name string, gpu int) float64 {
 	return math.NaN()
 }
 
+// upValues are tokenwatt_energy_source_up and each GPU's tokenwatt_gpu_up
+// (NaN where absent).
+func upValues(t *testing.T, c *GPUCollector) (source float64, gpus []float64) {
+	t.Helper()
+	n := len(c.sampler.Devices())
+	for i := range n {
+		gpus = append(gpus, gpuValue(t, c, "tokenwatt_gpu_up", i))
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	source = math.NaN()
+	for _, mf := range mfs {
+		if mf.GetName() == "tokenwatt_energy_source_up" && len(mf.GetMetric()) == 1 {
+			source = mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return source, gpus
+}
+
+// A GPU whose reading is garbage is down like one that failed; the source
+// is still up.
+func TestGPUCollectorInvalidReadingIsDown(t *testing.T) {
+	g := newGPUTest(MethodCounter, 2, GPUCollectorOptions{})
+	g.src.push(testReading(1000, 300), testReading(2000, 300))
+	g.step(t)
+	g.src.push(testReading(1100, 300), testReading(math.NaN(), 300))
+	g.step(t)
+	if src, gpus := upValues(t, g.c); src != 1 || !slices.Equal(gpus, []float64{1, 0}) {
+		t.Errorf("source up %v, GPUs up %v; want 1 and [1 0]", src, gpus)
+	}
+	if !math.IsNaN(energyOf(t, g.c, 1)) {
+		t.Error("the GPU with an invalid reading is exported")
+	}
+}
+
 // The energy-exporter's exposition: info, and per GPU the energy since
-// sampling started and the latest power.
+// sampling started, the latest power and health.
 func TestGPUCollectorExpositionGolden(t *testing.T) {
 	g := newGPUTest(MethodCounter, 2, GPUCollectorOptions{Info: true, Version: "test"})
 	g.src.push(testReading(1000, 300), testReading(2000.5, 310.25))
@@ -241,12 +281,15 @@ tokenwatt_gpu_idle_power_watts{gpu="1",gpu_model="NVIDIA H100 80GB HBM3",hostnam
 	}
 }
 
-func TestGPUCollectorBeforeTheFirstSampleExportsOnlyInfo(t *testing.T) {
+func TestGPUCollectorBeforeTheFirstSampleExportsInfoAndDown(t *testing.T) {
 	g := newGPUTest(MethodIntegrated, 1, GPUCollectorOptions{Info: true, Version: "test"})
-	if n := testutil.CollectAndCount(g.c); n != 1 {
-		t.Errorf("%d metrics before the first sample, want the info metric only", n)
+	if n := testutil.CollectAndCount(g.c); n != 3 {
+		t.Errorf("%d metrics before the first sample, want the info metric, gpu_up and energy_source_up", n)
 	}
-	want := `# HELP tokenwatt_energy_exporter_info Always 1; labels name the energy source, its energy method (counter or integrated) and tokenwatt's version.
+	if src, gpus := upValues(t, g.c); src != 0 || !slices.Equal(gpus, []float64{0}) {
+		t.Errorf("before the first read: source up %v, GPUs up %v; want 0 and [0]", src, gpus)
+	}
+	want := `# HELP tokenwatt_energy_exporter_info Always 1; labels name the energy source, its energy method (counter, integrated or mixed) and tokenwatt's version.
 # TYPE tokenwatt_energy_exporter_info gauge
 tokenwatt_energy_exporter_info{method="integrated",source="fake",version="test"} 1
 `
@@ -324,6 +367,9 @@ func TestGPUCollectorOmitsAFailingGPUAndLogsOncePerStreak(t *testing.T) {
 		if energyOf(t, g.c, 0) != 100 {
 			t.Fatal("the GPU that answers is not exported")
 		}
+		if src, gpus := upValues(t, g.c); src != 1 || !slices.Equal(gpus, []float64{1, 0}) {
+			t.Fatalf("one GPU failing: source up %v, GPUs up %v; want 1 and [1 0]", src, gpus)
+		}
 	}
 	if n := g.logs.count("gpu 1 (GPU-test-1): nvml: gpu 1: energy: GPU is lost; no readings"); n != 1 {
 		t.Errorf("logged the failure %d times, want once: %q", n, g.logs.lines)
@@ -333,6 +379,9 @@ func TestGPUCollectorOmitsAFailingGPUAndLogsOncePerStreak(t *testing.T) {
 	g.step(t)
 	if got := energyOf(t, g.c, 1); got != 500 {
 		t.Errorf("after recovery: %v J, want 500", got)
+	}
+	if _, gpus := upValues(t, g.c); !slices.Equal(gpus, []float64{1, 1}) {
+		t.Errorf("after recovery: GPUs up %v", gpus)
 	}
 	if n := g.logs.count("gpu 1 (GPU-test-1) answers again"); n != 1 {
 		t.Errorf("logged the recovery %d times: %q", n, g.logs.lines)
@@ -355,8 +404,11 @@ func TestGPUCollectorOmitsEveryGPUWhenTheSourceFails(t *testing.T) {
 	g.src.mu.Unlock()
 	g.step(t)
 	g.step(t)
-	if n := testutil.CollectAndCount(g.c); n != 1 {
-		t.Errorf("%d metrics while the source fails, want the info metric only", n)
+	if n := testutil.CollectAndCount(g.c); n != 4 {
+		t.Errorf("%d metrics while the source fails, want the info metric and the up gauges only", n)
+	}
+	if src, gpus := upValues(t, g.c); src != 0 || !slices.Equal(gpus, []float64{0, 0}) {
+		t.Errorf("source failing: source up %v, GPUs up %v; want 0 and [0 0]", src, gpus)
 	}
 	if n := g.logs.count("connection refused"); n != 1 || len(g.logs.lines) != 1 {
 		t.Errorf("logged %d times, want once and nothing per GPU: %q", n, g.logs.lines)
@@ -365,14 +417,20 @@ func TestGPUCollectorOmitsEveryGPUWhenTheSourceFails(t *testing.T) {
 	g.src.err = nil
 	g.src.mu.Unlock()
 	g.step(t)
-	if n := testutil.CollectAndCount(g.c); n != 5 || g.logs.count("fake answers again") != 1 || len(g.logs.lines) != 2 {
-		t.Errorf("%d metrics after recovery (want 5), logs %q", n, g.logs.lines)
+	if n := testutil.CollectAndCount(g.c); n != 8 || g.logs.count("fake answers again") != 1 || len(g.logs.lines) != 2 {
+		t.Errorf("%d metrics after recovery (want 8), logs %q", n, g.logs.lines)
+	}
+	if src, gpus := upValues(t, g.c); src != 1 || !slices.Equal(gpus, []float64{1, 1}) {
+		t.Errorf("after recovery: source up %v, GPUs up %v", src, gpus)
 	}
 	// A source that returns the wrong number of readings fails as a whole.
 	g.src.push(testReading(1000, 300))
 	g.step(t)
 	if n := g.logs.count("returned 1 readings for 2 GPUs"); n != 1 {
 		t.Errorf("short read not logged: %q", g.logs.lines)
+	}
+	if src, _ := upValues(t, g.c); src != 0 {
+		t.Error("a short read leaves the source up")
 	}
 }
 
@@ -384,11 +442,17 @@ func TestGPUCollectorOmitsStaleGPUs(t *testing.T) {
 	if energyOf(t, g.c, 0) != 0 {
 		t.Error("a reading three intervals old is omitted")
 	}
+	if src, gpus := upValues(t, g.c); src != 1 || gpus[0] != 1 {
+		t.Errorf("three intervals old: source up %v, GPU up %v; want 1, 1", src, gpus)
+	}
 	g.clock.advance(time.Millisecond)
 	for range 3 {
 		if !math.IsNaN(energyOf(t, g.c, 0)) {
 			t.Fatal("a reading over three intervals old is exported")
 		}
+	}
+	if src, gpus := upValues(t, g.c); src != 0 || gpus[0] != 0 {
+		t.Errorf("stale: source up %v, GPU up %v; want 0, 0", src, gpus)
 	}
 	if n := g.logs.count("no reading for 3.001s"); n != 1 {
 		t.Errorf("stale GPU logged %d times, want once: %q", n, g.logs.lines)
@@ -431,8 +495,11 @@ func TestGPUCollectorScrapeDoesNotWaitForARead(t *testing.T) {
 		t.Errorf("while a read hangs: %v W, want 300", got)
 	}
 	g.clock.advance(3*time.Second + time.Millisecond)
-	if n := testutil.CollectAndCount(g.c); n != 1 {
-		t.Errorf("%d metrics once the hung read made the GPU stale, want the info metric", n)
+	if n := testutil.CollectAndCount(g.c); n != 3 {
+		t.Errorf("%d metrics once the hung read made the GPU stale, want the info metric and the up gauges", n)
+	}
+	if src, gpus := upValues(t, g.c); src != 0 || gpus[0] != 0 {
+		t.Errorf("a hung read: source up %v, GPU up %v; want 0, 0", src, gpus)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("scrapes took %v", d)

@@ -61,7 +61,7 @@ type Meter[ID any] struct {
 	idleGPU   []float64 // W per device; nil until measured
 	idleTotal float64   // W; NaN until measured
 	inWindow  bool
-	peakW     float64 // highest tick power while the window was open
+	peak      peakPower // tick power from BeginWindow to Finish
 	lastTick  Tick
 	prevTick  Tick
 }
@@ -104,10 +104,13 @@ func (e *Meter[ID]) writeHeader(runID string) {
 		UUID     string `json:"uuid"`
 		Model    string `json:"gpu_model"`
 		Hostname string `json:"hostname"`
+		// Integrated: this GPU's energy_j is its power's integral (a
+		// mixed source's other GPUs have counters).
+		Integrated bool `json:"integrated,omitempty"`
 	}
 	var devs []dev
-	for _, d := range e.src.Devices() {
-		devs = append(devs, dev{d.Index, d.UUID, d.Model, d.Hostname})
+	for i, d := range e.src.Devices() {
+		devs = append(devs, dev{d.Index, d.UUID, d.Model, d.Hostname, e.sampler.states[i].integrated})
 	}
 	e.write(map[string]any{
 		"_run_id": runID, "_source": e.src.Name(), "_method": e.src.Method(),
@@ -124,6 +127,7 @@ type energyLine struct {
 	PowerW  *float64 `json:"power_w"`
 	Gap     bool     `json:"gap,omitempty"`
 	Reset   bool     `json:"reset,omitempty"`
+	Held    bool     `json:"held,omitempty"`
 	Error   string   `json:"error,omitempty"`
 }
 
@@ -137,23 +141,25 @@ func finite(v float64) *float64 {
 func (e *Meter[ID]) onTick(t Tick) {
 	for _, s := range t.Samples {
 		e.write(energyLine{TUnix: float64(s.Time.UnixNano()) / 1e9, GPU: s.GPU, EnergyJ: s.EnergyJ,
-			RawJ: finite(s.RawJ), PowerW: finite(s.PowerW), Gap: s.Gap, Reset: s.Reset, Error: s.Err})
+			RawJ: finite(s.RawJ), PowerW: finite(s.PowerW), Gap: s.Gap, Reset: s.Reset, Held: s.Held, Error: s.Err})
 	}
 	e.flushEvery(time.Second)
 	e.attr.AddSample(t.Time, t.EnergyJ)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.prevTick, e.lastTick = e.lastTick, t
-	if e.inWindow {
-		p := t.PowerW
-		if math.IsNaN(p) && !e.prevTick.Time.IsZero() {
-			if dt := t.Time.Sub(e.prevTick.Time).Seconds(); dt > 0 {
-				p = (t.EnergyJ - e.prevTick.EnergyJ) / dt
-			}
+	if !e.inWindow {
+		return
+	}
+	p := t.PowerW
+	if math.IsNaN(p) && !e.prevTick.Time.IsZero() {
+		if dt := t.Time.Sub(e.prevTick.Time).Seconds(); dt > 0 {
+			p = (t.EnergyJ - e.prevTick.EnergyJ) / dt
 		}
-		if !math.IsNaN(p) && p > e.peakW {
-			e.peakW = p
-		}
+	}
+	if !math.IsNaN(p) {
+		t0, _ := e.attr.Window()
+		e.peak.add(t.Time, p, t0)
 	}
 }
 
@@ -232,7 +238,7 @@ func (e *Meter[ID]) MeasureIdle(ctx context.Context, d time.Duration) error {
 }
 
 // BeginWindow starts tracking peak power: call it when measurement
-// starts.
+// starts (before the warm-up, which the peak leaves out).
 func (e *Meter[ID]) BeginWindow() {
 	e.mu.Lock()
 	e.inWindow = true
@@ -296,17 +302,28 @@ type Summary struct {
 	GPUs           int
 	EnergyJ        float64 // Σ requests + idle over the window = E(T1) − E(T0)
 	IdlePowerW     float64 // NaN when no baseline was measured
-	PeakPowerW     float64 // NaN when unknown
+	PeakPowerW     float64 // highest tick power in the run window (see Meter.Summary); NaN when unknown
 }
 
 // Summary reports the run's energy; call it after Finish.
+//
+// Its peak power is the highest tick power among the ticks from the run
+// window's start T0 (the first at or after it) to the first tick at or
+// after its end T1 (Finish waits for that one and stops tracking): each
+// tick's power is the sum of the GPUs' sampled power, each GPU's reading
+// whatever its source gives (nvmlDeviceGetPowerUsage and DCGM's field 155
+// are the driver's one-second average on Ampere and later GPUs except the
+// A100, instantaneous on older ones), or, where some GPU's power is
+// unknown, the energy since the previous tick over its interval. The
+// warm-up, before T0, is left out.
 func (e *Meter[ID]) Summary() Summary {
 	pre, dec, idle := e.attr.Totals()
+	t0, _ := e.attr.Window()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	peak := e.peakW
-	if peak == 0 {
-		peak = math.NaN()
+	peak := math.NaN()
+	if !t0.IsZero() {
+		peak = e.peak.since(t0)
 	}
 	return Summary{
 		Source: e.src.Name(), Method: e.src.Method(), GPUs: len(e.src.Devices()),

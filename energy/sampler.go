@@ -9,12 +9,6 @@ import (
 	"time"
 )
 
-// resetFraction tells a counter reset from a glitch: a reading below this
-// fraction of the previous one is a reset (driver reload, GPU reset) and
-// counts from the new zero; a smaller step back is a non-monotonic read
-// and counts as no energy. Either way energy never goes negative.
-const resetFraction = 0.5
-
 // Sample is one device's reading after correction.
 type Sample struct {
 	Time    time.Time // when it was read; for a failed read, when the failure was seen
@@ -24,6 +18,7 @@ type Sample struct {
 	PowerW  float64   // NaN when unknown
 	Gap     bool      // reads failed before this one; the energy in between is spread over the gap
 	Reset   bool      // the counter went back: counted from the new zero
+	Held    bool      // an implausible counter jump, not counted until the next reading tells a glitch (dropped) from a re-based counter
 	Err     string    // this read failed; EnergyJ holds the last good value
 }
 
@@ -35,68 +30,16 @@ type Tick struct {
 	Samples []Sample
 }
 
-// deviceState corrects one device's readings into a monotonic total.
-type deviceState struct {
-	started bool
-	prevRaw float64 // counter sources: the high-water mark
-	prevP   float64 // power-only sources
-	prevT   time.Time
-	total   float64
-	failing bool
-}
-
-// usable tells a real reading from a library's garbage (NaN, ±Inf, or
-// below zero).
-func usable(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) && v >= 0 }
-
-// update folds a reading into the state and returns the corrected sample.
-func (d *deviceState) update(gpu int, r Reading, integrated bool) Sample {
-	s := Sample{Time: r.Time, GPU: gpu, RawJ: math.NaN(), PowerW: r.PowerW}
-	if r.Err != nil {
-		d.failing = true
-		s.Err = r.Err.Error()
-		s.EnergyJ = d.total
-		s.PowerW = math.NaN()
-		return s
-	}
-	s.Gap, d.failing = d.failing, false
-	if !usable(s.PowerW) {
-		s.PowerW = math.NaN()
-	}
-	if integrated {
-		if p := s.PowerW; !math.IsNaN(p) {
-			if d.started {
-				d.total += (d.prevP + p) / 2 * r.Time.Sub(d.prevT).Seconds()
-			}
-			d.started, d.prevP, d.prevT = true, p, r.Time
-		}
-		s.EnergyJ = d.total
-		return s
-	}
-	raw := r.EnergyJ
-	s.RawJ = raw
-	switch {
-	case !usable(raw):
-		s.Err = "invalid energy reading"
-	case !d.started:
-		d.started, d.prevRaw = true, raw
-	case raw >= d.prevRaw:
-		d.total += raw - d.prevRaw
-		d.prevRaw = raw
-	case raw < d.prevRaw*resetFraction:
-		d.total += raw
-		d.prevRaw = raw
-		s.Reset = true
-	}
-	s.EnergyJ = d.total
-	return s
-}
-
 // Sampler reads a Source at a fixed interval, corrects each device's
-// counter (resets, non-monotonic reads, power-only integration) and hands
-// every Tick to its consumers, in order, from its own goroutine. It is
-// the only reader of its Source: a run's EnergyRun and the
-// energy-exporter's GPUCollector both read its ticks.
+// counter (resets, non-monotonic reads, glitches, power-only integration;
+// see deviceState) and hands every Tick to its consumers, in order, from
+// its own goroutine. It is the only reader of its Source: a run's Meter
+// and the energy-exporter's GPUCollector both read its ticks.
+//
+// Each device is measured by its own method: a device marked Integrated,
+// or every device of a source whose Method is MethodIntegrated, by the
+// trapezoid integral of its power; the others by their counters. So a
+// MethodMixed source keeps the counters it has.
 type Sampler struct {
 	src      Source
 	interval time.Duration
@@ -112,26 +55,34 @@ type Sampler struct {
 	sourceDown bool
 	deviceDown []bool
 
-	mu     sync.Mutex
-	latest Tick
+	mu      sync.Mutex
+	latest  Tick
+	readAt  time.Time // when the latest read of the source ended
+	readErr error     // its error: the source failed as a whole
 }
 
 // NewSampler returns a sampler of src every interval.
 func NewSampler(src Source, interval time.Duration) *Sampler {
-	n := len(src.Devices())
-	return &Sampler{
-		src: src, interval: interval, method: src.Method(), devices: src.Devices(),
-		states: make([]deviceState, n), deviceDown: make([]bool, n),
+	devs := src.Devices()
+	s := &Sampler{
+		src: src, interval: interval, method: src.Method(), devices: devs,
+		states: make([]deviceState, len(devs)), deviceDown: make([]bool, len(devs)),
 		now: time.Now, log: slog.New(slog.DiscardHandler),
 	}
+	for i, d := range devs {
+		// A source that is integrated as a whole need not mark its devices.
+		s.states[i] = newDeviceState(d, d.Integrated || s.method == MethodIntegrated)
+	}
+	return s
 }
 
 // OnTick adds a consumer of ticks. Call before Run.
 func (s *Sampler) OnTick(f func(Tick)) { s.consumer = append(s.consumer, f) }
 
 // SetLogger sets where the sampler tells of trouble, as warnings: the
-// source or a device failing and answering again, a counter reset, a GPU
-// gone stale in the collector. Call it before Run; nil discards.
+// source or a device failing and answering again, a counter reset, a
+// glitch or re-base, implausible power, a GPU gone stale in the
+// collector. Call it before Run; nil discards.
 func (s *Sampler) SetLogger(l *slog.Logger) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
@@ -145,7 +96,8 @@ func (s *Sampler) logf(format string, args ...any) { s.log.Warn(fmt.Sprintf(form
 // Devices are the source's devices.
 func (s *Sampler) Devices() []Device { return s.devices }
 
-// Method is the source's energy method.
+// Method is the source's energy method: MethodCounter, MethodIntegrated
+// or MethodMixed.
 func (s *Sampler) Method() string { return s.method }
 
 // Latest is the last tick (zero Time before the first). It never waits
@@ -154,6 +106,17 @@ func (s *Sampler) Latest() Tick {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.latest
+}
+
+// LastRead tells when the latest read of the source ended (zero before
+// the first) and its error: nil when the source answered as a whole,
+// though some of its GPUs may have failed (their samples say so). A read
+// that is still waiting on the source is not in it. It never waits on
+// the source.
+func (s *Sampler) LastRead() (at time.Time, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.readAt, s.readErr
 }
 
 // Run samples until ctx ends, then reads once more so that the last tick
@@ -206,9 +169,8 @@ func (s *Sampler) Read(ctx context.Context) {
 		if r.Time.IsZero() {
 			r.Time = now
 		}
-		prevRaw := s.states[i].prevRaw
-		smp := s.states[i].update(i, r, s.method == MethodIntegrated)
-		s.logDevice(i, r, smp, prevRaw, err != nil)
+		smp := s.states[i].update(i, r)
+		s.logDevice(i, r, err != nil)
 		tick.Samples[i] = smp
 		tick.EnergyJ += smp.EnergyJ
 		tick.PowerW += smp.PowerW // NaN poisons the sum, as documented
@@ -217,7 +179,7 @@ func (s *Sampler) Read(ctx context.Context) {
 		}
 	}
 	s.mu.Lock()
-	s.latest = tick
+	s.latest, s.readAt, s.readErr = tick, now, err
 	s.mu.Unlock()
 	for _, f := range s.consumer {
 		f(tick)
@@ -225,8 +187,9 @@ func (s *Sampler) Read(ctx context.Context) {
 }
 
 // logDevice tells of device i's failure (not when the whole source
-// failed: that is told once for all), its recovery, and resets.
-func (s *Sampler) logDevice(i int, r Reading, smp Sample, prevRaw float64, sourceFailed bool) {
+// failed: that is told once for all), its recovery, and what correcting
+// its reading had to tell (resets, glitches, implausible power).
+func (s *Sampler) logDevice(i int, r Reading, sourceFailed bool) {
 	name := deviceName(s.devices[i])
 	switch {
 	case r.Err != nil && !sourceFailed && !s.deviceDown[i]:
@@ -236,8 +199,8 @@ func (s *Sampler) logDevice(i int, r Reading, smp Sample, prevRaw float64, sourc
 		s.logf("energy: %s answers again", name)
 		s.deviceDown[i] = false
 	}
-	if smp.Reset {
-		s.logf("energy: %s: energy counter went back from %.0f J to %.0f J: a reset (driver reload?); counting from the new zero", name, prevRaw, smp.RawJ)
+	for _, n := range s.states[i].notes {
+		s.logf("energy: %s: %s", name, n)
 	}
 }
 

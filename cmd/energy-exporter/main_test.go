@@ -150,6 +150,8 @@ func TestServesGPUMetricsAndSurvivesAGPUThatStopsAnswering(t *testing.T) {
 	for _, want := range []string{
 		`tokenwatt_gpu_power_watts{gpu="0",gpu_model="NVIDIA H100 80GB HBM3",hostname="gpu-host",uuid="GPU-fake-0"} 250`,
 		`tokenwatt_energy_exporter_info{method="counter",source="fake",version="dev"} 1`,
+		`tokenwatt_energy_source_up{source="fake"} 1`,
+		`tokenwatt_gpu_up{gpu="0",gpu_model="NVIDIA H100 80GB HBM3",hostname="gpu-host",uuid="GPU-fake-0"} 1`,
 		"go_goroutines", "process_cpu_seconds_total",
 	} {
 		if !strings.Contains(body, want) {
@@ -161,9 +163,17 @@ func TestServesGPUMetricsAndSurvivesAGPUThatStopsAnswering(t *testing.T) {
 	}
 
 	src.fail(1)
-	pollMetrics(t, url, func(b string) bool {
+	body = pollMetrics(t, url, func(b string) bool {
 		return !strings.Contains(b, gpu1Series) && strings.Contains(b, `gpu="0"`)
 	})
+	for _, want := range []string{
+		`tokenwatt_gpu_up{gpu="1",gpu_model="NVIDIA H100 80GB HBM3",hostname="gpu-host",uuid="GPU-fake-1"} 0`,
+		`tokenwatt_energy_source_up{source="fake"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("with GPU 1 failing, /metrics lacks %s", want)
+		}
+	}
 	time.Sleep(100 * time.Millisecond) // several more failed reads
 	if n := strings.Count(stderr.String(), "fake: gpu 1: GPU is lost"); n != 1 {
 		t.Errorf("the failure is logged %d times, want once per streak:\n%s", n, stderr)

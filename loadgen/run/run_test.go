@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/tokenwatt/tokenwatt/backends/sim"
 	"github.com/tokenwatt/tokenwatt/energy"
 	"github.com/tokenwatt/tokenwatt/loadgen"
@@ -63,6 +65,12 @@ func TestRunInProcess(t *testing.T) {
 	res, err := r.Run(t.Context())
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The run's registry carries the GPU collector's health gauges.
+	for name, want := range map[string]int{"tokenwatt_gpu_up": 1, "tokenwatt_energy_source_up": 1} {
+		if n, err := testutil.GatherAndCount(r.metrics.Registry(), name); n != want || err != nil {
+			t.Errorf("%d %s series (%v), want %d", n, name, err, want)
+		}
 	}
 	r.Close()
 	r.Close() // twice is harmless
