@@ -25,6 +25,13 @@ const glitchFactor = 3
 // counters jumping by orders of magnitude, are still caught.
 const defaultPowerLimitW = 1500
 
+// minPowerLimitW floors a known power limit for the glitch rule. The
+// limit is read once, at start, and an administrator may raise it later
+// (nvidia-smi -pl): a 150 W cap raised to 700 W must not turn real energy
+// into glitches. The glitches seen in the field are orders of magnitude
+// above any of this.
+const minPowerLimitW = 500
+
 // unknownAge is how old the value of a device's first reading may be.
 // A source may serve a counter it read long before (dcgm-exporter
 // collects every 30 s by default), so the counter's first move may hold
@@ -68,7 +75,7 @@ type heldStep struct {
 }
 
 func newDeviceState(d Device, integrated bool) deviceState {
-	s := deviceState{integrated: integrated, limitW: d.PowerLimitW, limitKnown: true}
+	s := deviceState{integrated: integrated, limitW: max(d.PowerLimitW, minPowerLimitW), limitKnown: true}
 	if !usable(d.PowerLimitW) || d.PowerLimitW == 0 {
 		s.limitW, s.limitKnown = defaultPowerLimitW, false
 	}

@@ -316,6 +316,13 @@ func TestSamplerGlitchThresholdScalesWithTheInterval(t *testing.T) {
 	if !got[2].Held || got[2].EnergyJ != 300 {
 		t.Errorf("the same step in one second: %+v, want held", got[2])
 	}
+	// A low limit read at start is floored at 500 W: a 150 W cap raised
+	// to 700 W later (nvidia-smi -pl) still counts; 3100 J since the
+	// reading before the counter last moved (2 s) does not.
+	got, _ = sampleRounds(t, []Device{{PowerLimitW: 150}}, counter(1000), counter(1700), counter(1700+3100))
+	if e := energies(got); got[1].Held || e[1] != 700 || !got[2].Held {
+		t.Errorf("150 W limit raised to 700 W: %+v", got)
+	}
 	// Without a known limit the ceiling is 3 x 1500 W.
 	got, _ = sampleRounds(t, []Device{{}}, counter(1000), counter(1300), counter(8300), counter(8300+4600*2))
 	if got[2].Held || !got[3].Held {
