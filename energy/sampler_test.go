@@ -317,10 +317,10 @@ func TestSamplerGlitchThresholdScalesWithTheInterval(t *testing.T) {
 		t.Errorf("the same step in one second: %+v, want held", got[2])
 	}
 	// A low limit read at start is floored at 500 W: a 150 W cap raised
-	// to 700 W later (nvidia-smi -pl) still counts; 3100 J since the
-	// reading before the counter last moved (2 s) does not.
-	got, _ = sampleRounds(t, []Device{{PowerLimitW: 150}}, counter(1000), counter(1700), counter(1700+3100))
-	if e := energies(got); got[1].Held || e[1] != 700 || !got[2].Held {
+	// to 700 W later (nvidia-smi -pl) still counts (1400 J over the 2 s
+	// since the reading before the counter last moved), 3100 J does not.
+	got, _ = sampleRounds(t, []Device{{PowerLimitW: 150}}, counter(1000), counter(1700), counter(3100), counter(6200))
+	if e := energies(got); got[2].Held || e[2] != 2100 || !got[3].Held {
 		t.Errorf("150 W limit raised to 700 W: %+v", got)
 	}
 	// Without a known limit the ceiling is 3 x 1500 W.
