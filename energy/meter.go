@@ -107,15 +107,27 @@ func (e *Meter[ID]) writeHeader(runID string) {
 		// Integrated: this GPU's energy_j is its power's integral (a
 		// mixed source's other GPUs have counters).
 		Integrated bool `json:"integrated,omitempty"`
+		// MIG: MIG mode is on; energy_j is the whole GPU's.
+		MIG bool `json:"mig,omitempty"`
+		// PowerLimitW is the enforced power limit the glitch rule uses
+		// (before its floor); absent when unknown.
+		PowerLimitW float64 `json:"power_limit_w,omitempty"`
 	}
 	var devs []dev
 	for i, d := range e.src.Devices() {
-		devs = append(devs, dev{d.Index, d.UUID, d.Model, d.Hostname, e.sampler.states[i].integrated})
+		devs = append(devs, dev{d.Index, d.UUID, d.Model, d.Hostname, e.sampler.states[i].integrated, d.MIG, d.PowerLimitW})
 	}
-	e.write(map[string]any{
+	hdr := map[string]any{
 		"_run_id": runID, "_source": e.src.Name(), "_method": e.src.Method(),
 		"_interval_s": e.interval.Seconds(), "_devices": devs,
-	})
+	}
+	if sel := SelectionOf(e.src); sel.How != "" {
+		hdr["_gpu_selection"] = sel.How
+	}
+	if w := Warnings(e.src); len(w) > 0 {
+		hdr["_warnings"] = w
+	}
+	e.write(hdr)
 }
 
 // energyLine is one sample in energy.jsonl.

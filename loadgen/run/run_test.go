@@ -3,6 +3,7 @@ package run
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -182,9 +183,27 @@ func TestRunRecordsTheGPUsItMeasured(t *testing.T) {
 	if res.Row.GPUUUIDs != "SIM-1-0 SIM-1-1 SIM-1-2" || !strings.Contains(res.Row.EnergyWarning, "counting all 3 GPUs") {
 		t.Errorf("scrape, no --gpus: uuids %q, warning %q; want all 3 and a warning", res.Row.GPUUUIDs, res.Row.EnergyWarning)
 	}
-	res = runOnce(t, scrape("1"))
+	one := scrape("1")
+	res = runOnce(t, one)
 	if res.Row.GPUUUIDs != "SIM-1-1" || res.Row.GPUSelection != "--gpus" || res.Row.EnergyWarning != "" || *res.Row.GPUs != 1 {
 		t.Errorf("scrape --gpus 1: uuids %q, selection %q, warning %q", res.Row.GPUUUIDs, res.Row.GPUSelection, res.Row.EnergyWarning)
+	}
+	// energy.jsonl's first line records the same choice.
+	f, err := os.Open(filepath.Join(one.Out, energy.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	first := bufio.NewScanner(f)
+	first.Scan()
+	var hdr struct {
+		Selection string `json:"_gpu_selection"`
+		Devices   []struct {
+			UUID string `json:"uuid"`
+		} `json:"_devices"`
+	}
+	if err := json.Unmarshal(first.Bytes(), &hdr); err != nil || hdr.Selection != "--gpus" || len(hdr.Devices) != 1 || hdr.Devices[0].UUID != "SIM-1-1" {
+		t.Errorf("energy.jsonl header %s: %+v, %v", first.Text(), hdr, err)
 	}
 
 	// A --gpus that names no GPU stops the run before it starts.
