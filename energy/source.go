@@ -77,8 +77,10 @@ type Reading struct {
 type Source interface {
 	// Name is the source's name: dcgm, nvml, scrape or none.
 	Name() string
-	// Method is MethodCounter when Read fills EnergyJ, MethodIntegrated
-	// when it gives power only.
+	// Method is MethodCounter when Read fills EnergyJ for every device,
+	// MethodIntegrated when it gives power only, MethodMixed when some
+	// devices are Integrated (the sampler follows Device.Integrated per
+	// GPU: methodOf).
 	Method() string
 	// Devices lists the GPUs, in the order Read reports them. It is fixed
 	// for the source's life.

@@ -59,7 +59,7 @@ type Row struct {
 	ScheduleLagP99Seconds           *float64
 	OutputThroughputTokensPerSecond *float64 // completion tokens / duration
 	EnergySource                    string   // e.g. dcgm, nvml, sim, none
-	EnergyMethod                    string   // counter or integrated
+	EnergyMethod                    string   // counter, integrated or mixed
 	GPUs                            *int
 	GPUEnergyWh                     *float64
 	ActiveEnergyWh                  *float64 // GPU energy minus idle power × duration
