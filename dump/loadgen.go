@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -215,7 +216,7 @@ func runEnergy(ctx context.Context, q *querier, o Options, r *run, runSel string
 		}
 		if t.found {
 			e := report.Energy{Source: string(info["energy_source"]), Method: string(info["energy_method"]),
-				EnergyJ: t.total, IdlePowerW: math.NaN(), PeakPowerW: math.NaN()}
+				EnergyJ: t.total, IdlePowerW: math.NaN(), PeakPowerW: math.NaN(), UUIDs: runGPUUUIDs(r)}
 			gpus, found, err := q.scalar(ctx, fmt.Sprintf("count(max %s (last_over_time(%s[%s])))",
 				tokenwattGPU.byGPU(), withMatchers(tokenwattGPU.energy, targetSel), promDuration(readTo.Sub(start))), readTo)
 			if err != nil {
@@ -244,8 +245,23 @@ func runEnergy(ctx context.Context, q *querier, o Options, r *run, runSel string
 	e, ok, err := gpuEnergy(ctx, q, tokenwattGPU, sel, start, end, now)
 	if ok && o.GPUSelector == "" {
 		e.Source, e.Method = string(info["energy_source"]), string(info["energy_method"])
+		e.UUIDs = runGPUUUIDs(r)
 	}
 	return e, ok, err
+}
+
+// runGPUUUIDs are the GPUs the run's loadgens measured
+// (tokenwatt_run_info's gpu_uuids), each once, in the order first seen.
+func runGPUUUIDs(r *run) []string {
+	var uuids []string
+	for _, tg := range r.targets {
+		for _, u := range strings.Fields(string(tg.info["gpu_uuids"])) {
+			if !slices.Contains(uuids, u) {
+				uuids = append(uuids, u)
+			}
+		}
+	}
+	return uuids
 }
 
 // rowFromInfo fills the row's descriptive columns from the targets'

@@ -214,6 +214,9 @@ func TestDumpAgreesWithLocalSummary(t *testing.T) {
 		t.Errorf("labels: dump %q %q %q %q simulated %v, local %q %q %q %q", got.RunID, got.Scenario, got.Model, got.Backend, got.Simulated,
 			local.row.RunID, local.row.Scenario, local.row.Model, local.row.Backend)
 	}
+	if got.GPUUUIDs == "" || got.GPUUUIDs != local.row.GPUUUIDs {
+		t.Errorf("gpu_uuids: dump %q, local %q", got.GPUUUIDs, local.row.GPUUUIDs)
+	}
 	if got.Endpoint != local.row.Endpoint || deref(got.Concurrency) != deref(local.row.Concurrency) {
 		t.Errorf("settings: dump endpoint %q concurrency %v, local %q %v", got.Endpoint, deref(got.Concurrency), local.row.Endpoint, deref(local.row.Concurrency))
 	}
