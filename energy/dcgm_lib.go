@@ -18,17 +18,19 @@ import (
 var dcgmWatchSeq atomic.Int64
 
 // dcgmLibrary is dcgmLib on go-dcgm. It exists only after dcgm.Init
-// succeeded, which is what keeps every other DCGM call safe.
+// succeeded, and calls DCGM only while that Init holds: that is what
+// keeps every call safe (after a failed Init, or after Shutdown, go-dcgm
+// would call into a library it never loaded, or a stale connection). It
+// calls only functions that every DCGM 4.x exports: not GetDeviceInfo,
+// whose dcgmGetGpuStatus is new in 4.5.
 type dcgmLibrary struct {
 	group      dcgm.GroupHandle
 	fieldGroup dcgm.FieldHandle
 	watching   bool
-	// closed: DCGM is shut down and its library unloaded; a call now
-	// would kill the process.
-	closed bool
+	// down is why DCGM may not be called now: nil while the Init holds;
+	// errDCGMClosed after Close.
+	down error
 }
-
-var errDCGMClosed = errors.New("dcgm: source closed")
 
 // openDCGMLib loads libdcgm.so.4 and initialises DCGM: embedded when addr
 // is empty, else connected to the nv-hostengine at addr.
@@ -38,6 +40,15 @@ func openDCGMLib(addr string) (dcgmLib, error) {
 	if err := loadLibrary(dcgmLibName); err != nil {
 		return nil, dcgmLoadError(err)
 	}
+	if err := initDCGM(addr); err != nil {
+		return nil, err
+	}
+	return &dcgmLibrary{}, nil
+}
+
+// initDCGM is dcgm.Init, embedded or connected to addr, with a one-line
+// error that says what to check.
+func initDCGM(addr string) error {
 	var err error
 	if addr == "" {
 		_, err = dcgm.Init(dcgm.Embedded)
@@ -46,13 +57,13 @@ func openDCGMLib(addr string) (dcgmLib, error) {
 	}
 	switch {
 	case err == nil:
-		return &dcgmLibrary{}, nil
+		return nil
 	case strings.Contains(err.Error(), dcgmLibName+" not found"):
-		return nil, dcgmLoadError(err)
+		return dcgmLoadError(err)
 	case addr == "":
-		return nil, fmt.Errorf("dcgm: cannot start DCGM embedded in this process: %s (is the NVIDIA driver loaded? or run nv-hostengine and pass --dcgm-addr HOST:PORT)", oneLine(err.Error()))
+		return fmt.Errorf("dcgm: cannot start DCGM embedded in this process: %s (is the NVIDIA driver loaded? or run nv-hostengine and pass --dcgm-addr HOST:PORT)", oneLine(err.Error()))
 	default:
-		return nil, fmt.Errorf("dcgm: cannot connect to nv-hostengine at %s: %s (is nv-hostengine running there and listening on that port? its default is 5555)", addr, oneLine(err.Error()))
+		return fmt.Errorf("dcgm: cannot connect to nv-hostengine at %s: %s (is nv-hostengine running there and listening on that port? its default is 5555)", addr, oneLine(err.Error()))
 	}
 }
 
@@ -66,26 +77,23 @@ func dcgmLoadError(err error) error {
 	return fmt.Errorf("dcgm: %s cannot be loaded: %s: %s", dcgmLibName, oneLine(err.Error()), fix)
 }
 
+func (l *dcgmLibrary) Version() (string, error) {
+	if l.down != nil {
+		return "", l.down
+	}
+	v, err := dcgm.GetVersionInfo()
+	return v.RawBuildInfoString, err
+}
+
 func (l *dcgmLibrary) SupportedGPUs() ([]uint, error) {
-	if l.closed {
-		return nil, errDCGMClosed
+	if l.down != nil {
+		return nil, l.down
 	}
 	return dcgm.GetSupportedDevices()
 }
 
-func (l *dcgmLibrary) DeviceInfo(gpu uint) (uuid, model string, err error) {
-	if l.closed {
-		return "", "", errDCGMClosed
-	}
-	d, err := dcgm.GetDeviceInfo(gpu)
-	if err != nil {
-		return "", "", err
-	}
-	return d.UUID, d.Identifiers.Model, nil
-}
-
 func (l *dcgmLibrary) FieldKnown(field uint16) bool {
-	if l.closed {
+	if l.down != nil {
 		return false
 	}
 	_, err := dcgm.FieldGetByID(dcgm.Short(field))
@@ -93,8 +101,8 @@ func (l *dcgmLibrary) FieldKnown(field uint16) bool {
 }
 
 func (l *dcgmLibrary) Watch(gpus []uint, fields []uint16, every time.Duration) (err error) {
-	if l.closed {
-		return errDCGMClosed
+	if l.down != nil {
+		return l.down
 	}
 	if err := l.unwatch(); err != nil {
 		return err
@@ -114,11 +122,7 @@ func (l *dcgmLibrary) Watch(gpus []uint, fields []uint16, every time.Duration) (
 			return fmt.Errorf("add gpu %d to group: %w", g, err)
 		}
 	}
-	ids := make([]dcgm.Short, len(fields))
-	for i, f := range fields {
-		ids[i] = dcgm.Short(f)
-	}
-	fieldGroup, err := dcgm.FieldGroupCreate(name, ids)
+	fieldGroup, err := dcgm.FieldGroupCreate(name, shorts(fields))
 	if err != nil {
 		return err
 	}
@@ -132,14 +136,10 @@ func (l *dcgmLibrary) Watch(gpus []uint, fields []uint16, every time.Duration) (
 }
 
 func (l *dcgmLibrary) Latest(gpu uint, fields []uint16) ([]dcgmValue, error) {
-	if l.closed {
-		return nil, errDCGMClosed
+	if l.down != nil {
+		return nil, l.down
 	}
-	ids := make([]dcgm.Short, len(fields))
-	for i, f := range fields {
-		ids[i] = dcgm.Short(f)
-	}
-	vals, err := dcgm.GetLatestValuesForFields(gpu, ids)
+	vals, err := dcgm.EntityGetLatestValues(dcgm.FE_GPU, gpu, shorts(fields))
 	if err != nil {
 		return nil, err
 	}
@@ -151,10 +151,20 @@ func (l *dcgmLibrary) Latest(gpu uint, fields []uint16) ([]dcgmValue, error) {
 			dv.Int = v.Int64()
 		case dcgm.DCGM_FT_DOUBLE:
 			dv.Float = v.Float64()
+		case dcgm.DCGM_FT_STRING:
+			dv.Str = v.String()
 		}
 		out = append(out, dv)
 	}
 	return out, nil
+}
+
+func shorts(fields []uint16) []dcgm.Short {
+	ids := make([]dcgm.Short, len(fields))
+	for i, f := range fields {
+		ids[i] = dcgm.Short(f)
+	}
+	return ids
 }
 
 // unwatch releases the watch's groups, if any.
@@ -171,10 +181,9 @@ func (l *dcgmLibrary) unwatch() error {
 }
 
 func (l *dcgmLibrary) Close() error {
-	if l.closed {
+	if l.down != nil {
 		return nil
 	}
-	err := l.unwatch()
-	l.closed = true
-	return errors.Join(err, dcgm.Shutdown())
+	l.down = errDCGMClosed
+	return errors.Join(l.unwatch(), dcgm.Shutdown())
 }

@@ -7,72 +7,199 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// fakeDCGMLib is dcgmLib with GPUs whose latest values a test sets.
+// fakeDCGMLib is dcgmLib with GPUs whose identities and latest values a
+// test sets. It is safe for the source's concurrent reads.
 type fakeDCGMLib struct {
+	mu        sync.Mutex
+	version   string
 	gpus      []uint
 	models    map[uint]string
-	infoErr   map[uint]error
-	known     map[uint16]bool // fields the library defines
+	mig       map[uint]bool
+	limits    map[uint]float64
+	noUUID    map[uint]bool
+	noField   map[uint16]bool // fields the library does not define
 	watchErr  func(fields []uint16) error
-	values    map[uint][]dcgmValue // latest values per GPU
+	values    map[uint][]dcgmValue // latest energy and power values per GPU
 	latestErr map[uint]error
-	watched   []uint16
-	every     time.Duration
-	closed    int
+	// energyErr fails reads of a GPU that ask for energy (not its
+	// identity).
+	energyErr map[uint]error
+	hang      map[uint]chan struct{} // Latest of the GPU waits for the channel to close
+
+	watches     [][]uint16 // every Watch's fields
+	watchedGPUs []uint     // the last Watch's GPUs
+	every       time.Duration
+	calls       int  // every call but Close
+	inFlight    int  // Latest calls not returned yet
+	overlapped  bool // Close ran while a Latest was in flight
+	closed      int
 }
 
 func newFakeDCGMLib(gpus ...uint) *fakeDCGMLib {
 	return &fakeDCGMLib{
-		gpus: gpus, models: map[uint]string{}, infoErr: map[uint]error{},
-		known: map[uint16]bool{}, values: map[uint][]dcgmValue{}, latestErr: map[uint]error{},
+		version: "version:4.0.0;arch:x86_64;buildid:1", gpus: gpus,
+		models: map[uint]string{}, mig: map[uint]bool{}, limits: map[uint]float64{}, noUUID: map[uint]bool{},
+		noField: map[uint16]bool{dcgmFieldEnergyJ: true}, values: map[uint][]dcgmValue{},
+		latestErr: map[uint]error{}, energyErr: map[uint]error{}, hang: map[uint]chan struct{}{},
 	}
 }
 
-func (f *fakeDCGMLib) SupportedGPUs() ([]uint, error) { return f.gpus, nil }
-func (f *fakeDCGMLib) DeviceInfo(gpu uint) (string, string, error) {
-	if err := f.infoErr[gpu]; err != nil {
-		return "", "", err
-	}
-	model := f.models[gpu]
-	if model == "" {
-		model = "NVIDIA H100 80GB HBM3"
-	}
-	return fmt.Sprintf("GPU-%04d", gpu), model, nil
+func (f *fakeDCGMLib) call() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
 }
-func (f *fakeDCGMLib) FieldKnown(field uint16) bool { return f.known[field] }
+
+func (f *fakeDCGMLib) Version() (string, error) { f.call(); return f.version, nil }
+
+func (f *fakeDCGMLib) SupportedGPUs() ([]uint, error) { f.call(); return f.gpus, nil }
+
+func (f *fakeDCGMLib) FieldKnown(field uint16) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	return !f.noField[field]
+}
+
 func (f *fakeDCGMLib) Watch(gpus []uint, fields []uint16, every time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
 	if f.watchErr != nil {
 		if err := f.watchErr(fields); err != nil {
 			return err
 		}
 	}
-	f.watched, f.every = slices.Clone(fields), every
+	f.watches = append(f.watches, slices.Clone(fields))
+	f.watchedGPUs, f.every = slices.Clone(gpus), every
 	return nil
 }
+
 func (f *fakeDCGMLib) Latest(gpu uint, fields []uint16) ([]dcgmValue, error) {
+	f.mu.Lock()
+	f.calls++
+	f.inFlight++
+	hang := f.hang[gpu]
+	f.mu.Unlock()
+	if hang != nil {
+		<-hang
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inFlight--
 	if err := f.latestErr[gpu]; err != nil {
 		return nil, err
 	}
+	if err := f.energyErr[gpu]; err != nil && slices.Contains(fields, dcgmFieldEnergyMJ) {
+		return nil, err
+	}
 	var out []dcgmValue
-	for _, v := range f.values[gpu] {
-		if slices.Contains(fields, v.Field) {
-			out = append(out, v)
+	for _, field := range fields {
+		switch v := f.identity(gpu, field); {
+		case v != nil:
+			out = append(out, *v)
+		default:
+			for _, v := range f.values[gpu] {
+				if v.Field == field {
+					out = append(out, v)
+				}
+			}
 		}
 	}
 	return out, nil
 }
-func (f *fakeDCGMLib) Close() error { f.closed++; return nil }
 
-// set gives a GPU its latest values.
-func (f *fakeDCGMLib) set(gpu uint, vals ...dcgmValue) { f.values[gpu] = vals }
+// identity is a GPU's identity field, or nil for other fields.
+func (f *fakeDCGMLib) identity(gpu uint, field uint16) *dcgmValue {
+	switch field {
+	case dcgmFieldUUID:
+		s := fmt.Sprintf("GPU-%04d", gpu)
+		if f.noUUID[gpu] {
+			s = "<<<NULL>>>"
+		}
+		return &dcgmValue{Field: field, Type: 's', Str: s}
+	case dcgmFieldName:
+		model := f.models[gpu]
+		if model == "" {
+			model = "NVIDIA H100 80GB HBM3"
+		}
+		return &dcgmValue{Field: field, Type: 's', Str: model}
+	case dcgmFieldMIGMode:
+		v := dcgmValue{Field: field, Type: 'i'}
+		if f.mig[gpu] {
+			v.Int = 1
+		}
+		return &v
+	case dcgmFieldEnforcedLimitW:
+		if l := f.limits[gpu]; l > 0 {
+			return &dcgmValue{Field: field, Type: 'd', Float: l}
+		}
+		return &dcgmValue{Field: field, Type: 'd', Float: dcgmNotSupportedFP64}
+	case dcgmFieldPowerMgmtLimitW:
+		return &dcgmValue{Field: field, Type: 'd', Float: dcgmNotSupportedFP64}
+	}
+	return nil
+}
+
+func (f *fakeDCGMLib) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed++
+	f.overlapped = f.overlapped || f.inFlight > 0
+	return nil
+}
+
+// set gives a GPU its latest energy and power values.
+func (f *fakeDCGMLib) set(gpu uint, vals ...dcgmValue) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.values[gpu] = vals
+}
+
+func (f *fakeDCGMLib) fail(gpu uint, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.latestErr[gpu] = err
+}
+
+func (f *fakeDCGMLib) snapshot() fakeDCGMLib {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fakeDCGMLib{
+		watches: slices.Clone(f.watches), watchedGPUs: slices.Clone(f.watchedGPUs), every: f.every,
+		calls: f.calls, overlapped: f.overlapped, closed: f.closed,
+	}
+}
 
 func mJ(v int64) dcgmValue       { return dcgmValue{Field: dcgmFieldEnergyMJ, Type: 'i', Int: v} }
 func joules(v float64) dcgmValue { return dcgmValue{Field: dcgmFieldEnergyJ, Type: 'd', Float: v} }
 func watts(v float64) dcgmValue  { return dcgmValue{Field: dcgmFieldPowerW, Type: 'd', Float: v} }
+func instantWatts(v float64) dcgmValue {
+	return dcgmValue{Field: dcgmFieldPowerInstantW, Type: 'd', Float: v}
+}
+
+// openFake builds a dcgm source on lib, failing the test on error.
+func openFake(t *testing.T, lib *fakeDCGMLib, opts SourceOptions) *dcgmSource {
+	t.Helper()
+	spec, err := ParseGPUs(opts.GPUs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = "h"
+	}
+	src, err := newDCGMSource(lib, spec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return src
+}
 
 func readOnce(t *testing.T, src Source) []Reading {
 	t.Helper()
@@ -88,21 +215,22 @@ func readOnce(t *testing.T, src Source) []Reading {
 
 func TestDCGMSourceConvertsMillijoulesAndWatchesAtTheInterval(t *testing.T) {
 	lib := newFakeDCGMLib(0, 1)
+	lib.limits[0] = 700
+	lib.mig[1] = true
+	lib.models[1] = "NVIDIA A100-SXM4-80GB"
 	lib.set(0, mJ(123456), watts(250.5))
 	lib.set(1, mJ(7), watts(61))
-	src, err := newDCGMSource(lib, "gpu-host", SourceOptions{Interval: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(lib.watched, []uint16{156, 155}) || lib.every != 500*time.Millisecond {
-		t.Errorf("watched %v every %v, want [156 155] every 500ms (not DCGM's 30 s default)", lib.watched, lib.every)
+	src := openFake(t, lib, SourceOptions{Interval: 500 * time.Millisecond, Hostname: "gpu-host", GPUs: GPUsAll})
+	got := lib.snapshot()
+	if len(got.watches) != 2 || !slices.Equal(got.watches[1], []uint16{156, 157, 155}) || got.every != 500*time.Millisecond {
+		t.Errorf("watched %v every %v, want the identities then [156 157 155] every 500ms (not DCGM's 30 s default)", got.watches, got.every)
 	}
 	if src.Name() != SourceDCGM || src.Method() != MethodCounter {
 		t.Errorf("Name, Method = %s, %s", src.Name(), src.Method())
 	}
 	want := []Device{
-		{Index: 0, UUID: "GPU-0000", Model: "NVIDIA H100 80GB HBM3", Hostname: "gpu-host"},
-		{Index: 1, UUID: "GPU-0001", Model: "NVIDIA H100 80GB HBM3", Hostname: "gpu-host"},
+		{Index: 0, UUID: "GPU-0000", Model: "NVIDIA H100 80GB HBM3", Hostname: "gpu-host", PowerLimitW: 700},
+		{Index: 1, UUID: "GPU-0001", Model: "NVIDIA A100-SXM4-80GB", Hostname: "gpu-host", MIG: true},
 	}
 	if !slices.Equal(src.Devices(), want) {
 		t.Errorf("Devices = %+v", src.Devices())
@@ -114,43 +242,57 @@ func TestDCGMSourceConvertsMillijoulesAndWatchesAtTheInterval(t *testing.T) {
 	if rs[1].EnergyJ != 0.007 || rs[1].PowerW != 61 {
 		t.Errorf("gpu 1: %+v, want 0.007 J, 61 W", rs[1])
 	}
-	if err := src.Close(); err != nil || lib.closed != 1 {
-		t.Errorf("Close: %v, library closed %d times", err, lib.closed)
+	if err := src.Close(); err != nil || lib.snapshot().closed != 1 {
+		t.Errorf("Close: %v, library closed %d times", err, lib.snapshot().closed)
 	}
 }
 
-func TestDCGMSourcePrefersField1611(t *testing.T) {
+// 156 (mJ) is read when the GPU has it, 1611 (J) only when it has not;
+// the choice, made at a GPU's first valid read, then holds.
+func TestDCGMSourcePrefersField156(t *testing.T) {
 	lib := newFakeDCGMLib(0, 1)
-	lib.known[dcgmFieldEnergyJ] = true
-	lib.set(0, joules(1000.5), mJ(999000), watts(300))
-	// GPU 1's driver does not fill 1611: it falls back to 156.
-	lib.set(1, dcgmValue{Field: dcgmFieldEnergyJ, Type: 'd', Float: dcgmBlankFP64Min + 2}, mJ(42000), watts(70))
-	src, err := newDCGMSource(lib, "h", SourceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(lib.watched, []uint16{1611, 156, 155}) || lib.every != time.Second {
-		t.Errorf("watched %v every %v, want [1611 156 155] every 1s", lib.watched, lib.every)
+	delete(lib.noField, dcgmFieldEnergyJ)
+	lib.set(0, joules(1000.5), mJ(999_000), watts(300))
+	// GPU 1's driver does not fill 156: it falls back to 1611.
+	lib.set(1, joules(42.5), mJ(dcgmNotSupportedInt64), watts(70))
+	src := openFake(t, lib, SourceOptions{GPUs: GPUsAll})
+	if w := lib.snapshot().watches; !slices.Equal(w[len(w)-1], []uint16{156, 1611, 157, 155}) {
+		t.Errorf("watched %v, want [156 1611 157 155]", w)
 	}
 	rs := readOnce(t, src)
-	if rs[0].EnergyJ != 1000.5 {
-		t.Errorf("gpu 0 energy %v J, want 1000.5 from field 1611", rs[0].EnergyJ)
+	if rs[0].EnergyJ != 999 {
+		t.Errorf("gpu 0 energy %v J, want 999 from field 156", rs[0].EnergyJ)
 	}
-	if rs[1].EnergyJ != 42 {
-		t.Errorf("gpu 1 energy %v J, want 42 from field 156", rs[1].EnergyJ)
+	if rs[1].EnergyJ != 42.5 {
+		t.Errorf("gpu 1 energy %v J, want 42.5 from field 1611", rs[1].EnergyJ)
 	}
-	// The choice is fixed at open: a GPU on 1611 does not flip to 156
-	// (whose rounding could look like a counter going back).
-	lib.set(0, dcgmValue{Field: dcgmFieldEnergyJ, Type: 'd', Float: dcgmBlankFP64Min}, mJ(999500), watts(300))
+	// The choice holds: a GPU on 156 does not flip to 1611 (whose
+	// rounding could look like a counter going back).
+	lib.set(0, joules(1000.5), mJ(dcgmBlankInt64Min), watts(300))
 	if rs := readOnce(t, src); !math.IsNaN(rs[0].EnergyJ) || rs[0].PowerW != 300 || rs[0].Err != nil {
-		t.Errorf("gpu 0 with 1611 blank: %+v, want no energy, 300 W, no error", rs[0])
+		t.Errorf("gpu 0 with 156 blank: %+v, want no energy, 300 W, no error", rs[0])
+	}
+}
+
+// 156 not sampled yet while 1611 is: the source waits for 156.
+func TestDCGMSourceWaitsForField156(t *testing.T) {
+	lib := newFakeDCGMLib(0)
+	delete(lib.noField, dcgmFieldEnergyJ)
+	lib.set(0, joules(10), mJ(dcgmBlankInt64Min), watts(100))
+	src := openFake(t, lib, SourceOptions{})
+	if rs := readOnce(t, src); !math.IsNaN(rs[0].EnergyJ) || rs[0].PowerW != 100 {
+		t.Errorf("156 blank: %+v, want no energy yet", rs[0])
+	}
+	lib.set(0, joules(11), mJ(11_250), watts(100))
+	if rs := readOnce(t, src); rs[0].EnergyJ != 11.25 {
+		t.Errorf("156 sampled: %+v, want 11.25 J from 156", rs[0])
 	}
 }
 
 func TestDCGMSourceRetriesWatchWithout1611(t *testing.T) {
 	// This host's library knows 1611; the remote nv-hostengine does not.
 	lib := newFakeDCGMLib(0)
-	lib.known[dcgmFieldEnergyJ] = true
+	delete(lib.noField, dcgmFieldEnergyJ)
 	lib.watchErr = func(fields []uint16) error {
 		if slices.Contains(fields, dcgmFieldEnergyJ) {
 			return errors.New("Unknown field id")
@@ -158,25 +300,30 @@ func TestDCGMSourceRetriesWatchWithout1611(t *testing.T) {
 		return nil
 	}
 	lib.set(0, mJ(5000), watts(100))
-	src, err := newDCGMSource(lib, "h", SourceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(lib.watched, []uint16{156, 155}) {
-		t.Errorf("watched %v, want [156 155]", lib.watched)
+	src := openFake(t, lib, SourceOptions{DCGMAddr: "gpu-host:5555"})
+	if w := lib.snapshot().watches; !slices.Equal(w[len(w)-1], []uint16{156, 157, 155}) {
+		t.Errorf("watched %v, want [156 157 155]", w)
 	}
 	if rs := readOnce(t, src); rs[0].EnergyJ != 5 {
 		t.Errorf("energy %v J, want 5", rs[0].EnergyJ)
 	}
 }
 
+// Instantaneous power (157) when the GPU gives it, else 155.
+func TestDCGMSourcePrefersInstantPower(t *testing.T) {
+	lib := newFakeDCGMLib(0, 1)
+	lib.set(0, mJ(1000), instantWatts(333), watts(300))
+	lib.set(1, mJ(1000), dcgmValue{Field: dcgmFieldPowerInstantW, Type: 'd', Float: dcgmNotSupportedFP64}, watts(70))
+	src := openFake(t, lib, SourceOptions{GPUs: GPUsAll})
+	if rs := readOnce(t, src); rs[0].PowerW != 333 || rs[1].PowerW != 70 {
+		t.Errorf("power %v, %v W; want 333 (field 157) and 70 (155)", rs[0].PowerW, rs[1].PowerW)
+	}
+}
+
 func TestDCGMSourcePassesADecreasingCounterThrough(t *testing.T) {
 	lib := newFakeDCGMLib(0)
 	lib.set(0, mJ(5_000_000), watts(100))
-	src, err := newDCGMSource(lib, "h", SourceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := openFake(t, lib, SourceOptions{})
 	for _, v := range []int64{5_000_000, 100, 200} {
 		lib.set(0, mJ(v), watts(100))
 		rs := readOnce(t, src)
@@ -191,11 +338,8 @@ func TestDCGMSourceDeviceFailingMidRun(t *testing.T) {
 	for g := range uint(3) {
 		lib.set(g, mJ(1000*int64(g+1)), watts(100))
 	}
-	src, err := newDCGMSource(lib, "h", SourceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lib.latestErr[1] = errors.New("GPU is lost\nreset it")
+	src := openFake(t, lib, SourceOptions{GPUs: GPUsAll})
+	lib.fail(1, errors.New("GPU is lost\nreset it"))
 	rs := readOnce(t, src)
 	if rs[1].Err == nil || !strings.Contains(rs[1].Err.Error(), "gpu 1") || !strings.Contains(rs[1].Err.Error(), "GPU is lost reset it") {
 		t.Errorf("gpu 1 error %v, want one line naming gpu 1 and DCGM's message", rs[1].Err)
@@ -205,24 +349,62 @@ func TestDCGMSourceDeviceFailingMidRun(t *testing.T) {
 	}
 }
 
+// A hung GPU read stalls only that GPU: Read returns within the bound.
+func TestDCGMSourceHungGPU(t *testing.T) {
+	lib := newFakeDCGMLib(0, 1)
+	lib.set(0, mJ(1000), watts(100))
+	lib.set(1, mJ(2000), watts(100))
+	src := openFake(t, lib, SourceOptions{GPUs: GPUsAll, Interval: 10 * time.Millisecond})
+	release := make(chan struct{})
+	lib.mu.Lock()
+	lib.hang[1] = release
+	lib.mu.Unlock()
+	start := time.Now()
+	rs := readOnce(t, src)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Read took %v with gpu 1 hung", took)
+	}
+	var timeout errReadTimeout
+	if !errors.As(rs[1].Err, &timeout) || rs[0].Err != nil || rs[0].EnergyJ != 1 {
+		t.Errorf("readings %+v, want gpu 1 timed out and gpu 0 read", rs)
+	}
+	lib.mu.Lock()
+	delete(lib.hang, 1)
+	lib.mu.Unlock()
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for rs[1].Err != nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		rs = readOnce(t, src)
+	}
+	if rs[1].Err != nil || rs[1].EnergyJ != 2 {
+		t.Errorf("gpu 1 once its call returned: %+v", rs[1])
+	}
+}
+
 func TestDCGMValueValidity(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		v    dcgmValue
-		want float64 // NaN: not a value
+		name        string
+		v           dcgmValue
+		want        float64 // NaN: not a value
+		unavailable bool
 	}{
-		{"int", dcgmValue{Type: 'i', Int: 42}, 42},
-		{"double", dcgmValue{Type: 'd', Float: 4.5}, 4.5},
-		{"int64 blank", dcgmValue{Type: 'i', Int: dcgmBlankInt64Min}, math.NaN()},
-		{"int64 not supported", dcgmValue{Type: 'i', Int: dcgmBlankInt64Min + 2}, math.NaN()},
-		{"fp64 blank", dcgmValue{Type: 'd', Float: dcgmBlankFP64Min}, math.NaN()},
-		{"fp64 not permissioned", dcgmValue{Type: 'd', Float: dcgmBlankFP64Min + 3}, math.NaN()},
-		{"negative int", dcgmValue{Type: 'i', Int: -1}, math.NaN()},
-		{"negative double", dcgmValue{Type: 'd', Float: -0.5}, math.NaN()},
-		{"NaN", dcgmValue{Type: 'd', Float: math.NaN()}, math.NaN()},
-		{"Inf", dcgmValue{Type: 'd', Float: math.Inf(1)}, math.NaN()},
-		{"bad status", dcgmValue{Type: 'i', Int: 42, Status: -5}, math.NaN()},
-		{"string", dcgmValue{Type: 's'}, math.NaN()},
+		{"int", dcgmValue{Type: 'i', Int: 42}, 42, false},
+		{"double", dcgmValue{Type: 'd', Float: 4.5}, 4.5, false},
+		{"int64 blank", dcgmValue{Type: 'i', Int: dcgmBlankInt64Min}, math.NaN(), false},
+		{"int64 not supported", dcgmValue{Type: 'i', Int: dcgmBlankInt64Min + 2}, math.NaN(), true},
+		{"fp64 blank", dcgmValue{Type: 'd', Float: dcgmBlankFP64Min}, math.NaN(), false},
+		{"fp64 not supported", dcgmValue{Type: 'd', Float: dcgmBlankFP64Min + 2}, math.NaN(), true},
+		{"fp64 not permissioned", dcgmValue{Type: 'd', Float: dcgmBlankFP64Min + 3}, math.NaN(), false},
+		{"negative int", dcgmValue{Type: 'i', Int: -1}, math.NaN(), false},
+		{"negative double", dcgmValue{Type: 'd', Float: -0.5}, math.NaN(), false},
+		{"NaN", dcgmValue{Type: 'd', Float: math.NaN()}, math.NaN(), false},
+		{"Inf", dcgmValue{Type: 'd', Float: math.Inf(1)}, math.NaN(), false},
+		{"bad status", dcgmValue{Type: 'i', Int: 42, Status: -5}, math.NaN(), false},
+		{"status not supported", dcgmValue{Type: 'i', Int: 42, Status: dcgmStNotSupported}, math.NaN(), true},
+		{"status unknown field", dcgmValue{Type: 'd', Status: dcgmStUnknownField}, math.NaN(), true},
+		{"status not watched", dcgmValue{Type: 'i', Int: dcgmBlankInt64Min, Status: -16}, math.NaN(), false},
+		{"string", dcgmValue{Type: 's'}, math.NaN(), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x, ok := tc.v.number()
@@ -233,19 +415,24 @@ func TestDCGMValueValidity(t *testing.T) {
 			} else if !ok || x != tc.want {
 				t.Errorf("number() = %v, %v, want %v", x, ok, tc.want)
 			}
+			if tc.v.unavailable() != tc.unavailable {
+				t.Errorf("unavailable() = %v", !tc.unavailable)
+			}
 		})
+	}
+	for s, want := range map[string]bool{"GPU-1": true, " NVIDIA L4 ": true, "": false, "<<<NULL>>>": false, "<<<NOT_SUPPORTED>>>": false} {
+		if _, ok := (dcgmValue{Type: 's', Str: s}).text(); ok != want {
+			t.Errorf("text() of %q ok = %v", s, ok)
+		}
 	}
 }
 
 func TestDCGMSourceBlankValues(t *testing.T) {
 	lib := newFakeDCGMLib(0, 1, 2)
-	lib.set(0, mJ(1000), watts(100))
-	lib.set(1, mJ(1000), watts(100))
-	lib.set(2, mJ(1000), watts(100))
-	src, err := newDCGMSource(lib, "h", SourceOptions{})
-	if err != nil {
-		t.Fatal(err)
+	for g := range uint(3) {
+		lib.set(g, mJ(1000), watts(100))
 	}
+	src := openFake(t, lib, SourceOptions{GPUs: GPUsAll})
 	lib.set(0, mJ(dcgmBlankInt64Min), watts(90))                                                 // energy blank
 	lib.set(1, mJ(2000), watts(dcgmBlankFP64Min))                                                // power blank
 	lib.set(2, mJ(dcgmBlankInt64Min+1), dcgmValue{Field: dcgmFieldPowerW, Type: 'd', Status: 1}) // nothing
@@ -266,43 +453,82 @@ func TestDCGMSourceBlankValues(t *testing.T) {
 	}
 }
 
+// Only DCGM's explicit NOT_SUPPORTED means no energy counter: that GPU
+// alone is integrated, and the source is mixed.
 func TestDCGMSourcePowerOnlyGPU(t *testing.T) {
 	lib := newFakeDCGMLib(0, 1)
 	lib.set(0, mJ(1000), watts(100))
-	lib.set(1, mJ(dcgmBlankInt64Min+2), watts(55)) // NOT_SUPPORTED: a pre-Volta GPU
+	lib.set(1, mJ(dcgmNotSupportedInt64), watts(55)) // a pre-Volta GPU
 	logs := &logRecorder{}
-	src, err := newDCGMSource(lib, "h", SourceOptions{Logger: logs.logger()})
-	if err != nil {
-		t.Fatal(err)
+	src := openFake(t, lib, SourceOptions{Logger: logs.logger(), GPUs: GPUsAll})
+	if src.Method() != MethodMixed || src.Devices()[0].Integrated || !src.Devices()[1].Integrated {
+		t.Errorf("Method = %s, devices %+v; want mixed, gpu 1 integrated", src.Method(), src.Devices())
 	}
-	if src.Method() != MethodIntegrated {
-		t.Errorf("Method = %s, want integrated when a GPU has power only", src.Method())
-	}
-	if len(logs.all()) != 1 || !strings.Contains(logs.all()[0], "gpu 1") {
-		t.Errorf("logs.all() %q, want one line about gpu 1", logs.all())
+	if n := countLines(logs, "gpu 1"); n != 1 {
+		t.Errorf("logs %q, want one line about gpu 1", logs.all())
 	}
 	rs := readOnce(t, src)
 	if !math.IsNaN(rs[1].EnergyJ) || rs[1].PowerW != 55 || rs[1].Err != nil {
 		t.Errorf("power-only gpu: %+v", rs[1])
 	}
+	if rs[0].EnergyJ != 1 {
+		t.Errorf("gpu 0: %+v", rs[0])
+	}
+
+	only := newFakeDCGMLib(0)
+	only.set(0, dcgmValue{Field: dcgmFieldEnergyMJ, Type: 'i', Status: dcgmStNotSupported}, watts(55))
+	if src := openFake(t, only, SourceOptions{}); src.Method() != MethodIntegrated {
+		t.Errorf("Method = %s, want integrated", src.Method())
+	}
+}
+
+// Energy not sampled yet at open, or a GPU that did not answer, keeps
+// its counter: the field is chosen at its first valid read.
+func TestDCGMSourceBlankAtStartIsNotNoCounter(t *testing.T) {
+	lib := newFakeDCGMLib(0, 1)
+	lib.set(0, mJ(dcgmBlankInt64Min), watts(dcgmBlankFP64Min))
+	lib.set(1, mJ(1000), watts(100))
+	lib.energyErr[1] = errors.New("GPU is lost") // identified, then failing
+	src := openFake(t, lib, SourceOptions{GPUs: GPUsAll})
+	lib.mu.Lock()
+	delete(lib.energyErr, 1)
+	lib.mu.Unlock()
+	if src.Method() != MethodCounter {
+		t.Fatalf("Method = %s, want counter", src.Method())
+	}
+	if rs := readOnce(t, src); rs[0].Err == nil {
+		t.Errorf("gpu 0 blank: %+v, want an error (no value)", rs[0])
+	}
+	lib.set(0, mJ(4000), watts(100))
+	if rs := readOnce(t, src); rs[0].Err != nil || rs[0].EnergyJ != 4 || rs[1].EnergyJ != 1 {
+		t.Errorf("once sampled: %+v", rs)
+	}
 }
 
 func TestDCGMSourceSkipsGPUsItCannotIdentify(t *testing.T) {
-	lib := newFakeDCGMLib(0, 1)
-	lib.infoErr[0] = errors.New("GPU is lost")
+	lib := newFakeDCGMLib(0, 1, 2)
+	lib.fail(0, errors.New("GPU is lost"))
+	lib.noUUID[2] = true
 	lib.set(1, mJ(1000), watts(100))
 	logs := &logRecorder{}
-	src, err := newDCGMSource(lib, "h", SourceOptions{Logger: logs.logger()})
-	if err != nil {
-		t.Fatal(err)
+	src := openFake(t, lib, SourceOptions{Logger: logs.logger(), GPUs: GPUsAll})
+	if len(src.Devices()) != 1 || src.Devices()[0].Index != 1 || countLines(logs, "skipped") != 2 {
+		t.Errorf("devices %+v, logs %q", src.Devices(), logs.all())
 	}
-	if len(src.Devices()) != 1 || src.Devices()[0].Index != 1 || len(logs.all()) != 1 {
-		t.Errorf("devices %+v, logs.all() %q", src.Devices(), logs.all())
-	}
-	lib.infoErr[1] = errors.New("GPU is lost")
-	if _, err := newDCGMSource(lib, "h", SourceOptions{}); err == nil || !strings.Contains(err.Error(), "no supported GPU") {
+	lib.fail(1, errors.New("GPU is lost"))
+	if _, err := newDCGMSource(lib, GPUSpec{All: true}, SourceOptions{}); err == nil || !strings.Contains(err.Error(), "no supported GPU") {
 		t.Errorf("no GPU left: %v", err)
 	}
+}
+
+func countLines(logs *logRecorder, substr string) int {
+	n := 0
+	for _, l := range logs.all() {
+		if strings.Contains(l, substr) {
+			n++
+		}
+	}
+	return n
 }
 
 func TestOpenDCGMSource(t *testing.T) {
@@ -314,18 +540,154 @@ func TestOpenDCGMSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer src.Close()
 	if addr != "gpu-host-7:5555" || src.Devices()[0].Hostname != "gpu-host-7" {
 		t.Errorf("opened %q, hostname %q; want the nv-hostengine's host", addr, src.Devices()[0].Hostname)
 	}
 	// A failure after Init closes the library again.
 	empty := newFakeDCGMLib()
-	if _, err := openDCGMSource(func(string) (dcgmLib, error) { return empty, nil }, SourceOptions{}); err == nil || empty.closed != 1 {
-		t.Errorf("no GPUs: err %v, closed %d times", err, empty.closed)
+	if _, err := openDCGMSource(func(string) (dcgmLib, error) { return empty, nil }, SourceOptions{}); err == nil || empty.snapshot().closed != 1 {
+		t.Errorf("no GPUs: err %v, closed %d times", err, empty.snapshot().closed)
 	}
 	// A failed Init is returned as it is, and nothing else is called.
 	initErr := errors.New("dcgm: libdcgm.so.4 not found: install it")
 	if _, err := openDCGMSource(func(string) (dcgmLib, error) { return nil, initErr }, SourceOptions{}); !errors.Is(err, initErr) {
 		t.Errorf("failed Init: %v", err)
+	}
+	// Bad options are refused before DCGM is touched.
+	for _, opts := range []SourceOptions{{Selector: `pod="vllm-0"`}, {GPUs: "0,,1"}} {
+		opened := false
+		_, err := openDCGMSource(func(string) (dcgmLib, error) { opened = true; return lib, nil }, opts)
+		if err == nil || opened || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%+v: %v, opened %v; want a one-line error before opening", opts, err, opened)
+		}
+	}
+}
+
+func TestDCGMSourceHostnameFromOptions(t *testing.T) {
+	t.Setenv("NODE_NAME", "node-from-downward-api")
+	lib := newFakeDCGMLib(0)
+	lib.set(0, mJ(1000), watts(100))
+	spec, _ := ParseGPUs("")
+	src, err := newDCGMSource(lib, spec, SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if h := src.Devices()[0].Hostname; h != "node-from-downward-api" {
+		t.Errorf("hostname %q, want NODE_NAME's", h)
+	}
+}
+
+// DCGM older than 4.0, or a version that cannot be read, is refused with
+// one line that states the minimum; the library is closed and nothing
+// else is called.
+func TestDCGMSourceChecksTheVersion(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want string // "" when accepted
+	}{
+		{"version:4.0.0;arch:x86_64;buildid:1", ""},
+		{"arch:x86_64;version:4.5.2-1;buildid:7", ""},
+		{"version:10.1", ""},
+		{"version:3.3.9;arch:x86_64", "libdcgm.so.4 is DCGM 3.3.9; tokenwatt needs DCGM 4.0.0 or newer"},
+		{"version:beta;arch:x86_64", "does not say which DCGM it is"},
+		{"version:4", "does not say which DCGM it is"},
+		{"arch:x86_64", "does not say which DCGM it is"},
+		{"", "does not say which DCGM it is"},
+	} {
+		t.Run(tc.raw, func(t *testing.T) {
+			lib := newFakeDCGMLib(0)
+			lib.version = tc.raw
+			lib.set(0, mJ(1000), watts(100))
+			logs := &logRecorder{}
+			src, err := newDCGMSource(lib, GPUSpec{Auto: true}, SourceOptions{Logger: logs.logger()})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				src.Close()
+				if countLines(logs, "libdcgm.so.4 is DCGM ") != 1 {
+					t.Errorf("version not logged: %q", logs.all())
+				}
+				return
+			}
+			got := lib.snapshot()
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "4.0.0 or newer") || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %v, want one line with %q", err, tc.want)
+			}
+			if got.closed != 1 || got.calls != 1 {
+				t.Errorf("library closed %d times after %d calls; want closed once after Version only", got.closed, got.calls)
+			}
+		})
+	}
+}
+
+// The GPUs chosen (selectGPUs) are the only ones watched and read.
+func TestDCGMSourceSelectsGPUs(t *testing.T) {
+	usage := localGPUUsage
+	t.Cleanup(func() { localGPUUsage = usage })
+	localGPUUsage = func() (map[string]gpuUsage, error) {
+		return map[string]gpuUsage{"GPU-0002": {Busy: true, MIGUUIDs: []string{"MIG-2a"}}}, nil
+	}
+	none := ""
+	cuda := "GPU-0003,0"
+	for _, tc := range []struct {
+		name     string
+		opts     SourceOptions
+		want     []int
+		how      string
+		warning  bool
+		noUsage  bool
+		wantUUID []string
+	}{
+		{"list", SourceOptions{GPUs: "3,GPU-0001"}, []int{1, 3}, "--gpus", false, false, nil},
+		{"MIG UUID names its parent", SourceOptions{GPUs: "MIG-2a"}, []int{2}, "--gpus", false, false, nil},
+		{"all", SourceOptions{GPUs: GPUsAll}, []int{0, 1, 2, 3}, "all", false, false, nil},
+		{"auto: CUDA_VISIBLE_DEVICES", SourceOptions{CUDAVisibleDevices: &cuda}, []int{0, 3}, "CUDA_VISIBLE_DEVICES", false, false, nil},
+		{"auto: compute processes", SourceOptions{CUDAVisibleDevices: &none}, []int{2}, "compute processes", false, false, nil},
+		{"auto: no usage known", SourceOptions{CUDAVisibleDevices: &none}, []int{0, 1, 2, 3}, "all (no GPU runs a compute process)", true, true, nil},
+		{"auto: remote", SourceOptions{DCGMAddr: "gpu-host:5555"}, []int{0, 1, 2, 3}, "all (scrape source)", true, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.noUsage {
+				localGPUUsage = func() (map[string]gpuUsage, error) { return nil, errors.New("no NVML") }
+				defer func() {
+					localGPUUsage = func() (map[string]gpuUsage, error) {
+						return map[string]gpuUsage{"GPU-0002": {Busy: true, MIGUUIDs: []string{"MIG-2a"}}}, nil
+					}
+				}()
+			}
+			lib := newFakeDCGMLib(0, 1, 2, 3)
+			for g := range uint(4) {
+				lib.set(g, mJ(1000*int64(g)), watts(100))
+			}
+			src := openFake(t, lib, tc.opts)
+			var idx []int
+			for _, d := range src.Devices() {
+				idx = append(idx, d.Index)
+			}
+			if !slices.Equal(idx, tc.want) {
+				t.Errorf("devices %v, want %v", idx, tc.want)
+			}
+			var watched []int
+			for _, g := range lib.snapshot().watchedGPUs {
+				watched = append(watched, int(g))
+			}
+			if !slices.Equal(watched, tc.want) {
+				t.Errorf("energy watched on %v, want %v", watched, tc.want)
+			}
+			sel := SelectionOf(src)
+			if sel.How != tc.how || (sel.Warning != "") != tc.warning {
+				t.Errorf("selection %+v, want %q, warning %v", sel, tc.how, tc.warning)
+			}
+			rs := readOnce(t, src)
+			for i, r := range rs {
+				if r.EnergyJ != float64(tc.want[i]) {
+					t.Errorf("reading %d: %+v, want gpu %d's", i, r, tc.want[i])
+				}
+			}
+		})
 	}
 }
 
@@ -344,10 +706,7 @@ func TestDCGMSourceStampsReadingsWithDCGMSampleTime(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			lib := newFakeDCGMLib(0)
 			lib.set(0, mJ(1000), watts(100))
-			src, err := newDCGMSource(lib, "h", SourceOptions{DCGMAddr: tc.addr, Interval: time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
+			src := openFake(t, lib, SourceOptions{DCGMAddr: tc.addr, Interval: time.Second})
 			e := mJ(2000)
 			e.TS = time.Now().Add(-tc.age).UnixMicro()
 			lib.set(0, e, watts(100))
@@ -358,5 +717,42 @@ func TestDCGMSourceStampsReadingsWithDCGMSampleTime(t *testing.T) {
 				t.Errorf("reading stamped %v before Read, want about %v", before.Sub(r.Time), tc.wantAge)
 			}
 		})
+	}
+}
+
+// After Close nothing reaches DCGM; a read hung past the bound delays
+// only DCGM's shutdown, not Close.
+func TestDCGMSourceClose(t *testing.T) {
+	lib := newFakeDCGMLib(0, 1)
+	lib.set(0, mJ(1000), watts(100))
+	lib.set(1, mJ(2000), watts(100))
+	src := openFake(t, lib, SourceOptions{GPUs: GPUsAll, Interval: 10 * time.Millisecond})
+	release := make(chan struct{})
+	lib.mu.Lock()
+	lib.hang[1] = release
+	lib.mu.Unlock()
+	readOnce(t, src)
+	start := time.Now()
+	if err := src.Close(); err == nil || time.Since(start) > 5*time.Second {
+		t.Errorf("Close with a read hung: %v after %v; want an error within the bound", err, time.Since(start))
+	}
+	if lib.snapshot().closed != 0 {
+		t.Error("DCGM shut down under a read in flight")
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for lib.snapshot().closed == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	calls := lib.snapshot().calls
+	if err := src.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := src.Read(context.Background(), nil); !errors.Is(err, errDCGMClosed) {
+		t.Errorf("Read after Close: %v", err)
+	}
+	got := lib.snapshot()
+	if got.closed != 1 || got.calls != calls || got.overlapped {
+		t.Errorf("closed %d times, %d calls after Close, overlapped %v", got.closed, got.calls-calls, got.overlapped)
 	}
 }

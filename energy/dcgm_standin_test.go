@@ -1,0 +1,293 @@
+//go:build linux && cgo
+
+package energy
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenwatt/tokenwatt/internal/gpustub/dcgmstub"
+)
+
+// These tests run the dcgm source through go-dcgm's real cgo path,
+// against the stand-in libdcgm.so.4 of internal/gpustub/dcgmstub. The
+// stand-in is loaded only by a child process (this test binary run
+// again for one test, with LD_LIBRARY_PATH): this process never loads
+// it, so the tests that expect no DCGM here still hold.
+
+// dcgmChildEnv names the test a child process runs inside the stand-in.
+const dcgmChildEnv = "TOKENWATT_DCGMSTUB_CHILD"
+
+// inDCGMStandIn runs child in a child process that loads the stand-in
+// built as version and configured as node; the parent fails with the
+// child's output if the child fails or dies (exit 127 is a missing
+// symbol).
+func inDCGMStandIn(t *testing.T, version string, node dcgmstub.Node, child func(t *testing.T, c dcgmstub.Controls)) {
+	t.Helper()
+	if os.Getenv(dcgmChildEnv) == t.Name() {
+		child(t, dcgmstub.FromEnv(t))
+		return
+	}
+	lib := dcgmstub.Build(t, version)
+	ctl := node.Write(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.count=1", "-test.v", "-test.timeout=100s")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CUDA_VISIBLE_DEVICES=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, ctl.Env(lib)...)
+	cmd.Env = append(cmd.Env, dcgmChildEnv+"="+t.Name())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child in the DCGM %s stand-in: %v\n%s", version, err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("child in the DCGM %s stand-in did not pass:\n%s", version, out)
+	}
+	t.Logf("child in the DCGM %s stand-in:\n%s", version, out)
+}
+
+// h100s are n stand-in GPUs with different power draws.
+func h100s(n int) []dcgmstub.GPU {
+	gpus := make([]dcgmstub.GPU, n)
+	for i := range gpus {
+		gpus[i] = dcgmstub.GPU{
+			UUID: fmt.Sprintf("GPU-%08d-aaaa-bbbb-cccc-%012d", i, i), Name: "NVIDIA H100 80GB HBM3",
+			PowerW: 100 + 50*float64(i), PowerLimitW: 700,
+		}
+	}
+	return gpus
+}
+
+// openStandIn opens the dcgm source in the child.
+func openStandIn(t *testing.T, opts SourceOptions) Source {
+	t.Helper()
+	if opts.Interval == 0 {
+		opts.Interval = 100 * time.Millisecond
+	}
+	src, _, err := OpenSource(t.Context(), SourceDCGM, opts)
+	if err != nil {
+		t.Fatalf("OpenSource(dcgm): %v", err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return src
+}
+
+// readStandIn reads src once, bounded in time.
+func readStandIn(t *testing.T, src Source) []Reading {
+	t.Helper()
+	rs, err := src.Read(t.Context(), nil)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	if len(rs) != len(src.Devices()) {
+		t.Fatalf("Read gave %d readings for %d devices", len(rs), len(src.Devices()))
+	}
+	return rs
+}
+
+// Eight GPUs, each with its own power: every one is found with its UUID,
+// model, power limit and MIG mode, and its power and the rate of its
+// energy counter (over the readings' own timestamps) are its draw,
+// within 2 %. On DCGM 4.0 go-dcgm's GetDeviceInfo would kill the process
+// (dcgmGetGpuStatus is new in 4.5).
+func TestDCGMStandInEightGPUs(t *testing.T) {
+	gpus := h100s(8)
+	gpus[3].MIG = true
+	gpus[5].NoInstantPower = true // power from field 155 instead
+	for _, version := range []string{dcgmstub.V40, dcgmstub.V46} {
+		t.Run(version, func(t *testing.T) {
+			inDCGMStandIn(t, version, dcgmstub.Node{GPUs: gpus}, func(t *testing.T, _ dcgmstub.Controls) {
+				src := openStandIn(t, SourceOptions{GPUs: GPUsAll, Hostname: "node-7"})
+				if src.Method() != MethodCounter {
+					t.Errorf("Method = %s, want counter", src.Method())
+				}
+				devs := src.Devices()
+				if len(devs) != len(gpus) {
+					t.Fatalf("%d devices, want %d: %+v", len(devs), len(gpus), devs)
+				}
+				for i, d := range devs {
+					want := Device{Index: i, UUID: gpus[i].UUID, Model: gpus[i].Name, Hostname: "node-7", MIG: gpus[i].MIG, PowerLimitW: 700}
+					if d != want {
+						t.Errorf("device %d = %+v, want %+v", i, d, want)
+					}
+				}
+				first := readStandIn(t, src)
+				time.Sleep(500 * time.Millisecond)
+				second := readStandIn(t, src)
+				for i := range gpus {
+					a, b := first[i], second[i]
+					if a.Err != nil || b.Err != nil {
+						t.Errorf("gpu %d: %v, %v", i, a.Err, b.Err)
+						continue
+					}
+					if !within(b.PowerW, gpus[i].PowerW) {
+						t.Errorf("gpu %d: power %v W, want %v", i, b.PowerW, gpus[i].PowerW)
+					}
+					rate := (b.EnergyJ - a.EnergyJ) / b.Time.Sub(a.Time).Seconds()
+					if !within(rate, gpus[i].PowerW) {
+						t.Errorf("gpu %d: energy %v J then %v J over %v: %v W, want %v W", i, a.EnergyJ, b.EnergyJ, b.Time.Sub(a.Time), rate, gpus[i].PowerW)
+					}
+				}
+			})
+		})
+	}
+}
+
+// A GPU without an energy counter (DCGM's explicit NOT_SUPPORTED) gives
+// power only and is the only one integrated; the source is mixed.
+func TestDCGMStandInGPUWithoutEnergyCounter(t *testing.T) {
+	gpus := h100s(3)
+	gpus[1].Name, gpus[1].NoEnergyCounter = "Tesla P100-PCIE-16GB", true
+	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: gpus}, func(t *testing.T, _ dcgmstub.Controls) {
+		src := openStandIn(t, SourceOptions{GPUs: GPUsAll})
+		for i, d := range src.Devices() {
+			if d.Integrated != (i == 1) {
+				t.Errorf("device %d Integrated = %v", i, d.Integrated)
+			}
+		}
+		if src.Method() != MethodMixed {
+			t.Errorf("Method = %s, want mixed", src.Method())
+		}
+		rs := readStandIn(t, src)
+		if rs[1].Err != nil || !math.IsNaN(rs[1].EnergyJ) || rs[1].PowerW != gpus[1].PowerW {
+			t.Errorf("gpu 1: %+v, want power only", rs[1])
+		}
+		for _, i := range []int{0, 2} {
+			if rs[i].Err != nil || math.IsNaN(rs[i].EnergyJ) {
+				t.Errorf("gpu %d: %+v, want energy", i, rs[i])
+			}
+		}
+	})
+}
+
+// Energy and power not sampled yet when the source opens are not "no
+// energy counter": the GPU keeps its counter, and its readings come once
+// DCGM has them.
+func TestDCGMStandInValuesBlankAtStart(t *testing.T) {
+	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(2)}, func(t *testing.T, c dcgmstub.Controls) {
+		c.SetBlank(0, true)
+		src := openStandIn(t, SourceOptions{GPUs: GPUsAll})
+		if src.Method() != MethodCounter || src.Devices()[0].Integrated {
+			t.Fatalf("method %s, devices %+v: a blank value is not a missing counter", src.Method(), src.Devices())
+		}
+		if rs := readStandIn(t, src); rs[0].Err == nil || rs[1].Err != nil {
+			t.Errorf("blank gpu 0: %+v; gpu 1: %+v", rs[0], rs[1])
+		}
+		c.SetBlank(0, false)
+		if rs := readStandIn(t, src); rs[0].Err != nil || math.IsNaN(rs[0].EnergyJ) || rs[0].PowerW != 100 {
+			t.Errorf("gpu 0 once sampled: %+v, want energy and 100 W", rs[0])
+		}
+	})
+}
+
+// A lost GPU fails alone and answers again when found; a glitch is
+// passed through once (the sampler drops it).
+func TestDCGMStandInLostGPUAndGlitch(t *testing.T) {
+	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(3)}, func(t *testing.T, c dcgmstub.Controls) {
+		src := openStandIn(t, SourceOptions{GPUs: GPUsAll})
+		c.SetLost(1, true)
+		rs := readStandIn(t, src)
+		if rs[1].Err == nil || !strings.Contains(rs[1].Err.Error(), "gpu 1") || !strings.Contains(rs[1].Err.Error(), "GPU is lost") {
+			t.Errorf("lost gpu 1: %+v, want an error naming it and DCGM's reason", rs[1])
+		}
+		if rs[0].Err != nil || rs[2].Err != nil || math.IsNaN(rs[0].EnergyJ) || math.IsNaN(rs[2].EnergyJ) {
+			t.Errorf("the others: %+v, %+v", rs[0], rs[2])
+		}
+		c.SetLost(1, false)
+		before := readStandIn(t, src)
+		if before[1].Err != nil {
+			t.Errorf("gpu 1 found again: %+v", before[1])
+		}
+		c.Glitch(2)
+		glitch := readStandIn(t, src)
+		after := readStandIn(t, src)
+		if glitch[2].EnergyJ-before[2].EnergyJ < 1e8 || after[2].EnergyJ > before[2].EnergyJ+1e6 {
+			t.Errorf("gpu 2 around a glitch: %v, %v, %v J", before[2].EnergyJ, glitch[2].EnergyJ, after[2].EnergyJ)
+		}
+	})
+}
+
+// A hung GPU read costs the others nothing: Read returns within its
+// bound, the hung GPU is reported failed, and it is read again once its
+// call returns.
+func TestDCGMStandInHungGPU(t *testing.T) {
+	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(3)}, func(t *testing.T, c dcgmstub.Controls) {
+		src := openStandIn(t, SourceOptions{GPUs: GPUsAll})
+		c.SetHung(1, 20*time.Second)
+		start := time.Now()
+		rs := readStandIn(t, src)
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("Read took %v with gpu 1 hung 20 s; want about the read bound", took)
+		}
+		if rs[1].Err == nil || rs[0].Err != nil || rs[2].Err != nil {
+			t.Errorf("gpu 1 hung: %v, %v, %v", rs[0].Err, rs[1].Err, rs[2].Err)
+		}
+		c.SetHung(1, 0)
+		deadline := time.Now().Add(10 * time.Second)
+		for rs[1].Err != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("gpu 1 still failing 10 s after it answered: %v", rs[1].Err)
+			}
+			time.Sleep(50 * time.Millisecond)
+			rs = readStandIn(t, src)
+		}
+		if rs[0].Err != nil || rs[2].Err != nil {
+			t.Errorf("the others: %v, %v", rs[0].Err, rs[2].Err)
+		}
+	})
+}
+
+// A library older than DCGM 4.0, or one whose version cannot be read, is
+// refused with one line that states the minimum; auto says so and goes
+// on. The refused library is never called again.
+func TestDCGMStandInVersionTooOld(t *testing.T) {
+	for _, tc := range []struct{ name, version string }{{"3.3.9", "3.3.9"}, {"unparsable", "beta"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(1), Version: tc.version}, func(t *testing.T, _ dcgmstub.Controls) {
+				for range 2 {
+					src, _, err := OpenSource(t.Context(), SourceDCGM, SourceOptions{})
+					if src != nil || err == nil {
+						t.Fatalf("OpenSource = %v, %v; want an error", src, err)
+					}
+					msg := err.Error()
+					for _, want := range []string{"dcgm: ", tc.version, "4.0.0 or newer"} {
+						if !strings.Contains(msg, want) || strings.Contains(msg, "\n") {
+							t.Errorf("error %q: want one line with %q", msg, want)
+						}
+					}
+					src, why, err := OpenSource(t.Context(), SourceAuto, SourceOptions{})
+					if src != nil {
+						src.Close() // this host has NVML
+					} else if !strings.Contains(why, "; nvml: ") {
+						t.Errorf("auto did not go on to nvml: %q", why)
+					}
+					if err != nil || !strings.Contains(why, "dcgm: ") || !strings.Contains(why, "4.0.0 or newer") {
+						t.Errorf("auto: %q, %v; want dcgm's reason", why, err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// DCGM that does not start is refused with DCGM's reason, and auto goes
+// on to nvml.
+func TestDCGMStandInStartFails(t *testing.T) {
+	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(1), StartError: -7}, func(t *testing.T, _ dcgmstub.Controls) {
+		_, why, err := OpenSource(t.Context(), SourceAuto, SourceOptions{})
+		if err != nil || !strings.Contains(why, "dcgm: cannot start DCGM embedded") || !strings.Contains(why, "DCGM Initialization Error") {
+			t.Errorf("auto: %q, %v", why, err)
+		}
+	})
+}
