@@ -62,6 +62,20 @@ const (
 // every 4.x exports.
 var dcgmMinVersion = [3]int{4, 0, 0}
 
+// Reconnection to a remote nv-hostengine waits this long after losing
+// it, doubling each failed attempt up to the maximum.
+const (
+	dcgmReconnectMin = time.Second
+	dcgmReconnectMax = 30 * time.Second
+)
+
+// dcgmConnectionError is a call that failed because the connection to
+// the nv-hostengine is gone (DCGM_ST_CONNECTION_NOT_VALID); its text is
+// DCGM's.
+type dcgmConnectionError struct{ msg string }
+
+func (e dcgmConnectionError) Error() string { return e.msg }
+
 // errDCGMClosed: the source is closed; DCGM is never called again.
 var errDCGMClosed = errors.New("dcgm: source closed")
 
@@ -157,8 +171,8 @@ func firstValue(vals []dcgmValue, fields ...uint16) (float64, bool) {
 
 // dcgmLib is the part of DCGM the dcgm source uses. dcgm_lib.go
 // implements it with go-dcgm once Init has succeeded; tests fake it.
-// Close must not run while another call is in flight (the source sees
-// to that); the other calls may run concurrently.
+// Reconnect and Close must not run while another call is in flight (the
+// source sees to that); the other calls may run concurrently.
 type dcgmLib interface {
 	// Version is the library's build information, DCGM's
 	// rawBuildInfoString: "version:4.0.0;arch:x86_64;...".
@@ -170,8 +184,12 @@ type dcgmLib interface {
 	// Watch has DCGM refresh fields on gpus every interval, in place of
 	// the previous watch.
 	Watch(gpus []uint, fields []uint16, every time.Duration) error
-	// Latest is a GPU's latest values of fields, in fields' order.
+	// Latest is a GPU's latest values of fields, in fields' order. A
+	// dcgmConnectionError means the nv-hostengine is gone.
 	Latest(gpu uint, fields []uint16) ([]dcgmValue, error)
+	// Reconnect shuts DCGM down and connects to the nv-hostengine again;
+	// the watches are gone with the old connection.
+	Reconnect() error
 	// Close stops watching and shuts DCGM down.
 	Close() error
 }
@@ -208,13 +226,19 @@ type dcgmSource struct {
 	// time of Read.
 	maxAge time.Duration
 
-	// mu is held shared by every DCGM call but Close, which holds it
-	// alone: go-dcgm keeps one process-wide connection, which Close ends
-	// under the other calls' feet.
+	// mu is held shared by every DCGM call but Reconnect and Close, which
+	// hold it alone: go-dcgm keeps one process-wide connection, which
+	// they replace or end under the other calls' feet.
 	mu     sync.RWMutex
-	fields []uint16 // read each tick
+	fields []uint16 // read each tick; guarded by mu (a reconnection may drop 1611)
 
-	closed atomic.Bool
+	closed    atomic.Bool
+	connected atomic.Bool
+	done      chan struct{} // closed by Close: stops reconnecting
+	lostMu    sync.Mutex
+	lost      error // why the connection was lost, while it is
+	backoff   [2]time.Duration
+	wg        sync.WaitGroup
 }
 
 // openDCGMSource initialises DCGM through open and builds the source.
@@ -245,6 +269,7 @@ func newDCGMSource(lib dcgmLib, spec GPUSpec, opts SourceOptions) (src *dcgmSour
 	s := &dcgmSource{
 		lib: lib, log: opts.Logger, addr: opts.DCGMAddr,
 		interval: opts.interval(), timeout: readTimeout(opts.interval()),
+		done: make(chan struct{}), backoff: [2]time.Duration{dcgmReconnectMin, dcgmReconnectMax},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -252,6 +277,7 @@ func newDCGMSource(lib dcgmLib, spec GPUSpec, opts SourceOptions) (src *dcgmSour
 	if s.addr == "" {
 		s.maxAge = 2 * s.interval
 	}
+	s.connected.Store(true)
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -410,8 +436,8 @@ func dcgmDevice(id uint, vals []dcgmValue, err error) (Device, error) {
 
 // watch has DCGM refresh the read fields of the chosen GPUs every
 // interval. A remote nv-hostengine older than this host's library may
-// not know field 1611: then it watches without it. The caller has the
-// source to itself (while opening).
+// not know field 1611: then it watches without it. The caller holds mu
+// alone, or has the source to itself (while opening).
 func (s *dcgmSource) watch() error {
 	ids := make([]uint, len(s.gpus))
 	for i, g := range s.gpus {
@@ -564,9 +590,15 @@ func (s *dcgmSource) Method() string       { return methodOf(s.devices) }
 func (s *dcgmSource) Devices() []Device    { return s.devices }
 func (s *dcgmSource) Selection() Selection { return s.sel }
 
+// Connected reports whether the source is open and, for a remote
+// nv-hostengine, connected to it.
+func (s *dcgmSource) Connected() bool { return s.connected.Load() && !s.closed.Load() }
+
 // Read reads each GPU's latest watched values, each read bounded in
 // time. A counter that went back is passed through as read: the sampler
-// tells resets from glitches.
+// tells resets from glitches. A lost connection to the nv-hostengine
+// fails the whole Read, and the source reconnects in the background;
+// until then Read fails at once.
 func (s *dcgmSource) Read(ctx context.Context, dst []Reading) ([]Reading, error) {
 	if err := ctx.Err(); err != nil {
 		return dst, err
@@ -574,16 +606,101 @@ func (s *dcgmSource) Read(ctx context.Context, dst []Reading) ([]Reading, error)
 	if s.closed.Load() {
 		return dst, errDCGMClosed
 	}
-	return s.reader.Read(ctx, dst), nil
+	if !s.connected.Load() {
+		return dst, s.lostError()
+	}
+	n := len(dst)
+	dst = s.reader.Read(ctx, dst)
+	for _, r := range dst[n:] {
+		var lost dcgmConnectionError
+		if errors.As(r.Err, &lost) {
+			s.connectionLost(lost)
+			return dst[:n], s.lostError()
+		}
+	}
+	return dst, nil
 }
 
-// Close shuts DCGM down once no call is in flight. A GPU read that hangs past the read bound delays that: Close
+// where names the DCGM the source reads, for messages.
+func (s *dcgmSource) where() string {
+	if s.addr == "" {
+		return "embedded DCGM"
+	}
+	return "nv-hostengine at " + s.addr
+}
+
+func (s *dcgmSource) lostError() error {
+	s.lostMu.Lock()
+	defer s.lostMu.Unlock()
+	return fmt.Errorf("lost the connection to %s (%s); reconnecting", s.where(), oneLine(s.lost.Error()))
+}
+
+// connectionLost starts reconnecting, once per loss.
+func (s *dcgmSource) connectionLost(cause error) {
+	s.lostMu.Lock()
+	s.lost = cause
+	s.lostMu.Unlock()
+	if !s.connected.CompareAndSwap(true, false) {
+		return
+	}
+	s.wg.Add(1)
+	go s.reconnectLoop()
+}
+
+// reconnectLoop reconnects with exponential backoff, logging each failed
+// attempt once and the reconnection once, until it succeeds or the
+// source is closed.
+func (s *dcgmSource) reconnectLoop() {
+	defer s.wg.Done()
+	wait := s.backoff[0]
+	for attempt := 1; ; attempt++ {
+		t := time.NewTimer(wait)
+		select {
+		case <-s.done:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		err := s.reconnect()
+		switch {
+		case err == nil:
+			s.log.Info(fmt.Sprintf("dcgm: reconnected to %s", s.where()))
+			return
+		case errors.Is(err, errDCGMClosed):
+			return
+		}
+		wait = min(2*wait, s.backoff[1])
+		s.log.Warn(fmt.Sprintf("dcgm: reconnect to %s failed (attempt %d; next in %v): %s", s.where(), attempt, wait, oneLine(err.Error())))
+	}
+}
+
+// reconnect replaces DCGM's connection and watches, with no other DCGM
+// call in flight.
+func (s *dcgmSource) reconnect() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return errDCGMClosed
+	}
+	if err := s.lib.Reconnect(); err != nil {
+		return err
+	}
+	if err := s.watch(); err != nil {
+		return fmt.Errorf("watch energy and power fields: %w", err)
+	}
+	s.connected.Store(true)
+	return nil
+}
+
+// Close stops reconnecting and shuts DCGM down once no call is in
+// flight. A GPU read that hangs past the read bound delays that: Close
 // then returns, and DCGM is shut down when the read returns. DCGM is
 // never called after Close.
 func (s *dcgmSource) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	close(s.done)
 	closed := make(chan error, 1)
 	go func() {
 		s.mu.Lock()
@@ -592,6 +709,7 @@ func (s *dcgmSource) Close() error {
 	}()
 	select {
 	case err := <-closed:
+		s.wg.Wait()
 		return err
 	case <-time.After(s.timeout):
 		return fmt.Errorf("dcgm: a GPU read has not returned within %v; DCGM is shut down when it does", s.timeout)

@@ -24,11 +24,12 @@ var dcgmWatchSeq atomic.Int64
 // calls only functions that every DCGM 4.x exports: not GetDeviceInfo,
 // whose dcgmGetGpuStatus is new in 4.5.
 type dcgmLibrary struct {
+	addr       string // the nv-hostengine's HOST:PORT; empty for embedded DCGM
 	group      dcgm.GroupHandle
 	fieldGroup dcgm.FieldHandle
 	watching   bool
-	// down is why DCGM may not be called now: nil while the Init holds;
-	// errDCGMClosed after Close.
+	// down is why DCGM may not be called now: nil while an Init holds;
+	// errDCGMClosed after Close; a failed reconnection's error.
 	down error
 }
 
@@ -43,7 +44,7 @@ func openDCGMLib(addr string) (dcgmLib, error) {
 	if err := initDCGM(addr); err != nil {
 		return nil, err
 	}
-	return &dcgmLibrary{}, nil
+	return &dcgmLibrary{addr: addr}, nil
 }
 
 // initDCGM is dcgm.Init, embedded or connected to addr, with a one-line
@@ -135,11 +136,17 @@ func (l *dcgmLibrary) Watch(gpus []uint, fields []uint16, every time.Duration) (
 	return nil
 }
 
+// Latest reads through dcgmEntityGetLatestValues, whose error carries
+// DCGM's status: a lost connection is told from a lost GPU.
 func (l *dcgmLibrary) Latest(gpu uint, fields []uint16) ([]dcgmValue, error) {
 	if l.down != nil {
 		return nil, l.down
 	}
 	vals, err := dcgm.EntityGetLatestValues(dcgm.FE_GPU, gpu, shorts(fields))
+	var derr *dcgm.Error
+	if errors.As(err, &derr) && derr.Code == dcgm.DCGM_ST_CONNECTION_NOT_VALID {
+		return nil, dcgmConnectionError{oneLine(derr.Error())}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -180,8 +187,23 @@ func (l *dcgmLibrary) unwatch() error {
 	)
 }
 
+// Reconnect ends the connection (its groups went with it) and makes a
+// new one. Until one succeeds, DCGM is not called.
+func (l *dcgmLibrary) Reconnect() error {
+	if errors.Is(l.down, errDCGMClosed) {
+		return l.down
+	}
+	l.watching = false
+	if l.down == nil {
+		_ = dcgm.Shutdown()
+	}
+	l.down = initDCGM(l.addr)
+	return l.down
+}
+
 func (l *dcgmLibrary) Close() error {
 	if l.down != nil {
+		l.down = errDCGMClosed
 		return nil
 	}
 	l.down = errDCGMClosed

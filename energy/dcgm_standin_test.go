@@ -248,6 +248,68 @@ func TestDCGMStandInHungGPU(t *testing.T) {
 	})
 }
 
+// connectedReporter is the dcgm source's connection state.
+type connectedReporter interface{ Connected() bool }
+
+// A remote nv-hostengine that goes down makes Read fail as a whole (the
+// sampler marks the source down) and the source reconnects once it is
+// up, re-creating its watches: the GPUs read again.
+func TestDCGMStandInRemoteHostEngineDownThenUp(t *testing.T) {
+	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(2)}, func(t *testing.T, c dcgmstub.Controls) {
+		logs := &logRecorder{}
+		src := openStandIn(t, SourceOptions{DCGMAddr: "127.0.0.1:5555", Logger: logs.logger()})
+		conn, ok := src.(connectedReporter)
+		if !ok {
+			t.Fatalf("%T has no Connected method", src)
+		}
+		if len(src.Devices()) != 2 || !conn.Connected() {
+			t.Fatalf("devices %+v, connected %v", src.Devices(), conn.Connected())
+		}
+		readStandIn(t, src)
+		c.SetDown(true)
+		if _, err := src.Read(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "127.0.0.1:5555") {
+			t.Fatalf("Read with the host engine down: %v, want an error naming it", err)
+		}
+		if conn.Connected() {
+			t.Error("Connected with the host engine down")
+		}
+		failed := func() int { return countLines(logs, "failed (attempt") }
+		for deadline := time.Now().Add(15 * time.Second); failed() == 0; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no failed reconnection logged 15 s after the host engine went down: %q", logs.all())
+			}
+		}
+		if _, err := src.Read(t.Context(), nil); err == nil {
+			t.Fatal("Read succeeded with the host engine down")
+		}
+		c.SetDown(false)
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			rs, err := src.Read(t.Context(), nil)
+			if err == nil && len(rs) == 2 && rs[0].Err == nil && rs[1].Err == nil && !math.IsNaN(rs[1].EnergyJ) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not reading 15 s after the host engine came back: %v, %+v\nlogs: %q", err, rs, logs.all())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !conn.Connected() {
+			t.Error("not Connected after reconnecting")
+		}
+		// One line per failed attempt, numbered 1, 2, ...; one for the
+		// reconnection.
+		for i := 1; i <= failed(); i++ {
+			if n := countLines(logs, fmt.Sprintf("failed (attempt %d;", i)); n != 1 {
+				t.Errorf("attempt %d logged %d times: %q", i, n, logs.all())
+			}
+		}
+		if n := countLines(logs, "reconnected to nv-hostengine at 127.0.0.1:5555"); n != 1 {
+			t.Errorf("reconnection logged %d times: %q", n, logs.all())
+		}
+	})
+}
+
 // A library older than DCGM 4.0, or one whose version cannot be read, is
 // refused with one line that states the minimum; auto says so and goes
 // on. The refused library is never called again.

@@ -30,13 +30,18 @@ type fakeDCGMLib struct {
 	// identity).
 	energyErr map[uint]error
 	hang      map[uint]chan struct{} // Latest of the GPU waits for the channel to close
+	lost      bool                   // the connection to the host engine is gone
+	// reconnectErr is what each Reconnect returns, in turn; nil after
+	// the list.
+	reconnectErr []error
 
 	watches     [][]uint16 // every Watch's fields
 	watchedGPUs []uint     // the last Watch's GPUs
 	every       time.Duration
-	calls       int  // every call but Close
-	inFlight    int  // Latest calls not returned yet
-	overlapped  bool // Close ran while a Latest was in flight
+	calls       int // every call but Close
+	inFlight    int // Latest calls not returned yet
+	reconnects  int
+	overlapped  bool // Reconnect or Close ran while a Latest was in flight
 	closed      int
 }
 
@@ -92,6 +97,9 @@ func (f *fakeDCGMLib) Latest(gpu uint, fields []uint16) ([]dcgmValue, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.inFlight--
+	if f.lost {
+		return nil, dcgmConnectionError{"Host engine connection invalid/disconnected"}
+	}
 	if err := f.latestErr[gpu]; err != nil {
 		return nil, err
 	}
@@ -146,6 +154,20 @@ func (f *fakeDCGMLib) identity(gpu uint, field uint16) *dcgmValue {
 	return nil
 }
 
+func (f *fakeDCGMLib) Reconnect() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	f.reconnects++
+	f.overlapped = f.overlapped || f.inFlight > 0
+	if len(f.reconnectErr) > 0 {
+		err := f.reconnectErr[0]
+		f.reconnectErr = f.reconnectErr[1:]
+		return err
+	}
+	return nil
+}
+
 func (f *fakeDCGMLib) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -167,12 +189,18 @@ func (f *fakeDCGMLib) fail(gpu uint, err error) {
 	f.latestErr[gpu] = err
 }
 
+func (f *fakeDCGMLib) setLost(lost bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lost = lost
+}
+
 func (f *fakeDCGMLib) snapshot() fakeDCGMLib {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return fakeDCGMLib{
 		watches: slices.Clone(f.watches), watchedGPUs: slices.Clone(f.watchedGPUs), every: f.every,
-		calls: f.calls, overlapped: f.overlapped, closed: f.closed,
+		calls: f.calls, reconnects: f.reconnects, overlapped: f.overlapped, closed: f.closed,
 	}
 }
 
@@ -720,6 +748,93 @@ func TestDCGMSourceStampsReadingsWithDCGMSampleTime(t *testing.T) {
 	}
 }
 
+// A lost nv-hostengine fails Read as a whole, without calling DCGM while
+// it is lost; the source reconnects with backoff, logging each failed
+// attempt and the reconnection once, re-creates its watch and reads
+// again. No reconnection runs while a read is in flight.
+func TestDCGMSourceReconnects(t *testing.T) {
+	lib := newFakeDCGMLib(0, 1)
+	lib.set(0, mJ(1000), watts(100))
+	lib.set(1, mJ(2000), watts(100))
+	logs := &logRecorder{}
+	src := openFake(t, lib, SourceOptions{DCGMAddr: "gpu-host:5555", Logger: logs.logger()})
+	src.backoff = [2]time.Duration{20 * time.Millisecond, 40 * time.Millisecond}
+	lib.reconnectErr = []error{errors.New("connection refused"), errors.New("connection refused")}
+	watches := len(lib.snapshot().watches)
+
+	lib.setLost(true)
+	_, err := src.Read(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "nv-hostengine at gpu-host:5555") || !strings.Contains(err.Error(), "Host engine connection invalid") {
+		t.Fatalf("Read with the host engine gone: %v", err)
+	}
+	if src.Connected() {
+		t.Error("Connected with the host engine gone")
+	}
+	calls := lib.snapshot().calls
+	if _, err := src.Read(context.Background(), nil); err == nil {
+		t.Error("second Read: no error")
+	}
+	if got := lib.snapshot(); got.calls != calls && got.reconnects == 0 {
+		t.Errorf("Read called DCGM while disconnected (%d calls, then %d)", calls, got.calls)
+	}
+	lib.setLost(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for !src.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not reconnected; logs %q", logs.all())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	rs := readOnce(t, src)
+	if rs[0].EnergyJ != 1 || rs[1].EnergyJ != 2 {
+		t.Errorf("after reconnecting: %+v", rs)
+	}
+	got := lib.snapshot()
+	if got.reconnects != 3 || len(got.watches) != watches+1 || !slices.Equal(got.watchedGPUs, []uint{0, 1}) {
+		t.Errorf("%d reconnections, %d watches (was %d) on %v; want 3, one more watch of both GPUs", got.reconnects, len(got.watches), watches, got.watchedGPUs)
+	}
+	if countLines(logs, "failed (attempt") != 2 || countLines(logs, "reconnected to nv-hostengine at gpu-host:5555") != 1 {
+		t.Errorf("logs %q, want two failed attempts and one reconnection", logs.all())
+	}
+	if got.overlapped {
+		t.Error("a reconnection ran while a read was in flight")
+	}
+}
+
+// A reconnection waits for reads in flight: go-dcgm's Shutdown and Init
+// replace the connection those reads use.
+func TestDCGMSourceReconnectWaitsForReadsInFlight(t *testing.T) {
+	lib := newFakeDCGMLib(0, 1)
+	lib.set(0, mJ(1000), watts(100))
+	lib.set(1, mJ(2000), watts(100))
+	src := openFake(t, lib, SourceOptions{DCGMAddr: "gpu-host:5555", Interval: 10 * time.Millisecond})
+	src.backoff = [2]time.Duration{time.Millisecond, time.Millisecond}
+	release := make(chan struct{})
+	lib.mu.Lock()
+	lib.hang[1] = release
+	lib.mu.Unlock()
+	lib.fail(0, dcgmConnectionError{"Host engine connection invalid/disconnected"})
+	if _, err := src.Read(context.Background(), nil); err == nil {
+		t.Fatal("Read: no error")
+	}
+	time.Sleep(50 * time.Millisecond) // reconnection attempts would run now
+	if got := lib.snapshot(); got.reconnects != 0 {
+		t.Errorf("%d reconnections while gpu 1's read hangs", got.reconnects)
+	}
+	lib.fail(0, nil)
+	lib.mu.Lock()
+	delete(lib.hang, 1)
+	lib.mu.Unlock()
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for !src.Connected() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := lib.snapshot(); !src.Connected() || got.overlapped {
+		t.Errorf("connected %v, overlapped %v", src.Connected(), got.overlapped)
+	}
+}
+
 // After Close nothing reaches DCGM; a read hung past the bound delays
 // only DCGM's shutdown, not Close.
 func TestDCGMSourceClose(t *testing.T) {
@@ -752,7 +867,7 @@ func TestDCGMSourceClose(t *testing.T) {
 		t.Errorf("Read after Close: %v", err)
 	}
 	got := lib.snapshot()
-	if got.closed != 1 || got.calls != calls || got.overlapped {
-		t.Errorf("closed %d times, %d calls after Close, overlapped %v", got.closed, got.calls-calls, got.overlapped)
+	if got.closed != 1 || got.calls != calls || got.overlapped || src.Connected() {
+		t.Errorf("closed %d times, %d calls after Close, overlapped %v, connected %v", got.closed, got.calls-calls, got.overlapped, src.Connected())
 	}
 }
