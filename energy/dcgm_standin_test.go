@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokenwatt/tokenwatt/internal/gpustub/dcgmstub"
+	"github.com/tokenwatt/tokenwatt/internal/gpustub/nvmlstub"
 )
 
 // These tests run the dcgm source through go-dcgm's real cgo path,
@@ -26,35 +27,38 @@ import (
 const dcgmChildEnv = "TOKENWATT_DCGMSTUB_CHILD"
 
 // inDCGMStandIn runs child in a child process that loads the stand-in
-// built as version and configured as node; the parent fails with the
-// child's output if the child fails or dies (exit 127 is a missing
-// symbol).
-func inDCGMStandIn(t *testing.T, version string, node dcgmstub.Node, child func(t *testing.T, c dcgmstub.Controls)) {
+// built as version and configured as node, and, when nvml is not nil,
+// the stand-in NVML (nvmlstub) configured as *nvml; the parent fails
+// with the child's output if the child fails or dies (exit 127 is a
+// missing symbol).
+func inDCGMStandIn(t *testing.T, version string, node dcgmstub.Node, nvml *nvmlstub.Node, child func(t *testing.T, c dcgmstub.Controls)) {
 	t.Helper()
 	if os.Getenv(dcgmChildEnv) == t.Name() {
 		child(t, dcgmstub.FromEnv(t))
 		return
 	}
-	lib := dcgmstub.Build(t, version)
-	ctl := node.Write(t, t.TempDir())
+	libs := dcgmstub.Build(t, version)
+	env := append(os.Environ(), "CUDA_VISIBLE_DEVICES=", dcgmChildEnv+"="+t.Name())
+	env = append(env, node.Write(t, t.TempDir()).Env(libs)...)
+	if nvml != nil {
+		stub, err := nvml.Write(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		libs += ":" + nvmlstub.Build(t)
+		env = append(env, stub.Env(libs)...) // its LD_LIBRARY_PATH, both libraries', wins
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.count=1", "-test.v", "-test.timeout=100s")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CUDA_VISIBLE_DEVICES=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, ctl.Env(lib)...)
-	cmd.Env = append(cmd.Env, dcgmChildEnv+"="+t.Name())
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child in the DCGM %s stand-in: %v\n%s", version, err, out)
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()+" ") {
+		t.Fatalf("child in the DCGM %s stand-in (%v):\n%s", version, err, out)
 	}
-	if !strings.Contains(string(out), "--- PASS: "+t.Name()) {
-		t.Fatalf("child in the DCGM %s stand-in did not pass:\n%s", version, out)
+	if testing.Verbose() {
+		t.Logf("child in the DCGM %s stand-in:\n%s", version, out)
 	}
-	t.Logf("child in the DCGM %s stand-in:\n%s", version, out)
 }
 
 // h100s are n stand-in GPUs with different power draws.
@@ -107,7 +111,7 @@ func TestDCGMStandInEightGPUs(t *testing.T) {
 	gpus[5].NoInstantPower = true // power from field 155 instead
 	for _, version := range []string{dcgmstub.V40, dcgmstub.V46} {
 		t.Run(version, func(t *testing.T) {
-			inDCGMStandIn(t, version, dcgmstub.Node{GPUs: gpus}, func(t *testing.T, _ dcgmstub.Controls) {
+			inDCGMStandIn(t, version, dcgmstub.Node{GPUs: gpus}, nil, func(t *testing.T, _ dcgmstub.Controls) {
 				src := openStandIn(t, SourceOptions{GPUs: GPUsAll, Hostname: "node-7"})
 				if src.Method() != MethodCounter {
 					t.Errorf("Method = %s, want counter", src.Method())
@@ -149,7 +153,7 @@ func TestDCGMStandInEightGPUs(t *testing.T) {
 func TestDCGMStandInGPUWithoutEnergyCounter(t *testing.T) {
 	gpus := h100s(3)
 	gpus[1].Name, gpus[1].NoEnergyCounter = "Tesla P100-PCIE-16GB", true
-	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: gpus}, func(t *testing.T, _ dcgmstub.Controls) {
+	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: gpus}, nil, func(t *testing.T, _ dcgmstub.Controls) {
 		src := openStandIn(t, SourceOptions{GPUs: GPUsAll})
 		for i, d := range src.Devices() {
 			if d.Integrated != (i == 1) {
@@ -175,7 +179,7 @@ func TestDCGMStandInGPUWithoutEnergyCounter(t *testing.T) {
 // energy counter": the GPU keeps its counter, and its readings come once
 // DCGM has them.
 func TestDCGMStandInValuesBlankAtStart(t *testing.T) {
-	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(2)}, func(t *testing.T, c dcgmstub.Controls) {
+	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(2)}, nil, func(t *testing.T, c dcgmstub.Controls) {
 		c.SetBlank(0, true)
 		src := openStandIn(t, SourceOptions{GPUs: GPUsAll})
 		if src.Method() != MethodCounter || src.Devices()[0].Integrated {
@@ -194,7 +198,7 @@ func TestDCGMStandInValuesBlankAtStart(t *testing.T) {
 // A lost GPU fails alone and answers again when found; a glitch is
 // passed through once (the sampler drops it).
 func TestDCGMStandInLostGPUAndGlitch(t *testing.T) {
-	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(3)}, func(t *testing.T, c dcgmstub.Controls) {
+	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(3)}, nil, func(t *testing.T, c dcgmstub.Controls) {
 		src := openStandIn(t, SourceOptions{GPUs: GPUsAll})
 		c.SetLost(1, true)
 		rs := readStandIn(t, src)
@@ -222,7 +226,7 @@ func TestDCGMStandInLostGPUAndGlitch(t *testing.T) {
 // bound, the hung GPU is reported failed, and it is read again once its
 // call returns.
 func TestDCGMStandInHungGPU(t *testing.T) {
-	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(3)}, func(t *testing.T, c dcgmstub.Controls) {
+	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(3)}, nil, func(t *testing.T, c dcgmstub.Controls) {
 		src := openStandIn(t, SourceOptions{GPUs: GPUsAll})
 		c.SetHung(1, 20*time.Second)
 		start := time.Now()
@@ -255,7 +259,7 @@ type connectedReporter interface{ Connected() bool }
 // sampler marks the source down) and the source reconnects once it is
 // up, re-creating its watches: the GPUs read again.
 func TestDCGMStandInRemoteHostEngineDownThenUp(t *testing.T) {
-	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(2)}, func(t *testing.T, c dcgmstub.Controls) {
+	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(2)}, nil, func(t *testing.T, c dcgmstub.Controls) {
 		logs := &logRecorder{}
 		src := openStandIn(t, SourceOptions{DCGMAddr: "127.0.0.1:5555", Logger: logs.logger()})
 		conn, ok := src.(connectedReporter)
@@ -316,7 +320,7 @@ func TestDCGMStandInRemoteHostEngineDownThenUp(t *testing.T) {
 func TestDCGMStandInVersionTooOld(t *testing.T) {
 	for _, tc := range []struct{ name, version string }{{"3.3.9", "3.3.9"}, {"unparsable", "beta"}} {
 		t.Run(tc.name, func(t *testing.T) {
-			inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(1), Version: tc.version}, func(t *testing.T, _ dcgmstub.Controls) {
+			inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(1), Version: tc.version}, nil, func(t *testing.T, _ dcgmstub.Controls) {
 				for range 2 {
 					src, _, err := OpenSource(t.Context(), SourceDCGM, SourceOptions{})
 					if src != nil || err == nil {
@@ -346,10 +350,45 @@ func TestDCGMStandInVersionTooOld(t *testing.T) {
 // DCGM that does not start is refused with DCGM's reason, and auto goes
 // on to nvml.
 func TestDCGMStandInStartFails(t *testing.T) {
-	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(1), StartError: -7}, func(t *testing.T, _ dcgmstub.Controls) {
+	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(1), StartError: -7}, nil, func(t *testing.T, _ dcgmstub.Controls) {
 		_, why, err := OpenSource(t.Context(), SourceAuto, SourceOptions{})
 		if err != nil || !strings.Contains(why, "dcgm: cannot start DCGM embedded") || !strings.Contains(why, "DCGM Initialization Error") {
 			t.Errorf("auto: %q, %v", why, err)
+		}
+	})
+}
+
+// With local DCGM and --gpus auto, NVML (here its stand-in, with the same
+// GPUs) tells which GPUs run a compute process and their MIG devices: the
+// source reads only those, or the parent of a MIG UUID given.
+func TestDCGMStandInChoosesGPUsThroughNVML(t *testing.T) {
+	gpus := h100s(4)
+	nvml := nvmlstub.Node{GPUs: make([]nvmlstub.GPU, 4)}
+	for i := range gpus {
+		gpus[i].UUID = nvmlstub.DefaultUUID(i)
+	}
+	const mig = "MIG-4a5b0000-0000-5000-8000-000000000003"
+	nvml.GPUs[2].Processes = 1
+	nvml.GPUs[3].MIG, nvml.GPUs[3].MIGDevices = true, []nvmlstub.MIGDevice{{UUID: mig}}
+	gpus[3].MIG = true
+	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: gpus}, &nvml, func(t *testing.T, _ dcgmstub.Controls) {
+		for _, tc := range []struct {
+			gpus string
+			want int
+			how  string
+		}{
+			{GPUsAuto, 2, "compute processes"},
+			{mig, 3, "--gpus"},
+		} {
+			src := openStandIn(t, SourceOptions{GPUs: tc.gpus})
+			devs := src.Devices()
+			if len(devs) != 1 || devs[0].Index != tc.want || SelectionOf(src).How != tc.how {
+				t.Errorf("--gpus %s: devices %+v chosen by %q; want gpu %d by %q", tc.gpus, devs, SelectionOf(src).How, tc.want, tc.how)
+			}
+			if rs := readStandIn(t, src); rs[0].Err != nil || rs[0].PowerW != gpus[tc.want].PowerW {
+				t.Errorf("--gpus %s: reading %+v, want gpu %d's %v W", tc.gpus, rs[0], tc.want, gpus[tc.want].PowerW)
+			}
+			src.Close()
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tokenwatt/tokenwatt/internal/gpustub/dcgmstub"
+	"github.com/tokenwatt/tokenwatt/internal/gpustub/nvmlstub"
 )
 
 // The built binary against the stand-in libdcgm.so.4 of
@@ -39,12 +40,22 @@ type exporterRun struct {
 }
 
 // startOnStandIn starts the binary with args against the stand-in built
-// as version and configured with gpus, and returns once it is running.
-func startOnStandIn(t *testing.T, version string, node dcgmstub.Node, args ...string) (*exporterRun, dcgmstub.Controls) {
+// as version and configured as node, and, when nvml is not nil, the
+// stand-in NVML (nvmlstub) configured as *nvml.
+func startOnStandIn(t *testing.T, version string, node dcgmstub.Node, nvml *nvmlstub.Node, args ...string) (*exporterRun, dcgmstub.Controls) {
 	t.Helper()
 	bin := buildExporter(t)
-	lib := dcgmstub.Build(t, version)
+	libs := dcgmstub.Build(t, version)
 	ctl := node.Write(t, t.TempDir())
+	env := append(childEnv(), ctl.Env(libs)...)
+	if nvml != nil {
+		stub, err := nvml.Write(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		libs += ":" + nvmlstub.Build(t)
+		env = append(env, stub.Env(libs)...) // its LD_LIBRARY_PATH, both libraries', wins
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +64,7 @@ func startOnStandIn(t *testing.T, version string, node dcgmstub.Node, args ...st
 	l.Close()
 	r := &exporterRun{url: "http://" + addr + "/metrics", stderr: &syncBuffer{}, exited: make(chan struct{})}
 	r.cmd = exec.Command(bin, append(args, "--listen", addr, "--interval", "100ms")...)
-	r.cmd.Env = append(childEnv(), ctl.Env(lib)...)
+	r.cmd.Env = env
 	r.cmd.Stderr = r.stderr
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -146,7 +157,7 @@ func TestBinaryOnEveryDCGM4(t *testing.T) {
 	for _, version := range []string{dcgmstub.V40, dcgmstub.V45, dcgmstub.V46} {
 		for _, source := range []string{"dcgm", "auto"} {
 			t.Run(version+"/"+source, func(t *testing.T) {
-				r, _ := startOnStandIn(t, version, dcgmstub.Node{GPUs: standInGPUs}, "--source", source)
+				r, _ := startOnStandIn(t, version, dcgmstub.Node{GPUs: standInGPUs}, nil, "--source", source)
 				r.poll(t, "serving every GPU", func(b string) bool { return servesEveryGPU(b, host) })
 				r.poll(t, "counting energy", func(b string) bool {
 					return !strings.Contains(b, gpuLine("tokenwatt_gpu_energy_joules_total", 0, standInGPUs[0], host)+" 0\n")
@@ -181,7 +192,7 @@ func TestBinaryRefusesDCGMItCannotUse(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.node.GPUs = standInGPUs
-			r, _ := startOnStandIn(t, dcgmstub.V40, tc.node, tc.args...)
+			r, _ := startOnStandIn(t, dcgmstub.V40, tc.node, nil, tc.args...)
 			select {
 			case <-r.exited:
 			case <-time.After(20 * time.Second):
@@ -202,7 +213,7 @@ func TestBinaryRefusesDCGMItCannotUse(t *testing.T) {
 func TestBinaryReconnectsToRemoteHostEngine(t *testing.T) {
 	for _, version := range []string{dcgmstub.V40, dcgmstub.V45} {
 		t.Run(version, func(t *testing.T) {
-			r, ctl := startOnStandIn(t, version, dcgmstub.Node{GPUs: standInGPUs}, "--source", "dcgm", "--dcgm-addr", "127.0.0.1:5555")
+			r, ctl := startOnStandIn(t, version, dcgmstub.Node{GPUs: standInGPUs}, nil, "--source", "dcgm", "--dcgm-addr", "127.0.0.1:5555")
 			host, _ := os.Hostname()
 			r.poll(t, "serving every GPU", func(b string) bool { return servesEveryGPU(b, host) })
 			ctl.SetDown(true)
@@ -216,6 +227,41 @@ func TestBinaryReconnectsToRemoteHostEngine(t *testing.T) {
 			for _, want := range []string{"127.0.0.1:5555", "reconnected"} {
 				if !strings.Contains(log, want) {
 					t.Errorf("stderr does not say %q:\n%s", want, log)
+				}
+			}
+		})
+	}
+}
+
+// With a DCGM it cannot use and NVML present, auto says why not DCGM
+// and serves NVML's GPUs (before, DCGM 4.0 killed the process first).
+func TestBinaryAutoGoesOnToNVML(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		node dcgmstub.Node
+		why  string
+	}{
+		{"too old", dcgmstub.Node{Version: "3.3.9"}, "4.0.0 or newer"},
+		{"does not start", dcgmstub.Node{StartError: -7}, "cannot start DCGM embedded"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.node.GPUs = standInGPUs
+			nvml := nvmlstub.Node{GPUs: []nvmlstub.GPU{{Name: "NVIDIA L4", PowerW: 33.5}, {Name: "NVIDIA L4", PowerW: 44}}}
+			r, _ := startOnStandIn(t, dcgmstub.V40, tc.node, &nvml, "--source", "auto")
+			host, _ := os.Hostname()
+			r.poll(t, "serving NVML's GPUs", func(b string) bool {
+				for i, g := range nvml.GPUs {
+					series := fmt.Sprintf(`tokenwatt_gpu_power_watts{gpu="%d",gpu_model="NVIDIA L4",hostname="%s",uuid="%s"} %g`, i, host, nvmlstub.DefaultUUID(i), g.PowerW)
+					if !strings.Contains(b, series+"\n") {
+						return false
+					}
+				}
+				return true
+			})
+			r.stop(t)
+			for _, want := range []string{"energy: auto chose nvml: 2 GPU(s)", "; not dcgm: ", tc.why} {
+				if !strings.Contains(r.stderr.String(), want) {
+					t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
 				}
 			}
 		})
