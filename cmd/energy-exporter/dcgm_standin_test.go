@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -207,9 +208,10 @@ func TestBinaryRefusesDCGMItCannotUse(t *testing.T) {
 	}
 }
 
-// A remote nv-hostengine (--dcgm-addr) that goes down: its GPUs leave
-// /metrics (not frozen at their last value) and the loss is logged; once
-// it is up again the exporter reconnects by itself and serves them.
+// A remote nv-hostengine (--dcgm-addr) that goes down: the source is
+// down (tokenwatt_energy_source_up 0), its GPUs leave /metrics (not
+// frozen at their last value) and the loss is logged; once it is up
+// again the exporter reconnects by itself and serves them.
 func TestBinaryReconnectsToRemoteHostEngine(t *testing.T) {
 	for _, version := range []string{dcgmstub.V40, dcgmstub.V45} {
 		t.Run(version, func(t *testing.T) {
@@ -217,11 +219,14 @@ func TestBinaryReconnectsToRemoteHostEngine(t *testing.T) {
 			host, _ := os.Hostname()
 			r.poll(t, "serving every GPU", func(b string) bool { return servesEveryGPU(b, host) })
 			ctl.SetDown(true)
-			r.poll(t, "dropping the GPUs while the host engine is down", func(b string) bool {
-				return !strings.Contains(b, "tokenwatt_gpu_energy_joules_total{")
+			r.poll(t, "marking the source down while the host engine is down", func(b string) bool {
+				return strings.Contains(b, `tokenwatt_energy_source_up{source="dcgm"} 0`+"\n") &&
+					!strings.Contains(b, "tokenwatt_gpu_energy_joules_total{")
 			})
 			ctl.SetDown(false)
-			r.poll(t, "serving every GPU after the host engine is back", func(b string) bool { return servesEveryGPU(b, host) })
+			r.poll(t, "serving every GPU after the host engine is back", func(b string) bool {
+				return servesEveryGPU(b, host) && strings.Contains(b, `tokenwatt_energy_source_up{source="dcgm"} 1`+"\n")
+			})
 			r.stop(t)
 			log := r.stderr.String()
 			for _, want := range []string{"127.0.0.1:5555", "reconnected"} {
@@ -265,5 +270,24 @@ func TestBinaryAutoGoesOnToNVML(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A GPU without an energy counter is served, its energy integrated from
+// its power, beside the others' counters (method mixed).
+func TestBinaryServesAGPUWithoutEnergyCounter(t *testing.T) {
+	gpus := slices.Clone(standInGPUs)
+	gpus[1].NoEnergyCounter = true
+	r, _ := startOnStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: gpus}, nil, "--source", "dcgm")
+	host, _ := os.Hostname()
+	integrated := gpuLine("tokenwatt_gpu_energy_joules_total", 1, gpus[1], host) + " "
+	body := r.poll(t, "serving every GPU", func(b string) bool { return servesEveryGPU(b, host) })
+	r.poll(t, "integrating gpu 1's power", func(b string) bool {
+		i := strings.Index(b, integrated)
+		return i >= 0 && !strings.HasPrefix(b[i+len(integrated):], "0\n")
+	})
+	r.stop(t)
+	if !strings.Contains(body, `tokenwatt_energy_exporter_info{method="mixed",source="dcgm",version="dev"} 1`) {
+		t.Errorf("method is not mixed:\n%s", body)
 	}
 }
