@@ -675,7 +675,7 @@ func TestDCGMSourceSelectsGPUs(t *testing.T) {
 		{"auto: CUDA_VISIBLE_DEVICES", SourceOptions{CUDAVisibleDevices: &cuda}, []int{0, 3}, "CUDA_VISIBLE_DEVICES", false, false, nil},
 		{"auto: compute processes", SourceOptions{CUDAVisibleDevices: &none}, []int{2}, "compute processes", false, false, nil},
 		{"auto: no usage known", SourceOptions{CUDAVisibleDevices: &none}, []int{0, 1, 2, 3}, "all (no GPU runs a compute process)", true, true, nil},
-		{"auto: remote", SourceOptions{DCGMAddr: "gpu-host:5555"}, []int{0, 1, 2, 3}, "all (scrape source)", true, false, nil},
+		{"auto: remote", SourceOptions{DCGMAddr: "gpu-host:5555"}, []int{0, 1, 2, 3}, "all (remote host engine)", true, false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.noUsage {

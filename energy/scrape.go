@@ -215,7 +215,7 @@ func (s *scrapeSource) choose(series []gpuSeries, spec GPUSpec, sel labelSelecto
 				id, s.format.exporter, names(cands, nil))
 		}
 	}
-	idx, how, err := selectGPUs(cands, spec, selectOptions{Source: s.name()})
+	idx, how, err := selectGPUs(cands, spec, selectOptions{Source: s.name(), Scrape: true})
 	if err != nil {
 		return err
 	}

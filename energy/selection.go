@@ -90,7 +90,8 @@ type gpuCandidate struct {
 type Selection struct {
 	// How the GPUs were chosen: "all", "--gpus", "CUDA_VISIBLE_DEVICES",
 	// "compute processes", "all (no GPU runs a compute process)",
-	// "all (scrape source)", or "label selector".
+	// "all (scrape source)", "all (remote host engine)", or "label
+	// selector".
 	How string
 	// Warning is non-empty when the choice may count GPUs that do not
 	// serve the model (several GPUs and no explicit choice).
@@ -126,8 +127,12 @@ type selectOptions struct {
 	Local bool
 	// CUDAVisible is CUDA_VISIBLE_DEVICES ("" when unset).
 	CUDAVisible string
-	// Source names the source in messages ("nvml", "dcgm", "scrape").
+	// Source names the source in messages ("nvml", "dcgm", "energy
+	// source scrape:URL").
 	Source string
+	// Scrape: the GPUs are a scrape endpoint's, which --gpu-selector can
+	// also choose.
+	Scrape bool
 }
 
 // selectGPUs picks candidates per spec and returns their positions in
@@ -147,9 +152,15 @@ func selectGPUs(cands []gpuCandidate, spec GPUSpec, o selectOptions) ([]int, Sel
 		idx, err := matchIDs(cands, spec.IDs, o.Source, "--gpus")
 		return idx, Selection{How: "--gpus"}, err
 	case !o.Local:
-		sel := Selection{How: "all (scrape source)"}
+		// A scrape endpoint or a remote nv-hostengine cannot tell which
+		// GPUs run the model.
+		sel := Selection{How: "all (remote host engine)"}
+		fix := "pass --gpus"
+		if o.Scrape {
+			sel.How, fix = "all (scrape source)", "pass --gpus or --gpu-selector"
+		}
 		if len(cands) > 1 {
-			sel.Warning = fmt.Sprintf("%s: counting all %d GPUs (%s): pass --gpus or a label selector to count only those that serve the model", o.Source, len(cands), names(cands, all))
+			sel.Warning = fmt.Sprintf("%s: counting all %d GPUs (%s): %s to count only those that serve the model", o.Source, len(cands), names(cands, all), fix)
 		}
 		return all, sel, nil
 	}
