@@ -17,7 +17,8 @@
 # toolkit mounts libnvidia-ml.so.1 into the container (--gpus, or the
 # compose GPU reservation, with NVIDIA_DRIVER_CAPABILITIES including
 # utility), and NVML works. DCGM is not mounted by the toolkit:
-# libdcgm.so.4 must be in the image itself, hence RUNTIME_IMAGE, e.g.
+# libdcgm.so.4 (DCGM 4.0 or newer) must be in the image itself, hence
+# RUNTIME_IMAGE, e.g.
 #
 #   docker build --build-arg RUNTIME_IMAGE=nvcr.io/nvidia/cloud-native/dcgm:4.4.2-1-ubuntu22.04 -t tokenwatt-dcgm .
 #
