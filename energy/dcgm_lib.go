@@ -127,7 +127,10 @@ func (l *dcgmLibrary) Watch(gpus []uint, fields []uint16, every time.Duration) (
 	if err != nil {
 		return err
 	}
-	// Keep two samples, no age limit: Latest needs only the newest.
+	// Keep two samples, no age limit: Latest needs only the newest. A
+	// newly watched field is blank until its first update; go-dcgm's
+	// WatchFieldsWithGroupEx forces one (dcgmUpdateAllFields, waiting),
+	// so the identities read right after are there.
 	if err := dcgm.WatchFieldsWithGroupEx(fieldGroup, group, every.Microseconds(), 0, 2); err != nil {
 		_ = dcgm.FieldGroupDestroy(fieldGroup)
 		return err

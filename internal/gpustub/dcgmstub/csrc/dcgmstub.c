@@ -72,6 +72,11 @@ static dcgmHandle_t handle;
 static struct group groups[MAX_GROUPS];
 static struct field_group field_groups[MAX_GROUPS];
 static unsigned char watched[MAX_GPUS][DCGM_FI_MAX_FIELDS];
+// sample_from is when a watched field first has a value: as in DCGM, a
+// newly watched field stays blank until its first update, one update
+// interval after the watch, or sooner when dcgmUpdateAllFields forces
+// one.
+static long long sample_from[MAX_GPUS][DCGM_FI_MAX_FIELDS];
 
 static long long now_us(void)
 {
@@ -234,7 +239,7 @@ static void fill(dcgmFieldValue_v1 *v, unsigned short id, int i, int blank, int 
 		v->status = DCGM_ST_UNKNOWN_FIELD;
 	else if (!watched[i][id])
 		v->status = DCGM_ST_NOT_WATCHED;
-	if (v->status != DCGM_ST_OK || (blank && sampled(id))) {
+	if (v->status != DCGM_ST_OK || (blank && sampled(id)) || now < sample_from[i][id]) {
 		if (v->fieldType == DCGM_FT_STRING)
 			snprintf(v->value.str, sizeof v->value.str, "%s", DCGM_STR_BLANK);
 		else if (v->fieldType == DCGM_FT_DOUBLE)
@@ -541,17 +546,23 @@ dcgmReturn_t dcgmFieldGroupDestroy(dcgmHandle_t h, dcgmFieldGrp_t dcgmFieldGroup
 
 // set_watch marks (or unmarks) every field of a field group watched on
 // every GPU of a group.
-static dcgmReturn_t set_watch(dcgmHandle_t h, dcgmGpuGrp_t groupId, dcgmFieldGrp_t fieldGroupId, unsigned char on)
+static dcgmReturn_t set_watch(dcgmHandle_t h, dcgmGpuGrp_t groupId, dcgmFieldGrp_t fieldGroupId, unsigned char on,
+                              long long updateFreq)
 {
 	pthread_mutex_lock(&mu);
 	dcgmReturn_t r = check(h);
 	struct group *g = group_at(groupId);
 	struct field_group *fg = field_group_at(fieldGroupId);
+	long long now = now_us();
 	if (r == DCGM_ST_OK && (!g || !fg))
 		r = DCGM_ST_NOT_CONFIGURED;
 	for (int i = 0; r == DCGM_ST_OK && i < cfg.ngpus; i++)
-		for (int k = 0; (g->gpus >> i & 1) && k < fg->n; k++)
-			watched[i][fg->ids[k]] = on;
+		for (int k = 0; (g->gpus >> i & 1) && k < fg->n; k++) {
+			unsigned short id = fg->ids[k];
+			if (on && !watched[i][id])
+				sample_from[i][id] = now + updateFreq;
+			watched[i][id] = on;
+		}
 	pthread_mutex_unlock(&mu);
 	return r;
 }
@@ -561,19 +572,26 @@ dcgmReturn_t dcgmWatchFields(dcgmHandle_t h, dcgmGpuGrp_t groupId, dcgmFieldGrp_
 {
 	if (updateFreq <= 0 || maxKeepAge < 0 || maxKeepSamples < 0)
 		return DCGM_ST_BADPARAM;
-	return set_watch(h, groupId, fieldGroupId, 1);
+	return set_watch(h, groupId, fieldGroupId, 1, updateFreq);
 }
 
 dcgmReturn_t dcgmUnwatchFields(dcgmHandle_t h, dcgmGpuGrp_t groupId, dcgmFieldGrp_t fieldGroupId)
 {
-	return set_watch(h, groupId, fieldGroupId, 0);
+	return set_watch(h, groupId, fieldGroupId, 0, 0);
 }
 
+// dcgmUpdateAllFields samples every watched field now; waitForUpdate
+// makes no difference here, since the stand-in samples at once.
 dcgmReturn_t dcgmUpdateAllFields(dcgmHandle_t h, int waitForUpdate)
 {
 	(void)waitForUpdate;
 	pthread_mutex_lock(&mu);
 	dcgmReturn_t r = check(h);
+	long long now = now_us();
+	for (int i = 0; r == DCGM_ST_OK && i < cfg.ngpus; i++)
+		for (int id = 0; id < DCGM_FI_MAX_FIELDS; id++)
+			if (watched[i][id] && sample_from[i][id] > now)
+				sample_from[i][id] = now;
 	pthread_mutex_unlock(&mu);
 	return r;
 }
