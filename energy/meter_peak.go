@@ -25,14 +25,25 @@ type timedPower struct {
 
 // add records power w at t; t0 is the window's start as far as known
 // (zero: no measured request yet).
+//
+// Tick times need not increase (a dcgm source stamps a reading with when
+// DCGM sampled it, which may precede the previous tick's time): they are
+// clamped to be non-decreasing, which first's binary search needs. A
+// tick may also precede t0 (read before the first measured send, handed
+// on after it).
 func (p *peakPower) add(t time.Time, w float64, t0 time.Time) {
 	n := len(p.ticks)
+	if n > 0 && t.Before(p.ticks[n-1].t) {
+		t = p.ticks[n-1].t
+	}
 	for n > 0 && p.ticks[n-1].w <= w {
 		n--
 	}
 	p.ticks = append(p.ticks[:n], timedPower{t, w})
 	if !t0.IsZero() {
-		p.ticks = p.ticks[:p.first(t0)+1]
+		if i := p.first(t0); i < len(p.ticks) {
+			p.ticks = p.ticks[:i+1]
+		}
 	}
 }
 
