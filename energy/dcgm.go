@@ -244,7 +244,7 @@ type dcgmSource struct {
 // openDCGMSource initialises DCGM through open and builds the source.
 func openDCGMSource(open func(addr string) (dcgmLib, error), opts SourceOptions) (Source, error) {
 	if opts.Selector != "" {
-		return nil, fmt.Errorf("dcgm: --gpu-selector %q: label selectors choose a scrape source's GPUs; choose DCGM's GPUs with --gpus (indices or UUIDs)", opts.Selector)
+		return nil, badChoicef("dcgm: --gpu-selector %q: label selectors choose a scrape source's GPUs; choose DCGM's GPUs with --gpus (indices or UUIDs)", opts.Selector)
 	}
 	spec, err := ParseGPUs(opts.GPUs)
 	if err != nil {

@@ -86,7 +86,7 @@ func newNVMLSource(lib nvmlLib, opts SourceOptions) (*nvmlSource, error) {
 		return nil, fmt.Errorf("nvml: %w", err)
 	}
 	if opts.Selector != "" {
-		return nil, fmt.Errorf("nvml: --gpu-selector %q: label selectors choose a scrape source's GPUs; choose this host's GPUs with --gpus (indices or UUIDs)", opts.Selector)
+		return nil, badChoicef("nvml: --gpu-selector %q: label selectors choose a scrape source's GPUs; choose this host's GPUs with --gpus (indices or UUIDs)", opts.Selector)
 	}
 	cands, err := nvmlCandidates(lib, opts)
 	if err != nil {

@@ -161,6 +161,13 @@ func openAuto(ctx context.Context, opts SourceOptions, open libraryOpeners) (Sou
 			return nil, "", err
 		}
 		src, err := try.open()
+		var choice *ChoiceError
+		if errors.As(err, &choice) {
+			// The GPUs asked for are not there, or the choice is
+			// malformed: the next source sees the same GPUs, and no
+			// energy at all would hide the mistake.
+			return nil, "", err
+		}
 		if err != nil {
 			// The sources' errors start with their name already.
 			why = append(why, err.Error())

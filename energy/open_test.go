@@ -143,3 +143,40 @@ func TestOpenSourceScrapesAnEnergyExporter(t *testing.T) {
 		t.Errorf("scraped readings %+v", rs)
 	}
 }
+
+// A GPU choice that names no GPU, or a label selector for a local
+// source, is the user's mistake: auto says so and stops, rather than
+// trying the next source (which sees the same GPUs) or running without
+// energy. A library that is missing still falls through.
+func TestOpenSourceAutoReportsABadChoice(t *testing.T) {
+	empty := ""
+	for _, tc := range []struct {
+		name       string
+		dcgmErr    error
+		opts       SourceOptions
+		want       string
+		wantOpened string
+	}{
+		{"no such GPU (dcgm)", nil, SourceOptions{GPUs: "7"}, "dcgm: --gpus 7: no such GPU", "dcgm"},
+		{"no such GPU (nvml)", errNoDCGM, SourceOptions{GPUs: "7"}, "nvml: --gpus 7: no such GPU", "dcgm nvml"},
+		{"malformed --gpus", nil, SourceOptions{GPUs: "0,,1"}, "--gpus \"0,,1\": empty entry", ""},
+		{"selector on dcgm", nil, SourceOptions{Selector: `pod="vllm-0"`}, "dcgm: --gpu-selector", ""},
+		{"selector, dcgm missing", errNoDCGM, SourceOptions{Selector: `pod="vllm-0"`}, "dcgm: --gpu-selector", ""},
+		{"CUDA_VISIBLE_DEVICES", errNoDCGM, SourceOptions{CUDAVisibleDevices: new("5")}, "CUDA_VISIBLE_DEVICES=5 names none", "dcgm nvml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.opts.CUDAVisibleDevices == nil {
+				tc.opts.CUDAVisibleDevices = &empty
+			}
+			f := &fakeOpeners{dcgmErr: tc.dcgmErr}
+			src, why, err := openSource(t.Context(), SourceAuto, tc.opts, f.openers())
+			var choice *ChoiceError
+			if src != nil || err == nil || !errors.As(err, &choice) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("auto = %v, %q, %v; want a ChoiceError saying %q", src, why, err, tc.want)
+			}
+			if strings.Join(f.opened, " ") != tc.wantOpened {
+				t.Errorf("opened %v, want %q", f.opened, tc.wantOpened)
+			}
+		})
+	}
+}

@@ -42,11 +42,11 @@ func ParseGPUs(s string) (GPUSpec, error) {
 		id = strings.TrimSpace(id)
 		switch {
 		case id == "":
-			return GPUSpec{}, fmt.Errorf("--gpus %q: empty entry (use auto, all, or a comma list of indices and UUIDs, e.g. 0,2 or GPU-8f2c…)", s)
+			return GPUSpec{}, badChoicef("--gpus %q: empty entry (use auto, all, or a comma list of indices and UUIDs, e.g. 0,2 or GPU-8f2c…)", s)
 		case isUUID(id):
 		default:
 			if n, err := strconv.Atoi(id); err != nil || n < 0 {
-				return GPUSpec{}, fmt.Errorf("--gpus %q: %q is neither a GPU index nor a GPU-/MIG- UUID (use auto, all, or a comma list such as 0,2)", s, id)
+				return GPUSpec{}, badChoicef("--gpus %q: %q is neither a GPU index nor a GPU-/MIG- UUID (use auto, all, or a comma list such as 0,2)", s, id)
 			}
 		}
 		if !slices.Contains(spec.IDs, id) {
@@ -66,6 +66,26 @@ func (s GPUSpec) String() string {
 	}
 	return GPUsAuto
 }
+
+// ChoiceError is a GPU choice that names no GPU the source has, or is
+// malformed: a --gpus list, CUDA_VISIBLE_DEVICES, or a label selector
+// given to a source that takes none. It is the user's to fix: auto
+// reports it rather than trying the next source (which would see the
+// same GPUs) or settling for no energy.
+type ChoiceError struct{ Err error }
+
+func (e *ChoiceError) Error() string { return e.Err.Error() }
+func (e *ChoiceError) Unwrap() error { return e.Err }
+
+// badChoice marks err (nil stays nil) as a ChoiceError.
+func badChoice(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ChoiceError{err}
+}
+
+func badChoicef(format string, args ...any) error { return badChoice(fmt.Errorf(format, args...)) }
 
 // isUUID tells a GPU or MIG UUID (or a simulated GPU's SIM-…) from an
 // index.
@@ -150,7 +170,7 @@ func selectGPUs(cands []gpuCandidate, spec GPUSpec, o selectOptions) ([]int, Sel
 		return all, Selection{How: "all"}, nil
 	case len(spec.IDs) > 0:
 		idx, err := matchIDs(cands, spec.IDs, o.Source, "--gpus")
-		return idx, Selection{How: "--gpus"}, err
+		return idx, Selection{How: "--gpus"}, badChoice(err)
 	case !o.Local:
 		// A scrape endpoint or a remote nv-hostengine cannot tell which
 		// GPUs run the model.
@@ -167,7 +187,7 @@ func selectGPUs(cands []gpuCandidate, spec GPUSpec, o selectOptions) ([]int, Sel
 	if v := strings.TrimSpace(o.CUDAVisible); v != "" {
 		idx, err := matchCUDAVisible(cands, v)
 		if err != nil {
-			return nil, Selection{}, fmt.Errorf("%s: %w (or pass --gpus)", o.Source, err)
+			return nil, Selection{}, badChoicef("%s: %w (or pass --gpus)", o.Source, err)
 		}
 		return idx, Selection{How: "CUDA_VISIBLE_DEVICES"}, nil
 	}
