@@ -13,9 +13,16 @@ import (
 const namespace = "tokenwatt"
 
 // staleIntervals: a GPU whose last good reading is older than this many
-// sampling intervals is left out of a scrape; its source is not
-// answering (a hung driver call blocks the sampler, never the scrape).
+// sampling intervals, plus one bounded read (readTimeout), is left out
+// of a scrape; its source is not answering (a hung driver call blocks
+// the sampler, never the scrape). The read bound is added so that a tick
+// held up by one hung GPU, up to that bound, leaves the others fresh.
 const staleIntervals = 3
+
+// maxSampleAge is how old a good reading may be and still be exported.
+func maxSampleAge(interval time.Duration) time.Duration {
+	return interval*staleIntervals + readTimeout(interval)
+}
 
 // GPUCollectorOptions configure a GPUCollector.
 type GPUCollectorOptions struct {
@@ -34,7 +41,8 @@ type GPUCollectorOptions struct {
 // GPUCollector is a prometheus.Collector of per-GPU energy and power,
 // read from a Sampler's latest tick: a scrape never touches the Source,
 // so it never waits on a GPU. A GPU whose last read failed, or whose last
-// good read is older than three sampling intervals, is left out of the
+// good read is older than three sampling intervals and one bounded read (the
+// interval, at least 0.5 s, at most 5 s), is left out of the
 // scrape until it answers again (the sampler logs failures; the
 // collector logs, through the sampler's logger, a GPU going stale).
 //
@@ -85,10 +93,10 @@ func NewGPUCollector(s *Sampler, opts GPUCollectorOptions) *GPUCollector {
 			"Always 1; labels name the energy source, its energy method (counter, integrated or mixed) and tokenwatt's version.",
 			[]string{"source", "method", "version"}, nil),
 		upDesc: prometheus.NewDesc(namespace+"_gpu_up",
-			"1 when the GPU's latest reading succeeded and is at most three sampling intervals old, else 0; its energy and power series are left out while it is 0.",
+			"1 when the GPU's latest reading succeeded and is at most three sampling intervals and one bounded read old, else 0; its energy and power series are left out while it is 0.",
 			gpuLabels, nil),
 		sourceDesc: prometheus.NewDesc(namespace+"_energy_source_up",
-			"1 when the energy source answered the latest read as a whole (its GPUs may still fail one by one: see tokenwatt_gpu_up), 0 when that read failed (a remote endpoint or the DCGM host engine down) or no read has ended within three sampling intervals.",
+			"1 when the energy source answered the latest read as a whole (its GPUs may still fail one by one: see tokenwatt_gpu_up), 0 when that read failed (a remote endpoint or the DCGM host engine down) or no read has ended within three sampling intervals and one bounded read.",
 			[]string{"source"}, nil),
 		staleLogged: make([]time.Time, len(s.Devices())),
 	}
@@ -126,7 +134,7 @@ func (c *GPUCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	tick := c.sampler.Latest()
 	readAt, readErr := c.sampler.LastRead()
-	maxAge := c.sampler.interval * staleIntervals
+	maxAge := maxSampleAge(c.sampler.interval)
 	now := c.now()
 	sourceUp := readErr == nil && !readAt.IsZero() && now.Sub(readAt) <= maxAge
 	ch <- prometheus.MustNewConstMetric(c.sourceDesc, prometheus.GaugeValue, gauge01(sourceUp), c.sampler.src.Name())

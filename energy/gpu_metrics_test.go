@@ -438,23 +438,24 @@ func TestGPUCollectorOmitsStaleGPUs(t *testing.T) {
 	g := newGPUTest(MethodCounter, 1, GPUCollectorOptions{})
 	g.src.push(testReading(1000, 300))
 	g.step(t)
-	g.clock.advance(3 * time.Second)
+	// Fresh for three 1 s intervals plus one bounded read (1 s).
+	g.clock.advance(4 * time.Second)
 	if energyOf(t, g.c, 0) != 0 {
-		t.Error("a reading three intervals old is omitted")
+		t.Error("a reading three intervals and a read bound old is omitted")
 	}
 	if src, gpus := upValues(t, g.c); src != 1 || gpus[0] != 1 {
-		t.Errorf("three intervals old: source up %v, GPU up %v; want 1, 1", src, gpus)
+		t.Errorf("three intervals and a read bound old: source up %v, GPU up %v; want 1, 1", src, gpus)
 	}
 	g.clock.advance(time.Millisecond)
 	for range 3 {
 		if !math.IsNaN(energyOf(t, g.c, 0)) {
-			t.Fatal("a reading over three intervals old is exported")
+			t.Fatal("a reading older than three intervals and a read bound is exported")
 		}
 	}
 	if src, gpus := upValues(t, g.c); src != 0 || gpus[0] != 0 {
 		t.Errorf("stale: source up %v, GPU up %v; want 0, 0", src, gpus)
 	}
-	if n := g.logs.count("no reading for 3.001s"); n != 1 {
+	if n := g.logs.count("no reading for 4.001s"); n != 1 {
 		t.Errorf("stale GPU logged %d times, want once: %q", n, g.logs.lines)
 	}
 	// A fresh reading brings it back; going stale again is told again.
@@ -462,7 +463,7 @@ func TestGPUCollectorOmitsStaleGPUs(t *testing.T) {
 	if energyOf(t, g.c, 0) != 0 {
 		t.Error("a fresh reading is omitted")
 	}
-	g.clock.advance(4 * time.Second)
+	g.clock.advance(5 * time.Second)
 	energyOf(t, g.c, 0)
 	if n := g.logs.count("no reading for"); n != 2 {
 		t.Errorf("stale logged %d times over two stretches, want 2: %q", n, g.logs.lines)
@@ -494,7 +495,7 @@ func TestGPUCollectorScrapeDoesNotWaitForARead(t *testing.T) {
 	if got := gpuValue(t, g.c, "tokenwatt_gpu_power_watts", 0); got != 300 {
 		t.Errorf("while a read hangs: %v W, want 300", got)
 	}
-	g.clock.advance(3*time.Second + time.Millisecond)
+	g.clock.advance(4*time.Second + time.Millisecond)
 	if n := testutil.CollectAndCount(g.c); n != 3 {
 		t.Errorf("%d metrics once the hung read made the GPU stale, want the info metric and the up gauges", n)
 	}
@@ -509,7 +510,7 @@ func TestGPUCollectorScrapeDoesNotWaitForARead(t *testing.T) {
 	if got := g.sampler.Latest().Samples[0].EnergyJ; got != 100 {
 		t.Errorf("the canceled read changed the tick: %v J", got)
 	}
-	if len(g.logs.lines) != 1 || g.logs.count("no reading for 3.001s") != 1 {
+	if len(g.logs.lines) != 1 || g.logs.count("no reading for 4.001s") != 1 {
 		t.Errorf("logs %q, want only the stale line (a canceled read is no failure)", g.logs.lines)
 	}
 }

@@ -62,7 +62,7 @@ type serveCmd struct {
 	DCGMAddr      string        `name:"dcgm-addr" placeholder:"HOST:PORT" help:"Read DCGM from a running nv-hostengine at HOST:PORT instead of embedding DCGM (needs libdcgm.so.4 here too)."`
 	GPUs          string        `name:"gpus" default:"all" placeholder:"all|auto|LIST" help:"GPUs to export: all, auto (those in CUDA_VISIBLE_DEVICES, else those running a compute process, else all with a warning), or a comma list of indices and UUIDs (a MIG UUID names its GPU)."`
 	Hostname      string        `name:"hostname" placeholder:"NAME" help:"The hostname label of this host's GPUs (default: $NODE_NAME, as the Kubernetes downward API sets it, else the OS hostname)."`
-	Interval      time.Duration `default:"1s" help:"Sampling interval; a GPU with no reading for three intervals is left out of /metrics."`
+	Interval      time.Duration `default:"1s" help:"Sampling interval; a GPU with no reading for three intervals and one bounded read (at least 0.5 s, at most 5 s) is left out of /metrics."`
 	Listen        string        `default:":9466" placeholder:"[HOST]:PORT" help:"Address to serve /metrics on."`
 	WebConfigFile string        `name:"web.config.file" placeholder:"FILE" help:"exporter-toolkit web configuration (TLS, basic auth)."`
 	LogLevel      string        `name:"log.level" default:"info" enum:"debug,info,warn,error" help:"Only log messages at or above this level: debug, info, warn, error."`
