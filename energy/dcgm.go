@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -330,7 +331,7 @@ func (s *dcgmSource) choose(spec GPUSpec, opts SourceOptions) error {
 	if len(cands) == 0 {
 		return errors.New("dcgm: no supported GPU found (nvidia-smi lists the GPUs; dcgmi discovery -l lists what DCGM sees)")
 	}
-	chosen, sel, err := selectGPUs(cands, spec, selectOptions{Local: s.addr == "", CUDAVisible: opts.cudaVisible(), Source: SourceDCGM})
+	chosen, sel, err := selectGPUs(cands, spec, selectOptions{Local: s.local(), CUDAVisible: opts.cudaVisible(), Source: SourceDCGM})
 	if err != nil {
 		return err
 	}
@@ -392,7 +393,7 @@ func (s *dcgmSource) identify(ids []uint, opts SourceOptions) ([]gpuCandidate, [
 	}
 	host := opts.hostname()
 	var usage map[string]gpuUsage
-	if s.addr != "" {
+	if !s.local() {
 		host = addrHost(s.addr)
 	} else if u, err := localGPUUsage(); err == nil {
 		usage = u
@@ -619,6 +620,24 @@ func (s *dcgmSource) Read(ctx context.Context, dst []Reading) ([]Reading, error)
 		}
 	}
 	return dst, nil
+}
+
+// local: the GPUs are this host's: DCGM embedded, or an nv-hostengine on
+// a loopback address (the usual systemd setup), so that
+// CUDA_VISIBLE_DEVICES and NVML's process list describe them.
+func (s *dcgmSource) local() bool {
+	if s.addr == "" {
+		return true
+	}
+	host := s.addr
+	if h, _, err := net.SplitHostPort(s.addr); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // where names the DCGM the source reads, for messages.

@@ -676,6 +676,9 @@ func TestDCGMSourceSelectsGPUs(t *testing.T) {
 		{"auto: compute processes", SourceOptions{CUDAVisibleDevices: &none}, []int{2}, "compute processes", false, false, nil},
 		{"auto: no usage known", SourceOptions{CUDAVisibleDevices: &none}, []int{0, 1, 2, 3}, "all (no GPU runs a compute process)", true, true, nil},
 		{"auto: remote", SourceOptions{DCGMAddr: "gpu-host:5555"}, []int{0, 1, 2, 3}, "all (remote host engine)", true, false, nil},
+		// An nv-hostengine on loopback (systemd's) serves this host's GPUs.
+		{"auto: local nv-hostengine", SourceOptions{DCGMAddr: "127.0.0.1:5555", CUDAVisibleDevices: &none}, []int{2}, "compute processes", false, false, nil},
+		{"auto: localhost nv-hostengine", SourceOptions{DCGMAddr: "localhost:5555", CUDAVisibleDevices: &cuda}, []int{0, 3}, "CUDA_VISIBLE_DEVICES", false, false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.noUsage {
