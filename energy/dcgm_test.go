@@ -165,6 +165,11 @@ func (f *fakeDCGMLib) Reconnect() error {
 		f.reconnectErr = f.reconnectErr[1:]
 		return err
 	}
+	if f.lost {
+		// Still gone: a reconnection cannot succeed, however late the
+		// test gets to bring the host engine back.
+		return errors.New("connection refused")
+	}
 	return nil
 }
 
@@ -793,11 +798,13 @@ func TestDCGMSourceReconnects(t *testing.T) {
 		t.Errorf("after reconnecting: %+v", rs)
 	}
 	got := lib.snapshot()
-	if got.reconnects != 3 || len(got.watches) != watches+1 || !slices.Equal(got.watchedGPUs, []uint{0, 1}) {
-		t.Errorf("%d reconnections, %d watches (was %d) on %v; want 3, one more watch of both GPUs", got.reconnects, len(got.watches), watches, got.watchedGPUs)
+	// Two scripted failures, then as many as ran before the host engine
+	// came back (none unless this test was slow to bring it back).
+	if got.reconnects < 3 || len(got.watches) != watches+1 || !slices.Equal(got.watchedGPUs, []uint{0, 1}) {
+		t.Errorf("%d reconnections, %d watches (was %d) on %v; want at least 3, one more watch of both GPUs", got.reconnects, len(got.watches), watches, got.watchedGPUs)
 	}
-	if countLines(logs, "failed (attempt") != 2 || countLines(logs, "reconnected to nv-hostengine at gpu-host:5555") != 1 {
-		t.Errorf("logs %q, want two failed attempts and one reconnection", logs.all())
+	if n := countLines(logs, "failed (attempt"); n != got.reconnects-1 || countLines(logs, "reconnected to nv-hostengine at gpu-host:5555") != 1 {
+		t.Errorf("logs %q, want %d failed attempts and one reconnection", logs.all(), got.reconnects-1)
 	}
 	if got.overlapped {
 		t.Error("a reconnection ran while a read was in flight")

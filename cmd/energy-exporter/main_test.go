@@ -164,7 +164,7 @@ func TestServesGPUMetricsAndSurvivesAGPUThatStopsAnswering(t *testing.T) {
 
 	src.fail(1)
 	body = pollMetrics(t, url, func(b string) bool {
-		return !strings.Contains(b, gpu1Series) && strings.Contains(b, `gpu="0"`)
+		return !strings.Contains(b, gpu1Series) && strings.Contains(b, `tokenwatt_gpu_energy_joules_total{gpu="0"`)
 	})
 	for _, want := range []string{
 		`tokenwatt_gpu_up{gpu="1",gpu_model="NVIDIA H100 80GB HBM3",hostname="gpu-host",uuid="GPU-fake-1"} 0`,
