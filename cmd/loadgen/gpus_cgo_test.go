@@ -84,7 +84,7 @@ func TestScrapeOfAnEightGPUNodeMeasuresTheChosenGPU(t *testing.T) {
 
 	measure := func(gpus ...string) (cliResult, float64) {
 		out := t.TempDir()
-		args := []string{"--endpoint", endpoint, "--dataset", "synthetic", "--num-samples", "12", "--concurrency", "1",
+		args := []string{"--endpoint", endpoint, "--dataset", "synthetic", "--num-samples", "24", "--concurrency", "1",
 			"--max-tokens", "60", "--min-tokens", "60", "--energy", "scrape:" + metrics, "--energy-interval", "20ms",
 			"--idle-baseline", "0s", "--metrics-addr", "", "--out", out}
 		res := runCLI(t, append(args, gpus...)...)
