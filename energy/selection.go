@@ -261,7 +261,8 @@ func findGPU(cands []gpuCandidate, id string, prefix bool) int {
 }
 
 // matchCUDAVisible resolves CUDA_VISIBLE_DEVICES as CUDA does: a comma
-// list of indices (in PCI bus order, which is NVML's) or UUID prefixes;
+// list of indices (read in PCI bus order, which is NVML's, and CUDA's
+// with CUDA_DEVICE_ORDER=PCI_BUS_ID or identical GPUs) or UUID prefixes;
 // the list ends at the first entry that names no GPU.
 func matchCUDAVisible(cands []gpuCandidate, v string) ([]int, error) {
 	chosen := make([]bool, len(cands))
