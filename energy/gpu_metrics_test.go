@@ -309,10 +309,10 @@ func TestGPUCollectorCounterResets(t *testing.T) {
 		{1500, 500, "increase"},
 		{1490, 500, "a small step back is a non-monotonic read: nothing added"},
 		{1600, 600, "counted from the high-water mark"},
-		{100, 700, "a reset: counted from the new zero"},
-		{300, 900, "after the reset"},
-		{0, 900, "a second reset to zero"},
-		{50, 950, "after it"},
+		{100, 600, "a drop: held until the next reading tells a reset from a glitch"},
+		{300, 900, "still low: a reset, counted from the new zero"},
+		{0, 900, "a second drop to zero, held"},
+		{50, 950, "a reset again"},
 	} {
 		g.src.push(testReading(tc.counter, 200))
 		g.step(t)

@@ -65,13 +65,16 @@ type deviceState struct {
 	notes []string // what the last update has to tell, for the log
 }
 
-// heldStep is a counter jump too large for the GPU to have drawn.
+// heldStep is a counter jump too large for the GPU to have drawn, or a
+// drop that looks like a reset: one reading cannot tell either from a
+// glitch, the next one can.
 type heldStep struct {
 	raw    float64
 	t      time.Time
 	from   time.Time // the last good reading before it (its since, if it is real)
 	powerJ float64   // the power integral at t
 	hasP   bool      // power was known by then
+	drop   bool      // a drop below resetFraction of the high-water mark
 }
 
 func newDeviceState(d Device, integrated bool) deviceState {
@@ -151,7 +154,11 @@ func (d *deviceState) count(s *Sample, raw float64, t time.Time) {
 	}
 	if h := d.held; h != nil {
 		d.held = nil
-		d.settle(h, raw, t)
+		if h.drop {
+			d.settleDrop(s, h, raw)
+		} else {
+			d.settle(h, raw, t)
+		}
 	}
 	switch {
 	case raw > d.base && !d.plausible(raw-d.base, t.Sub(d.since)):
@@ -163,17 +170,33 @@ func (d *deviceState) count(s *Sample, raw float64, t time.Time) {
 		d.total += raw - d.base
 		d.setBase(raw, t, d.lastT)
 	case raw < d.base*resetFraction:
-		s.Reset = true
-		// The counter restarted after the last good reading.
-		if d.plausible(raw, t.Sub(d.lastT)) {
-			d.note("energy counter went back from %.0f J to %.0f J: a reset (driver reload?); counting from the new zero", d.base, raw)
-			d.total += raw
-		} else {
-			d.note("energy counter went back from %.0f J to %.0f J: a reset (driver reload?), but more than the GPU could have drawn since its last reading; counting from this reading", d.base, raw)
-		}
-		d.setBase(raw, t, d.lastT)
+		// A reset, or a single bogus low reading: the next reading tells.
+		d.held = &heldStep{raw: raw, t: t, from: d.lastT, drop: true}
+		s.Held = true
+		return
 	}
 	d.lastT = t
+}
+
+// settleDrop decides what a held drop was, from the reading after it: a
+// glitch if the counter is back above the reset threshold (the caller
+// then counts raw against the old high-water mark), else a reset, which
+// counts from the new zero and is marked on this sample.
+func (d *deviceState) settleDrop(s *Sample, h *heldStep, raw float64) {
+	if raw >= d.base*resetFraction {
+		d.note("energy counter read %.0f J between %.0f J and %.0f J: a glitch, dropped", h.raw, d.base, raw)
+		return
+	}
+	s.Reset = true
+	// The counter restarted after the last good reading.
+	if d.plausible(h.raw, h.t.Sub(d.lastT)) {
+		d.note("energy counter went back from %.0f J to %.0f J: a reset (driver reload?); counting from the new zero", d.base, h.raw)
+		d.total += h.raw
+	} else {
+		d.note("energy counter went back from %.0f J to %.0f J: a reset (driver reload?), but more than the GPU could have drawn since its last reading; counting from that reading", d.base, h.raw)
+	}
+	d.setBase(h.raw, h.t, d.lastT)
+	d.lastT = h.t
 }
 
 // settle decides what a held jump was, from the reading after it: a

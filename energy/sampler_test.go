@@ -43,7 +43,6 @@ func TestSamplerCounterNeverDecreases(t *testing.T) {
 		n := rapid.IntRange(2, 60).Draw(t, "n")
 		var rounds [][]Reading
 		raw := rapid.Float64Range(0, 1e6).Draw(t, "start")
-		var wantTotal float64
 		prev := raw
 		glitched := false // two like glitches in a row would be a re-based counter
 		for k := range n {
@@ -55,13 +54,7 @@ func TestSamplerCounterNeverDecreases(t *testing.T) {
 			switch kind {
 			case 0: // driver reload: counter restarts near zero
 				raw = rapid.Float64Range(0, 10).Draw(t, "afterReset")
-				if k > 0 && raw < prev*resetFraction {
-					wantTotal += raw
-					prev = raw
-				} else if k > 0 && raw >= prev {
-					wantTotal += raw - prev
-					prev = raw
-				}
+				prev = raw
 			case 1: // a slightly low, non-monotonic read
 				raw = prev * rapid.Float64Range(0.9, 1).Draw(t, "stepBack")
 			case 2: // a glitch: a reading no GPU could draw, counted as nothing
@@ -70,9 +63,6 @@ func TestSamplerCounterNeverDecreases(t *testing.T) {
 				}
 			default:
 				raw = prev + rapid.Float64Range(0, 500).Draw(t, "step")
-				if k > 0 {
-					wantTotal += raw - prev
-				}
 				prev = raw
 			}
 			if k == 0 {
@@ -80,6 +70,7 @@ func TestSamplerCounterNeverDecreases(t *testing.T) {
 			}
 			rounds = append(rounds, []Reading{{Time: epoch.Add(time.Duration(k) * time.Second), EnergyJ: raw, PowerW: 1}})
 		}
+		wantTotal := referenceTotal(rounds)
 		s := NewSampler(&scriptedSource{method: MethodCounter, rounds: rounds}, time.Second)
 		last := 0.0
 		s.OnTick(func(tk Tick) {
@@ -97,6 +88,40 @@ func TestSamplerCounterNeverDecreases(t *testing.T) {
 	})
 }
 
+// referenceTotal is the sampler's rule, plainly, for readings one second
+// apart whose steps are either small (at most a few hundred J) or absurd
+// (1e7 J and more): an absurd jump counts nothing; a drop below half the
+// high-water mark counts from the new zero once the next reading stays
+// low too (a reset), and nothing if the next reading is back (a glitch);
+// a pending drop at the end counts nothing yet.
+func referenceTotal(rounds [][]Reading) float64 {
+	var base, total float64
+	var drop *float64
+	for k, r := range rounds {
+		raw := r[0].EnergyJ
+		if k == 0 {
+			base = raw
+			continue
+		}
+		if drop != nil {
+			if raw < base*resetFraction {
+				total += *drop
+				base = *drop
+			}
+			drop = nil
+		}
+		switch {
+		case raw-base > 1e6: // held, and dropped by the next reading
+		case raw > base:
+			total += raw - base
+			base = raw
+		case raw < base*resetFraction:
+			drop = &raw
+		}
+	}
+	return total
+}
+
 func TestSamplerResetCountsFromNewZero(t *testing.T) {
 	src := &scriptedSource{method: MethodCounter, rounds: [][]Reading{
 		{{Time: epoch, EnergyJ: 5000}},
@@ -111,14 +136,15 @@ func TestSamplerResetCountsFromNewZero(t *testing.T) {
 	for range 5 {
 		s.Read(context.Background())
 	}
-	want := []float64{0, 300, 340, 340, 400}
+	// The drop is held until the next reading, low too, shows a reset.
+	want := []float64{0, 300, 300, 340, 400}
 	for i, tk := range ticks {
 		if tk.EnergyJ != want[i] {
 			t.Errorf("tick %d: %v J, want %v", i, tk.EnergyJ, want[i])
 		}
 	}
-	if !ticks[2].Samples[0].Reset || ticks[3].Samples[0].Reset {
-		t.Error("reset flags wrong")
+	if !ticks[2].Samples[0].Held || ticks[2].Samples[0].Reset || !ticks[3].Samples[0].Reset || ticks[4].Samples[0].Reset {
+		t.Error("held and reset flags wrong")
 	}
 }
 
@@ -277,8 +303,8 @@ func TestSamplerCountsAReBasedCounterFromPower(t *testing.T) {
 
 func TestSamplerResets(t *testing.T) {
 	got, logs := sampleRounds(t, limitedGPU, counter(5e6), counter(5e6+300), counter(40), counter(340))
-	if e := energies(got); !slices.Equal(e, []float64{0, 300, 340, 640}) || !got[2].Reset || got[3].Reset {
-		t.Errorf("driver reload: energy %v, reset flags %v %v", e, got[2].Reset, got[3].Reset)
+	if e := energies(got); !slices.Equal(e, []float64{0, 300, 300, 640}) || !got[2].Held || got[2].Reset || !got[3].Reset {
+		t.Errorf("driver reload: energy %v, held %v, reset flags %v %v", e, got[2].Held, got[2].Reset, got[3].Reset)
 	}
 	if logs.count("a reset (driver reload?); counting from the new zero") != 1 || len(logs.all()) != 1 {
 		t.Errorf("logs %q", logs.all())
@@ -286,11 +312,20 @@ func TestSamplerResets(t *testing.T) {
 	// A "new zero" the GPU could not have reached since the last reading
 	// counts nothing.
 	got, logs = sampleRounds(t, limitedGPU, counter(5e9), counter(5e9+300), counter(2e9), counter(2e9+300))
-	if e := energies(got); !slices.Equal(e, []float64{0, 300, 300, 600}) || !got[2].Reset {
+	if e := energies(got); !slices.Equal(e, []float64{0, 300, 300, 600}) || !got[3].Reset {
 		t.Errorf("implausible reset: energy %v", e)
 	}
 	if logs.count("more than the GPU could have drawn since its last reading") != 1 {
 		t.Errorf("logs %q", logs.all())
+	}
+	// A single bogus low reading, followed by a return, is a glitch: not
+	// a reset, and the energy across it is counted once.
+	got, logs = sampleRounds(t, limitedGPU, counter(1e6), counter(1e6+300), counter(0), counter(1e6+600), counter(1e6+900))
+	if e := energies(got); !slices.Equal(e, []float64{0, 300, 300, 600, 900}) || slices.ContainsFunc(got, func(s Sample) bool { return s.Reset }) {
+		t.Errorf("a zero between two good readings: energy %v, samples %+v", e, got)
+	}
+	if logs.count("a glitch, dropped") != 1 || logs.count("reset") != 0 {
+		t.Errorf("logs %q, want one glitch and no reset", logs.all())
 	}
 }
 
