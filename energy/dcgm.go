@@ -290,7 +290,9 @@ func newDCGMSource(lib dcgmLib, spec GPUSpec, opts SourceOptions) (src *dcgmSour
 	if err := s.choose(spec, opts); err != nil {
 		return nil, err
 	}
-	for _, f := range []uint16{dcgmFieldEnergyMJ, dcgmFieldEnergyJ, dcgmFieldPowerInstantW, dcgmFieldPowerW} {
+	// The UUID too: after an nv-hostengine restart DCGM may number the
+	// GPUs afresh, and a GPU id must not go on reading another GPU.
+	for _, f := range []uint16{dcgmFieldEnergyMJ, dcgmFieldEnergyJ, dcgmFieldPowerInstantW, dcgmFieldPowerW, dcgmFieldUUID} {
 		if lib.FieldKnown(f) {
 			s.fields = append(s.fields, f)
 		}
@@ -544,6 +546,12 @@ func (s *dcgmSource) readGPU(i int) Reading {
 	if err != nil {
 		r.Err = fmt.Errorf("dcgm: gpu %d: %w", g.id, oneLineError{err})
 		return r
+	}
+	if v, ok := find(vals, dcgmFieldUUID); ok {
+		if uuid, ok := v.text(); ok && !strings.EqualFold(uuid, s.devices[i].UUID) {
+			r.Err = fmt.Errorf("dcgm: gpu %d is now %s, not %s (DCGM numbered the GPUs afresh, e.g. after an nv-hostengine restart): restart to measure the GPUs as they are now", g.id, uuid, s.devices[i].UUID)
+			return r
+		}
 	}
 	// Instantaneous power when the GPU gives it; 155 is a 1 s average.
 	if p, ok := firstValue(vals, dcgmFieldPowerInstantW, dcgmFieldPowerW); ok {

@@ -35,8 +35,9 @@ type fakeDCGMLib struct {
 	// the list.
 	reconnectErr []error
 
-	watches     [][]uint16 // every Watch's fields
-	watchedGPUs []uint     // the last Watch's GPUs
+	watches     [][]uint16      // every Watch's fields
+	uuids       map[uint]string // a GPU id's UUID when not GPU-%04d (renumbered GPUs)
+	watchedGPUs []uint          // the last Watch's GPUs
 	every       time.Duration
 	calls       int // every call but Close
 	inFlight    int // Latest calls not returned yet
@@ -48,7 +49,7 @@ type fakeDCGMLib struct {
 func newFakeDCGMLib(gpus ...uint) *fakeDCGMLib {
 	return &fakeDCGMLib{
 		version: "version:4.0.0;arch:x86_64;buildid:1", gpus: gpus,
-		models: map[uint]string{}, mig: map[uint]bool{}, limits: map[uint]float64{}, noUUID: map[uint]bool{},
+		models: map[uint]string{}, mig: map[uint]bool{}, limits: map[uint]float64{}, noUUID: map[uint]bool{}, uuids: map[uint]string{},
 		noField: map[uint16]bool{dcgmFieldEnergyJ: true}, values: map[uint][]dcgmValue{},
 		latestErr: map[uint]error{}, energyErr: map[uint]error{}, hang: map[uint]chan struct{}{},
 	}
@@ -127,6 +128,9 @@ func (f *fakeDCGMLib) identity(gpu uint, field uint16) *dcgmValue {
 	switch field {
 	case dcgmFieldUUID:
 		s := fmt.Sprintf("GPU-%04d", gpu)
+		if u, ok := f.uuids[gpu]; ok {
+			s = u
+		}
 		if f.noUUID[gpu] {
 			s = "<<<NULL>>>"
 		}
@@ -255,8 +259,8 @@ func TestDCGMSourceConvertsMillijoulesAndWatchesAtTheInterval(t *testing.T) {
 	lib.set(1, mJ(7), watts(61))
 	src := openFake(t, lib, SourceOptions{Interval: 500 * time.Millisecond, Hostname: "gpu-host", GPUs: GPUsAll})
 	got := lib.snapshot()
-	if len(got.watches) != 2 || !slices.Equal(got.watches[1], []uint16{156, 157, 155}) || got.every != 500*time.Millisecond {
-		t.Errorf("watched %v every %v, want the identities then [156 157 155] every 500ms (not DCGM's 30 s default)", got.watches, got.every)
+	if len(got.watches) != 2 || !slices.Equal(got.watches[1], []uint16{156, 157, 155, 54}) || got.every != 500*time.Millisecond {
+		t.Errorf("watched %v every %v, want the identities then [156 157 155 54] every 500ms (not DCGM's 30 s default)", got.watches, got.every)
 	}
 	if src.Name() != SourceDCGM || src.Method() != MethodCounter {
 		t.Errorf("Name, Method = %s, %s", src.Name(), src.Method())
@@ -289,8 +293,8 @@ func TestDCGMSourcePrefersField156(t *testing.T) {
 	// GPU 1's driver does not fill 156: it falls back to 1611.
 	lib.set(1, joules(42.5), mJ(dcgmNotSupportedInt64), watts(70))
 	src := openFake(t, lib, SourceOptions{GPUs: GPUsAll})
-	if w := lib.snapshot().watches; !slices.Equal(w[len(w)-1], []uint16{156, 1611, 157, 155}) {
-		t.Errorf("watched %v, want [156 1611 157 155]", w)
+	if w := lib.snapshot().watches; !slices.Equal(w[len(w)-1], []uint16{156, 1611, 157, 155, 54}) {
+		t.Errorf("watched %v, want [156 1611 157 155 54]", w)
 	}
 	rs := readOnce(t, src)
 	if rs[0].EnergyJ != 999 {
@@ -334,8 +338,8 @@ func TestDCGMSourceRetriesWatchWithout1611(t *testing.T) {
 	}
 	lib.set(0, mJ(5000), watts(100))
 	src := openFake(t, lib, SourceOptions{DCGMAddr: "gpu-host:5555"})
-	if w := lib.snapshot().watches; !slices.Equal(w[len(w)-1], []uint16{156, 157, 155}) {
-		t.Errorf("watched %v, want [156 157 155]", w)
+	if w := lib.snapshot().watches; !slices.Equal(w[len(w)-1], []uint16{156, 157, 155, 54}) {
+		t.Errorf("watched %v, want [156 157 155 54]", w)
 	}
 	if rs := readOnce(t, src); rs[0].EnergyJ != 5 {
 		t.Errorf("energy %v J, want 5", rs[0].EnergyJ)
@@ -808,6 +812,28 @@ func TestDCGMSourceReconnects(t *testing.T) {
 	}
 	if got.overlapped {
 		t.Error("a reconnection ran while a read was in flight")
+	}
+}
+
+// After an nv-hostengine restart DCGM may number the GPUs afresh: a GPU
+// id that now names another GPU fails, rather than reading that GPU's
+// counter under the old UUID.
+func TestDCGMSourceNoticesRenumberedGPUs(t *testing.T) {
+	lib := newFakeDCGMLib(0, 1)
+	lib.set(0, mJ(1000), watts(100))
+	lib.set(1, mJ(2000), watts(100))
+	src := openFake(t, lib, SourceOptions{DCGMAddr: "gpu-host:5555"})
+	if rs := readOnce(t, src); rs[0].Err != nil || rs[1].Err != nil {
+		t.Fatalf("before: %+v", rs)
+	}
+	lib.mu.Lock()
+	lib.uuids[0], lib.uuids[1] = "GPU-0001", "GPU-0000" // swapped
+	lib.mu.Unlock()
+	rs := readOnce(t, src)
+	for i, r := range rs {
+		if r.Err == nil || !strings.Contains(r.Err.Error(), "numbered the GPUs afresh") || !math.IsNaN(r.EnergyJ) {
+			t.Errorf("gpu %d after renumbering: %+v, want an error and no energy", i, r)
+		}
 	}
 }
 
