@@ -1,6 +1,7 @@
 package energy
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,6 +70,8 @@ type GPUCollector struct {
 	infoDesc   *prometheus.Desc
 	upDesc     *prometheus.Desc
 	sourceDesc *prometheus.Desc
+	gpuInfo    *prometheus.Desc
+	limitDesc  *prometheus.Desc
 
 	mu          sync.Mutex
 	staleLogged []time.Time // per device, the sample time last logged as stale
@@ -98,6 +101,12 @@ func NewGPUCollector(s *Sampler, opts GPUCollectorOptions) *GPUCollector {
 		sourceDesc: prometheus.NewDesc(namespace+"_energy_source_up",
 			"1 when the energy source answered the latest read as a whole (its GPUs may still fail one by one: see tokenwatt_gpu_up), 0 when that read failed (a remote endpoint or the DCGM host engine down) or no read has ended within three sampling intervals and one bounded read.",
 			[]string{"source"}, nil),
+		gpuInfo: prometheus.NewDesc(namespace+"_gpu_info",
+			"Always 1, per GPU: mig=\"true\" when MIG mode is on (its energy is the whole GPU's, every instance included); method is counter, or integrated for a GPU without an energy counter.",
+			append(slices.Clone(gpuLabels), "mig", "method"), nil),
+		limitDesc: prometheus.NewDesc(namespace+"_gpu_power_limit_watts",
+			"The GPU's enforced power limit when sampling started, watts (the glitch rule's bound); absent when the source does not know it.",
+			gpuLabels, nil),
 		staleLogged: make([]time.Time, len(s.Devices())),
 	}
 	for _, d := range s.Devices() {
@@ -116,6 +125,8 @@ func (c *GPUCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.powerDesc
 	ch <- c.upDesc
 	ch <- c.sourceDesc
+	ch <- c.gpuInfo
+	ch <- c.limitDesc
 	if c.opts.Idle != nil {
 		ch <- c.idleDesc
 	}
@@ -151,6 +162,15 @@ func (c *GPUCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for i, l := range c.labels {
 		ch <- prometheus.MustNewConstMetric(c.upDesc, prometheus.GaugeValue, gauge01(up[i]), l...)
+		d := c.sampler.devices[i]
+		method := MethodCounter
+		if c.sampler.states[i].integrated {
+			method = MethodIntegrated
+		}
+		ch <- prometheus.MustNewConstMetric(c.gpuInfo, prometheus.GaugeValue, 1, append(slices.Clone(l), strconv.FormatBool(d.MIG), method)...)
+		if usable(d.PowerLimitW) && d.PowerLimitW > 0 {
+			ch <- prometheus.MustNewConstMetric(c.limitDesc, prometheus.GaugeValue, d.PowerLimitW, l...)
+		}
 	}
 	if c.opts.Idle == nil {
 		return

@@ -36,7 +36,9 @@ type gpuTestSource struct {
 func testDevices(n int) []Device {
 	var ds []Device
 	for i := range n {
-		ds = append(ds, Device{Index: i, UUID: fmt.Sprintf("GPU-test-%d", i), Model: "NVIDIA H100 80GB HBM3", Hostname: "gpu-host"})
+		// GPU 1 is in MIG mode (its energy is the whole GPU's).
+		ds = append(ds, Device{Index: i, UUID: fmt.Sprintf("GPU-test-%d", i), Model: "NVIDIA H100 80GB HBM3", Hostname: "gpu-host",
+			PowerLimitW: 700, MIG: i == 1})
 	}
 	return ds
 }
@@ -283,7 +285,7 @@ tokenwatt_gpu_idle_power_watts{gpu="1",gpu_model="NVIDIA H100 80GB HBM3",hostnam
 
 func TestGPUCollectorBeforeTheFirstSampleExportsInfoAndDown(t *testing.T) {
 	g := newGPUTest(MethodIntegrated, 1, GPUCollectorOptions{Info: true, Version: "test"})
-	if n := testutil.CollectAndCount(g.c); n != 3 {
+	if n := testutil.CollectAndCount(g.c, "tokenwatt_energy_exporter_info", "tokenwatt_gpu_up", "tokenwatt_energy_source_up"); n != 3 {
 		t.Errorf("%d metrics before the first sample, want the info metric, gpu_up and energy_source_up", n)
 	}
 	if src, gpus := upValues(t, g.c); src != 0 || !slices.Equal(gpus, []float64{0}) {
@@ -404,7 +406,7 @@ func TestGPUCollectorOmitsEveryGPUWhenTheSourceFails(t *testing.T) {
 	g.src.mu.Unlock()
 	g.step(t)
 	g.step(t)
-	if n := testutil.CollectAndCount(g.c); n != 4 {
+	if n := testutil.CollectAndCount(g.c, "tokenwatt_energy_exporter_info", "tokenwatt_gpu_up", "tokenwatt_energy_source_up", "tokenwatt_gpu_energy_joules_total", "tokenwatt_gpu_power_watts"); n != 4 {
 		t.Errorf("%d metrics while the source fails, want the info metric and the up gauges only", n)
 	}
 	if src, gpus := upValues(t, g.c); src != 0 || !slices.Equal(gpus, []float64{0, 0}) {
@@ -417,7 +419,7 @@ func TestGPUCollectorOmitsEveryGPUWhenTheSourceFails(t *testing.T) {
 	g.src.err = nil
 	g.src.mu.Unlock()
 	g.step(t)
-	if n := testutil.CollectAndCount(g.c); n != 8 || g.logs.count("fake answers again") != 1 || len(g.logs.lines) != 2 {
+	if n := testutil.CollectAndCount(g.c, "tokenwatt_energy_exporter_info", "tokenwatt_gpu_up", "tokenwatt_energy_source_up", "tokenwatt_gpu_energy_joules_total", "tokenwatt_gpu_power_watts"); n != 8 || g.logs.count("fake answers again") != 1 || len(g.logs.lines) != 2 {
 		t.Errorf("%d metrics after recovery (want 8), logs %q", n, g.logs.lines)
 	}
 	if src, gpus := upValues(t, g.c); src != 1 || !slices.Equal(gpus, []float64{1, 1}) {
@@ -496,7 +498,7 @@ func TestGPUCollectorScrapeDoesNotWaitForARead(t *testing.T) {
 		t.Errorf("while a read hangs: %v W, want 300", got)
 	}
 	g.clock.advance(4*time.Second + time.Millisecond)
-	if n := testutil.CollectAndCount(g.c); n != 3 {
+	if n := testutil.CollectAndCount(g.c, "tokenwatt_energy_exporter_info", "tokenwatt_gpu_up", "tokenwatt_energy_source_up", "tokenwatt_gpu_energy_joules_total", "tokenwatt_gpu_power_watts"); n != 3 {
 		t.Errorf("%d metrics once the hung read made the GPU stale, want the info metric and the up gauges", n)
 	}
 	if src, gpus := upValues(t, g.c); src != 0 || gpus[0] != 0 {

@@ -180,6 +180,9 @@ func (s *scrapeSource) open(ctx context.Context, host string, spec GPUSpec, sel 
 			continue
 		}
 		s.format = f
+		if f.uuidLabel == tokenwattScrape.uuidLabel {
+			describeTokenwattGPUs(fams, series)
+		}
 		return s.choose(series, spec, sel)
 	}
 	if unmatched != nil {
@@ -188,6 +191,41 @@ func (s *scrapeSource) open(ctx context.Context, host string, spec GPUSpec, sel 
 	}
 	return s.errorf("no GPU metrics found; looked for %s, %s (tokenwatt energy-exporter, simulator) and %s, %s (dcgm-exporter)",
 		tokenwattEnergyMetric, tokenwattPowerMetric, dcgmEnergyMetric, dcgmPowerMetric)
+}
+
+// Per-GPU identity series an energy-exporter (or a loadgen) serves
+// beside the energy counter.
+const (
+	tokenwattGPUInfoMetric  = "tokenwatt_gpu_info"              // mig="true" when MIG mode is on
+	tokenwattPowerLimMetric = "tokenwatt_gpu_power_limit_watts" // the enforced power limit
+)
+
+// describeTokenwattGPUs fills, from tokenwatt's per-GPU identity series
+// (matched by uuid), what the energy series do not say: MIG mode, so a
+// run reading an energy-exporter warns that a MIG GPU's energy is the
+// whole GPU's, and the power limit, which bounds the glitch rule.
+func describeTokenwattGPUs(fams map[string]*dto.MetricFamily, series []gpuSeries) {
+	byUUID := map[string]*Device{}
+	for i := range series {
+		byUUID[series[i].dev.UUID] = &series[i].dev
+	}
+	if fam := fams[tokenwattGPUInfoMetric]; fam != nil {
+		for _, m := range fam.GetMetric() {
+			l := labelMap(m)
+			if d := byUUID[l["uuid"]]; d != nil && l["mig"] == "true" {
+				d.MIG = true
+			}
+		}
+	}
+	if fam := fams[tokenwattPowerLimMetric]; fam != nil {
+		for _, m := range fam.GetMetric() {
+			if d := byUUID[labelMap(m)["uuid"]]; d != nil {
+				if w, ok := sampleValue(m); ok && usable(w) {
+					d.PowerLimitW = w
+				}
+			}
+		}
+	}
 }
 
 // hasValue: a format counts when some GPU has a value, since
