@@ -263,7 +263,26 @@ func TestNVMLStubHungGPU(t *testing.T) {
 		if took := time.Since(start); took > 900*time.Millisecond {
 			t.Errorf("Close waited %v for the hung call", took)
 		}
-		time.Sleep(1500 * time.Millisecond) // the hung call returns into a closed source
+		// The hung call returns into a closed source, and only then is
+		// NVML shut down, once.
+		deadline = time.Now().Add(10 * time.Second)
+		for {
+			shutdowns, err := stub.Shutdowns()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(shutdowns) > 0 {
+				time.Sleep(200 * time.Millisecond) // a second shutdown would show by now
+				if shutdowns, _ = stub.Shutdowns(); len(shutdowns) != 1 || shutdowns[0] != 0 {
+					t.Errorf("NVML shut down %d times, with %v calls hanging; want once, with none", len(shutdowns), shutdowns)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("NVML was never shut down after the hung call returned")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	})
 }
 

@@ -138,6 +138,28 @@ func (s Stub) Env(libDir string) []string {
 	return []string{"LD_LIBRARY_PATH=" + libDir, ConfigEnv + "=" + s.Config}
 }
 
+// Shutdowns lists, for each time the library was shut down for good
+// (nvmlShutdown balancing the last nvmlInit), how many calls a Hang held
+// at that moment: 0 means the shutdown waited for them.
+func (s Stub) Shutdowns() ([]int, error) {
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(s.Config), "shutdowns"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var n []int
+	for _, f := range strings.Fields(string(b)) {
+		v, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("nvmlstub: shutdowns: %w", err)
+		}
+		n = append(n, v)
+	}
+	return n, nil
+}
+
 // Lose makes every call on GPU gpu fail with NVML_ERROR_GPU_IS_LOST.
 func (s Stub) Lose(gpu int) error { return s.set(gpu, "lost", "") }
 
