@@ -262,7 +262,14 @@ func (s *scrapeSource) choose(series []gpuSeries, spec GPUSpec, sel labelSelecto
 	}
 	s.selection = how
 	for _, i := range idx {
-		s.devices = append(s.devices, series[i].dev)
+		d := series[i].dev
+		// A GPU that has power but no energy series (dcgm-exporter leaves
+		// out a field the GPU does not support) is integrated on its own.
+		d.Integrated = s.format.energy == "" || !series[i].energySeries && series[i].hasPower
+		if d.Integrated && s.format.energy != "" {
+			s.logf("%s: gpu %d (%s) has no %s; its energy is integrated from %s", s.name(), d.Index, d.UUID, s.format.energy, s.format.power)
+		}
+		s.devices = append(s.devices, d)
 		s.keys = append(s.keys, series[i].key)
 	}
 	s.logf("%s: %d GPU(s) from %s (%s), chosen by %s: %s; energy method %s",
@@ -345,7 +352,7 @@ func (s *scrapeSource) logf(format string, args ...any) {
 }
 
 func (s *scrapeSource) Name() string      { return SourceScrape }
-func (s *scrapeSource) Method() string    { return s.format.method() }
+func (s *scrapeSource) Method() string    { return methodOf(s.devices) }
 func (s *scrapeSource) Devices() []Device { return s.devices }
 
 // Selection is how the GPUs were chosen at open.
@@ -385,6 +392,10 @@ func (s *scrapeSource) Read(ctx context.Context, dst []Reading) ([]Reading, erro
 		switch {
 		case !ok:
 			r.Err = fmt.Errorf("GPU %d (%s) is missing from %s", d.Index, d.UUID, s.url)
+		case d.Integrated && !sr.hasPower:
+			r.Err = fmt.Errorf("GPU %d (%s): %s has no value", d.Index, d.UUID, s.format.power)
+		case d.Integrated:
+			r.PowerW = sr.powerW
 		case s.format.energy != "" && !sr.hasEnergy:
 			r.Err = fmt.Errorf("GPU %d (%s): %s has no value", d.Index, d.UUID, s.format.energy)
 		case s.format.energy == "" && !sr.hasPower:
@@ -462,6 +473,7 @@ type gpuSeries struct {
 	dev                 Device
 	energyJ, powerW     float64
 	hasEnergy, hasPower bool
+	energySeries        bool // the energy metric has a series for it, blank or not
 }
 
 // extractSeries collects f's series that sel matches per GPU, ordered
@@ -502,6 +514,7 @@ func extractSeries(fams map[string]*dto.MetricFamily, f scrapeFormat, host strin
 				continue
 			}
 			g := get(l)
+			g.energySeries = true
 			if v, ok := sampleValue(m); ok && !(f.dcgmBlank && v >= dcgmInt64Blank) && (!g.hasEnergy || v*f.energyScale > g.energyJ) {
 				g.energyJ, g.hasEnergy = v*f.energyScale, true
 			}
@@ -509,8 +522,8 @@ func extractSeries(fams map[string]*dto.MetricFamily, f scrapeFormat, host strin
 	}
 	for _, m := range fams[f.power].GetMetric() {
 		l := labelMap(m)
-		if !sel.matches(l) || f.energy != "" && byKey[seriesKey(l, f)] == nil {
-			continue // a GPU with power but no counter is not one of this format's devices
+		if !sel.matches(l) {
+			continue // a GPU with power but no counter is kept: it is integrated
 		}
 		g := get(l)
 		if v, ok := sampleValue(m); ok && !(f.dcgmBlank && v >= dcgmFP64Blank) && (!g.hasPower || v > g.powerW) {

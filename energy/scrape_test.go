@@ -709,3 +709,27 @@ func TestScrapeMIG(t *testing.T) {
 		t.Errorf("pod vllm-1: %+v, want the whole GPU's 1300 J", rs)
 	}
 }
+
+// A dcgm-exporter GPU without an energy counter (the field left out) is
+// measured by its power, alone: the others keep their counters.
+func TestScrapeGPUWithoutCounterIsIntegrated(t *testing.T) {
+	e := newEndpoint(t, dcgmText(fakeGPU{0, uuid0, 100, 300}, fakeGPU{1, uuid1, math.NaN(), 250}))
+	src := mustOpenScrape(t, e.URL)
+	if d := src.Devices(); len(d) != 2 || d[0].Integrated || !d[1].Integrated || src.Method() != MethodMixed {
+		t.Fatalf("devices %+v, method %s; want GPU 1 alone integrated, method mixed", d, src.Method())
+	}
+	rs := mustRead(t, src)
+	if rs[0].Err != nil || rs[0].EnergyJ != 100 || rs[1].Err != nil || !math.IsNaN(rs[1].EnergyJ) || rs[1].PowerW != 250 {
+		t.Errorf("readings %+v; want GPU 0's counter and GPU 1's power", rs)
+	}
+	// Through the sampler: GPU 1's energy is its power's integral.
+	s := NewSampler(src, time.Second)
+	s.Read(t.Context())
+	time.Sleep(50 * time.Millisecond)
+	e.set(dcgmText(fakeGPU{0, uuid0, 130, 300}, fakeGPU{1, uuid1, math.NaN(), 250}), http.StatusOK)
+	s.Read(t.Context())
+	tk := s.Latest()
+	if tk.Samples[0].EnergyJ != 30 || !(tk.Samples[1].EnergyJ > 0) {
+		t.Errorf("samples %+v; want 30 J counted on GPU 0 and integrated power on GPU 1", tk.Samples)
+	}
+}
