@@ -30,7 +30,11 @@ type fakeDCGMLib struct {
 	// identity).
 	energyErr map[uint]error
 	hang      map[uint]chan struct{} // Latest of the GPU waits for the channel to close
-	lost      bool                   // the connection to the host engine is gone
+	// hangEnergy: only Latest calls that ask for energy wait (the GPU
+	// answers its identity, then hangs).
+	hangEnergy bool
+	latestOf   map[uint]int // Latest calls per GPU
+	lost       bool         // the connection to the host engine is gone
 	// reconnectErr is what each Reconnect returns, in turn; nil after
 	// the list.
 	reconnectErr []error
@@ -51,7 +55,7 @@ func newFakeDCGMLib(gpus ...uint) *fakeDCGMLib {
 		version: "version:4.0.0;arch:x86_64;buildid:1", gpus: gpus,
 		models: map[uint]string{}, mig: map[uint]bool{}, limits: map[uint]float64{}, noUUID: map[uint]bool{}, uuids: map[uint]string{},
 		noField: map[uint16]bool{dcgmFieldEnergyJ: true}, values: map[uint][]dcgmValue{},
-		latestErr: map[uint]error{}, energyErr: map[uint]error{}, hang: map[uint]chan struct{}{},
+		latestErr: map[uint]error{}, energyErr: map[uint]error{}, hang: map[uint]chan struct{}{}, latestOf: map[uint]int{},
 	}
 }
 
@@ -91,6 +95,10 @@ func (f *fakeDCGMLib) Latest(gpu uint, fields []uint16) ([]dcgmValue, error) {
 	f.calls++
 	f.inFlight++
 	hang := f.hang[gpu]
+	if f.hangEnergy && !slices.Contains(fields, dcgmFieldEnergyMJ) {
+		hang = nil
+	}
+	f.latestOf[gpu]++
 	f.mu.Unlock()
 	if hang != nil {
 		<-hang
@@ -812,6 +820,31 @@ func TestDCGMSourceReconnects(t *testing.T) {
 	}
 	if got.overlapped {
 		t.Error("a reconnection ran while a read was in flight")
+	}
+}
+
+// A GPU that hangs while the source opens (reading its counter, after
+// its identity) gets no second call while the first is out: not from
+// opening, not from the reads after.
+func TestDCGMSourceNeverPilesCallsOnAHungGPU(t *testing.T) {
+	lib := newFakeDCGMLib(0, 1)
+	lib.set(0, mJ(1000), watts(100))
+	lib.set(1, mJ(2000), watts(100))
+	release := make(chan struct{})
+	lib.hang[1], lib.hangEnergy = release, true
+	src := openFake(t, lib, SourceOptions{GPUs: GPUsAll, Interval: 10 * time.Millisecond})
+	defer close(release)
+	for range 3 {
+		rs := readOnce(t, src)
+		if rs[0].Err != nil || rs[1].Err == nil {
+			t.Fatalf("readings %+v; want gpu 0 read and gpu 1 failing", rs)
+		}
+	}
+	lib.mu.Lock()
+	calls := lib.latestOf[1]
+	lib.mu.Unlock()
+	if calls != 2 { // its identity, then the one counter read that hangs
+		t.Errorf("gpu 1 was called %d times while hung, want 2 (identity, then one hung call)", calls)
 	}
 }
 
