@@ -2,6 +2,7 @@ package energy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -102,4 +103,72 @@ func (b *boundedReader) Read(ctx context.Context, dst []Reading) []Reading {
 		dst = append(dst, r)
 	}
 	return dst
+}
+
+// callGuard keeps a GPU whose library call has not returned from getting
+// another: the bounded readers of a source's opening and of its reads are
+// separate, and a call that outlived one must not be piled upon by the
+// next.
+type callGuard struct {
+	mu      sync.Mutex
+	pending map[int]bool
+}
+
+// errCallPending: the GPU's earlier call has not returned.
+var errCallPending = errors.New("an earlier call for this GPU has not returned (a hung driver call?)")
+
+// do runs f for GPU i unless a call for it is pending.
+func (g *callGuard) do(i int, f func()) error {
+	g.mu.Lock()
+	if g.pending[i] {
+		g.mu.Unlock()
+		return errCallPending
+	}
+	if g.pending == nil {
+		g.pending = map[int]bool{}
+	}
+	g.pending[i] = true
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.pending, i)
+		g.mu.Unlock()
+	}()
+	f()
+	return nil
+}
+
+// eachBounded runs f(i) for i in [0, n) at once, each through guard, and
+// waits at most timeout for them: done[i] says whether f(i) returned in
+// time. f must only write state of its own i, and the caller must read
+// state only of the i that are done.
+func eachBounded(n int, timeout time.Duration, guard *callGuard, f func(i int)) (done []bool) {
+	finished := make([]chan struct{}, n)
+	for i := range n {
+		finished[i] = make(chan struct{})
+		go func() {
+			defer close(finished[i])
+			_ = guard.do(i, func() { f(i) })
+		}()
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	done = make([]bool, n)
+	for i := range n {
+		select {
+		case <-finished[i]:
+			done[i] = true
+		case <-timer.C:
+			// Out of time: the rest are done only if they already are.
+			for j := i; j < n; j++ {
+				select {
+				case <-finished[j]:
+					done[j] = true
+				default:
+				}
+			}
+			return done
+		}
+	}
+	return done
 }

@@ -60,7 +60,15 @@ type nvmlSource struct {
 	gpus    []nvmlGPU
 	reader  *boundedReader
 	sel     Selection
+	// guard: a GPU whose call (while opening, or a read) has not
+	// returned gets no other, by NVML index.
+	guard *callGuard
 }
+
+// nvmlOpenTimeout bounds what opening asks of each GPU (who it is, its
+// processes, its counter): a GPU hung at start is skipped or left
+// undecided, not the whole source stalled.
+var nvmlOpenTimeout = 5 * time.Second
 
 // openNVMLSource initialises NVML through open and builds the source.
 func openNVMLSource(open func() (nvmlLib, error), opts SourceOptions) (Source, error) {
@@ -88,7 +96,8 @@ func newNVMLSource(lib nvmlLib, opts SourceOptions) (*nvmlSource, error) {
 	if opts.Selector != "" {
 		return nil, badChoicef("nvml: --gpu-selector %q: label selectors choose a scrape source's GPUs; choose this host's GPUs with --gpus (indices or UUIDs)", opts.Selector)
 	}
-	cands, err := nvmlCandidates(lib, opts)
+	guard := &callGuard{}
+	cands, err := nvmlCandidates(lib, opts, guard)
 	if err != nil {
 		return nil, err
 	}
@@ -96,11 +105,21 @@ func newNVMLSource(lib nvmlLib, opts SourceOptions) (*nvmlSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &nvmlSource{lib: lib, sel: sel}
-	for _, k := range chosen {
-		d, g := probeNVMLGPU(lib, cands[k].Device, opts)
-		s.devices, s.gpus = append(s.devices, d), append(s.gpus, g)
+	s := &nvmlSource{lib: lib, sel: sel, guard: guard}
+	devs := make([]Device, len(chosen))
+	gpus := make([]nvmlGPU, len(chosen))
+	done := eachBounded(len(chosen), nvmlOpenTimeout, &callGuard{}, func(k int) {
+		// guard is by NVML index; the outer guard of eachBounded is by k.
+		_ = guard.do(cands[chosen[k]].Index, func() { devs[k], gpus[k] = probeNVMLGPU(lib, cands[chosen[k]].Device, opts) })
+	})
+	for k, i := range chosen {
+		if !done[k] {
+			d := cands[i].Device
+			devs[k], gpus[k] = d, nvmlGPU{index: d.Index, counter: counterUnknown}
+			opts.logf("nvml: gpu %d (%s) did not answer within %v while opening; its counter is tried at every read", d.Index, d.UUID, nvmlOpenTimeout)
+		}
 	}
+	s.devices, s.gpus = devs, gpus
 	s.reader = newBoundedReader(len(s.gpus), readTimeout(opts.interval()), s.readGPU)
 	return s, nil
 }
@@ -128,26 +147,41 @@ func probeNVMLGPU(lib nvmlLib, d Device, opts SourceOptions) (Device, nvmlGPU) {
 
 // nvmlCandidates lists the GPUs NVML sees, with their compute processes
 // and MIG devices; a GPU that cannot say who it is is skipped.
-func nvmlCandidates(lib nvmlLib, opts SourceOptions) ([]gpuCandidate, error) {
+func nvmlCandidates(lib nvmlLib, opts SourceOptions, guard *callGuard) ([]gpuCandidate, error) {
 	n, err := lib.DeviceCount()
 	if err != nil {
 		return nil, fmt.Errorf("nvml: count GPUs: %s", oneLine(err.Error()))
 	}
 	host := opts.hostname()
+	type found struct {
+		uuid, name string
+		usage      gpuUsage
+		err        error // Identify's
+		usageErr   error
+	}
+	all := make([]found, n)
+	done := eachBounded(n, nvmlOpenTimeout, guard, func(i int) {
+		f := &all[i]
+		if f.uuid, f.name, f.err = lib.Identify(i); f.err == nil {
+			f.usage, f.usageErr = lib.Usage(i)
+		}
+	})
 	var cands []gpuCandidate
 	for i := range n {
-		uuid, name, err := lib.Identify(i)
-		if err != nil {
-			opts.logf("nvml: gpu %d skipped: %s", i, oneLine(err.Error()))
+		f := all[i]
+		switch {
+		case !done[i]:
+			opts.logf("nvml: gpu %d skipped: it did not say who it is within %v (a hung driver call?)", i, nvmlOpenTimeout)
 			continue
-		}
-		u, err := lib.Usage(i)
-		if err != nil {
-			opts.logf("nvml: gpu %d: cannot tell all of its compute processes and MIG devices: %s", i, oneLine(err.Error()))
+		case f.err != nil:
+			opts.logf("nvml: gpu %d skipped: %s", i, oneLine(f.err.Error()))
+			continue
+		case f.usageErr != nil:
+			opts.logf("nvml: gpu %d: cannot tell all of its compute processes and MIG devices: %s", i, oneLine(f.usageErr.Error()))
 		}
 		cands = append(cands, gpuCandidate{
-			Device: Device{Index: i, UUID: uuid, Model: name, Hostname: host, MIG: u.MIG},
-			Busy:   u.Busy, MIGUUIDs: u.MIGUUIDs,
+			Device: Device{Index: i, UUID: f.uuid, Model: f.name, Hostname: host, MIG: f.usage.MIG},
+			Busy:   f.usage.Busy, MIGUUIDs: f.usage.MIGUUIDs,
 		})
 	}
 	if len(cands) == 0 {
@@ -163,13 +197,23 @@ func readGPUUsage(lib nvmlLib) (map[string]gpuUsage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nvml: count GPUs: %s", oneLine(err.Error()))
 	}
-	usage := make(map[string]gpuUsage, n)
-	for i := range n {
-		uuid, _, err := lib.Identify(i)
-		if err != nil {
-			continue
+	type found struct {
+		uuid  string
+		usage gpuUsage
+		err   error
+	}
+	all := make([]found, n)
+	done := eachBounded(n, nvmlOpenTimeout, &callGuard{}, func(i int) {
+		f := &all[i]
+		if f.uuid, _, f.err = lib.Identify(i); f.err == nil {
+			f.usage, _ = lib.Usage(i)
 		}
-		usage[uuid], _ = lib.Usage(i)
+	})
+	usage := make(map[string]gpuUsage, n)
+	for i, f := range all {
+		if done[i] && f.err == nil {
+			usage[f.uuid] = f.usage
+		}
 	}
 	return usage, nil
 }
@@ -192,7 +236,15 @@ func (s *nvmlSource) Read(ctx context.Context, dst []Reading) ([]Reading, error)
 
 // readGPU reads chosen GPU k. Its time is the middle of the energy read
 // (of the power read for a GPU without counter).
-func (s *nvmlSource) readGPU(k int) Reading {
+func (s *nvmlSource) readGPU(k int) (r Reading) {
+	if err := s.guard.do(s.gpus[k].index, func() { r = s.readGPUOnce(k) }); err != nil {
+		return Reading{Time: time.Now(), EnergyJ: math.NaN(), PowerW: math.NaN(), Err: fmt.Errorf("nvml: gpu %d: %w", s.gpus[k].index, err)}
+	}
+	return r
+}
+
+// readGPUOnce is readGPU's reading, the GPU's call guard held.
+func (s *nvmlSource) readGPUOnce(k int) Reading {
 	g := &s.gpus[k]
 	r := Reading{EnergyJ: math.NaN(), PowerW: math.NaN()}
 	start := time.Now()

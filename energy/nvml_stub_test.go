@@ -210,6 +210,37 @@ func TestNVMLStubLostGPU(t *testing.T) {
 	})
 }
 
+// A GPU hung before the source opens costs the others nothing: opening
+// returns after its bound, without that GPU, and serves the rest.
+func TestNVMLStubGPUHungAtOpen(t *testing.T) {
+	node := nvmlstub.Node{GPUs: []nvmlstub.GPU{{PowerW: 300}, {PowerW: 300}, {PowerW: 200}}}
+	nvmlstub.InChild(t, node, noCUDAVisible, func(t *testing.T, stub nvmlstub.Stub) {
+		nvmlOpenTimeout = 500 * time.Millisecond
+		const hang = 6 * time.Second
+		if err := stub.Hang(1, hang); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		src := openStubNVML(t, SourceOptions{GPUs: "all"})
+		if took := time.Since(start); took > hang*3/4 {
+			t.Errorf("opening took %v with gpu 1 hung for %v", took, hang)
+		}
+		var idx []int
+		for _, d := range src.Devices() {
+			idx = append(idx, d.Index)
+		}
+		if !slices.Equal(idx, []int{0, 2}) {
+			t.Fatalf("devices %v, want 0 and 2 (gpu 1 did not answer)", idx)
+		}
+		if rs := readOnce(t, src); rs[0].Err != nil || rs[1].Err != nil {
+			t.Errorf("readings %+v", rs)
+		}
+		if err := stub.Heal(1); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // A hung GPU costs the others no reading: a read returns within about
 // its timeout, the hung GPU failed, and the source closes without
 // waiting for the hung call.
