@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenwatt/tokenwatt/backends"
@@ -132,9 +133,11 @@ type Run struct {
 	metrics        *exporter.Run
 	push           *exporter.Push
 	runner         *loadgen.Runner
-	watch          *saturationWatch
-	closed         bool
-	recordsN       string // records file path, for messages
+	// watch is set once the schedule starts; progress lines read it from
+	// their own goroutine, from before then (the idle baseline).
+	watch    atomic.Pointer[saturationWatch]
+	closed   bool
+	recordsN string // records file path, for messages
 }
 
 // Result is a finished run: the runner's result, the summary row that was
@@ -296,11 +299,12 @@ func (r *Run) Run(ctx context.Context) (*Result, error) {
 		}
 		r.meter.BeginWindow()
 	}
-	r.watch = startSaturationWatch(r.runner, r.metrics, r.log)
+	watch := startSaturationWatch(r.runner, r.metrics, r.log)
+	r.watch.Store(watch)
 	res, runErr := r.runner.Run(ctx)
 	out := &Result{Result: *res, RecordsPath: r.recordsN, SummaryPath: r.cfg.SummaryPath}
 	// The caller says so once its progress line is gone.
-	out.Saturated, out.Saturation = r.watch.stop()
+	out.Saturated, out.Saturation = watch.stop()
 	out.RecordsErr = runErr
 	if err := r.records.Close(); err != nil && out.RecordsErr == nil {
 		out.RecordsErr = err
@@ -385,10 +389,11 @@ func (r *Run) TTFTP50() (float64, bool) { return r.summary.ttftP50() }
 // Saturation is the client's state over the last monitoring window (nil
 // before the first one).
 func (r *Run) Saturation() *loadgen.Saturation {
-	if r.watch == nil {
+	w := r.watch.Load()
+	if w == nil {
 		return nil
 	}
-	return r.watch.latest.Load()
+	return w.latest.Load()
 }
 
 // MetricsServing reports whether the run's metrics are being served.
