@@ -3,6 +3,7 @@ package dump
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -66,6 +67,22 @@ func (h *histReader) classicSum(metric, suffix, by string) string {
 	return fmt.Sprintf("sum%s (%s)", grouping, strings.Join(parts, " or "))
 }
 
+// nativeZeroThreshold is the width of a native histogram's zero bucket as
+// client_golang sets it (prometheus.DefNativeHistogramZeroThreshold, 2^-128):
+// observations of 0 fall into it.
+const nativeZeroThreshold = 2.938735877055719e-39
+
+// inZeroBucket is x, or 0 when x lies within the zero bucket: a quantile
+// among observations of 0 (a schedule lag that never happened) comes back
+// from histogram_quantile as a point inside that bucket, 2.9e-39, which
+// means 0.
+func inZeroBucket(x float64) float64 {
+	if math.Abs(x) <= nativeZeroThreshold {
+		return 0
+	}
+	return x
+}
+
 // stats are a histogram's quantiles and mean; nil where unknown.
 type stats struct {
 	p50, p90, p99, mean *float64
@@ -84,7 +101,7 @@ func (h *histReader) read(ctx context.Context, metric string) (stats, error) {
 		if len(v) > 1 || v[0].Histogram != nil {
 			return nil, false, fmt.Errorf("query %s: want one number, got %s", oneLine(promql), describeVector(v))
 		}
-		x := float64(v[0].Value)
+		x := inZeroBucket(float64(v[0].Value))
 		if x != x { // NaN: no observations
 			return nil, true, nil
 		}

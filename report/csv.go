@@ -71,8 +71,12 @@ func AppendCSV(path string, rows ...*Row) (err error) {
 	if _, err := f.Write(buf.Bytes()); err != nil {
 		return fmt.Errorf("append to %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("append to %s: sync: %w", path, err)
+	// Only a regular file has data to sync: /dev/null, a pipe or a
+	// terminal answers EINVAL.
+	if info, err := f.Stat(); err == nil && info.Mode().IsRegular() {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("append to %s: sync: %w", path, err)
+		}
 	}
 	return nil
 }
