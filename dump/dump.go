@@ -115,6 +115,9 @@ func (d *Dumper) Rows(ctx context.Context, o Options) ([]*report.Row, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: the server's answers gave a number no run can have; nothing written (run with --explain to see the queries)", err)
+		}
 		return []*report.Row{r}, nil
 	default:
 		return nil, fmt.Errorf("unknown source %q (want %s or %s)", o.Source, SourceLoadgen, SourceVLLM)
@@ -132,6 +135,9 @@ func (d *Dumper) Rows(ctx context.Context, o Options) ([]*report.Row, error) {
 		row, err := loadgenRow(ctx, q, o, r, now)
 		if err != nil {
 			return nil, fmt.Errorf("run %s: %w", r.id, err)
+		}
+		if err := row.Validate(); err != nil {
+			return nil, fmt.Errorf("run %s: %w: the server's answers gave a number no run can have; nothing written (run with --explain to see the queries)", r.id, err)
 		}
 		rows = append(rows, row)
 	}

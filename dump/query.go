@@ -98,14 +98,33 @@ func (q *querier) raw(ctx context.Context, selector string, from, to time.Time) 
 		return nil, fmt.Errorf("query %s: result type %s, want a matrix of raw samples", promql, v.Type())
 	}
 	out := make([]series, 0, len(m))
-	n := 0
+	n, stale := 0, 0
 	for _, s := range m {
-		out = append(out, series{Metric: s.Metric, Samples: s.Values, Hists: s.Histograms})
-		n += len(s.Values) + len(s.Histograms)
+		values := dropNaN(s.Values)
+		stale += len(s.Values) - len(values)
+		out = append(out, series{Metric: s.Metric, Samples: values, Hists: s.Histograms})
+		n += len(values) + len(s.Histograms)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Metric.String() < out[j].Metric.String() })
 	q.logf("  %s\n    @ %s => %d series, %d raw samples", promql, stamp(to), len(out), n)
+	if stale > 0 {
+		q.logf("    (%d NaN samples dropped: staleness markers, which VictoriaMetrics returns as samples)", stale)
+	}
 	return out, nil
+}
+
+// dropNaN is s without its NaN samples. Prometheus marks a series that
+// went away with a staleness marker, a special NaN, and never returns it;
+// VictoriaMetrics returns it as a sample, and counted as a counter value
+// it would make every increase NaN and every count garbage.
+func dropNaN(s []model.SamplePair) []model.SamplePair {
+	kept := s[:0:0]
+	for _, p := range s {
+		if !math.IsNaN(float64(p.Value)) {
+			kept = append(kept, p)
+		}
+	}
+	return kept
 }
 
 func describeVector(v model.Vector) string {

@@ -3,6 +3,7 @@ package report
 import (
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -334,5 +335,29 @@ func TestAppendCSVToDevNull(t *testing.T) {
 	}
 	if err := AppendCSV(os.DevNull, &Row{BenchmarkName: "x"}); err != nil {
 		t.Fatalf("AppendCSV(%s): %v", os.DevNull, err)
+	}
+}
+
+// Validate catches what a NaN read from a server turns into: a count of
+// -9223372036854775808, or a NaN figure. Negative figures that may be
+// real (active energy below the idle baseline) pass.
+func TestRowValidate(t *testing.T) {
+	good := fullRow()
+	neg := -0.5
+	good.ActiveEnergyWh = &neg
+	if err := good.Validate(); err != nil {
+		t.Fatalf("a real row: %v", err)
+	}
+	for name, spoil := range map[string]func(r *Row){
+		"count from NaN": func(r *Row) { r.TotalPrompts = math.MinInt64 },
+		"tokens":         func(r *Row) { v := int64(-1); r.TotalTokens = &v },
+		"NaN percentile": func(r *Row) { v := math.NaN(); r.TTFTP50Seconds = &v },
+		"Inf energy":     func(r *Row) { v := math.Inf(1); r.GPUEnergyWh = &v },
+	} {
+		r := fullRow()
+		spoil(r)
+		if err := r.Validate(); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }

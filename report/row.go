@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"time"
 )
@@ -359,6 +360,34 @@ func formatSchemaVersion(*Row) string { return strconv.Itoa(SchemaVersion) }
 func parseSchemaVersion(_ *Row, cell string) error {
 	if cell != strconv.Itoa(SchemaVersion) {
 		return fmt.Errorf("schema version %q, want %d", cell, SchemaVersion)
+	}
+	return nil
+}
+
+// Validate reports a row no run can have: a negative count (an integer
+// converted from NaN, -9223372036854775808) or a NaN or infinite figure.
+// A producer that reads numbers from elsewhere (dump, from a server)
+// checks its rows with it before writing them.
+func (r *Row) Validate() error {
+	v := reflect.ValueOf(r).Elem()
+	for i := range v.NumField() {
+		f, name := v.Field(i), v.Type().Field(i).Name
+		if f.Kind() == reflect.Pointer {
+			if f.IsNil() {
+				continue
+			}
+			f = f.Elem()
+		}
+		switch f.Kind() {
+		case reflect.Int, reflect.Int64:
+			if f.Int() < 0 {
+				return fmt.Errorf("summary row: %s is %d, below zero", name, f.Int())
+			}
+		case reflect.Float64:
+			if x := f.Float(); math.IsNaN(x) || math.IsInf(x, 0) {
+				return fmt.Errorf("summary row: %s is %v", name, x)
+			}
+		}
 	}
 	return nil
 }
