@@ -283,7 +283,7 @@ func notFound(ctx context.Context, q *querier, o Options, now time.Time) error {
 		recent = append(recent, fmt.Sprintf("%s (started %s)", s.Metric["run_id"], stamp(fromSeconds(float64(s.Value)))))
 	}
 	if len(recent) == 0 {
-		return notFoundf("run id %q: no tokenwatt run at all in the last %s (is Prometheus scraping the loadgen's --metrics-addr, or is --push-url set?)", o.RunID, since)
+		return notFoundf("run id %q: no tokenwatt run at all in the last %s (is Prometheus scraping the loadgen's --metrics-addr, or is --push-url set? VictoriaMetrics hides samples newer than its -search.latencyOffset, 30 s by default, unless it honours the latency_offset=1ms that dump asks for: a run that just ended may show up 30 s later)", o.RunID, since)
 	}
 	return notFoundf("run id %q not in the last %s; most recent: %s", o.RunID, since, strings.Join(recent, ", "))
 }

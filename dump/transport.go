@@ -8,8 +8,9 @@ import (
 // Transport wraps base (nil: http.DefaultTransport) for the Prometheus
 // API client dump uses. It asks every query for the newest data:
 // VictoriaMetrics hides the last -search.latencyOffset (30 s by default)
-// of samples unless a query says latency_offset=0s, so a run that just
-// ended would not be found. Prometheus ignores the parameter.
+// of samples unless a query says latency_offset=1ms, so a run that just
+// ended would not be found. 1ms, not 0s: VictoriaMetrics 1.151 refuses
+// 0 ("out of allowed range [1ms ...]"). Prometheus ignores the parameter.
 func Transport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
@@ -19,7 +20,7 @@ func Transport(base http.RoundTripper) http.RoundTripper {
 			r = r.Clone(r.Context())
 			q := r.URL.Query()
 			if q.Get("latency_offset") == "" {
-				q.Set("latency_offset", "0s")
+				q.Set("latency_offset", "1ms")
 			}
 			r.URL.RawQuery = q.Encode()
 		}

@@ -75,7 +75,7 @@ func (c *dumpCmd) Run(e *env) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return usageErrf("--prometheus %q is not an http(s) URL", c.Prometheus)
 	}
-	client, err := api.NewClient(api.Config{Address: c.Prometheus})
+	client, err := api.NewClient(api.Config{Address: c.Prometheus, RoundTripper: dump.Transport(api.DefaultRoundTripper)})
 	if err != nil {
 		return usageErr(err)
 	}
