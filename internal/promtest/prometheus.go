@@ -12,12 +12,13 @@ import (
 // Prometheus is a prometheus process started for one test, with its own
 // data dir and config, on a free loopback port.
 //
-// It runs with --enable-feature=native-histograms. Prometheus 2.42 then
-// asks targets for protobuf and stores a histogram that has native buckets
-// as a native histogram only: its classic _bucket, _count and _sum series
-// are not stored (scrape_classic_histograms, which keeps both, came in
-// 2.45). Query such histograms with histogram_count, histogram_sum and
-// histogram_quantile.
+// It ingests native histograms: with scrape_native_histograms: true in
+// its configuration on Prometheus 3.9 and later, with
+// --enable-feature=native-histograms before (2.42 rejects the field, 3.9
+// ignores the flag). Prometheus then asks targets for protobuf and stores
+// a histogram that has native buckets as a native histogram only: its
+// classic _bucket, _count and _sum series are not stored. Query such
+// histograms with histogram_count, histogram_sum and histogram_quantile.
 type Prometheus struct {
 	p *process
 }
@@ -52,8 +53,8 @@ type Config struct {
 	Targets   []string      // host:port, scraped at /metrics as job "targets"
 	Interval  time.Duration // scrape and rule evaluation interval
 	RuleFiles []string      // absolute paths
-	// ClassicHistogramsOnly leaves out --enable-feature=native-histograms:
-	// histograms are stored as classic _bucket, _sum and _count series.
+	// ClassicHistogramsOnly leaves native histograms off: histograms are
+	// stored as classic _bucket, _sum and _count series.
 	ClassicHistogramsOnly bool
 }
 
@@ -63,11 +64,13 @@ func StartPrometheusWith(t testing.TB, c Config) *Prometheus {
 	t.Helper()
 	scrapeTargets, scrapeInterval, ruleFiles := c.Targets, c.Interval, c.RuleFiles
 	bin := binary(t, "prometheus", "prometheus")
+	byConfig := BinaryVersion(t, bin).NativeHistogramsByConfig()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	cfg := filepath.Join(dir, "prometheus.yml")
 	p := start(t, "prometheus", bin, func(addr string) []string {
-		if err := os.WriteFile(cfg, []byte(prometheusConfig(addr, scrapeTargets, scrapeInterval, ruleFiles)), 0o644); err != nil {
+		conf := prometheusConfig(addr, scrapeTargets, scrapeInterval, ruleFiles, !c.ClassicHistogramsOnly && byConfig)
+		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		args := []string{
@@ -77,7 +80,7 @@ func StartPrometheusWith(t testing.TB, c Config) *Prometheus {
 			"--web.listen-address=" + addr,
 			"--log.level=info",
 		}
-		if !c.ClassicHistogramsOnly {
+		if !c.ClassicHistogramsOnly && !byConfig {
 			args = append(args, "--enable-feature=native-histograms")
 		}
 		return args
@@ -86,13 +89,17 @@ func StartPrometheusWith(t testing.TB, c Config) *Prometheus {
 }
 
 // prometheusConfig is a prometheus.yml for self (Prometheus' own address),
-// targets and rule files. YAML flow sequences of quoted strings need no
+// targets and rule files, asking for native histograms in the
+// configuration (Prometheus 3.9+) when nativeHistograms is set. YAML flow sequences of quoted strings need no
 // escaping for host:port values; %q quotes paths well enough for YAML's
 // double-quoted strings.
-func prometheusConfig(self string, targets []string, interval time.Duration, ruleFiles []string) string {
+func prometheusConfig(self string, targets []string, interval time.Duration, ruleFiles []string, nativeHistograms bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\n  evaluation_interval: %s\n",
 		promDuration(interval), promDuration(interval), promDuration(interval))
+	if nativeHistograms {
+		fmt.Fprintf(&b, "  scrape_native_histograms: true\n")
+	}
 	if len(ruleFiles) > 0 {
 		fmt.Fprintf(&b, "rule_files:\n")
 		for _, f := range ruleFiles {

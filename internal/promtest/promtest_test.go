@@ -149,7 +149,7 @@ func TestMissingBinarySkipsOrFailsInCI(t *testing.T) {
 }
 
 func TestPrometheusConfig(t *testing.T) {
-	got := prometheusConfig("127.0.0.1:9090", []string{"127.0.0.1:1", "127.0.0.1:2"}, 1500*time.Millisecond, []string{"/r/a.yml"})
+	got := prometheusConfig("127.0.0.1:9090", []string{"127.0.0.1:1", "127.0.0.1:2"}, 1500*time.Millisecond, []string{"/r/a.yml"}, false)
 	want := `global:
   scrape_interval: 1500ms
   scrape_timeout: 1500ms
@@ -166,5 +166,37 @@ scrape_configs:
 `
 	if got != want {
 		t.Errorf("config:\n%s\nwant:\n%s", got, want)
+	}
+	// Prometheus 3.9 and later: native histograms by configuration.
+	got = prometheusConfig("127.0.0.1:9090", nil, time.Second, nil, true)
+	if !strings.Contains(got, "global:\n  scrape_interval: 1000ms\n  scrape_timeout: 1000ms\n  evaluation_interval: 1000ms\n  scrape_native_histograms: true\n") {
+		t.Errorf("config with native histograms:\n%s", got)
+	}
+}
+
+func TestVersionParsing(t *testing.T) {
+	for _, tc := range []struct {
+		v        Version
+		byConfig bool
+	}{
+		{Version{2, 42, true}, false},
+		{Version{3, 8, true}, false},
+		{Version{3, 9, true}, true},
+		{Version{3, 16, true}, true},
+		{Version{4, 0, true}, true},
+		{Version{}, true}, // a build without version ldflags is current
+	} {
+		if got := tc.v.NativeHistogramsByConfig(); got != tc.byConfig {
+			t.Errorf("%+v: by config %v, want %v", tc.v, got, tc.byConfig)
+		}
+	}
+	for out, want := range map[string]Version{
+		"prometheus, version 2.42.0+ds (branch: debian/sid, revision: 2.42.0+ds-5+b5)": {2, 42, true},
+		"promtool, version 3.16.0 (branch: HEAD, revision: abc)":                       {3, 16, true},
+		"prometheus, version  (branch: , revision: unknown)":                           {},
+	} {
+		if v := parseVersion(out); v != want {
+			t.Errorf("%q: %+v, want %+v", out, parseVersion(out), want)
+		}
 	}
 }
