@@ -45,7 +45,13 @@ func runPromtool(t *testing.T, args ...string) {
 // runPromtoolIn is runPromtool in directory dir.
 func runPromtoolIn(t *testing.T, dir string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(promtool(t), args...)
+	runPromtoolBin(t, promtool(t), dir, args...)
+}
+
+// runPromtoolBin runs the promtool at bin with args in dir.
+func runPromtoolBin(t *testing.T, bin, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -68,9 +74,9 @@ func glob(t *testing.T, pattern string) []string {
 
 // promtoolVersion is the major and minor version of promtool on PATH; a
 // build without version ldflags counts as current (99.0).
-func promtoolVersion(t *testing.T) (major, minor int) {
+func promtoolVersion(t *testing.T, bin string) (major, minor int) {
 	t.Helper()
-	out, err := exec.Command(promtool(t), "--version").CombinedOutput()
+	out, err := exec.Command(bin, "--version").CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool --version: %v\n%s", err, out)
 	}
@@ -94,9 +100,9 @@ func atLeast(major, minor, wantMajor, wantMinor int) bool {
 // --enable-feature=native-histograms instead, as the README says) and the
 // rule tests' fuzzy_compare (from 3.5; 2.42's floats are the tests'
 // exact expectations).
-func forPromtool(t *testing.T) string {
+func forPromtool(t *testing.T, bin string) string {
 	t.Helper()
-	major, minor := promtoolVersion(t)
+	major, minor := promtoolVersion(t, bin)
 	drop := map[string]bool{}
 	if !atLeast(major, minor, 3, 8) {
 		drop["scrape_native_histograms: true"] = true
@@ -138,7 +144,7 @@ func forPromtool(t *testing.T) string {
 // TestCheckConfig checks prometheus.yml, and through it the rule files
 // its rule_files glob (resolved relative to the config file) loads.
 func TestCheckConfig(t *testing.T) {
-	runPromtoolIn(t, forPromtool(t), "check", "config", "prometheus.yml")
+	runPromtoolIn(t, forPromtool(t, promtool(t)), "check", "config", "prometheus.yml")
 }
 
 func TestCheckRules(t *testing.T) {
@@ -147,7 +153,38 @@ func TestCheckRules(t *testing.T) {
 
 // TestRuleUnitTests runs the promtool unit tests in rules/tests.
 func TestRuleUnitTests(t *testing.T) {
-	runPromtoolIn(t, forPromtool(t), append([]string{"test", "rules"}, glob(t, "rules/tests/*.yml")...)...)
+	runPromtoolIn(t, forPromtool(t, promtool(t)), append([]string{"test", "rules"}, glob(t, "rules/tests/*.yml")...)...)
+}
+
+// debianPromtool is Debian's promtool (Prometheus 2.42) when it is
+// installed and is not the one on PATH (which .ci/run makes a current
+// 3.x): what a 2.x user checks the shipped files with.
+const debianPromtool = "/usr/bin/promtool"
+
+// TestDebianPromtool is the backward-compatibility check: with Debian's
+// Prometheus 2.42, prometheus.yml (less the 3.x scrape_native_histograms
+// line, as the README tells 2.x users) and the rules load, and the rule
+// unit tests (less fuzzy_compare) pass. Skipped when promtool on PATH is
+// that same binary: the tests above ran it.
+func TestDebianPromtool(t *testing.T) {
+	if _, err := os.Stat(debianPromtool); err != nil {
+		t.Skip("no Debian promtool at " + debianPromtool)
+	}
+	if path, err := exec.LookPath("promtool"); err == nil {
+		if a, b := realPath(path), realPath(debianPromtool); a == b {
+			t.Skip("promtool on PATH is Debian's; TestCheckConfig and TestRuleUnitTests ran it")
+		}
+	}
+	dir := forPromtool(t, debianPromtool)
+	runPromtoolBin(t, debianPromtool, dir, "check", "config", "prometheus.yml")
+	runPromtoolBin(t, debianPromtool, dir, append([]string{"test", "rules"}, glob(t, "rules/tests/*.yml")...)...)
+}
+
+func realPath(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
 }
 
 type ruleFile struct {
