@@ -123,7 +123,11 @@ func (h *histReader) read(ctx context.Context, metric string) (stats, error) {
 		st.mean, _, err = val(fmt.Sprintf("histogram_sum(%[1]s) / histogram_count(%[1]s)", native))
 		return st, err
 	}
-	buckets := h.classicSum(metric, "_bucket", "le")
+	// vmrange too: VictoriaMetrics stores native histograms it receives
+	// (remote_write from a Prometheus that scraped them) as _bucket series
+	// labelled vmrange="lo...hi", which its histogram_quantile reads; on
+	// Prometheus the label is absent and the grouping is by le alone.
+	buckets := h.classicSum(metric, "_bucket", "le, vmrange")
 	p50, found, err = val(fmt.Sprintf("histogram_quantile(0.5, %s)", buckets))
 	if err != nil || !found {
 		return st, err

@@ -115,7 +115,7 @@ func query(ref, expr, legend string) *prometheus.DataqueryBuilder {
 func quantile(q float64, metric, by, sel, window string) string {
 	return fmt.Sprintf(`histogram_quantile(%g, sum by (%s) (rate(%s{%s}[%s])))`+
 		"\n  or\n"+
-		`histogram_quantile(%g, sum by (%s, le) (rate(%s_bucket{%s}[%s])))`,
+		`histogram_quantile(%g, sum by (%s, le, vmrange) (rate(%s_bucket{%s}[%s])))`,
 		q, by, metric, sel, window, q, by, metric, sel, window)
 }
 

@@ -267,6 +267,54 @@ func TestDumpAgreesOnVictoriaMetrics(t *testing.T) {
 	}
 }
 
+// TestDumpAgreesOnVictoriaMetricsRemoteWrite: Prometheus scrapes the run
+// with native histograms and remote-writes them to VictoriaMetrics, which
+// stores them as vmrange buckets (1.143 and later); dump against
+// VictoriaMetrics still finds every percentile, within one bucket of the
+// records. Needs Prometheus 3.8+ and a VictoriaMetrics that says its
+// version (.ci/run's scripts/servers builds both).
+func TestDumpAgreesOnVictoriaMetricsRemoteWrite(t *testing.T) {
+	offlineHF(t)
+	if v := promtest.PrometheusVersion(t); !v.NativeHistogramsByConfig() {
+		t.Skipf("Prometheus %d.%d: remote-written native histograms need 3.9 or later here (scripts/servers builds it)", v.Major, v.Minor)
+	}
+	vm := promtest.StartVictoriaMetrics(t)
+	if v := vm.Version(t); !v.Known || !v.AtLeast(1, 143) {
+		t.Skipf("VictoriaMetrics %+v: vmrange buckets for remote-written native histograms need 1.143 or later (scripts/servers builds it)", v)
+	}
+	addr := closedAddr(t)
+	prom := promtest.StartPrometheusWith(t, promtest.Config{Targets: []string{addr}, Interval: time.Second, RemoteWrite: vm.URL() + "/api/v1/write"})
+	promtest.WaitFor(t, prom.URL(), `count(up{job="targets"})`, 20*time.Second, promtest.Equal(1))
+
+	out := t.TempDir()
+	const runID = "dump-vm-remote-write"
+	res := runCLI(t, dumpRunArgs(runID, out, "--metrics-addr", addr, "--linger", "2500ms")...)
+	if res.code != 0 {
+		t.Fatalf("exit %d\nstderr: %s", res.code, res.stderr)
+	}
+	promtest.WaitFor(t, prom.URL(), fmt.Sprintf(`count(tokenwatt_run_end_timestamp_seconds{run_id=%q})`, runID), 15*time.Second, promtest.Equal(1))
+	vm.Flush(t)
+	promtest.WaitFor(t, vm.URL(), fmt.Sprintf(`count(tokenwatt_run_end_timestamp_seconds{run_id=%q})`, runID), 30*time.Second, promtest.Equal(1))
+	promtest.WaitFor(t, vm.URL(), fmt.Sprintf(`count(count by (vmrange) (tokenwatt_request_duration_seconds_bucket{run_id=%q}))`, runID), 30*time.Second,
+		func(n float64) bool { return n > 0 })
+	local := readLocal(t, out)
+	got, stderr := dumpRow(t, "--prometheus", vm.URL(), "--run-id", runID)
+	t.Logf("dump stderr:\n%s", stderr)
+	if got.TotalPrompts != local.row.TotalPrompts || deref64(got.TotalCompletionTokens) != deref64(local.row.TotalCompletionTokens) {
+		t.Errorf("counts: dump %d prompts, %d output tokens; local %d, %d", got.TotalPrompts, deref64(got.TotalCompletionTokens),
+			local.row.TotalPrompts, deref64(local.row.TotalCompletionTokens))
+	}
+	checkAgreement(t, got, local)
+	checkEnergy(t, got, local.row)
+}
+
+func deref64(p *int64) int64 {
+	if p == nil {
+		return -1
+	}
+	return *p
+}
+
 // TestDumpSumsInstances: three loadgen processes (here: three in-process
 // runs, each with its own /metrics) share one run id and one simulator;
 // the dumped row's counts are the sums of their three local summaries.

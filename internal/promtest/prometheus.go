@@ -56,6 +56,10 @@ type Config struct {
 	// ClassicHistogramsOnly leaves native histograms off: histograms are
 	// stored as classic _bucket, _sum and _count series.
 	ClassicHistogramsOnly bool
+	// RemoteWrite, when set, is a remote_write URL (e.g. a
+	// VictoriaMetrics' /api/v1/write) that gets every sample, native
+	// histograms included.
+	RemoteWrite string
 }
 
 // StartPrometheusWith starts Prometheus as c says and waits until it is
@@ -70,6 +74,9 @@ func StartPrometheusWith(t testing.TB, c Config) *Prometheus {
 	cfg := filepath.Join(dir, "prometheus.yml")
 	p := start(t, "prometheus", bin, func(addr string) []string {
 		conf := prometheusConfig(addr, scrapeTargets, scrapeInterval, ruleFiles, !c.ClassicHistogramsOnly && byConfig)
+		if c.RemoteWrite != "" {
+			conf += fmt.Sprintf("remote_write:\n  - url: %q\n    send_native_histograms: true\n", c.RemoteWrite)
+		}
 		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -1,8 +1,11 @@
 package promtest
 
 import (
+	"io"
 	"net/http"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"testing"
 )
 
@@ -63,3 +66,30 @@ func (v *VictoriaMetrics) Flush(t testing.TB) {
 		t.Fatalf("flush victoria-metrics: GET /internal/force_flush: %s", resp.Status)
 	}
 }
+
+// Version is VictoriaMetrics' release, from vm_app_version at /metrics;
+// unknown (Known false) for builds without version ldflags, Debian's
+// 1.79 among them.
+func (v *VictoriaMetrics) Version(t testing.TB) Version {
+	t.Helper()
+	resp, err := http.Get(v.URL() + "/metrics")
+	if err != nil {
+		t.Fatalf("victoria-metrics /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := vmVersionRE.FindSubmatch(b)
+	if m == nil {
+		return Version{}
+	}
+	var ver Version
+	ver.Major, _ = strconv.Atoi(string(m[1]))
+	ver.Minor, _ = strconv.Atoi(string(m[2]))
+	ver.Known = true
+	return ver
+}
+
+var vmVersionRE = regexp.MustCompile(`vm_app_version\{[^}]*short_version="v(\d+)\.(\d+)\.`)
