@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/tokenwatt/tokenwatt/report"
 )
 
@@ -36,6 +38,12 @@ func vllmRow(ctx context.Context, q *querier, o Options, now time.Time) (*report
 	reqs, reqSeries, err := readCounter(ctx, q, withMatchers("vllm:request_success_total", sel), "finished_reason", start, end)
 	if err != nil {
 		return nil, err
+	}
+	if reqs.found && !hasLabel(reqSeries, "finished_reason") && hasLabel(reqSeries, "finish_reason") {
+		// The label's other spelling (OpenAI's finish_reason).
+		if reqs, reqSeries, err = readCounter(ctx, q, withMatchers("vllm:request_success_total", sel), "finish_reason", start, end); err != nil {
+			return nil, err
+		}
 	}
 	if !reqs.found {
 		return nil, notFoundf("no vllm:request_success_total{%s} samples from %s to %s (is Prometheus scraping vLLM's /metrics?)",
@@ -76,12 +84,23 @@ func vllmRow(ctx context.Context, q *querier, o Options, now time.Time) (*report
 			*c.dst = ptr(intOf(t.total))
 		}
 	}
+	// Throughput is over the time requests were finishing, not over the
+	// window: a --since 5m around a 20 s benchmark would divide by 300 s.
+	active, activeOK := activePeriod(reqSeries, start, end)
+	if activeOK {
+		q.logf("  active: requests finished from %s to %s (%.3f s, to the scrape)", stamp(active.from), stamp(active.to), active.to.Sub(active.from).Seconds())
+	} else {
+		q.warn("vllm: no request finished between two scrapes inside the window; throughput left empty")
+	}
+	ad := active.to.Sub(active.from).Seconds()
 	if row.TotalPromptTokens != nil && row.TotalCompletionTokens != nil {
 		row.TotalTokens = ptr(*row.TotalPromptTokens + *row.TotalCompletionTokens)
-		row.ThroughputTokensPerSecond = ptr(float64(*row.TotalTokens) / d)
+		if activeOK {
+			row.ThroughputTokensPerSecond = ptr(float64(*row.TotalTokens) / ad)
+		}
 	}
-	if row.TotalCompletionTokens != nil {
-		row.OutputThroughputTokensPerSecond = ptr(float64(*row.TotalCompletionTokens) / d)
+	if row.TotalCompletionTokens != nil && activeOK {
+		row.OutputThroughputTokensPerSecond = ptr(float64(*row.TotalCompletionTokens) / ad)
 	}
 
 	h := &histReader{q: q, sel: sel, start: start, end: end, readTo: end}
@@ -106,11 +125,17 @@ func vllmRow(ctx context.Context, q *querier, o Options, now time.Time) (*report
 		return nil, err
 	}
 	row.TPOTMeanSeconds = tpot.mean
+	if tpot.mean == nil {
+		q.warn("vllm: no vllm:request_time_per_output_token_seconds observations in the window (vLLM before 0.10 has none); tpot_mean_seconds left empty")
+	}
 	e2e, err := h.read(ctx, "vllm:e2e_request_latency_seconds")
 	if err != nil {
 		return nil, err
 	}
 	row.E2EP50Seconds, row.E2EP90Seconds, row.E2EP99Seconds = e2e.p50, e2e.p90, e2e.p99
+	if len(h.classic) > 0 {
+		q.warn(fmt.Sprintf("vllm: percentiles of %s from vLLM's classic buckets, whose error is a bucket's width (e.g. ITL's first bucket is 0 to 10 ms), not a native histogram's 10 %%", strings.Join(h.classic, ", ")))
+	}
 	if failed == 0 {
 		row.AvgLatencySeconds = e2e.mean
 	}
@@ -154,4 +179,69 @@ func vllmRow(ctx context.Context, q *querier, o Options, now time.Time) (*report
 	}
 	row.ApplyEnergy(e)
 	return row, nil
+}
+
+// hasLabel reports whether some series carries label name.
+func hasLabel(ss []series, name string) bool {
+	for _, s := range ss {
+		if _, ok := s.Metric[model.LabelName(name)]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// span is a stretch of time.
+type span struct{ from, to time.Time }
+
+// activePeriod is when requests were finishing within [start, end]: from
+// the last scrape before the summed request counter first grew, to the
+// scrape at which it last grew. ok is false when it never grew.
+func activePeriod(ss []series, start, end time.Time) (span, bool) {
+	type point struct {
+		t time.Time
+		v float64
+	}
+	// The counters' sum at each scrape time, each series carrying its
+	// last value forward.
+	var times []time.Time
+	seen := map[int64]bool{}
+	for _, s := range ss {
+		for _, p := range s.Samples {
+			if ms := int64(p.Timestamp); !seen[ms] {
+				seen[ms] = true
+				times = append(times, p.Timestamp.Time())
+			}
+		}
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	sums := make([]point, 0, len(times))
+	idx := make([]int, len(ss))
+	last := make([]float64, len(ss))
+	for _, t := range times {
+		sum := 0.0
+		for k, s := range ss {
+			for idx[k] < len(s.Samples) && !s.Samples[idx[k]].Timestamp.Time().After(t) {
+				last[k] = float64(s.Samples[idx[k]].Value)
+				idx[k]++
+			}
+			sum += last[k]
+		}
+		sums = append(sums, point{t, sum})
+	}
+	var a span
+	found := false
+	for i := 1; i < len(sums); i++ {
+		if sums[i].t.After(end) || !sums[i].t.After(start) || sums[i].v == sums[i-1].v {
+			continue
+		}
+		if !found {
+			a.from, found = sums[i-1].t, true
+			if a.from.Before(start) {
+				a.from = start
+			}
+		}
+		a.to = sums[i].t
+	}
+	return a, found && a.to.After(a.from)
 }

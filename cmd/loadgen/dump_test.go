@@ -399,6 +399,20 @@ func TestDumpVLLMSource(t *testing.T) {
 	if got.Model != cfg.Model || got.Backend != "vllm" || got.TTFTP50Seconds == nil || got.E2EP99Seconds == nil {
 		t.Errorf("row: model %q backend %q ttft p50 %v e2e p99 %v", got.Model, got.Backend, deref(got.TTFTP50Seconds), deref(got.E2EP99Seconds))
 	}
+	// Throughput is over the time requests were finishing: a window five
+	// minutes wider gives the same figure, not one diluted by the idle
+	// time.
+	wide, _ := dumpRow(t, "--prometheus", prom.URL(), "--source", "vllm", "--model", cfg.Model,
+		"--start", fmt.Sprint(start.Unix()-300), "--end", end.Format(time.RFC3339Nano))
+	if got.OutputThroughputTokensPerSecond == nil || wide.OutputThroughputTokensPerSecond == nil ||
+		math.Abs(*wide.OutputThroughputTokensPerSecond / *got.OutputThroughputTokensPerSecond - 1) > 0.01 {
+		t.Errorf("output throughput: %v tok/s over the run's window, %v over one 5 min wider; want the same",
+			deref(got.OutputThroughputTokensPerSecond), deref(wide.OutputThroughputTokensPerSecond))
+	}
+	if !strings.Contains(stderr, "classic buckets") {
+		t.Errorf("no word that the percentiles come from vLLM's classic buckets:\n%s", stderr)
+	}
+
 	// auto picks dcgm-exporter's counter where there is one: both GPUs
 	// unless narrowed.
 	if got.EnergySource != "dcgm-exporter" || deref(got.GPUs) != 2 {
