@@ -12,7 +12,9 @@ import (
 // inside the window; a counter that never grows has none.
 func TestActivePeriod(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
-	at := func(s int) model.Time { return model.TimeFromUnixNano(t0.Add(time.Duration(s) * time.Second).UnixNano()) }
+	at := func(s int) model.Time {
+		return model.TimeFromUnixNano(t0.Add(time.Duration(s) * time.Second).UnixNano())
+	}
 	mk := func(vals ...float64) series {
 		var ss series
 		for i, v := range vals {
