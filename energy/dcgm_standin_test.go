@@ -87,19 +87,6 @@ func openStandIn(t *testing.T, opts SourceOptions) Source {
 	return src
 }
 
-// readStandIn reads src once, bounded in time.
-func readStandIn(t *testing.T, src Source) []Reading {
-	t.Helper()
-	rs, err := src.Read(t.Context(), nil)
-	if err != nil {
-		t.Fatalf("Read: %v", err)
-	}
-	if len(rs) != len(src.Devices()) {
-		t.Fatalf("Read gave %d readings for %d devices", len(rs), len(src.Devices()))
-	}
-	return rs
-}
-
 // Eight GPUs, each with its own power: every one is found with its UUID,
 // model, power limit and MIG mode, and its power and the rate of its
 // energy counter (over the readings' own timestamps) are its draw,
@@ -126,9 +113,9 @@ func TestDCGMStandInEightGPUs(t *testing.T) {
 						t.Errorf("device %d = %+v, want %+v", i, d, want)
 					}
 				}
-				first := readStandIn(t, src)
+				first := mustRead(t, src)
 				time.Sleep(500 * time.Millisecond)
-				second := readStandIn(t, src)
+				second := mustRead(t, src)
 				for i := range gpus {
 					a, b := first[i], second[i]
 					if a.Err != nil || b.Err != nil {
@@ -163,7 +150,7 @@ func TestDCGMStandInGPUWithoutEnergyCounter(t *testing.T) {
 		if src.Method() != MethodMixed {
 			t.Errorf("Method = %s, want mixed", src.Method())
 		}
-		rs := readStandIn(t, src)
+		rs := mustRead(t, src)
 		if rs[1].Err != nil || !math.IsNaN(rs[1].EnergyJ) || rs[1].PowerW != gpus[1].PowerW {
 			t.Errorf("gpu 1: %+v, want power only", rs[1])
 		}
@@ -185,11 +172,11 @@ func TestDCGMStandInValuesBlankAtStart(t *testing.T) {
 		if src.Method() != MethodCounter || src.Devices()[0].Integrated {
 			t.Fatalf("method %s, devices %+v: a blank value is not a missing counter", src.Method(), src.Devices())
 		}
-		if rs := readStandIn(t, src); rs[0].Err == nil || rs[1].Err != nil {
+		if rs := mustRead(t, src); rs[0].Err == nil || rs[1].Err != nil {
 			t.Errorf("blank gpu 0: %+v; gpu 1: %+v", rs[0], rs[1])
 		}
 		c.SetBlank(0, false)
-		if rs := readStandIn(t, src); rs[0].Err != nil || math.IsNaN(rs[0].EnergyJ) || rs[0].PowerW != 100 {
+		if rs := mustRead(t, src); rs[0].Err != nil || math.IsNaN(rs[0].EnergyJ) || rs[0].PowerW != 100 {
 			t.Errorf("gpu 0 once sampled: %+v, want energy and 100 W", rs[0])
 		}
 	})
@@ -201,7 +188,7 @@ func TestDCGMStandInLostGPUAndGlitch(t *testing.T) {
 	inDCGMStandIn(t, dcgmstub.V40, dcgmstub.Node{GPUs: h100s(3)}, nil, func(t *testing.T, c dcgmstub.Controls) {
 		src := openStandIn(t, SourceOptions{GPUs: GPUsAll})
 		c.SetLost(1, true)
-		rs := readStandIn(t, src)
+		rs := mustRead(t, src)
 		if rs[1].Err == nil || !strings.Contains(rs[1].Err.Error(), "gpu 1") || !strings.Contains(rs[1].Err.Error(), "GPU is lost") {
 			t.Errorf("lost gpu 1: %+v, want an error naming it and DCGM's reason", rs[1])
 		}
@@ -209,13 +196,13 @@ func TestDCGMStandInLostGPUAndGlitch(t *testing.T) {
 			t.Errorf("the others: %+v, %+v", rs[0], rs[2])
 		}
 		c.SetLost(1, false)
-		before := readStandIn(t, src)
+		before := mustRead(t, src)
 		if before[1].Err != nil {
 			t.Errorf("gpu 1 found again: %+v", before[1])
 		}
 		c.Glitch(2)
-		glitch := readStandIn(t, src)
-		after := readStandIn(t, src)
+		glitch := mustRead(t, src)
+		after := mustRead(t, src)
 		if glitch[2].EnergyJ-before[2].EnergyJ < 1e8 || after[2].EnergyJ > before[2].EnergyJ+1e6 {
 			t.Errorf("gpu 2 around a glitch: %v, %v, %v J", before[2].EnergyJ, glitch[2].EnergyJ, after[2].EnergyJ)
 		}
@@ -230,7 +217,7 @@ func TestDCGMStandInHungGPU(t *testing.T) {
 		src := openStandIn(t, SourceOptions{GPUs: GPUsAll})
 		c.SetHung(1, 20*time.Second)
 		start := time.Now()
-		rs := readStandIn(t, src)
+		rs := mustRead(t, src)
 		if took := time.Since(start); took > 5*time.Second {
 			t.Errorf("Read took %v with gpu 1 hung 20 s; want about the read bound", took)
 		}
@@ -244,7 +231,7 @@ func TestDCGMStandInHungGPU(t *testing.T) {
 				t.Fatalf("gpu 1 still failing 10 s after it answered: %v", rs[1].Err)
 			}
 			time.Sleep(50 * time.Millisecond)
-			rs = readStandIn(t, src)
+			rs = mustRead(t, src)
 		}
 		if rs[0].Err != nil || rs[2].Err != nil {
 			t.Errorf("the others: %v, %v", rs[0].Err, rs[2].Err)
@@ -269,7 +256,7 @@ func TestDCGMStandInRemoteHostEngineDownThenUp(t *testing.T) {
 		if len(src.Devices()) != 2 || !conn.Connected() {
 			t.Fatalf("devices %+v, connected %v", src.Devices(), conn.Connected())
 		}
-		readStandIn(t, src)
+		mustRead(t, src)
 		c.SetDown(true)
 		if _, err := src.Read(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "127.0.0.1:5555") {
 			t.Fatalf("Read with the host engine down: %v, want an error naming it", err)
@@ -385,7 +372,7 @@ func TestDCGMStandInChoosesGPUsThroughNVML(t *testing.T) {
 			if len(devs) != 1 || devs[0].Index != tc.want || SelectionOf(src).How != tc.how {
 				t.Errorf("--gpus %s: devices %+v chosen by %q; want gpu %d by %q", tc.gpus, devs, SelectionOf(src).How, tc.want, tc.how)
 			}
-			if rs := readStandIn(t, src); rs[0].Err != nil || rs[0].PowerW != gpus[tc.want].PowerW {
+			if rs := mustRead(t, src); rs[0].Err != nil || rs[0].PowerW != gpus[tc.want].PowerW {
 				t.Errorf("--gpus %s: reading %+v, want gpu %d's %v W", tc.gpus, rs[0], tc.want, gpus[tc.want].PowerW)
 			}
 			src.Close()

@@ -59,6 +59,24 @@ func newFakeDCGMLib(gpus ...uint) *fakeDCGMLib {
 	}
 }
 
+// twoGPUs is a fake DCGM with GPU 0 at 1 J and GPU 1 at 2 J, both 100 W.
+func twoGPUs() *fakeDCGMLib {
+	lib := newFakeDCGMLib(0, 1)
+	lib.set(0, mJ(1000), watts(100))
+	lib.set(1, mJ(2000), watts(100))
+	return lib
+}
+
+// hangGPU makes the GPU's Latest calls wait until the returned channel is
+// closed.
+func (f *fakeDCGMLib) hangGPU(gpu uint) chan struct{} {
+	release := make(chan struct{})
+	f.mu.Lock()
+	f.hang[gpu] = release
+	f.mu.Unlock()
+	return release
+}
+
 func (f *fakeDCGMLib) call() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -246,18 +264,6 @@ func openFake(t *testing.T, lib *fakeDCGMLib, opts SourceOptions) *dcgmSource {
 	return src
 }
 
-func readOnce(t *testing.T, src Source) []Reading {
-	t.Helper()
-	rs, err := src.Read(context.Background(), nil)
-	if err != nil {
-		t.Fatalf("Read: %v", err)
-	}
-	if len(rs) != len(src.Devices()) {
-		t.Fatalf("Read gave %d readings for %d devices", len(rs), len(src.Devices()))
-	}
-	return rs
-}
-
 func TestDCGMSourceConvertsMillijoulesAndWatchesAtTheInterval(t *testing.T) {
 	lib := newFakeDCGMLib(0, 1)
 	lib.limits[0] = 700
@@ -280,7 +286,7 @@ func TestDCGMSourceConvertsMillijoulesAndWatchesAtTheInterval(t *testing.T) {
 	if !slices.Equal(src.Devices(), want) {
 		t.Errorf("Devices = %+v", src.Devices())
 	}
-	rs := readOnce(t, src)
+	rs := mustRead(t, src)
 	if rs[0].EnergyJ != 123.456 || rs[0].PowerW != 250.5 || rs[0].Err != nil || rs[0].Time.IsZero() {
 		t.Errorf("gpu 0: %+v, want 123.456 J, 250.5 W", rs[0])
 	}
@@ -304,7 +310,7 @@ func TestDCGMSourcePrefersField156(t *testing.T) {
 	if w := lib.snapshot().watches; !slices.Equal(w[len(w)-1], []uint16{156, 1611, 157, 155, 54}) {
 		t.Errorf("watched %v, want [156 1611 157 155 54]", w)
 	}
-	rs := readOnce(t, src)
+	rs := mustRead(t, src)
 	if rs[0].EnergyJ != 999 {
 		t.Errorf("gpu 0 energy %v J, want 999 from field 156", rs[0].EnergyJ)
 	}
@@ -314,7 +320,7 @@ func TestDCGMSourcePrefersField156(t *testing.T) {
 	// The choice holds: a GPU on 156 does not flip to 1611 (whose
 	// rounding could look like a counter going back).
 	lib.set(0, joules(1000.5), mJ(dcgmBlankInt64Min), watts(300))
-	if rs := readOnce(t, src); !math.IsNaN(rs[0].EnergyJ) || rs[0].PowerW != 300 || rs[0].Err != nil {
+	if rs := mustRead(t, src); !math.IsNaN(rs[0].EnergyJ) || rs[0].PowerW != 300 || rs[0].Err != nil {
 		t.Errorf("gpu 0 with 156 blank: %+v, want no energy, 300 W, no error", rs[0])
 	}
 }
@@ -325,11 +331,11 @@ func TestDCGMSourceWaitsForField156(t *testing.T) {
 	delete(lib.noField, dcgmFieldEnergyJ)
 	lib.set(0, joules(10), mJ(dcgmBlankInt64Min), watts(100))
 	src := openFake(t, lib, SourceOptions{})
-	if rs := readOnce(t, src); !math.IsNaN(rs[0].EnergyJ) || rs[0].PowerW != 100 {
+	if rs := mustRead(t, src); !math.IsNaN(rs[0].EnergyJ) || rs[0].PowerW != 100 {
 		t.Errorf("156 blank: %+v, want no energy yet", rs[0])
 	}
 	lib.set(0, joules(11), mJ(11_250), watts(100))
-	if rs := readOnce(t, src); rs[0].EnergyJ != 11.25 {
+	if rs := mustRead(t, src); rs[0].EnergyJ != 11.25 {
 		t.Errorf("156 sampled: %+v, want 11.25 J from 156", rs[0])
 	}
 }
@@ -349,7 +355,7 @@ func TestDCGMSourceRetriesWatchWithout1611(t *testing.T) {
 	if w := lib.snapshot().watches; !slices.Equal(w[len(w)-1], []uint16{156, 157, 155, 54}) {
 		t.Errorf("watched %v, want [156 157 155 54]", w)
 	}
-	if rs := readOnce(t, src); rs[0].EnergyJ != 5 {
+	if rs := mustRead(t, src); rs[0].EnergyJ != 5 {
 		t.Errorf("energy %v J, want 5", rs[0].EnergyJ)
 	}
 }
@@ -360,7 +366,7 @@ func TestDCGMSourcePrefersInstantPower(t *testing.T) {
 	lib.set(0, mJ(1000), instantWatts(333), watts(300))
 	lib.set(1, mJ(1000), dcgmValue{Field: dcgmFieldPowerInstantW, Type: 'd', Float: dcgmNotSupportedFP64}, watts(70))
 	src := openFake(t, lib, SourceOptions{GPUs: GPUsAll})
-	if rs := readOnce(t, src); rs[0].PowerW != 333 || rs[1].PowerW != 70 {
+	if rs := mustRead(t, src); rs[0].PowerW != 333 || rs[1].PowerW != 70 {
 		t.Errorf("power %v, %v W; want 333 (field 157) and 70 (155)", rs[0].PowerW, rs[1].PowerW)
 	}
 }
@@ -371,7 +377,7 @@ func TestDCGMSourcePassesADecreasingCounterThrough(t *testing.T) {
 	src := openFake(t, lib, SourceOptions{})
 	for _, v := range []int64{5_000_000, 100, 200} {
 		lib.set(0, mJ(v), watts(100))
-		rs := readOnce(t, src)
+		rs := mustRead(t, src)
 		if rs[0].Err != nil || rs[0].EnergyJ != float64(v)/1000 {
 			t.Errorf("counter %d mJ read as %+v", v, rs[0])
 		}
@@ -385,7 +391,7 @@ func TestDCGMSourceDeviceFailingMidRun(t *testing.T) {
 	}
 	src := openFake(t, lib, SourceOptions{GPUs: GPUsAll})
 	lib.fail(1, errors.New("GPU is lost\nreset it"))
-	rs := readOnce(t, src)
+	rs := mustRead(t, src)
 	if rs[1].Err == nil || !strings.Contains(rs[1].Err.Error(), "gpu 1") || !strings.Contains(rs[1].Err.Error(), "GPU is lost reset it") {
 		t.Errorf("gpu 1 error %v, want one line naming gpu 1 and DCGM's message", rs[1].Err)
 	}
@@ -396,16 +402,11 @@ func TestDCGMSourceDeviceFailingMidRun(t *testing.T) {
 
 // A hung GPU read stalls only that GPU: Read returns within the bound.
 func TestDCGMSourceHungGPU(t *testing.T) {
-	lib := newFakeDCGMLib(0, 1)
-	lib.set(0, mJ(1000), watts(100))
-	lib.set(1, mJ(2000), watts(100))
+	lib := twoGPUs()
 	src := openFake(t, lib, SourceOptions{GPUs: GPUsAll, Interval: 10 * time.Millisecond})
-	release := make(chan struct{})
-	lib.mu.Lock()
-	lib.hang[1] = release
-	lib.mu.Unlock()
+	release := lib.hangGPU(1)
 	start := time.Now()
-	rs := readOnce(t, src)
+	rs := mustRead(t, src)
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("Read took %v with gpu 1 hung", took)
 	}
@@ -420,7 +421,7 @@ func TestDCGMSourceHungGPU(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for rs[1].Err != nil && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
-		rs = readOnce(t, src)
+		rs = mustRead(t, src)
 	}
 	if rs[1].Err != nil || rs[1].EnergyJ != 2 {
 		t.Errorf("gpu 1 once its call returned: %+v", rs[1])
@@ -481,7 +482,7 @@ func TestDCGMSourceBlankValues(t *testing.T) {
 	lib.set(0, mJ(dcgmBlankInt64Min), watts(90))                                                 // energy blank
 	lib.set(1, mJ(2000), watts(dcgmBlankFP64Min))                                                // power blank
 	lib.set(2, mJ(dcgmBlankInt64Min+1), dcgmValue{Field: dcgmFieldPowerW, Type: 'd', Status: 1}) // nothing
-	rs := readOnce(t, src)
+	rs := mustRead(t, src)
 	if !math.IsNaN(rs[0].EnergyJ) || rs[0].PowerW != 90 || rs[0].Err != nil {
 		t.Errorf("blank energy: %+v, want no energy, 90 W", rs[0])
 	}
@@ -493,7 +494,7 @@ func TestDCGMSourceBlankValues(t *testing.T) {
 	}
 	// A GPU that returns no values at all.
 	lib.set(0)
-	if rs := readOnce(t, src); rs[0].Err == nil {
+	if rs := mustRead(t, src); rs[0].Err == nil {
 		t.Errorf("no values: %+v, want an error", rs[0])
 	}
 }
@@ -512,7 +513,7 @@ func TestDCGMSourcePowerOnlyGPU(t *testing.T) {
 	if n := countLines(logs, "gpu 1"); n != 1 {
 		t.Errorf("logs %q, want one line about gpu 1", logs.all())
 	}
-	rs := readOnce(t, src)
+	rs := mustRead(t, src)
 	if !math.IsNaN(rs[1].EnergyJ) || rs[1].PowerW != 55 || rs[1].Err != nil {
 		t.Errorf("power-only gpu: %+v", rs[1])
 	}
@@ -541,11 +542,11 @@ func TestDCGMSourceBlankAtStartIsNotNoCounter(t *testing.T) {
 	if src.Method() != MethodCounter {
 		t.Fatalf("Method = %s, want counter", src.Method())
 	}
-	if rs := readOnce(t, src); rs[0].Err == nil {
+	if rs := mustRead(t, src); rs[0].Err == nil {
 		t.Errorf("gpu 0 blank: %+v, want an error (no value)", rs[0])
 	}
 	lib.set(0, mJ(4000), watts(100))
-	if rs := readOnce(t, src); rs[0].Err != nil || rs[0].EnergyJ != 4 || rs[1].EnergyJ != 1 {
+	if rs := mustRead(t, src); rs[0].Err != nil || rs[0].EnergyJ != 4 || rs[1].EnergyJ != 1 {
 		t.Errorf("once sampled: %+v", rs)
 	}
 }
@@ -729,7 +730,7 @@ func TestDCGMSourceSelectsGPUs(t *testing.T) {
 			if sel.How != tc.how || (sel.Warning != "") != tc.warning {
 				t.Errorf("selection %+v, want %q, warning %v", sel, tc.how, tc.warning)
 			}
-			rs := readOnce(t, src)
+			rs := mustRead(t, src)
 			for i, r := range rs {
 				if r.EnergyJ != float64(tc.want[i]) {
 					t.Errorf("reading %d: %+v, want gpu %d's", i, r, tc.want[i])
@@ -759,7 +760,7 @@ func TestDCGMSourceStampsReadingsWithDCGMSampleTime(t *testing.T) {
 			e.TS = time.Now().Add(-tc.age).UnixMicro()
 			lib.set(0, e, watts(100))
 			before := time.Now()
-			r := readOnce(t, src)[0]
+			r := mustRead(t, src)[0]
 			after := time.Now()
 			if r.Time.Before(before.Add(-tc.wantAge-time.Millisecond)) || r.Time.After(after.Add(-tc.wantAge)) {
 				t.Errorf("reading stamped %v before Read, want about %v", before.Sub(r.Time), tc.wantAge)
@@ -773,9 +774,7 @@ func TestDCGMSourceStampsReadingsWithDCGMSampleTime(t *testing.T) {
 // attempt and the reconnection once, re-creates its watch and reads
 // again. No reconnection runs while a read is in flight.
 func TestDCGMSourceReconnects(t *testing.T) {
-	lib := newFakeDCGMLib(0, 1)
-	lib.set(0, mJ(1000), watts(100))
-	lib.set(1, mJ(2000), watts(100))
+	lib := twoGPUs()
 	logs := &logRecorder{}
 	src := openFake(t, lib, SourceOptions{DCGMAddr: "gpu-host:5555", Logger: logs.logger()})
 	src.backoff = [2]time.Duration{20 * time.Millisecond, 40 * time.Millisecond}
@@ -805,7 +804,7 @@ func TestDCGMSourceReconnects(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	rs := readOnce(t, src)
+	rs := mustRead(t, src)
 	if rs[0].EnergyJ != 1 || rs[1].EnergyJ != 2 {
 		t.Errorf("after reconnecting: %+v", rs)
 	}
@@ -827,15 +826,13 @@ func TestDCGMSourceReconnects(t *testing.T) {
 // its identity) gets no second call while the first is out: not from
 // opening, not from the reads after.
 func TestDCGMSourceNeverPilesCallsOnAHungGPU(t *testing.T) {
-	lib := newFakeDCGMLib(0, 1)
-	lib.set(0, mJ(1000), watts(100))
-	lib.set(1, mJ(2000), watts(100))
+	lib := twoGPUs()
 	release := make(chan struct{})
 	lib.hang[1], lib.hangEnergy = release, true
 	src := openFake(t, lib, SourceOptions{GPUs: GPUsAll, Interval: 10 * time.Millisecond})
 	defer close(release)
 	for range 3 {
-		rs := readOnce(t, src)
+		rs := mustRead(t, src)
 		if rs[0].Err != nil || rs[1].Err == nil {
 			t.Fatalf("readings %+v; want gpu 0 read and gpu 1 failing", rs)
 		}
@@ -852,17 +849,15 @@ func TestDCGMSourceNeverPilesCallsOnAHungGPU(t *testing.T) {
 // id that now names another GPU fails, rather than reading that GPU's
 // counter under the old UUID.
 func TestDCGMSourceNoticesRenumberedGPUs(t *testing.T) {
-	lib := newFakeDCGMLib(0, 1)
-	lib.set(0, mJ(1000), watts(100))
-	lib.set(1, mJ(2000), watts(100))
+	lib := twoGPUs()
 	src := openFake(t, lib, SourceOptions{DCGMAddr: "gpu-host:5555"})
-	if rs := readOnce(t, src); rs[0].Err != nil || rs[1].Err != nil {
+	if rs := mustRead(t, src); rs[0].Err != nil || rs[1].Err != nil {
 		t.Fatalf("before: %+v", rs)
 	}
 	lib.mu.Lock()
 	lib.uuids[0], lib.uuids[1] = "GPU-0001", "GPU-0000" // swapped
 	lib.mu.Unlock()
-	rs := readOnce(t, src)
+	rs := mustRead(t, src)
 	for i, r := range rs {
 		if r.Err == nil || !strings.Contains(r.Err.Error(), "numbered the GPUs afresh") || !math.IsNaN(r.EnergyJ) {
 			t.Errorf("gpu %d after renumbering: %+v, want an error and no energy", i, r)
@@ -873,15 +868,10 @@ func TestDCGMSourceNoticesRenumberedGPUs(t *testing.T) {
 // A reconnection waits for reads in flight: go-dcgm's Shutdown and Init
 // replace the connection those reads use.
 func TestDCGMSourceReconnectWaitsForReadsInFlight(t *testing.T) {
-	lib := newFakeDCGMLib(0, 1)
-	lib.set(0, mJ(1000), watts(100))
-	lib.set(1, mJ(2000), watts(100))
+	lib := twoGPUs()
 	src := openFake(t, lib, SourceOptions{DCGMAddr: "gpu-host:5555", Interval: 10 * time.Millisecond})
 	src.backoff = [2]time.Duration{time.Millisecond, time.Millisecond}
-	release := make(chan struct{})
-	lib.mu.Lock()
-	lib.hang[1] = release
-	lib.mu.Unlock()
+	release := lib.hangGPU(1)
 	lib.fail(0, dcgmConnectionError{"Host engine connection invalid/disconnected"})
 	if _, err := src.Read(context.Background(), nil); err == nil {
 		t.Fatal("Read: no error")
@@ -907,15 +897,10 @@ func TestDCGMSourceReconnectWaitsForReadsInFlight(t *testing.T) {
 // After Close nothing reaches DCGM; a read hung past the bound delays
 // only DCGM's shutdown, not Close.
 func TestDCGMSourceClose(t *testing.T) {
-	lib := newFakeDCGMLib(0, 1)
-	lib.set(0, mJ(1000), watts(100))
-	lib.set(1, mJ(2000), watts(100))
+	lib := twoGPUs()
 	src := openFake(t, lib, SourceOptions{GPUs: GPUsAll, Interval: 10 * time.Millisecond})
-	release := make(chan struct{})
-	lib.mu.Lock()
-	lib.hang[1] = release
-	lib.mu.Unlock()
-	readOnce(t, src)
+	release := lib.hangGPU(1)
+	mustRead(t, src)
 	start := time.Now()
 	if err := src.Close(); err == nil || time.Since(start) > 5*time.Second {
 		t.Errorf("Close with a read hung: %v after %v; want an error within the bound", err, time.Since(start))

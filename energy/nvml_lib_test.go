@@ -89,7 +89,7 @@ func TestNVMLLibraryAdapter(t *testing.T) {
 	if src.Method() != MethodMixed || src.Devices()[1].UUID != "GPU-b" || src.Devices()[1].Model != "Tesla P100-PCIE-16GB" || src.Devices()[1].PowerLimitW != 250 {
 		t.Errorf("method %s, devices %+v", src.Method(), src.Devices())
 	}
-	rs := readOnce(t, src)
+	rs := mustRead(t, src)
 	if rs[0].EnergyJ != 5000.5 || rs[0].PowerW != 312.25 || rs[0].Err != nil {
 		t.Errorf("gpu 0: %+v, want 5000.5 J, 312.25 W", rs[0])
 	}
@@ -112,7 +112,7 @@ func TestNVMLLibraryAdapter(t *testing.T) {
 	if err := src.Close(); err != nil || *shutdown != 1 {
 		t.Errorf("second Close: %v, Shutdown called %d times", err, *shutdown)
 	}
-	if rs := readOnce(t, src); rs[0].Err == nil {
+	if rs := mustRead(t, src); rs[0].Err == nil {
 		t.Errorf("read after Close: %+v, want an error", rs[0])
 	}
 }

@@ -53,9 +53,9 @@ func openStubNVML(t *testing.T, opts SourceOptions) Source {
 // readings.
 func readRates(t *testing.T, src Source, gap time.Duration) ([]float64, []Reading) {
 	t.Helper()
-	first := readOnce(t, src)
+	first := mustRead(t, src)
 	time.Sleep(gap)
-	second := readOnce(t, src)
+	second := mustRead(t, src)
 	w := make([]float64, len(second))
 	for i := range second {
 		w[i] = (second[i].EnergyJ - first[i].EnergyJ) / second[i].Time.Sub(first[i].Time).Seconds()
@@ -187,12 +187,12 @@ func TestNVMLStubLostGPU(t *testing.T) {
 	node := nvmlstub.Node{GPUs: []nvmlstub.GPU{{PowerW: 300}, {PowerW: 300}, {PowerW: 200}}}
 	nvmlstub.InChild(t, node, noCUDAVisible, func(t *testing.T, stub nvmlstub.Stub) {
 		src := openStubNVML(t, SourceOptions{GPUs: "all"})
-		before := readOnce(t, src)
+		before := mustRead(t, src)
 		if err := stub.Lose(1); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(500 * time.Millisecond)
-		rs := readOnce(t, src)
+		rs := mustRead(t, src)
 		if rs[1].Err == nil || !strings.Contains(rs[1].Err.Error(), "GPU is lost") || !strings.Contains(rs[1].Err.Error(), "gpu 1") {
 			t.Errorf("lost gpu 1: %v", rs[1].Err)
 		}
@@ -204,7 +204,7 @@ func TestNVMLStubLostGPU(t *testing.T) {
 		if err := stub.Heal(1); err != nil {
 			t.Fatal(err)
 		}
-		if rs := readOnce(t, src); rs[1].Err != nil || !(rs[1].EnergyJ > before[1].EnergyJ) {
+		if rs := mustRead(t, src); rs[1].Err != nil || !(rs[1].EnergyJ > before[1].EnergyJ) {
 			t.Errorf("gpu 1 back: %+v", rs[1])
 		}
 	})
@@ -232,7 +232,7 @@ func TestNVMLStubGPUHungAtOpen(t *testing.T) {
 		if !slices.Equal(idx, []int{0, 2}) {
 			t.Fatalf("devices %v, want 0 and 2 (gpu 1 did not answer)", idx)
 		}
-		if rs := readOnce(t, src); rs[0].Err != nil || rs[1].Err != nil {
+		if rs := mustRead(t, src); rs[0].Err != nil || rs[1].Err != nil {
 			t.Errorf("readings %+v", rs)
 		}
 		if err := stub.Heal(1); err != nil {
@@ -248,14 +248,14 @@ func TestNVMLStubHungGPU(t *testing.T) {
 	node := nvmlstub.Node{GPUs: []nvmlstub.GPU{{PowerW: 300}, {PowerW: 300}, {PowerW: 200}}}
 	nvmlstub.InChild(t, node, noCUDAVisible, func(t *testing.T, stub nvmlstub.Stub) {
 		src := openStubNVML(t, SourceOptions{GPUs: "all"})
-		before := readOnce(t, src)
+		before := mustRead(t, src)
 		const hang = 4 * time.Second
 		if err := stub.Hang(1, hang); err != nil {
 			t.Fatal(err)
 		}
 		for range 2 {
 			start := time.Now()
-			rs := readOnce(t, src)
+			rs := mustRead(t, src)
 			// The bound is readTimeout (500 ms); a busy machine may add a
 			// little, never the hang.
 			if took := time.Since(start); took > hang*3/4 {
@@ -274,7 +274,7 @@ func TestNVMLStubHungGPU(t *testing.T) {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(3 * hang)
-		for rs := readOnce(t, src); rs[1].Err != nil; rs = readOnce(t, src) {
+		for rs := mustRead(t, src); rs[1].Err != nil; rs = mustRead(t, src) {
 			if time.Now().After(deadline) {
 				t.Fatalf("gpu 1 still failing %v after it stopped hanging: %v", 3*hang, rs[1].Err)
 			}
@@ -286,7 +286,7 @@ func TestNVMLStubHungGPU(t *testing.T) {
 		if err := stub.Hang(1, time.Second); err != nil {
 			t.Fatal(err)
 		}
-		readOnce(t, src)
+		mustRead(t, src)
 		start := time.Now()
 		if err := src.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -329,7 +329,7 @@ func TestNVMLStubEnergyFailingAtStart(t *testing.T) {
 		if d := src.Devices()[1]; d.Integrated || src.Method() != MethodCounter {
 			t.Errorf("gpu 1 %+v, method %s; want a counter", d, src.Method())
 		}
-		if rs := readOnce(t, src); rs[1].Err == nil || !strings.Contains(rs[1].Err.Error(), "Unknown Error") {
+		if rs := mustRead(t, src); rs[1].Err == nil || !strings.Contains(rs[1].Err.Error(), "Unknown Error") {
 			t.Errorf("gpu 1 while its counter fails: %+v", rs[1])
 		}
 		if err := stub.Heal(1); err != nil {
@@ -353,7 +353,7 @@ func TestNVMLStubInstantPower(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rs := readOnce(t, src)
+		rs := mustRead(t, src)
 		if rs[0].PowerW != 500 {
 			t.Errorf("gpu 0 just after going to 500 W reads %.3f W; want the instant 500", rs[0].PowerW)
 		}

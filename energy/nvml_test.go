@@ -72,7 +72,7 @@ func TestNVMLSourceConvertsUnits(t *testing.T) {
 	if d := src.Devices()[1]; d != (Device{Index: 1, UUID: "GPU-0001", Model: "NVIDIA A100-SXM4-40GB", Hostname: "gpu-host", PowerLimitW: 400}) {
 		t.Errorf("device 1 = %+v", d)
 	}
-	rs := readOnce(t, src)
+	rs := mustRead(t, src)
 	if rs[0].EnergyJ != 123.456 || rs[0].PowerW != 250.5 || rs[0].Err != nil || rs[0].Time.IsZero() {
 		t.Errorf("gpu 0: %+v, want 123.456 J, 250.5 W", rs[0])
 	}
@@ -103,7 +103,7 @@ func TestNVMLSourcePowerOnlyWhenTheCounterIsNotSupported(t *testing.T) {
 	if len(logs.all()) != 1 || !strings.Contains(logs.all()[0], "gpu 1") {
 		t.Errorf("logs.all() %q, want one line about gpu 1", logs.all())
 	}
-	rs := readOnce(t, src)
+	rs := mustRead(t, src)
 	if !math.IsNaN(rs[1].EnergyJ) || rs[1].PowerW != 55 || rs[1].Err != nil {
 		t.Errorf("power-only gpu: %+v", rs[1])
 	}
@@ -112,7 +112,7 @@ func TestNVMLSourcePowerOnlyWhenTheCounterIsNotSupported(t *testing.T) {
 	}
 	// A power-only GPU whose power read fails has nothing to give.
 	lib.powerErr[1] = errors.New("GPU is lost")
-	if rs := readOnce(t, src); rs[1].Err == nil || !strings.Contains(rs[1].Err.Error(), "gpu 1") {
+	if rs := mustRead(t, src); rs[1].Err == nil || !strings.Contains(rs[1].Err.Error(), "gpu 1") {
 		t.Errorf("power-only gpu without power: %+v", rs[1])
 	}
 
@@ -129,7 +129,7 @@ func TestNVMLSourceDeviceFailingMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	lib.energyErr[1] = errors.New("GetTotalEnergyConsumption: GPU is lost")
-	rs := readOnce(t, src)
+	rs := mustRead(t, src)
 	if rs[1].Err == nil || !strings.Contains(rs[1].Err.Error(), "gpu 1") || !strings.Contains(rs[1].Err.Error(), "GPU is lost") {
 		t.Errorf("gpu 1 error %v", rs[1].Err)
 	}
@@ -139,7 +139,7 @@ func TestNVMLSourceDeviceFailingMidRun(t *testing.T) {
 	// Power failing on a GPU with a counter loses the power, not the reading.
 	delete(lib.energyErr, 1)
 	lib.powerErr[2] = errors.New("GetPowerUsage: unknown error")
-	rs = readOnce(t, src)
+	rs = mustRead(t, src)
 	if rs[1].Err != nil || rs[2].Err != nil || !math.IsNaN(rs[2].PowerW) || rs[2].EnergyJ != 3 {
 		t.Errorf("after recovery / without power: %+v, %+v", rs[1], rs[2])
 	}
@@ -158,11 +158,11 @@ func TestNVMLSourceCounterFailingAtStart(t *testing.T) {
 	if src.Method() != MethodCounter || src.Devices()[1].Integrated {
 		t.Errorf("method %s, gpu 1 %+v", src.Method(), src.Devices()[1])
 	}
-	if rs := readOnce(t, src); rs[1].Err == nil || !strings.Contains(rs[1].Err.Error(), "Timeout") {
+	if rs := mustRead(t, src); rs[1].Err == nil || !strings.Contains(rs[1].Err.Error(), "Timeout") {
 		t.Errorf("gpu 1 while failing: %+v", rs[1])
 	}
 	delete(lib.energyErr, 1)
-	if rs := readOnce(t, src); rs[1].Err != nil || rs[1].EnergyJ != 2 {
+	if rs := mustRead(t, src); rs[1].Err != nil || rs[1].EnergyJ != 2 {
 		t.Errorf("gpu 1 answering: %+v", rs[1])
 	}
 
@@ -172,7 +172,7 @@ func TestNVMLSourceCounterFailingAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	lib.energyErr[0] = errNVMLNotSupportedAsLib
-	if rs := readOnce(t, src); rs[0].Err == nil || !strings.Contains(rs[0].Err.Error(), "restart") {
+	if rs := mustRead(t, src); rs[0].Err == nil || !strings.Contains(rs[0].Err.Error(), "restart") {
 		t.Errorf("gpu 0 found without counter: %+v", rs[0])
 	}
 }
@@ -189,11 +189,11 @@ func TestNVMLSourceInstantPower(t *testing.T) {
 	}
 	delete(lib.instantErr, 1) // too late: decided at start
 	lib.instantMW[1] = 1
-	if rs := readOnce(t, src); rs[0].PowerW != 612.345 || rs[1].PowerW != 100 {
+	if rs := mustRead(t, src); rs[0].PowerW != 612.345 || rs[1].PowerW != 100 {
 		t.Errorf("power %.3f W, %.3f W; want the instant 612.345 W, the mean 100 W", rs[0].PowerW, rs[1].PowerW)
 	}
 	lib.instantErr[0] = errors.New("GetFieldValues: Unknown Error")
-	if rs := readOnce(t, src); rs[0].PowerW != 100 || rs[0].Err != nil {
+	if rs := mustRead(t, src); rs[0].PowerW != 100 || rs[0].Err != nil {
 		t.Errorf("instant field failing: %+v, want GetPowerUsage's 100 W", rs[0])
 	}
 }
@@ -232,7 +232,7 @@ func TestNVMLSourceSelection(t *testing.T) {
 			if got := indices(src.Devices()); !slices.Equal(got, tc.want) || src.Selection().How != tc.how {
 				t.Errorf("chose %v by %q, want %v by %q", got, src.Selection().How, tc.want, tc.how)
 			}
-			if len(src.gpus) != len(tc.want) || len(readOnce(t, src)) != len(tc.want) {
+			if len(src.gpus) != len(tc.want) || len(mustRead(t, src)) != len(tc.want) {
 				t.Errorf("reads %d GPUs", len(src.gpus))
 			}
 			for _, d := range src.Devices() {
@@ -280,7 +280,7 @@ func TestNVMLSourcePassesADecreasingCounterThrough(t *testing.T) {
 	}
 	for _, v := range []uint64{9_000_000, 50, 60} {
 		lib.energyMJ[0] = v
-		if rs := readOnce(t, src); rs[0].Err != nil || rs[0].EnergyJ != float64(v)/1000 {
+		if rs := mustRead(t, src); rs[0].Err != nil || rs[0].EnergyJ != float64(v)/1000 {
 			t.Errorf("counter %d mJ read as %+v", v, rs[0])
 		}
 	}

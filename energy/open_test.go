@@ -138,7 +138,7 @@ func TestOpenSourceScrapesAnEnergyExporter(t *testing.T) {
 	if got.Method() != MethodCounter || len(got.Devices()) != 2 || got.Devices()[1] != src.devices[1] {
 		t.Errorf("scraped %s %+v, want %+v", got.Method(), got.Devices(), src.devices)
 	}
-	rs := readOnce(t, got)
+	rs := mustRead(t, got)
 	if rs[0].EnergyJ != 500 || rs[1].PowerW != 310 {
 		t.Errorf("scraped readings %+v", rs)
 	}
