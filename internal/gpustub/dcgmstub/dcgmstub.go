@@ -18,20 +18,18 @@
 package dcgmstub
 
 import (
-	"bytes"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokenwatt/tokenwatt/internal/gpustub"
 )
 
 // LibName is the library the stand-in replaces.
@@ -97,91 +95,19 @@ func build(version string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("unknown version %q (known: %s, %s, %s)", version, V40, V45, V46)
 	}
-	include, err := goDCGMHeaders()
+	mod, err := gpustub.ModuleDir("github.com/NVIDIA/go-dcgm")
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("find go-dcgm's headers: %w", err)
 	}
-	cc := cCompiler()
-	flags := []string{
-		"-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror",
-		"-fvisibility=hidden", "-DDCGM_API_EXPORT",
-		"-DSTUB_MINOR=" + strconv.Itoa(rel.minor),
-		`-DSTUB_VERSION="` + rel.report + `"`,
-		"-I", include,
-	}
-	sum := sha256.New()
-	for _, s := range append([]string{cc, string(source)}, flags...) {
-		sum.Write([]byte(s))
-		sum.Write([]byte{0})
-	}
-	root, err := cacheRoot()
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(root, version+"-"+hex.EncodeToString(sum.Sum(nil))[:16])
-	if _, err := os.Stat(filepath.Join(dir, LibName)); err == nil {
-		return dir, nil
-	}
-
-	tmp, err := os.MkdirTemp(root, "build-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	src := filepath.Join(tmp, "dcgmstub.c")
-	if err := os.WriteFile(src, source, 0o644); err != nil {
-		return "", err
-	}
-	args := append(flags, "-o", filepath.Join(tmp, LibName), src, "-lpthread")
-	if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%s %s: %v\n%s", cc, strings.Join(args, " "), err, out)
-	}
-	// Another test process may have built the same library meanwhile:
-	// either copy is good.
-	if err := os.Rename(tmp, dir); err != nil {
-		if _, statErr := os.Stat(filepath.Join(dir, LibName)); statErr != nil {
-			return "", err
-		}
-	}
-	return dir, nil
-}
-
-// goDCGMHeaders is go-dcgm's directory of DCGM headers, in the module
-// cache, as the module the test runs in requires it.
-func goDCGMHeaders() (string, error) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/NVIDIA/go-dcgm").Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			err = fmt.Errorf("%v: %s", err, bytes.TrimSpace(ee.Stderr))
-		}
-		return "", fmt.Errorf("find go-dcgm's headers (go list -m github.com/NVIDIA/go-dcgm): %w", err)
-	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "pkg", "dcgm")
-	if _, err := os.Stat(filepath.Join(dir, "dcgm_agent.h")); err != nil {
+	include := filepath.Join(mod, "pkg", "dcgm")
+	if _, err := os.Stat(filepath.Join(include, "dcgm_agent.h")); err != nil {
 		return "", fmt.Errorf("go-dcgm's headers: %w", err)
 	}
-	return dir, nil
-}
-
-// cCompiler is the C compiler cgo uses.
-func cCompiler() string {
-	if out, err := exec.Command("go", "env", "CC").Output(); err == nil {
-		if cc := strings.Fields(string(out)); len(cc) > 0 {
-			return cc[0]
-		}
-	}
-	return "gcc"
-}
-
-// cacheRoot is where built libraries are kept.
-func cacheRoot() (string, error) {
-	base, err := os.UserCacheDir()
-	if err != nil {
-		base = os.TempDir()
-	}
-	root := filepath.Join(base, "tokenwatt", "dcgmstub")
-	return root, os.MkdirAll(root, 0o755)
+	return gpustub.Library("dcgmstub-"+version, LibName, source,
+		"-fvisibility=hidden", "-DDCGM_API_EXPORT",
+		"-DSTUB_MINOR="+strconv.Itoa(rel.minor),
+		`-DSTUB_VERSION="`+rel.report+`"`,
+		"-I", include, "-lpthread")
 }
 
 // GPU is one stand-in GPU.

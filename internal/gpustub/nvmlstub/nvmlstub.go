@@ -16,20 +16,19 @@ package nvmlstub
 
 import (
 	"bufio"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokenwatt/tokenwatt/internal/gpustub"
 )
 
 //go:embed c/nvml_stub.c
@@ -287,52 +286,20 @@ func Build(t testing.TB) string {
 	return built.dir
 }
 
-// build compiles the library into a directory named for the source and
-// header, under the user's cache directory: a later test process finds
-// it there. go test puts its own go command first in PATH.
+// build compiles the library against go-nvml's nvml.h from the module
+// cache, once per content (gpustub.Library).
 func build() (string, error) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/NVIDIA/go-nvml").Output()
+	mod, err := gpustub.ModuleDir("github.com/NVIDIA/go-nvml")
 	if err != nil {
-		return "", fmt.Errorf("nvmlstub: find go-nvml's nvml.h: go list -m github.com/NVIDIA/go-nvml: %w", err)
+		return "", fmt.Errorf("nvmlstub: find go-nvml's nvml.h: %w", err)
 	}
-	include := filepath.Join(strings.TrimSpace(string(out)), "pkg", "nvml")
-	header, err := os.ReadFile(filepath.Join(include, "nvml.h"))
-	if err != nil {
+	include := filepath.Join(mod, "pkg", "nvml")
+	if _, err := os.Stat(filepath.Join(include, "nvml.h")); err != nil {
 		return "", fmt.Errorf("nvmlstub: %w", err)
 	}
-	sum := sha256.New()
-	sum.Write(source)
-	sum.Write(header)
-	base, err := os.UserCacheDir()
+	dir, err := gpustub.Library("nvmlstub", LibName, source,
+		"-std=gnu11", "-DNVML_NO_UNVERSIONED_FUNC_DEFS=1", "-I", include, "-Wl,-soname,"+LibName)
 	if err != nil {
-		base = os.TempDir()
-	}
-	dir := filepath.Join(base, "tokenwatt-nvmlstub", hex.EncodeToString(sum.Sum(nil))[:16])
-	lib := filepath.Join(dir, LibName)
-	if _, err := os.Stat(lib); err == nil {
-		return dir, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("nvmlstub: %w", err)
-	}
-	// Built beside its final name and renamed, so that test processes
-	// building at once never load half a library.
-	tmp, err := os.MkdirTemp(dir, "build")
-	if err != nil {
-		return "", fmt.Errorf("nvmlstub: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	src := filepath.Join(tmp, "nvml_stub.c")
-	if err := os.WriteFile(src, source, 0o644); err != nil {
-		return "", fmt.Errorf("nvmlstub: %w", err)
-	}
-	cmd := exec.Command("gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-std=gnu11",
-		"-DNVML_NO_UNVERSIONED_FUNC_DEFS=1", "-I", include, "-Wl,-soname,"+LibName,
-		"-o", filepath.Join(tmp, LibName), src)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("nvmlstub: gcc: %w\n%s", err, out)
-	}
-	if err := os.Rename(filepath.Join(tmp, LibName), lib); err != nil {
 		return "", fmt.Errorf("nvmlstub: %w", err)
 	}
 	return dir, nil
