@@ -117,8 +117,12 @@ type callGuard struct {
 // errCallPending: the GPU's earlier call has not returned.
 var errCallPending = errors.New("an earlier call for this GPU has not returned (a hung driver call?)")
 
-// do runs f for GPU i unless a call for it is pending.
+// do runs f for GPU i unless a call for it is pending. A nil guard runs f.
 func (g *callGuard) do(i int, f func()) error {
+	if g == nil {
+		f()
+		return nil
+	}
 	g.mu.Lock()
 	if g.pending[i] {
 		g.mu.Unlock()
@@ -139,8 +143,8 @@ func (g *callGuard) do(i int, f func()) error {
 }
 
 // eachBounded runs f(i) for i in [0, n) at once, each through guard, and
-// waits at most timeout for them: done[i] says whether f(i) returned in
-// time. f must only write state of its own i, and the caller must read
+// waits at most timeout for them (guard may be nil): done[i] says
+// whether f(i) returned in time. f must only write state of its own i, and the caller must read
 // state only of the i that are done.
 func eachBounded(n int, timeout time.Duration, guard *callGuard, f func(i int)) (done []bool) {
 	finished := make([]chan struct{}, n)

@@ -233,8 +233,7 @@ type dcgmSource struct {
 	mu     sync.RWMutex
 	fields []uint16 // read each tick; guarded by mu (a reconnection may drop 1611)
 
-	pendingMu sync.Mutex
-	pending   map[uint]bool // GPU ids with a Latest call not returned yet
+	guard callGuard // by GPU id: no call while an earlier one is out
 
 	closed    atomic.Bool
 	connected atomic.Bool
@@ -528,25 +527,18 @@ func (s *dcgmSource) latestBounded(ids []uint, fields []uint16) ([][]dcgmValue, 
 }
 
 // latest is lib.Latest behind mu, never after Close, and never while an
-// earlier call for the same GPU has not returned: the bounded readers of
-// opening (identities, counters) and of reading are separate, and a GPU
-// hung in one must not get a call piled on it by the next.
-func (s *dcgmSource) latest(id uint, fields []uint16) ([]dcgmValue, error) {
-	s.pendingMu.Lock()
-	if s.pending[id] {
-		s.pendingMu.Unlock()
-		return nil, errors.New("an earlier call for this GPU has not returned")
+// earlier call for the same GPU has not returned (guard): the bounded
+// readers of opening (identities, counters) and of reading are separate,
+// and a GPU hung in one must not get a call piled on it by the next.
+func (s *dcgmSource) latest(id uint, fields []uint16) (vals []dcgmValue, err error) {
+	if gerr := s.guard.do(int(id), func() { vals, err = s.latestOnce(id, fields) }); gerr != nil {
+		return nil, gerr
 	}
-	if s.pending == nil {
-		s.pending = map[uint]bool{}
-	}
-	s.pending[id] = true
-	s.pendingMu.Unlock()
-	defer func() {
-		s.pendingMu.Lock()
-		delete(s.pending, id)
-		s.pendingMu.Unlock()
-	}()
+	return vals, err
+}
+
+// latestOnce is latest's call, the GPU's guard held.
+func (s *dcgmSource) latestOnce(id uint, fields []uint16) ([]dcgmValue, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed.Load() {

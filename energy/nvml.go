@@ -108,8 +108,8 @@ func newNVMLSource(lib nvmlLib, opts SourceOptions) (*nvmlSource, error) {
 	s := &nvmlSource{lib: lib, sel: sel, guard: guard}
 	devs := make([]Device, len(chosen))
 	gpus := make([]nvmlGPU, len(chosen))
-	done := eachBounded(len(chosen), nvmlOpenTimeout, &callGuard{}, func(k int) {
-		// guard is by NVML index; the outer guard of eachBounded is by k.
+	done := eachBounded(len(chosen), nvmlOpenTimeout, nil, func(k int) {
+		// guard is by NVML index, not by k.
 		_ = guard.do(cands[chosen[k]].Index, func() { devs[k], gpus[k] = probeNVMLGPU(lib, cands[chosen[k]].Device, opts) })
 	})
 	for k, i := range chosen {
@@ -203,7 +203,7 @@ func readGPUUsage(lib nvmlLib) (map[string]gpuUsage, error) {
 		err   error
 	}
 	all := make([]found, n)
-	done := eachBounded(n, nvmlOpenTimeout, &callGuard{}, func(i int) {
+	done := eachBounded(n, nvmlOpenTimeout, nil, func(i int) {
 		f := &all[i]
 		if f.uuid, _, f.err = lib.Identify(i); f.err == nil {
 			f.usage, _ = lib.Usage(i)
