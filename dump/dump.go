@@ -307,31 +307,53 @@ func lastSample(ctx context.Context, q *querier, selector string, from, to time.
 // sample and after it for the final scrape: Prometheus' default lookback.
 const lookback = 5 * time.Minute
 
-// counterTotals sums counterIncrease over every series of selector,
-// grouped by the label by ("" for all).
+// readCounter sums counterIncrease over every series of selector from
+// start to end, grouped by the label by ("" for all). Each series is read
+// to its first sample at or after end (coverEnd), looked for up to limit.
 type counterTotals struct {
 	byLabel map[string]float64
 	total   float64
 	found   bool
+	readTo  time.Time // the latest sample read: end's covering scrape, or the last before it
 }
 
-func readCounter(ctx context.Context, q *querier, selector, by string, start, readTo time.Time) (counterTotals, []series, error) {
-	ss, err := q.raw(ctx, selector, start.Add(-lookback), readTo)
+func readCounter(ctx context.Context, q *querier, selector, by string, start, end, limit time.Time) (counterTotals, []series, error) {
+	ss, err := q.raw(ctx, selector, start.Add(-lookback), limit)
 	if err != nil {
 		return counterTotals{}, nil, err
 	}
 	t := counterTotals{byLabel: map[string]float64{}, found: len(ss) > 0}
-	for _, s := range ss {
-		inc, _, _, _ := counterIncrease(s.Samples, start, readTo)
+	for i := range ss {
+		ss[i].Samples = coverEnd(ss[i].Samples, end)
+		s := ss[i]
+		inc, _, _, _ := counterIncrease(s.Samples, start, limit)
 		t.total += inc
 		if by != "" {
 			t.byLabel[string(s.Metric[model.LabelName(by)])] += inc
+		}
+		if n := len(s.Samples); n > 0 && s.Samples[n-1].Timestamp.Time().After(t.readTo) {
+			t.readTo = s.Samples[n-1].Timestamp.Time()
 		}
 	}
 	if t.found {
 		q.logf("    = %v", roundish(t.total))
 	}
 	return t, ss, nil
+}
+
+// coverEnd is s up to its first sample at or after end: the scrape that
+// saw what the counter held at end. Read only to end, a window would lose
+// what happened between its last scrape and end (a request finishing a
+// moment before end counts at the next scrape); read further, it would
+// count what happened after that scrape.
+func coverEnd(s []model.SamplePair, end time.Time) []model.SamplePair {
+	endMs := end.UnixMilli()
+	for i, p := range s {
+		if int64(p.Timestamp) >= endMs {
+			return s[:i+1]
+		}
+	}
+	return s
 }
 
 func roundish(x float64) string { return strconv.FormatFloat(x, 'g', 10, 64) }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -110,7 +112,15 @@ func gpuEnergy(ctx context.Context, q *querier, m gpuMetrics, sel string, start,
 	}
 	for _, b := range perGPU {
 		e.EnergyJ += b.inc
+		for _, l := range []model.LabelName{"UUID", "uuid"} {
+			if u := string(b.metric[l]); u != "" {
+				e.UUIDs = append(e.UUIDs, u)
+				break
+			}
+		}
 	}
+	sort.Strings(e.UUIDs)
+	e.UUIDs = slices.Compact(e.UUIDs)
 	e.GPUs = len(perGPU)
 	q.logf("    = %s J over %d GPU(s), each counter read at %s and %s (power held at its level outside the window)", roundish(e.EnergyJ), e.GPUs, stamp(start), stamp(end))
 	if err := powerStats(ctx, q, m, sel, start, end, readTo, &e); err != nil {

@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // targetAt is a target and the time of its last scrape in the window.
@@ -32,6 +36,9 @@ type histReader struct {
 	start, end time.Time // the window
 	readTo     time.Time // evaluation time: the window's end, or the last scrape after it
 	classic    []string  // metrics that had no native histogram but classic buckets
+	// resolution says, for each percentile read from classic buckets,
+	// the bucket it lies in: "ITL p90 in (0, 0.01] s".
+	resolution []string
 }
 
 func (h *histReader) window() string { return promDuration(h.readTo.Sub(h.start)) }
@@ -141,5 +148,110 @@ func (h *histReader) read(ctx context.Context, metric string) (stats, error) {
 		return st, err
 	}
 	st.mean, _, err = val(fmt.Sprintf("%s / %s", h.classicSum(metric, "_sum", ""), h.classicSum(metric, "_count", "")))
-	return st, err
+	if err != nil {
+		return st, err
+	}
+	bv, err := h.q.vector(ctx, buckets, h.readTo)
+	if err != nil {
+		return st, err
+	}
+	bs := bucketsOf(bv)
+	var in []string
+	for _, p := range []struct {
+		name string
+		x    *float64
+	}{{"p50", st.p50}, {"p90", st.p90}, {"p99", st.p99}} {
+		if p.x != nil {
+			in = append(in, fmt.Sprintf("%s %s %s", shortName(metric), p.name, bs.containing(*p.x)))
+		}
+	}
+	if len(in) > 0 {
+		h.resolution = append(h.resolution, strings.Join(in, ", "))
+	}
+	return st, nil
+}
+
+// bucket is one bucket of a classic histogram, (lo, hi].
+type bucket struct{ lo, hi float64 }
+
+// bucketList is a histogram's buckets, sorted by upper bound.
+type bucketList []bucket
+
+// bucketsOf reads the buckets of a `sum by (le, vmrange)` result:
+// Prometheus' cumulative le buckets, or VictoriaMetrics' vmrange ones
+// ("1.000e-03...1.136e-03"). Series it cannot parse are skipped.
+func bucketsOf(v model.Vector) bucketList {
+	var bs bucketList
+	var les []float64
+	for _, s := range v {
+		if r, ok := s.Metric["vmrange"]; ok {
+			lo, hi, found := strings.Cut(string(r), "...")
+			l, err1 := strconv.ParseFloat(lo, 64)
+			u, err2 := strconv.ParseFloat(hi, 64)
+			if found && err1 == nil && err2 == nil {
+				bs = append(bs, bucket{l, u})
+			}
+			continue
+		}
+		if le, err := strconv.ParseFloat(string(s.Metric["le"]), 64); err == nil {
+			les = append(les, le)
+		}
+	}
+	sort.Float64s(les)
+	lo := 0.0
+	for _, le := range les {
+		if le < 0 {
+			lo = le
+			continue
+		}
+		bs = append(bs, bucket{lo, le})
+		lo = le
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].hi < bs[j].hi })
+	return bs
+}
+
+// containing names the bucket x lies in, "in (lo, hi] s"; a quantile at
+// the highest finite bound (histogram_quantile's answer for the +Inf
+// bucket) is "at or above" it.
+func (bs bucketList) containing(x float64) string {
+	for i, b := range bs {
+		if x <= b.hi && (x > b.lo || (x == b.lo && i == 0)) {
+			if math.IsInf(b.hi, 1) {
+				return fmt.Sprintf("above %s s (the +Inf bucket)", num(b.lo))
+			}
+			if i+1 < len(bs) && x == b.hi && math.IsInf(bs[i+1].hi, 1) {
+				return fmt.Sprintf("at or above %s s (the top bucket is +Inf)", num(b.hi))
+			}
+			return fmt.Sprintf("in (%s, %s] s", num(b.lo), num(b.hi))
+		}
+	}
+	return "in no bucket the server returned"
+}
+
+func num(x float64) string { return strconv.FormatFloat(x, 'g', 4, 64) }
+
+// shortName is a histogram's name as the table says it.
+func shortName(metric string) string {
+	for _, n := range []struct{ suffix, name string }{
+		{"ttft_seconds", "TTFT"}, {"time_to_first_token_seconds", "TTFT"},
+		{"itl_seconds", "ITL"}, {"inter_token_latency_seconds", "ITL"}, {"time_per_output_token_seconds", "ITL"},
+		{"tpot_seconds", "TPOT"}, {"duration_seconds", "E2E"}, {"e2e_request_latency_seconds", "E2E"},
+		{"schedule_lag_seconds", "schedule lag"},
+	} {
+		if strings.HasSuffix(metric, n.suffix) {
+			return n.name
+		}
+	}
+	return metric
+}
+
+// warnResolution warns, when some percentiles came from classic
+// buckets, which and how coarse: each one's bucket.
+func (h *histReader) warnResolution(who, what string) {
+	if len(h.classic) == 0 {
+		return
+	}
+	h.q.warn(fmt.Sprintf("%s: %s; percentiles from classic buckets, each known only to lie in its bucket (a native histogram's error is 10 %%): %s",
+		who, what, strings.Join(h.resolution, "; ")))
 }

@@ -23,12 +23,15 @@ func loadgenRow(ctx context.Context, q *querier, o Options, r *run, now time.Tim
 	// A run's counters are final at its end, but the scrape that saw
 	// them may come up to a scrape interval later: read on past the end
 	// unless the user cut the window there.
-	readTo := end
-	if o.End.IsZero() {
-		readTo = end.Add(lookback)
-		if readTo.After(now) {
-			readTo = now
-		}
+	// A window the user ended (--end) is read to the scrape that covers
+	// its end: each counter's first sample at or after it.
+	limit := end.Add(lookback)
+	if limit.After(now) {
+		limit = now
+	}
+	readTo := limit
+	if !o.End.IsZero() {
+		readTo = end
 	}
 	q.logf("  window %s to %s (%.3f s); counters read to %s", stamp(start), stamp(end), end.Sub(start).Seconds(), stamp(readTo))
 	runSel := "run_id=" + quote(r.id)
@@ -37,12 +40,17 @@ func loadgenRow(ctx context.Context, q *querier, o Options, r *run, now time.Tim
 	row.TotalDurationSeconds = &d
 	row.Timestamp = end.UTC()
 
-	reqs, reqSeries, err := readCounter(ctx, q, withMatchers("tokenwatt_requests_total", runSel), "outcome", start, readTo)
+	reqs, reqSeries, err := readCounter(ctx, q, withMatchers("tokenwatt_requests_total", runSel), "outcome", start, readTo, limit)
 	if err != nil {
 		return nil, err
 	}
 	if !reqs.found {
-		return nil, fmt.Errorf("no tokenwatt_requests_total samples from %s to %s", stamp(start.Add(-lookback)), stamp(readTo))
+		return nil, fmt.Errorf("no tokenwatt_requests_total samples from %s to %s", stamp(start.Add(-lookback)), stamp(limit))
+	}
+	counterEnd := readTo
+	if reqs.readTo.After(readTo) {
+		readTo = reqs.readTo
+		q.logf("  counters at --end read from the scrape that covers it, at %s", stamp(readTo))
 	}
 	total, ok := intOf(reqs.total), intOf(reqs.byLabel["ok"])
 	row.TotalPrompts, row.SuccessfulPrompts, row.FailedPrompts = int(total), int(ok), int(total-ok)
@@ -53,7 +61,7 @@ func loadgenRow(ctx context.Context, q *querier, o Options, r *run, now time.Tim
 		{"tokenwatt_prompt_tokens_total", &row.TotalPromptTokens},
 		{"tokenwatt_output_tokens_total", &row.TotalCompletionTokens},
 	} {
-		t, _, err := readCounter(ctx, q, withMatchers(c.metric, runSel), "", start, readTo)
+		t, _, err := readCounter(ctx, q, withMatchers(c.metric, runSel), "", start, counterEnd, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -144,9 +152,7 @@ func loadgenRow(ctx context.Context, q *querier, o Options, r *run, now time.Tim
 		return nil, err
 	}
 	row.ScheduleLagP99Seconds = lag.p99
-	if len(h.classic) > 0 {
-		q.warn(fmt.Sprintf("run %s: no native histograms stored for %s; percentiles from classic buckets instead (their error is a bucket's width, not the native 10 %%)", r.id, strings.Join(h.classic, ", ")))
-	}
+	h.warnResolution("run "+r.id, "no native histograms stored for "+strings.Join(h.classic, ", "))
 
 	// Whether the client limited the run at any time.
 	sat, found, err := q.scalar(ctx, fmt.Sprintf("max(max_over_time(%s[%s]))",
@@ -172,7 +178,7 @@ func loadgenRow(ctx context.Context, q *querier, o Options, r *run, now time.Tim
 		}
 	}
 
-	e, measured, err := runEnergy(ctx, q, o, r, runSel, start, end, readTo, now)
+	e, measured, err := runEnergy(ctx, q, o, r, runSel, start, end, counterEnd, readTo, limit, now)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +191,7 @@ func loadgenRow(ctx context.Context, q *querier, o Options, r *run, now time.Tim
 }
 
 // runEnergy measures a run's GPU energy as o.EnergyMetric says.
-func runEnergy(ctx context.Context, q *querier, o Options, r *run, runSel string, start, end, readTo, now time.Time) (report.Energy, bool, error) {
+func runEnergy(ctx context.Context, q *querier, o Options, r *run, runSel string, start, end, counterEnd, readTo, limit, now time.Time) (report.Energy, bool, error) {
 	targetSel := matcherFor(r.targets)
 	switch o.EnergyMetric {
 	case EnergyNone:
@@ -210,7 +216,7 @@ func runEnergy(ctx context.Context, q *querier, o Options, r *run, runSel string
 		// construction, to the GPU energy of the run window that the local
 		// summary reports, measured at the loadgen's sampling interval.
 		q.logf("  energy: the run's attributed energy (prefill + decode + idle)")
-		t, _, err := readCounter(ctx, q, withMatchers("tokenwatt_attributed_energy_joules_total", runSel), "phase", start, readTo)
+		t, _, err := readCounter(ctx, q, withMatchers("tokenwatt_attributed_energy_joules_total", runSel), "phase", start, counterEnd, limit)
 		if err != nil {
 			return report.Energy{}, false, err
 		}

@@ -18,6 +18,82 @@ import (
 // so the run's settings (rate, concurrency, endpoint) are unknown and a
 // request counts where vLLM counts it: as it finishes.
 func vllmRow(ctx context.Context, q *querier, o Options, now time.Time) (*report.Row, error) {
+	row, err := vllmMeasure(ctx, q, o, now)
+	if err == nil {
+		explainEmpty(q, row)
+	}
+	return row, err
+}
+
+// vllmUnknowable are the columns a row from vLLM's metrics cannot fill,
+// and why.
+var vllmUnknowable = []struct{ columns, why string }{
+	{"scenario endpoint request_rate concurrency arrival warmup_requests",
+		"vLLM's metrics do not say how the load was sent (no tokenwatt loadgen ran)"},
+	{"schedule_lag_p99_seconds client_saturated", "only tokenwatt's client measures them"},
+	{"run_id", "give --run-id to name the row"},
+	{"gpu_selection energy_warning", "they describe a loadgen's own GPU choice"},
+}
+
+// explainEmpty warns, in one line, which columns of a --source vllm row
+// are empty and why.
+func explainEmpty(q *querier, row *report.Row) {
+	why := map[string]string{}
+	for _, u := range vllmUnknowable {
+		for _, c := range strings.Fields(u.columns) {
+			why[c] = u.why
+		}
+	}
+	if row.AvgLatencySeconds == nil && row.FailedPrompts > 0 {
+		why["avg_latency_seconds"] = fmt.Sprintf("it is the mean E2E of successful requests, and vLLM's E2E histogram also holds the %d aborted ones", row.FailedPrompts)
+	}
+	if row.EnergySource == "none" || row.EnergySource == "" {
+		for _, c := range strings.Fields("energy_method gpus gpu_energy_wh active_energy_wh avg_power_w peak_power_w idle_power_w joules_per_output_token wh_per_1000_queries emissions_g_co2eq gpu_uuids") {
+			why[c] = "no energy measured (see above)"
+		}
+	}
+	if row.TPOTMeanSeconds == nil {
+		why["tpot_mean_seconds"] = "no vllm:request_time_per_output_token_seconds observations (vLLM before 0.10 has none)"
+	}
+	if row.IdlePowerW == nil && row.GPUEnergyWh != nil {
+		why["idle_power_w"] = "no idle baseline for these GPUs (a tokenwatt loadgen run measures one; dcgm-exporter has none)"
+		why["active_energy_wh"] = why["idle_power_w"]
+	}
+	if row.GPUUUIDs == "" && row.GPUEnergyWh != nil {
+		why["gpu_uuids"] = "the energy series carry no UUID label"
+	}
+	if row.CarbonIntensityGPerKWh == nil {
+		why["carbon_intensity_g_per_kwh"] = "give --carbon-intensity"
+		why["emissions_g_co2eq"] = "no carbon intensity (give --carbon-intensity)"
+	}
+	var order []string
+	byWhy := map[string][]string{}
+	cells := row.Record()
+	for i, c := range report.Columns() {
+		if cells[i] != "" {
+			continue
+		}
+		w := why[c]
+		if w == "" {
+			w = "no samples of it in the window"
+		}
+		if byWhy[w] == nil {
+			order = append(order, w)
+		}
+		byWhy[w] = append(byWhy[w], c)
+	}
+	if len(order) == 0 {
+		return
+	}
+	var parts []string
+	for _, w := range order {
+		parts = append(parts, strings.Join(byWhy[w], ", ")+": "+w)
+	}
+	q.warn("vllm: columns left empty: " + strings.Join(parts, "; "))
+}
+
+// vllmMeasure is vllmRow's row, before the account of its empty columns.
+func vllmMeasure(ctx context.Context, q *querier, o Options, now time.Time) (*report.Row, error) {
 	end := o.End
 	if end.IsZero() {
 		end = now
@@ -34,20 +110,33 @@ func vllmRow(ctx context.Context, q *querier, o Options, now time.Time) (*report
 		sel = "model_name=~" + quote(regexp.QuoteMeta(o.Model))
 	}
 	q.logf("vLLM server {%s}: window %s to %s (%.3f s)", sel, stamp(start), stamp(end), end.Sub(start).Seconds())
+	// Each counter is read to the scrape that covers the window's end:
+	// its first sample at or after end, looked for up to a lookback later.
+	limit := end.Add(lookback)
+	if limit.After(now) {
+		limit = now
+	}
 
-	reqs, reqSeries, err := readCounter(ctx, q, withMatchers("vllm:request_success_total", sel), "finished_reason", start, end)
+	reqs, reqSeries, err := readCounter(ctx, q, withMatchers("vllm:request_success_total", sel), "finished_reason", start, end, limit)
 	if err != nil {
 		return nil, err
 	}
 	if reqs.found && !hasLabel(reqSeries, "finished_reason") && hasLabel(reqSeries, "finish_reason") {
 		// The label's other spelling (OpenAI's finish_reason).
-		if reqs, reqSeries, err = readCounter(ctx, q, withMatchers("vllm:request_success_total", sel), "finish_reason", start, end); err != nil {
+		if reqs, reqSeries, err = readCounter(ctx, q, withMatchers("vllm:request_success_total", sel), "finish_reason", start, end, limit); err != nil {
 			return nil, err
 		}
 	}
 	if !reqs.found {
 		return nil, notFoundf("no vllm:request_success_total{%s} samples from %s to %s (is Prometheus scraping vLLM's /metrics?)",
 			sel, stamp(start.Add(-lookback)), stamp(end))
+	}
+	readTo := end
+	if reqs.readTo.After(end) {
+		readTo = reqs.readTo
+		q.logf("  counters read to the scrape that covers the window's end, at %s", stamp(readTo))
+	} else if end.Before(now) {
+		q.warn(fmt.Sprintf("vllm: no scrape of vllm:request_success_total at or after the window's end %s yet; requests that finished after the last scrape before it are not counted", stamp(end)))
 	}
 	var models []string
 	for _, s := range reqSeries {
@@ -76,7 +165,7 @@ func vllmRow(ctx context.Context, q *querier, o Options, now time.Time) (*report
 		{"vllm:prompt_tokens_total", &row.TotalPromptTokens},
 		{"vllm:generation_tokens_total", &row.TotalCompletionTokens},
 	} {
-		t, _, err := readCounter(ctx, q, withMatchers(c.metric, sel), "", start, end)
+		t, _, err := readCounter(ctx, q, withMatchers(c.metric, sel), "", start, end, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -86,7 +175,7 @@ func vllmRow(ctx context.Context, q *querier, o Options, now time.Time) (*report
 	}
 	// Throughput is over the time requests were finishing, not over the
 	// window: a --since 5m around a 20 s benchmark would divide by 300 s.
-	active, activeOK := activePeriod(reqSeries, start, end)
+	active, activeOK := activePeriod(reqSeries, start, readTo)
 	if activeOK {
 		q.logf("  active: requests finished from %s to %s (%.3f s, to the scrape)", stamp(active.from), stamp(active.to), active.to.Sub(active.from).Seconds())
 	} else {
@@ -103,7 +192,7 @@ func vllmRow(ctx context.Context, q *querier, o Options, now time.Time) (*report
 		row.OutputThroughputTokensPerSecond = ptr(float64(*row.TotalCompletionTokens) / ad)
 	}
 
-	h := &histReader{q: q, sel: sel, start: start, end: end, readTo: end}
+	h := &histReader{q: q, sel: sel, start: start, end: end, readTo: readTo}
 	ttft, err := h.read(ctx, "vllm:time_to_first_token_seconds")
 	if err != nil {
 		return nil, err
@@ -133,9 +222,7 @@ func vllmRow(ctx context.Context, q *querier, o Options, now time.Time) (*report
 		return nil, err
 	}
 	row.E2EP50Seconds, row.E2EP90Seconds, row.E2EP99Seconds = e2e.p50, e2e.p90, e2e.p99
-	if len(h.classic) > 0 {
-		q.warn(fmt.Sprintf("vllm: percentiles of %s from vLLM's classic buckets, whose error is a bucket's width (e.g. ITL's first bucket is 0 to 10 ms), not a native histogram's 10 %%", strings.Join(h.classic, ", ")))
-	}
+	h.warnResolution("vllm", "vLLM exports classic buckets only ("+strings.Join(h.classic, ", ")+")")
 	if failed == 0 {
 		row.AvgLatencySeconds = e2e.mean
 	}

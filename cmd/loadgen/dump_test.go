@@ -8,7 +8,9 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -265,6 +267,7 @@ func TestDumpAgreesOnVictoriaMetrics(t *testing.T) {
 	if !strings.Contains(stderr, "no native histograms") {
 		t.Errorf("no warning about classic buckets:\n%s", stderr)
 	}
+	checkNamedBuckets(t, stderr, got)
 }
 
 // TestDumpAgreesOnVictoriaMetricsRemoteWrite: Prometheus scrapes the run
@@ -294,7 +297,7 @@ func TestDumpAgreesOnVictoriaMetricsRemoteWrite(t *testing.T) {
 	}
 	promtest.WaitFor(t, prom.URL(), fmt.Sprintf(`count(tokenwatt_run_end_timestamp_seconds{run_id=%q})`, runID), 15*time.Second, promtest.Equal(1))
 	vm.Flush(t)
-	promtest.WaitFor(t, vm.URL(), fmt.Sprintf(`count(tokenwatt_run_end_timestamp_seconds{run_id=%q})`, runID), 30*time.Second, promtest.Equal(1))
+	promtest.WaitFor(t, vm.URL(), fmt.Sprintf(`count(tokenwatt_run_end_timestamp_seconds{run_id=%q})`, runID), 60*time.Second, promtest.Equal(1))
 	promtest.WaitFor(t, vm.URL(), fmt.Sprintf(`count(count by (vmrange) (tokenwatt_request_duration_seconds_bucket{run_id=%q}))`, runID), 30*time.Second,
 		func(n float64) bool { return n > 0 })
 	local := readLocal(t, out)
@@ -306,6 +309,30 @@ func TestDumpAgreesOnVictoriaMetricsRemoteWrite(t *testing.T) {
 	}
 	checkAgreement(t, got, local)
 	checkEnergy(t, got, local.row)
+}
+
+// checkNamedBuckets checks that dump's warning names, for each percentile
+// it read from classic buckets, the bucket the row's value lies in.
+func checkNamedBuckets(t *testing.T, stderr string, got *report.Row) {
+	t.Helper()
+	for _, c := range []struct {
+		name string
+		x    *float64
+	}{
+		{"TTFT p50", got.TTFTP50Seconds}, {"TTFT p99", got.TTFTP99Seconds},
+		{"ITL p90", got.ITLP90Seconds}, {"E2E p50", got.E2EP50Seconds}, {"E2E p99", got.E2EP99Seconds},
+	} {
+		m := regexp.MustCompile(regexp.QuoteMeta(c.name) + ` in \(([0-9.e+-]+), ([0-9.e+-]+)\] s`).FindStringSubmatch(stderr)
+		if m == nil {
+			t.Errorf("no bucket named for %s:\n%s", c.name, stderr)
+			continue
+		}
+		lo, _ := strconv.ParseFloat(m[1], 64)
+		hi, _ := strconv.ParseFloat(m[2], 64)
+		if c.x == nil || *c.x < lo || *c.x > hi {
+			t.Errorf("%s: dump %v, but its named bucket is (%v, %v]", c.name, deref(c.x), lo, hi)
+		}
+	}
 }
 
 func deref64(p *int64) int64 {
@@ -379,10 +406,17 @@ func TestDumpVLLMSource(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d\nstderr: %s", res.code, res.stderr)
 	}
-	// The simulator's own counters, and Prometheus' last scrape of them.
-	own := scrapeCounters(t, simURL+"/metrics")
-	promtest.WaitFor(t, prom.URL(), `sum(vllm:generation_tokens_total)`, 10*time.Second, promtest.Equal(own["vllm:generation_tokens_total"]))
+	// The window ends the moment the run did, between two scrapes: the
+	// requests that finished after the last scrape before end count at
+	// the first scrape after it, which dump reads (an exact window used
+	// to drop them: 8 of 200).
 	end := time.Now()
+	own := scrapeCounters(t, simURL+"/metrics")
+	promtest.WaitFor(t, prom.URL(), `max(timestamp(vllm:request_success_total))`, 20*time.Second,
+		func(ts float64) bool { return ts >= float64(end.UnixMilli())/1e3 })
+	if v, ok := promtest.QueryAt(t, prom.URL(), `sum(vllm:request_success_total)`, end); ok {
+		t.Logf("requests Prometheus had scraped by the window's end: %v of %v", v, own["vllm:request_success_total"])
+	}
 
 	got, stderr := dumpRow(t, "--prometheus", prom.URL(), "--source", "vllm", "--model", cfg.Model,
 		"--start", fmt.Sprint(start.Unix()-1), "--end", end.Format(time.RFC3339Nano))
@@ -409,8 +443,13 @@ func TestDumpVLLMSource(t *testing.T) {
 		t.Errorf("output throughput: %v tok/s over the run's window, %v over one 5 min wider; want the same",
 			deref(got.OutputThroughputTokensPerSecond), deref(wide.OutputThroughputTokensPerSecond))
 	}
-	if !strings.Contains(stderr, "classic buckets") {
-		t.Errorf("no word that the percentiles come from vLLM's classic buckets:\n%s", stderr)
+	// Each percentile from vLLM's classic buckets names its bucket, and
+	// the columns no vLLM metric can fill are named with the reason.
+	for _, want := range []string{"classic buckets", "TTFT p50 in (", "ITL p90 in (", "E2E p99 in (",
+		"scenario, endpoint, request_rate", "how the load was sent", "schedule_lag_p99_seconds"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("dump's warnings lack %q:\n%s", want, stderr)
+		}
 	}
 
 	// auto picks dcgm-exporter's counter where there is one: both GPUs

@@ -75,7 +75,9 @@ func StartPrometheusWith(t testing.TB, c Config) *Prometheus {
 	p := start(t, "prometheus", bin, func(addr string) []string {
 		conf := prometheusConfig(addr, scrapeTargets, scrapeInterval, ruleFiles, !c.ClassicHistogramsOnly && byConfig)
 		if c.RemoteWrite != "" {
-			conf += fmt.Sprintf("remote_write:\n  - url: %q\n    send_native_histograms: true\n", c.RemoteWrite)
+			// Batches go out within a second (the default waits up to 5 s
+			// for a full one), so a test waits for the data, not the queue.
+			conf += fmt.Sprintf("remote_write:\n  - url: %q\n    send_native_histograms: true\n    queue_config:\n      batch_send_deadline: 1s\n", c.RemoteWrite)
 		}
 		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
