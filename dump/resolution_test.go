@@ -9,7 +9,9 @@ import (
 
 func TestBucketsNameWhereAPercentileLies(t *testing.T) {
 	le := func(v string) *model.Sample { return &model.Sample{Metric: model.Metric{"le": model.LabelValue(v)}} }
-	vm := func(v string) *model.Sample { return &model.Sample{Metric: model.Metric{"vmrange": model.LabelValue(v)}} }
+	vm := func(v string) *model.Sample {
+		return &model.Sample{Metric: model.Metric{"vmrange": model.LabelValue(v)}}
+	}
 	classic := bucketsOf(model.Vector{le("+Inf"), le("0.01"), le("0.025"), le("0.05")})
 	vmr := bucketsOf(model.Vector{vm("1.000e-03...1.136e-03"), vm("1.136e-03...1.292e-03"), vm("not a range")})
 	for _, c := range []struct {
@@ -34,7 +36,9 @@ func TestBucketsNameWhereAPercentileLies(t *testing.T) {
 }
 
 func TestCoverEndKeepsTheScrapeThatCoversTheEnd(t *testing.T) {
-	at := func(ms int64, v float64) model.SamplePair { return model.SamplePair{Timestamp: model.Time(ms), Value: model.SampleValue(v)} }
+	at := func(ms int64, v float64) model.SamplePair {
+		return model.SamplePair{Timestamp: model.Time(ms), Value: model.SampleValue(v)}
+	}
 	s := []model.SamplePair{at(1000, 0), at(2000, 5), at(3000, 9), at(4000, 12)}
 	end := time.UnixMilli(2500)
 	got := coverEnd(s, end)
