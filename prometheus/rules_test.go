@@ -151,9 +151,66 @@ func TestCheckRules(t *testing.T) {
 	runPromtool(t, append([]string{"check", "rules"}, glob(t, "rules/*.yml")...)...)
 }
 
-// TestRuleUnitTests runs the promtool unit tests in rules/tests.
+// Which promtool runs which rule test file (rules/tests):
+//
+//   - tokenwatt.rules.test.yml and tokenwatt.alerts.test.yml: every
+//     promtool from 2.42 (Debian's, TestDebianPromtool) on; before 3.5
+//     without their fuzzy_compare line (forPromtool).
+//   - tokenwatt.native_histograms.test.yml: promtool 3.5 and later
+//     (ruleTestMinVersion); older ones skip it, saying why.
+//
+// .ci/run puts a current promtool (3.16, scripts/servers) first on PATH, so
+// TestRuleUnitTests runs all three and TestDebianPromtool the first two.
+
+// minVersion is the oldest promtool a rule test file is written for, and
+// why.
+type minVersion struct {
+	major, minor int
+	why          string
+}
+
+// nativeHistogramTests is the rule test file whose input series are
+// native histograms.
+const nativeHistogramTests = "tokenwatt.native_histograms.test.yml"
+
+// ruleTestMinVersion holds, by base name, the rule test files that need a
+// newer promtool than Debian's 2.42.
+var ruleTestMinVersion = map[string]minVersion{
+	// Native-histogram input series ({{schema:0 ...}}) are read from 2.47
+	// (prometheus/prometheus#12668), a series whose increment changes
+	// ({{a}}+{{b}}x60 {{c}}+{{d}}x29) from 3.4; the expected quantiles are
+	// derived for the exponential interpolation inside a bucket of 3.0
+	// (#14677), and come within one unit in the last place only with
+	// fuzzy_compare (3.5).
+	nativeHistogramTests: {3, 5, "native-histogram input series, quantiles interpolated as from Prometheus 3.0, compared with fuzzy_compare"},
+}
+
+// runRuleTests runs each rule test file in rules/tests with the promtool
+// at bin, one subtest per file. A file written for a newer promtool is
+// skipped with the reason; where required (the promtool on PATH) and CI is
+// set it fails instead, so that CI cannot pass by skipping it.
+func runRuleTests(t *testing.T, bin string, required bool) {
+	t.Helper()
+	major, minor := promtoolVersion(t, bin)
+	dir := forPromtool(t, bin)
+	for _, f := range glob(t, "rules/tests/*.yml") {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if v, ok := ruleTestMinVersion[filepath.Base(f)]; ok && !atLeast(major, minor, v.major, v.minor) {
+				msg := fmt.Sprintf("promtool %d.%d is older than %d.%d, which %s needs (%s)", major, minor, v.major, v.minor, f, v.why)
+				if required && os.Getenv("CI") != "" {
+					t.Fatal(msg + "; CI needs a current promtool first on PATH (scripts/servers)")
+				}
+				t.Skip(msg)
+			}
+			runPromtoolBin(t, bin, dir, "test", "rules", f)
+		})
+	}
+}
+
+// TestRuleUnitTests runs the promtool unit tests in rules/tests that the
+// promtool on PATH can run.
 func TestRuleUnitTests(t *testing.T) {
-	runPromtoolIn(t, forPromtool(t, promtool(t)), append([]string{"test", "rules"}, glob(t, "rules/tests/*.yml")...)...)
+	runRuleTests(t, promtool(t), true)
 }
 
 // debianPromtool is Debian's promtool (Prometheus 2.42) when it is
@@ -164,8 +221,9 @@ const debianPromtool = "/usr/bin/promtool"
 // TestDebianPromtool is the backward-compatibility check: with Debian's
 // Prometheus 2.42, prometheus.yml (less the 3.x scrape_native_histograms
 // line, as the README tells 2.x users) and the rules load, and the rule
-// unit tests (less fuzzy_compare) pass. Skipped when promtool on PATH is
-// that same binary: the tests above ran it.
+// unit tests (less fuzzy_compare) pass, but for those written for a newer
+// promtool (ruleTestMinVersion), which it skips. Skipped when promtool on
+// PATH is that same binary: the tests above ran it.
 func TestDebianPromtool(t *testing.T) {
 	if _, err := os.Stat(debianPromtool); err != nil {
 		t.Skip("no Debian promtool at " + debianPromtool)
@@ -177,7 +235,7 @@ func TestDebianPromtool(t *testing.T) {
 	}
 	dir := forPromtool(t, debianPromtool)
 	runPromtoolBin(t, debianPromtool, dir, "check", "config", "prometheus.yml")
-	runPromtoolBin(t, debianPromtool, dir, append([]string{"test", "rules"}, glob(t, "rules/tests/*.yml")...)...)
+	runRuleTests(t, debianPromtool, false)
 }
 
 func realPath(p string) string {
@@ -233,9 +291,12 @@ var recordName = regexp.MustCompile(`^[a-z_]+:[a-zA-Z0-9_]+:[a-z0-9_]+$`)
 // follow level:metric:operations and come in 5m and 1h pairs; every alert
 // has summary, description and runbook annotations and a for duration;
 // every alert has a promtool test in which it fires and one in which it
-// must not; and the main recording rules have value tests.
+// must not; the main recording rules have value tests; and every
+// recording rule that reads a histogram (histogram_quantile) has one in
+// the native-histogram test file, whose input is native histograms.
 func TestRuleConventions(t *testing.T) {
 	records := map[string]bool{}
+	var histRecords []string
 	var alerts []string
 	for _, f := range glob(t, "rules/*.yml") {
 		var rf ruleFile
@@ -251,6 +312,9 @@ func TestRuleConventions(t *testing.T) {
 						t.Errorf("%s: record %q defined twice", f, r.Record)
 					}
 					records[r.Record] = true
+					if strings.Contains(r.Expr, "histogram_quantile(") {
+						histRecords = append(histRecords, r.Record)
+					}
 				case r.Alert != "":
 					alerts = append(alerts, r.Alert)
 					for _, a := range []string{"summary", "description", "runbook"} {
@@ -293,6 +357,7 @@ func TestRuleConventions(t *testing.T) {
 	fires := map[string]bool{}
 	silent := map[string]bool{}
 	tested := map[string]bool{}
+	nativeTested := map[string]bool{}
 	for _, f := range glob(t, "rules/tests/*.yml") {
 		var tf ruleTestFile
 		readYAML(t, f, &tf)
@@ -306,6 +371,9 @@ func TestRuleConventions(t *testing.T) {
 			}
 			for _, e := range tc.PromQLExprTest {
 				tested[e.Expr] = true
+				if filepath.Base(f) == nativeHistogramTests {
+					nativeTested[e.Expr] = true
+				}
 			}
 		}
 	}
@@ -335,6 +403,14 @@ func TestRuleConventions(t *testing.T) {
 		}
 		if !tested[r] {
 			t.Errorf("recording rule %s has no promql_expr_test", r)
+		}
+	}
+	if len(histRecords) == 0 {
+		t.Error("no recording rule reads a histogram")
+	}
+	for _, r := range histRecords {
+		if !nativeTested[r] {
+			t.Errorf("recording rule %s reads a histogram but has no promql_expr_test in rules/tests/%s", r, nativeHistogramTests)
 		}
 	}
 }
