@@ -72,6 +72,47 @@ func loadgenRow(ctx context.Context, q *querier, o Options, r *run, now time.Tim
 	if row.TotalPromptTokens != nil && row.TotalCompletionTokens != nil {
 		row.TotalTokens = ptr(*row.TotalPromptTokens + *row.TotalCompletionTokens)
 	}
+	failures := map[string]int{}
+	for outcome, n := range reqs.byLabel {
+		if outcome != "ok" {
+			failures[outcome] = int(intOf(n))
+		}
+	}
+	row.Failures = report.FormatFailures(failures)
+	var capWaits counterTotals
+	for _, c := range []struct {
+		metric string
+		dst    **int64
+	}{
+		{"tokenwatt_failed_prompt_tokens_total", &row.FailedPromptTokens},
+		{"tokenwatt_failed_output_tokens_total", &row.FailedOutputTokens},
+		{"tokenwatt_cap_waits_total", nil},
+	} {
+		t, _, err := readCounter(ctx, q, withMatchers(c.metric, runSel), "", start, counterEnd, limit)
+		if err != nil {
+			return nil, err
+		}
+		if c.dst == nil {
+			capWaits = t
+		} else if t.found && t.total > 0 {
+			*c.dst = ptr(intOf(t.total))
+		}
+	}
+	if d > 0 {
+		row.CompletionRate = ptr(float64(ok) / d)
+	}
+	// The achieved send rate over the run's own sends: from its start
+	// (the first send) to its last send, which the run exports at its end.
+	if o.Start.IsZero() && o.End.IsZero() && total > 1 {
+		last, found, err := q.scalar(ctx, fmt.Sprintf("max(last_over_time(%s[%s]))",
+			withMatchers("tokenwatt_run_last_send_timestamp_seconds", runSel), promDuration(readTo.Sub(start)+lookback)), readTo)
+		if err != nil {
+			return nil, err
+		}
+		if span := fromSeconds(last).Sub(start).Seconds(); found && span > 0 {
+			row.SendRate = ptr(float64(total) / span)
+		}
+	}
 	if d > 0 {
 		if row.TotalTokens != nil {
 			row.ThroughputTokensPerSecond = ptr(float64(*row.TotalTokens) / d)
@@ -162,6 +203,13 @@ func loadgenRow(ctx context.Context, q *querier, o Options, r *run, now time.Tim
 	}
 	if found {
 		row.ClientSaturated = ptr(sat >= 1)
+	}
+	if capWaits.found {
+		p := report.Pacing{Paced: total, CapWaits: intOf(capWaits.total), ClientSaturated: row.ClientSaturated != nil && *row.ClientSaturated}
+		if row.Concurrency != nil {
+			p.Concurrency = *row.Concurrency
+		}
+		row.RateWarning = report.RateShortfall(row, p)
 	}
 
 	// Carbon intensity: the flag, else the run's own.

@@ -99,11 +99,14 @@ type Run struct {
 	outputTokens prometheus.Counter
 	runStart     prometheus.Gauge
 	runEnd       prometheus.Gauge
-	energy       prometheus.Histogram
-	attributed   *prometheus.CounterVec
-	saturated    prometheus.Gauge
-	clientCPU    prometheus.Gauge
-	cl           prometheus.Labels
+	lastSend     prometheus.Gauge
+
+	failedPromptTokens, failedOutputTokens prometheus.Counter
+	energy                                 prometheus.Histogram
+	attributed                             *prometheus.CounterVec
+	saturated                              prometheus.Gauge
+	clientCPU                              prometheus.Gauge
+	cl                                     prometheus.Labels
 }
 
 // NewRun creates a run's metrics and their registry, with the Go and
@@ -154,9 +157,16 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 		Help: "Run-window GPU energy by phase: prefill and decode of requests, idle when none was in flight, joules.",
 	}, []string{"phase"})
 	f(m.attributed)
-	m.promptTokens = counter("prompt_tokens_total", "Prompt tokens of measured requests, from the server's usage.")
-	m.outputTokens = counter("output_tokens_total", "Output tokens of measured requests, from usage or counted chunks.")
+	m.promptTokens = counter("prompt_tokens_total", "Prompt tokens of successful measured requests, from the server's usage.")
+	m.outputTokens = counter("output_tokens_total", "Output tokens of successful measured requests, from usage or counted chunks.")
+	m.failedPromptTokens = counter("failed_prompt_tokens_total", "Prompt tokens of failed or canceled measured requests (not in throughput or J per token).")
+	m.failedOutputTokens = counter("failed_output_tokens_total", "Output tokens of failed or canceled measured requests (not in throughput or J per token).")
 	m.runStart = gauge("run_start_timestamp_seconds", "Unix time the run's measurement started (its first measured send, once known).")
+	// Registered by End, with the end time.
+	m.lastSend = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "run_last_send_timestamp_seconds", ConstLabels: cl,
+		Help: "Unix time of the run's last measured send, for the achieved send rate; absent while it runs.",
+	})
 	// Registered by End, so that a running run exports no end time.
 	m.runEnd = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace, Name: "run_end_timestamp_seconds", ConstLabels: cl,
@@ -206,6 +216,16 @@ func (m *Run) TrackInFlight(f func() float64) {
 	}, f))
 }
 
+// TrackCapWaits exports tokenwatt_cap_waits_total, read from f at every
+// scrape: open-loop sends that waited for an in-flight slot because the
+// --concurrency cap was full. Call it once, before the registry is served.
+func (m *Run) TrackCapWaits(f func() float64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "cap_waits_total", ConstLabels: m.cl,
+		Help: "Open-loop measured sends that waited for an in-flight slot (the --concurrency cap was full).",
+	}, f))
+}
+
 // SetClientSaturation exports the client's state over the last
 // monitoring window; a negative cpu is unknown and leaves its gauge.
 func (m *Run) SetClientSaturation(saturated bool, cpu float64) {
@@ -226,14 +246,19 @@ func (m *Run) Registry() *prometheus.Registry { return m.reg }
 func (m *Run) Start(t time.Time) { m.runStart.Set(unix(t)) }
 
 // End sets the run's window once it is known: its first measured send and
-// last completion. A zero start keeps the timestamp set by Start.
-func (m *Run) End(start, end time.Time) {
+// last completion, and its last measured send. A zero start keeps the
+// timestamp set by Start; a zero lastSend exports none.
+func (m *Run) End(start, end, lastSend time.Time) {
 	if !start.IsZero() {
 		m.runStart.Set(unix(start))
 	}
 	m.runEnd.Set(unix(end))
 	// Registering twice (End called again) is harmless: keep the first.
 	_ = m.reg.Register(m.runEnd)
+	if !lastSend.IsZero() {
+		m.lastSend.Set(unix(lastSend))
+		_ = m.reg.Register(m.lastSend)
+	}
 }
 
 func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
@@ -249,11 +274,25 @@ type Observation struct {
 	EnergyJ                    *float64
 }
 
-// Observe records one completed request. Every value a record carries is
-// observed whatever the outcome, like the local summary, so that the
-// metrics and the records always agree.
+// Observe records one completed request. Like the local summary, the
+// latency histograms and token counters take successful requests only
+// (a failed request's tokens go to the failed_* counters); the schedule
+// lag and the attributed energy are every request's.
 func (m *Run) Observe(r *Observation) {
 	m.requests.WithLabelValues(r.Outcome).Inc()
+	m.scheduleLag.Observe(r.ScheduleLag)
+	if r.EnergyJ != nil {
+		m.energy.Observe(*r.EnergyJ)
+	}
+	if r.Outcome != OutcomeOK {
+		if r.PromptTokens != nil {
+			m.failedPromptTokens.Add(float64(*r.PromptTokens))
+		}
+		if r.OutputTokens != nil {
+			m.failedOutputTokens.Add(float64(*r.OutputTokens))
+		}
+		return
+	}
 	if r.TTFT != nil {
 		m.ttft.Observe(*r.TTFT)
 	}
@@ -266,17 +305,16 @@ func (m *Run) Observe(r *Observation) {
 	if r.E2E != nil {
 		m.duration.Observe(*r.E2E)
 	}
-	m.scheduleLag.Observe(r.ScheduleLag)
 	if r.PromptTokens != nil {
 		m.promptTokens.Add(float64(*r.PromptTokens))
 	}
 	if r.OutputTokens != nil {
 		m.outputTokens.Add(float64(*r.OutputTokens))
 	}
-	if r.EnergyJ != nil {
-		m.energy.Observe(*r.EnergyJ)
-	}
 }
+
+// OutcomeOK is the outcome label of a successful request.
+const OutcomeOK = "ok"
 
 // AddAttributedEnergy adds joules of run-window GPU energy to phase
 // (prefill, decode or idle).

@@ -40,7 +40,7 @@ func newTestRun() *Run {
 	for _, r := range completions() {
 		m.Observe(&r)
 	}
-	m.End(time.Unix(1700000001, 500_000_000), time.Unix(1700000100, 0))
+	m.End(time.Unix(1700000001, 500_000_000), time.Unix(1700000100, 0), time.Unix(1700000090, 0))
 	return m
 }
 
@@ -65,8 +65,10 @@ func TestExpositionGolden(t *testing.T) {
 		{"http_5xx requests", testutil.ToFloat64(m.requests.WithLabelValues("http_5xx")), 1},
 		{"timeout requests", testutil.ToFloat64(m.requests.WithLabelValues("timeout")), 1},
 		{"canceled requests", testutil.ToFloat64(m.requests.WithLabelValues("canceled")), 0},
-		{"prompt tokens", testutil.ToFloat64(m.promptTokens), 127},
+		{"prompt tokens", testutil.ToFloat64(m.promptTokens), 107}, // successful requests only
 		{"output tokens", testutil.ToFloat64(m.outputTokens), 9},
+		{"failed prompt tokens", testutil.ToFloat64(m.failedPromptTokens), 20}, // the timeout's
+		{"failed output tokens", testutil.ToFloat64(m.failedOutputTokens), 0},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
@@ -156,8 +158,8 @@ func TestRunningRunHasNoEnd(t *testing.T) {
 			t.Fatal("a run still running exports an end time")
 		}
 	}
-	m.End(time.Time{}, time.Unix(5, 0))
-	m.End(time.Time{}, time.Unix(6, 0)) // twice is harmless
+	m.End(time.Time{}, time.Unix(5, 0), time.Time{})
+	m.End(time.Time{}, time.Unix(6, 0), time.Unix(4, 0)) // twice is harmless
 	if got := testutil.ToFloat64(m.runEnd); got != 6 {
 		t.Fatalf("end %v, want 6", got)
 	}

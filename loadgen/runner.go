@@ -80,9 +80,13 @@ const (
 // last completion.
 type Result struct {
 	Start, End time.Time
+	LastSend   time.Time // the last measured send
 	Requests   int
 	OK         int
 	StopReason string
+	// Open-loop pacing over the whole run: sends the pacer released, and
+	// of them those that waited for an in-flight slot (the cap was full).
+	Paced, CapWaits int64
 }
 
 // ErrTooManyFailures is returned (wrapped) when max_consecutive_failures
@@ -105,7 +109,14 @@ type Progress struct {
 	Paced    atomic.Int64
 	Late     atomic.Int64
 	CapWaits atomic.Int64
+
+	// The same over the whole run (the monitor resets the above).
+	pacedTotal, capWaitsTotal atomic.Int64
 }
+
+// CapWaitsTotal is how many open-loop sends have waited for an in-flight
+// slot so far in the run.
+func (p *Progress) CapWaitsTotal() int64 { return p.capWaitsTotal.Load() }
 
 // Runner executes a RunConfig. Create one with NewRunner, read Progress
 // while Run executes.
@@ -190,6 +201,7 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	}
 	if r.stopped() {
 		res.StopReason = r.stopReason
+		res.Paced, res.CapWaits = r.Progress.pacedTotal.Load(), r.Progress.capWaitsTotal.Load()
 		return res, nil
 	}
 
@@ -216,6 +228,7 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	<-collected
 
 	res.StopReason = r.stopReason
+	res.Paced, res.CapWaits = r.Progress.pacedTotal.Load(), r.Progress.capWaitsTotal.Load()
 	if res.StopReason == StopFailures {
 		return res, fmt.Errorf("%w: %d requests in a row failed, last error: %s", ErrTooManyFailures, sc.MaxConsecutiveFailures, r.lastErr)
 	}
@@ -316,6 +329,7 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 		// for an in-flight slot: sends that wait behind a full cap are late
 		// because the server is slow, not the client.
 		r.Progress.Paced.Add(1)
+		r.Progress.pacedTotal.Add(1)
 		ref := at
 		if capFreed.After(ref) {
 			ref = capFreed
@@ -328,6 +342,7 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 			case slots <- struct{}{}:
 			default:
 				r.Progress.CapWaits.Add(1)
+				r.Progress.capWaitsTotal.Add(1)
 				select {
 				case slots <- struct{}{}:
 					capFreed = time.Now()
@@ -487,6 +502,9 @@ func (r *Runner) account(res *Result, rec *Record) {
 	}
 	if end.After(res.End) {
 		res.End = end
+	}
+	if send.After(res.LastSend) {
+		res.LastSend = send
 	}
 	res.Requests++
 	r.Progress.Done.Add(1)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
-	"github.com/DataDog/sketches-go/ddsketch/stat"
 
 	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/report"
@@ -27,40 +26,47 @@ const sketchAccuracy = 0.001
 // method) to within 0.5 %, and never outside the exact minimum and
 // maximum.
 //
-// Every Record that carries a value contributes it, whatever its outcome:
-// a failed request's TTFT or ITL was still measured. The request
-// histograms must observe the same values for `loadgen dump` to reproduce
-// this row from Prometheus. Only avg_latency_seconds is restricted to successful
-// requests, as in the Python POC. Token totals count every request that
-// reports them, failed ones included, because those tokens were generated
-// (the POC counted successful requests only).
+// Latency statistics and token totals are those of successful requests
+// (outcome ok): a request that timed out or was canceled says nothing
+// about how fast the server answers, and its tokens are not throughput.
+// Failures are counted per outcome, and their tokens kept apart. The
+// request histograms of the run's metrics observe the same values, so
+// `loadgen dump` reproduces this row from Prometheus. The schedule lag is
+// the client's: every send's counts, whatever became of the request.
 //
 // A Summary is not safe for concurrent use; the runner feeds its sinks
 // from one goroutine. Create one with NewSummary.
 type Summary struct {
 	total, ok int
+	outcomes  map[string]int // failed requests by outcome
 
-	ttft, itl, tpot, e2e, lag *ddsketch.DDSketchWithExactSummaryStatistics
+	// Of successful requests.
+	ttft, itl, tpot, e2e *ddsketch.DDSketchWithExactSummaryStatistics
+	// Of every send.
+	lag *ddsketch.DDSketchWithExactSummaryStatistics
 
-	// okE2E feeds the POC's avg_latency_seconds: E2E of successful
-	// requests only.
-	okE2E *stat.SummaryStatistics
-
-	promptTokens, outputTokens int64
-	// promptReports and outputReports count the requests that reported a
-	// token count, so that "none reported" stays unknown rather than 0.
+	// Successful requests' tokens. promptReports and outputReports count
+	// the requests that reported a count, so that "none reported" stays
+	// unknown rather than 0.
+	promptTokens, outputTokens   int64
 	promptReports, outputReports int
+	// Failed requests' tokens, kept out of throughput and J per token.
+	failedPromptTokens, failedOutputTokens   int64
+	failedPromptReports, failedOutputReports int
+
+	// The first and last measured send, for the achieved send rate.
+	firstSend, lastSend time.Time
 }
 
 // NewSummary returns an empty Summary.
 func NewSummary() *Summary {
 	return &Summary{
-		ttft:  newSketch(),
-		itl:   newSketch(),
-		tpot:  newSketch(),
-		e2e:   newSketch(),
-		lag:   newSketch(),
-		okE2E: stat.NewSummaryStatistics(),
+		outcomes: map[string]int{},
+		ttft:     newSketch(),
+		itl:      newSketch(),
+		tpot:     newSketch(),
+		e2e:      newSketch(),
+		lag:      newSketch(),
 	}
 }
 
@@ -74,20 +80,35 @@ func newSketch() *ddsketch.DDSketchWithExactSummaryStatistics {
 	return s
 }
 
-// Add counts one measured request: ok or failed by its outcome, and every
-// value it carries. Nil values contribute nothing.
+// Add counts one measured request: its send, its outcome, and, when it
+// succeeded, every value it carries (nil values contribute nothing).
 func (s *Summary) Add(r *Record) {
 	s.total++
-	if r.OK() {
-		s.ok++
-		if r.E2E != nil && finite(*r.E2E) {
-			s.okE2E.Add(*r.E2E, 1)
+	observe(s.lag, &r.ScheduleLag)
+	if send, _, _ := r.Times(); !send.IsZero() {
+		if s.firstSend.IsZero() || send.Before(s.firstSend) {
+			s.firstSend = send
+		}
+		if send.After(s.lastSend) {
+			s.lastSend = send
 		}
 	}
+	if !r.OK() {
+		s.outcomes[r.Outcome]++
+		if r.PromptTokens != nil {
+			s.failedPromptTokens += int64(*r.PromptTokens)
+			s.failedPromptReports++
+		}
+		if r.OutputTokens != nil {
+			s.failedOutputTokens += int64(*r.OutputTokens)
+			s.failedOutputReports++
+		}
+		return
+	}
+	s.ok++
 	observe(s.ttft, r.TTFT)
 	observe(s.tpot, r.TPOT)
 	observe(s.e2e, r.E2E)
-	observe(s.lag, &r.ScheduleLag)
 	for i := range r.ITL {
 		observe(s.itl, &r.ITL[i])
 	}
@@ -139,12 +160,33 @@ func (s *Summary) Merge(o *Summary) error {
 	}
 	s.total += o.total
 	s.ok += o.ok
-	s.okE2E.MergeWith(o.okE2E)
+	for k, n := range o.outcomes {
+		s.outcomes[k] += n
+	}
 	s.promptTokens += o.promptTokens
 	s.outputTokens += o.outputTokens
 	s.promptReports += o.promptReports
 	s.outputReports += o.outputReports
+	s.failedPromptTokens += o.failedPromptTokens
+	s.failedOutputTokens += o.failedOutputTokens
+	s.failedPromptReports += o.failedPromptReports
+	s.failedOutputReports += o.failedOutputReports
+	if !o.firstSend.IsZero() && (s.firstSend.IsZero() || o.firstSend.Before(s.firstSend)) {
+		s.firstSend = o.firstSend
+	}
+	if o.lastSend.After(s.lastSend) {
+		s.lastSend = o.lastSend
+	}
 	return nil
+}
+
+// Failures are the failed requests' counts by outcome.
+func (s *Summary) Failures() map[string]int {
+	m := make(map[string]int, len(s.outcomes))
+	for k, n := range s.outcomes {
+		m[k] = n
+	}
+	return m
 }
 
 // Requests returns how many measured requests were added, how many
@@ -153,8 +195,9 @@ func (s *Summary) Requests() (total, ok, failed int) {
 	return s.total, s.ok, s.total - s.ok
 }
 
-// TTFTQuantile returns the q-quantile (0 ≤ q ≤ 1) of TTFT in seconds so
-// far, and false when no request has reported a TTFT yet.
+// TTFTQuantile returns the q-quantile (0 ≤ q ≤ 1) of successful
+// requests' TTFT in seconds so far, and false when none has reported a
+// TTFT yet.
 func (s *Summary) TTFTQuantile(q float64) (float64, bool) {
 	p := quantile(s.ttft, q)
 	if p == nil {
@@ -207,7 +250,8 @@ func (s *Summary) Row(info RunInfo) *report.Row {
 		Simulated:         info.Simulated,
 		EnergySource:      "none",
 
-		AvgLatencySeconds:     mean(s.okE2E.Sum(), s.okE2E.Count()),
+		Failures:              report.FormatFailures(s.outcomes),
+		AvgLatencySeconds:     mean(s.e2e.GetSum(), s.e2e.GetCount()),
 		TTFTMeanSeconds:       mean(s.ttft.GetSum(), s.ttft.GetCount()),
 		TTFTP50Seconds:        quantile(s.ttft, 0.50),
 		TTFTP90Seconds:        quantile(s.ttft, 0.90),
@@ -237,6 +281,17 @@ func (s *Summary) Row(info RunInfo) *report.Row {
 	if row.TotalPromptTokens != nil && row.TotalCompletionTokens != nil {
 		row.TotalTokens = new(s.promptTokens + s.outputTokens)
 	}
+	if s.failedPromptReports > 0 {
+		row.FailedPromptTokens = new(s.failedPromptTokens)
+	}
+	if s.failedOutputReports > 0 {
+		row.FailedOutputTokens = new(s.failedOutputTokens)
+	}
+	// Achieved send rate: sends / (last send - first send), as
+	// docs/definitions.md defines it.
+	if span := s.lastSend.Sub(s.firstSend).Seconds(); s.total > 1 && span > 0 {
+		row.SendRate = new(float64(s.total) / span)
+	}
 
 	if info.Start.IsZero() || info.End.IsZero() || info.End.Before(info.Start) {
 		return row
@@ -246,6 +301,7 @@ func (s *Summary) Row(info RunInfo) *report.Row {
 	if d > 0 {
 		row.ThroughputTokensPerSecond = perSecond(row.TotalTokens, d)
 		row.OutputThroughputTokensPerSecond = perSecond(row.TotalCompletionTokens, d)
+		row.CompletionRate = new(float64(s.ok) / d)
 	}
 	return row
 }

@@ -111,11 +111,17 @@ func TestSummarySemantics(t *testing.T) {
 		"total_duration_seconds":              "10",
 		"avg_latency_seconds":                 "1.5", // (1 + 2 + 1.5) / 3: successful requests only
 		"total_prompt_tokens":                 "350",
-		"total_completion_tokens":             "42", // includes the failed request's 2 tokens
-		"total_tokens":                        "392",
-		"throughput_tokens_per_second":        "39.2",
-		"output_throughput_tokens_per_second": "4.2",
-		"ttft_mean_seconds":                   "0.18125", // (0.1 + 0.2 + 0.3 + 0.125) / 4: every TTFT measured
+		"total_completion_tokens":             "40", // successful requests only: 20 + 19 + 1
+		"total_tokens":                        "390",
+		"throughput_tokens_per_second":        "39",
+		"output_throughput_tokens_per_second": "4",
+		"failed_prompt_tokens":                "",  // no failed request reported prompt tokens
+		"failed_output_tokens":                "2", // the stream_error's 2 tokens, kept apart
+		"failures":                            "http_5xx=1 stream_error=1 timeout=1",
+		"completion_rate":                     "0.3", // 3 successful requests / 10 s
+		"send_rate":                           "",    // the records carry no send times
+		"rate_warning":                        "",
+		"ttft_mean_seconds":                   "0.1416666666666667", // (0.1 + 0.2 + 0.125) / 3: successful requests only
 		"tpot_mean_seconds":                   "0.07500000000000001",
 		"timestamp":                           "2025-06-01T12:00:10.000000+00:00",
 		"endpoint":                            "http://127.0.0.1:8000/v1",
@@ -136,13 +142,16 @@ func TestSummarySemantics(t *testing.T) {
 	}
 	// Quantile q is the sample at rank ⌊q·(n−1)⌋, to within 1 %.
 	percentiles := map[string]float64{
+		// Successful requests only: TTFT 0.1, 0.125, 0.2; ITL 0.04,
+		// 0.05, 0.06, 0.1, 0.1; E2E 1, 1.5, 2. The schedule lag is every
+		// send's: 0, 0, 0.001, 0.002, 0.003, 0.5.
 		"ttft_p50_seconds":         0.125,
-		"ttft_p90_seconds":         0.2,
-		"ttft_p99_seconds":         0.2,
+		"ttft_p90_seconds":         0.125,
+		"ttft_p99_seconds":         0.125,
 		"itl_p50_seconds":          0.06,
 		"itl_p90_seconds":          0.1,
 		"itl_p99_seconds":          0.1,
-		"e2e_p50_seconds":          1,
+		"e2e_p50_seconds":          1.5,
 		"e2e_p90_seconds":          1.5,
 		"e2e_p99_seconds":          1.5,
 		"schedule_lag_p99_seconds": 0.003,
@@ -202,6 +211,8 @@ func TestSummaryEmptyNotZero(t *testing.T) {
 			"total_duration_seconds":   "1",
 			"timestamp":                "2025-06-01T12:00:01.000000+00:00",
 			"schedule_lag_p99_seconds": "0",
+			"completion_rate":          "0", // measured: nothing succeeded
+			"failures":                 "connect_error=1 http_4xx=1",
 		}},
 		{"zero-length window", nil, RunInfo{Start: start, End: start}, map[string]string{
 			"total_duration_seconds": "0",
@@ -271,12 +282,51 @@ func TestSummaryRequestsAndTTFTQuantile(t *testing.T) {
 	if total, ok, failed := s.Requests(); total != 6 || ok != 3 || failed != 3 {
 		t.Errorf("Requests() = %d, %d, %d; want 6, 3, 3", total, ok, failed)
 	}
-	if got, ok := s.TTFTQuantile(1); !ok || math.Abs(got-0.3) > 0.003 {
-		t.Errorf("TTFTQuantile(1) = %v, %v; want 0.3 (the maximum) within 1 %%, true", got, ok)
+	if got, ok := s.TTFTQuantile(1); !ok || math.Abs(got-0.2) > 0.002 {
+		t.Errorf("TTFTQuantile(1) = %v, %v; want 0.2 (the successful requests' maximum) within 1 %%, true", got, ok)
 	}
 	if _, ok := s.TTFTQuantile(1.5); ok {
 		t.Error("TTFTQuantile(1.5) reports a value")
 	}
+}
+
+// TestSummaryAchievedRates: the send rate is sends / (last send - first
+// send), the completion rate successful requests / the run window.
+func TestSummaryAchievedRates(t *testing.T) {
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	var recs []*Record
+	for i := range 5 {
+		// Sends at 0, 0.5, ..., 2 s; the last one fails.
+		r := &Record{Outcome: "ok", send: t0.Add(time.Duration(i) * 500 * time.Millisecond), OutputTokens: new(10)}
+		if i == 4 {
+			r.Outcome = "timeout"
+		}
+		recs = append(recs, r)
+	}
+	row := summaryOf(recs).Row(RunInfo{Start: t0, End: t0.Add(4 * time.Second), RequestRate: 2})
+	if row.SendRate == nil || *row.SendRate != 2.5 {
+		t.Errorf("send rate %v, want 5 sends / 2 s = 2.5", deref(row.SendRate))
+	}
+	if row.CompletionRate == nil || *row.CompletionRate != 1 {
+		t.Errorf("completion rate %v, want 4 ok / 4 s = 1", deref(row.CompletionRate))
+	}
+	if deref64(row.TotalCompletionTokens) != 40 || deref64(row.FailedOutputTokens) != 10 || row.Failures != "timeout=1" {
+		t.Errorf("tokens %v ok, %v failed; failures %q", deref64(row.TotalCompletionTokens), deref64(row.FailedOutputTokens), row.Failures)
+	}
+}
+
+func deref(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func deref64(p *int64) int64 {
+	if p == nil {
+		return -1
+	}
+	return *p
 }
 
 func TestSummaryPercentileAccuracy(t *testing.T) {

@@ -87,6 +87,12 @@ func fullRow() *Row {
 		GPUUUIDs:                        "GPU-a GPU-b",
 		GPUSelection:                    "--gpus",
 		EnergyWarning:                   "gpu 0 (GPU-a) has MIG on: its energy is the whole GPU's",
+		SendRate:                        new(2.04),
+		CompletionRate:                  new(1.98),
+		Failures:                        "timeout=1",
+		FailedPromptTokens:              new(int64(120)),
+		FailedOutputTokens:              new(int64(7)),
+		RateWarning:                     "target 2 req/s not reached (sent 1.5, completed 1.4 req/s): the client sent behind its schedule",
 	}
 }
 
@@ -109,6 +115,7 @@ func TestColumns(t *testing.T) {
 		"joules_per_output_token", "wh_per_1000_queries", "carbon_intensity_g_per_kwh",
 		"emissions_g_co2eq", "simulated", "warmup_requests", "concurrency", "arrival",
 		"client_saturated", "gpu_uuids", "gpu_selection", "energy_warning",
+		"send_rate", "completion_rate", "failures", "failed_prompt_tokens", "failed_output_tokens", "rate_warning",
 	}
 	if got := Columns(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Columns() =\n%q\nwant\n%q", got, want)
@@ -231,7 +238,7 @@ func TestAppendCSVHeaderMismatch(t *testing.T) {
 	}{
 		{"renamed column", renamed, `column 8 is "avg_latency", want "avg_latency_seconds"`},
 		{"older, shorter schema", cols[:13], `header ends after column 13, want "schema_version" next`},
-		{"newer, longer schema", append(Columns(), "future_column"), `column 52 "future_column" is not in the schema`},
+		{"newer, longer schema", append(Columns(), "future_column"), `column 58 "future_column" is not in the schema`},
 		{"reordered", append([]string{cols[1], cols[0]}, cols[2:]...), `column 1 is "backend", want "benchmark_name"`},
 	}
 	for _, tt := range tests {

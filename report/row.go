@@ -92,6 +92,23 @@ type Row struct {
 	// counted without an explicit choice, or a MIG GPU's energy being the
 	// whole GPU's); empty when there is none.
 	EnergyWarning string
+
+	// Achieved rates beside the configured request_rate: SendRate is
+	// measured sends / (last send - first send); CompletionRate is
+	// successful requests / the run window. nil when unknown.
+	SendRate       *float64
+	CompletionRate *float64
+	// Failures are the failed requests by outcome, "timeout=3
+	// canceled=2"; empty when every request succeeded.
+	Failures string
+	// FailedPromptTokens and FailedOutputTokens are the tokens of failed
+	// and canceled requests, reported apart: the token totals, throughput
+	// and J per token are those of successful requests.
+	FailedPromptTokens *int64
+	FailedOutputTokens *int64
+	// RateWarning says that the run did not reach its target rate, and
+	// why (the in-flight cap, the client, or the server); empty otherwise.
+	RateWarning string
 }
 
 // column binds one CSV column to a Row field. The single table below
@@ -157,6 +174,12 @@ var schema = []column{
 	textColumn("gpu_uuids", func(r *Row) *string { return &r.GPUUUIDs }),
 	textColumn("gpu_selection", func(r *Row) *string { return &r.GPUSelection }),
 	textColumn("energy_warning", func(r *Row) *string { return &r.EnergyWarning }),
+	floatColumn("send_rate", func(r *Row) **float64 { return &r.SendRate }),
+	floatColumn("completion_rate", func(r *Row) **float64 { return &r.CompletionRate }),
+	textColumn("failures", func(r *Row) *string { return &r.Failures }),
+	intColumn("failed_prompt_tokens", func(r *Row) **int64 { return &r.FailedPromptTokens }),
+	intColumn("failed_output_tokens", func(r *Row) **int64 { return &r.FailedOutputTokens }),
+	textColumn("rate_warning", func(r *Row) *string { return &r.RateWarning }),
 }
 
 // Columns returns the CSV header of schema version SchemaVersion, in

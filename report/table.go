@@ -46,14 +46,25 @@ func WriteTable(w io.Writer, r *Row) error {
 	line("total / ok / failed", strconv.Itoa(r.TotalPrompts), strconv.Itoa(r.SuccessfulPrompts), strconv.Itoa(r.FailedPrompts))
 	line("warm-up, excluded", integer(r.WarmupRequests))
 	line("duration (s)", number(r.TotalDurationSeconds))
-	line("request rate (req/s)", rate(r.RequestRate))
+	line("rate target / sent / completed (req/s)", rate(r.RequestRate), number(r.SendRate), number(r.CompletionRate))
 	line("concurrency", integer(r.Concurrency))
 	line("arrival", text(r.Arrival))
+	if r.RateWarning != "" {
+		line("WARNING", r.RateWarning)
+	}
 	if r.ClientSaturated != nil && *r.ClientSaturated {
 		line("client saturated", "YES: the load generator limited this run at times; latencies may describe the client")
 	}
+	if r.Failures != "" {
+		section("Failures (not in the latency and token figures)")
+		for _, f := range strings.Fields(r.Failures) {
+			outcome, n, _ := strings.Cut(f, "=")
+			line(outcome, n)
+		}
+		line("prompt / output tokens", integer(r.FailedPromptTokens), integer(r.FailedOutputTokens))
+	}
 
-	section("Latency (s)")
+	section("Latency (s), ok requests")
 	line("TTFT mean / p50 / p90 / p99", number(r.TTFTMeanSeconds), number(r.TTFTP50Seconds), number(r.TTFTP90Seconds), number(r.TTFTP99Seconds))
 	line("ITL p50 / p90 / p99", number(r.ITLP50Seconds), number(r.ITLP90Seconds), number(r.ITLP99Seconds))
 	line("TPOT mean", number(r.TPOTMeanSeconds))
@@ -61,7 +72,7 @@ func WriteTable(w io.Writer, r *Row) error {
 	line("E2E mean, ok requests", number(r.AvgLatencySeconds))
 	line("schedule lag p99", number(r.ScheduleLagP99Seconds))
 
-	section("Tokens")
+	section("Tokens, ok requests")
 	line("prompt / output / total", integer(r.TotalPromptTokens), integer(r.TotalCompletionTokens), integer(r.TotalTokens))
 	line("output throughput (tok/s)", number(r.OutputThroughputTokensPerSecond))
 	line("prompt+output throughput (tok/s)", number(r.ThroughputTokensPerSecond))

@@ -271,6 +271,7 @@ func (r *Run) openSinks() (err error) {
 		return inputErr(err)
 	}
 	r.metrics.TrackInFlight(func() float64 { return float64(r.runner.Progress.InFlight.Load()) })
+	r.metrics.TrackCapWaits(func() float64 { return float64(r.runner.Progress.CapWaitsTotal()) })
 	r.metrics.Start(time.Now())
 	if r.server != nil {
 		if err := r.server.Serve(r.metrics.Registry(), slog.New(minLevel{r.log.Handler(), slog.LevelWarn})); err != nil {
@@ -311,9 +312,9 @@ func (r *Run) Run(ctx context.Context) (*Result, error) {
 	}
 	r.records = nil
 	if res.Requests > 0 {
-		r.metrics.End(res.Start, res.End)
+		r.metrics.End(res.Start, res.End, res.LastSend)
 	} else {
-		r.metrics.End(time.Time{}, time.Now())
+		r.metrics.End(time.Time{}, time.Now(), time.Time{})
 	}
 	r.closePush()
 	out.Row = r.row(res, out.Saturated)
@@ -348,6 +349,11 @@ func (r *Run) row(res *loadgen.Result, saturated bool) *report.Row {
 		Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
 	})
 	row.ClientSaturated = &saturated
+	row.RateWarning = report.RateShortfall(row, report.Pacing{Paced: res.Paced, CapWaits: res.CapWaits,
+		Concurrency: r.sc.Concurrency, ClientSaturated: saturated})
+	if row.RateWarning != "" {
+		r.log.Warn(row.RateWarning)
+	}
 	if r.meter != nil {
 		es := r.meter.Summary()
 		row.ApplyEnergy(report.Energy{Source: es.Source, Method: es.Method, GPUs: es.GPUs,
