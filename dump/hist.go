@@ -141,5 +141,13 @@ func (h *histReader) read(ctx context.Context, metric string) (stats, error) {
 		return st, err
 	}
 	st.mean, _, err = val(fmt.Sprintf("%s / %s", h.classicSum(metric, "_sum", ""), h.classicSum(metric, "_count", "")))
+	if err == nil && st.mean != nil && *st.mean == 0 {
+		// A sum of 0 over observations that are never negative (durations,
+		// all of them) means every one was 0: each quantile is 0, not the
+		// point histogram_quantile interpolates inside the first bucket
+		// (0.99 of its width for p99; a schedule lag that never happened).
+		st.p50, st.p90, st.p99 = ptr(0.0), ptr(0.0), ptr(0.0)
+		h.q.logf("    every observation was 0 (their sum is 0): p50, p90 and p99 are 0")
+	}
 	return st, err
 }

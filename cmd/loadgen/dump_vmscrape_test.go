@@ -51,6 +51,11 @@ func TestDumpAgreesOnVictoriaMetricsScrape(t *testing.T) {
 	t.Logf("dump stderr:\n%s", stderr)
 	checkAgreementClassic(t, got, local)
 	checkEnergy(t, got, local.row)
+	// A closed loop has no schedule lag (docs/metrics.md): 0 locally, and
+	// 0 from the classic buckets too, not a point inside the first one.
+	if l, g := local.row.ScheduleLagP99Seconds, got.ScheduleLagP99Seconds; l == nil || *l != 0 || g == nil || *g != 0 {
+		t.Errorf("schedule_lag_p99_seconds: dump %v, local %v; want 0", deref(g), deref(l))
+	}
 	if !strings.Contains(stderr, "NaN samples dropped") {
 		t.Errorf("--explain says no NaN sample was dropped: the test did not exercise the staleness markers\n%s", stderr)
 	}
