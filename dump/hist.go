@@ -39,6 +39,7 @@ type histReader struct {
 	// resolution says, for each percentile read from classic buckets,
 	// the bucket it lies in: "ITL p90 in (0, 0.01] s".
 	resolution []string
+	vmrange    bool // some buckets were VictoriaMetrics' vmrange ones
 }
 
 func (h *histReader) window() string { return promDuration(h.readTo.Sub(h.start)) }
@@ -151,11 +152,25 @@ func (h *histReader) read(ctx context.Context, metric string) (stats, error) {
 	if err != nil {
 		return st, err
 	}
+	if st.mean != nil && *st.mean == 0 {
+		// A sum of 0 over observations that are never negative (durations,
+		// all of them) means every one was 0: each quantile is 0, not the
+		// point histogram_quantile interpolates inside the first bucket
+		// (0.99 of its width for p99; a schedule lag that never happened).
+		st.p50, st.p90, st.p99 = ptr(0.0), ptr(0.0), ptr(0.0)
+		h.q.logf("    every observation was 0 (their sum is 0): p50, p90 and p99 are 0")
+		return st, nil
+	}
 	bv, err := h.q.vector(ctx, buckets, h.readTo)
 	if err != nil {
 		return st, err
 	}
 	bs := bucketsOf(bv)
+	for _, x := range bv {
+		if _, ok := x.Metric["vmrange"]; ok {
+			h.vmrange = true
+		}
+	}
 	var in []string
 	for _, p := range []struct {
 		name string
@@ -252,6 +267,10 @@ func (h *histReader) warnResolution(who, what string) {
 	if len(h.classic) == 0 {
 		return
 	}
-	h.q.warn(fmt.Sprintf("%s: %s; percentiles from classic buckets, each known only to lie in its bucket (a native histogram's error is 10 %%): %s",
-		who, what, strings.Join(h.resolution, "; ")))
+	kind := "classic buckets"
+	if h.vmrange {
+		kind = "VictoriaMetrics' vmrange buckets (how it stores the native histograms remote-written to it)"
+	}
+	h.q.warn(fmt.Sprintf("%s: %s; percentiles from %s, each known only to lie in its bucket (a native histogram's error is 10 %%): %s",
+		who, what, kind, strings.Join(h.resolution, "; ")))
 }

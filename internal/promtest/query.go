@@ -148,3 +148,26 @@ func VectorAt(t testing.TB, baseURL, promql string, ts time.Time) model.Vector {
 		return nil
 	}
 }
+
+// MatrixAt runs promql, a range selector (m[5m]), as an instant query at
+// ts and returns the raw samples it selects: with VictoriaMetrics these
+// include staleness markers, as NaN samples; Prometheus never returns
+// them. Errors and any other result type fail the test.
+func MatrixAt(t testing.TB, baseURL, promql string, ts time.Time) model.Matrix {
+	t.Helper()
+	client, err := api.NewClient(api.Config{Address: baseURL})
+	if err != nil {
+		t.Fatalf("query %s: %v", baseURL, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
+	defer cancel()
+	res, _, _, err := v1.NewAPI(client).Query(ctx, promql, ts)
+	if err != nil {
+		t.Fatalf("query %s at %s: %v", promql, baseURL, err)
+	}
+	m, ok := res.(model.Matrix)
+	if !ok {
+		t.Fatalf("query %s at %s: result type %s, want a matrix", promql, baseURL, res.Type())
+	}
+	return m
+}

@@ -1,12 +1,19 @@
 package promtest
 
 import (
+	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // VictoriaMetrics is a single-node victoria-metrics process started for
@@ -23,13 +30,47 @@ type VictoriaMetrics struct {
 }
 
 // StartVictoriaMetrics starts VictoriaMetrics and waits until /health
-// answers.
+// answers. It scrapes nothing: data comes in through ImportURL or
+// remote_write.
 func StartVictoriaMetrics(t testing.TB) *VictoriaMetrics {
 	t.Helper()
+	return StartVictoriaMetricsWith(t, VMConfig{})
+}
+
+// VMConfig configures StartVictoriaMetricsWith.
+type VMConfig struct {
+	// Targets (host:port, path /metrics) are scraped by VictoriaMetrics'
+	// own scraper (promscrape) as job TargetsJob every Interval. Its
+	// scraper reads the text format, so histograms are stored as classic
+	// _bucket, _sum and _count series. When a target stops answering,
+	// VictoriaMetrics writes a staleness marker after each series of its
+	// last scrape, as Prometheus does; unlike Prometheus, its range
+	// selectors return those markers as NaN samples.
+	Targets  []string
+	Interval time.Duration
+}
+
+// StartVictoriaMetricsWith starts VictoriaMetrics as c says and waits
+// until /health answers. Its first scrape comes within one Interval, but
+// a new series takes up to 10 s to be searchable: Flush, then WaitFor.
+// -promscrape.config is a flag of 1.79 and current releases alike.
+func StartVictoriaMetricsWith(t testing.TB, c VMConfig) *VictoriaMetrics {
+	t.Helper()
 	bin := binary(t, "victoria-metrics", "victoria-metrics")
-	data := filepath.Join(t.TempDir(), "data")
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	var scrape string
+	if len(c.Targets) > 0 {
+		if c.Interval <= 0 {
+			t.Fatal("StartVictoriaMetricsWith: targets without a scrape interval")
+		}
+		scrape = filepath.Join(dir, "scrape.yml")
+		if err := os.WriteFile(scrape, []byte(vmScrapeConfig(c.Targets, c.Interval)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	p := start(t, "victoria-metrics", bin, func(addr string) []string {
-		return []string{
+		args := []string{
 			"-httpListenAddr=" + addr,
 			"-storageDataPath=" + data,
 			"-retentionPeriod=1d",
@@ -37,8 +78,25 @@ func StartVictoriaMetrics(t testing.TB) *VictoriaMetrics {
 			"-search.disableCache",
 			"-loggerLevel=INFO",
 		}
+		if scrape != "" {
+			args = append(args, "-promscrape.config="+scrape)
+		}
+		return args
 	}, "/health")
 	return &VictoriaMetrics{p: p}
+}
+
+// vmScrapeConfig is a -promscrape.config file (Prometheus' scrape_configs
+// syntax) that scrapes targets as job TargetsJob every interval.
+func vmScrapeConfig(targets []string, interval time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\n", promDuration(interval), promDuration(interval))
+	quoted := make([]string, len(targets))
+	for i, target := range targets {
+		quoted[i] = fmt.Sprintf("%q", target)
+	}
+	fmt.Fprintf(&b, "scrape_configs:\n  - job_name: %s\n    static_configs:\n      - targets: [%s]\n", TargetsJob, strings.Join(quoted, ", "))
+	return b.String()
 }
 
 // URL is the base URL of VictoriaMetrics' Prometheus-compatible query API
@@ -64,6 +122,33 @@ func (v *VictoriaMetrics) Flush(t testing.TB) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("flush victoria-metrics: GET /internal/force_flush: %s", resp.Status)
+	}
+}
+
+// WaitForStale flushes and polls until VictoriaMetrics holds a staleness
+// marker after the last sample of every series selector picks in the
+// last 5 minutes (at least one series): a scraped target went away and
+// its series are marked stale. It returns those series' raw samples,
+// markers (NaN) included, and fails the test when timeout passes first.
+func (v *VictoriaMetrics) WaitForStale(t testing.TB, selector string, timeout time.Duration) model.Matrix {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		v.Flush(t)
+		m := MatrixAt(t, v.URL(), selector+"[5m]", time.Now())
+		fresh := 0
+		for _, s := range m {
+			if n := len(s.Values); n == 0 || !math.IsNaN(float64(s.Values[n-1].Value)) {
+				fresh++
+			}
+		}
+		if len(m) > 0 && fresh == 0 {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d series not marked stale within %v", selector, fresh, len(m), timeout)
+		}
+		time.Sleep(5 * pollInterval)
 	}
 }
 
