@@ -78,17 +78,23 @@ func progressLine(r progressView, elapsed time.Duration) string {
 	if r.Simulated() {
 		b.WriteString("[SIMULATED] ")
 	}
-	switch {
-	case sc.NumSamples > 0:
-		fmt.Fprintf(&b, "%d/%d (%.0f%%)", done, sc.NumSamples, 100*float64(done)/float64(sc.NumSamples))
-	case sc.Duration > 0:
-		fmt.Fprintf(&b, "%d done, %s/%s", done, elapsed.Round(time.Second), sc.Duration)
-	default:
-		fmt.Fprintf(&b, "%d done, %s", done, elapsed.Round(time.Second))
-	}
 	rate := 0.0
 	if elapsed > 0 {
 		rate = float64(done) / elapsed.Seconds()
+	}
+	// The share done is of whichever bound ends the run first.
+	byCount := sc.NumSamples > 0
+	if byCount && sc.Duration > 0 {
+		left := max(sc.Duration-elapsed, 0)
+		byCount = rate > 0 && float64(int64(sc.NumSamples)-done)/rate < left.Seconds()
+	}
+	switch {
+	case byCount:
+		fmt.Fprintf(&b, "%d/%d (%.0f%%)", done, sc.NumSamples, 100*float64(done)/float64(sc.NumSamples))
+	case sc.Duration > 0:
+		fmt.Fprintf(&b, "%d done, %s/%s (%.0f%%)", done, elapsed.Round(time.Second), sc.Duration, 100*min(elapsed.Seconds()/sc.Duration.Seconds(), 1))
+	default:
+		fmt.Fprintf(&b, "%d done, %s", done, elapsed.Round(time.Second))
 	}
 	fmt.Fprintf(&b, "  %.1f req/s  ok %d  failed %d  in flight %d", rate, done-failed, failed, pr.InFlight.Load())
 	if p50, ok := r.TTFTP50(); ok {

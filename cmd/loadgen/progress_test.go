@@ -43,6 +43,22 @@ func TestProgressLine(t *testing.T) {
 	}
 }
 
+// TestProgressLineFollowsTheBoundThatEndsTheRun: with a count and a
+// duration, the share shown is of whichever ends the run first (a --duration
+// 8s run of 1,000 samples used to show "28/1000 (3%) ... eta 3s").
+func TestProgressLineFollowsTheBoundThatEndsTheRun(t *testing.T) {
+	v := &fakeView{sc: &scenario.Scenario{NumSamples: 1000, Duration: 8 * time.Second}}
+	v.progress.Done.Store(28)
+	line := progressLine(v, 5*time.Second)
+	if !strings.Contains(line, "28 done, 5s/8s (62%)") || !strings.Contains(line, "eta 3s") {
+		t.Errorf("time-bound run: %q", line)
+	}
+	v.progress.Done.Store(990)
+	if line := progressLine(v, 5*time.Second); !strings.Contains(line, "990/1000 (99%)") {
+		t.Errorf("count-bound run: %q", line)
+	}
+}
+
 func TestProgressLineSaysClientSaturated(t *testing.T) {
 	v := &fakeView{sc: &scenario.Scenario{NumSamples: 100},
 		sat: &loadgen.Saturation{Saturated: true, Reason: "40 of 1000 sends more than 5ms behind schedule"}}

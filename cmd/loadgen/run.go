@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/tokenwatt/tokenwatt/backends/sim"
@@ -71,6 +73,9 @@ type runCmd struct {
 	CPUProfile string `name:"cpuprofile" placeholder:"FILE" help:"Write a Go CPU profile of the run to FILE (go tool pprof FILE)."`
 
 	carbon float64 // the carbon intensity in effect, set by resolveScenario
+	// benchmarkName says what ran: the scenario's name, with the
+	// settings the flags changed (set by resolveScenario).
+	benchmarkName string
 
 	Sim      bool     `help:"Start the built-in simulator on a free loopback port and run against it."`
 	SimFlags simFlags `embed:"" prefix:"sim-" group:"Simulator (with --sim)"`
@@ -153,7 +158,7 @@ func (c *runCmd) config(e *env) (run.Config, error) {
 		return run.Config{}, err
 	}
 	cfg := run.Config{
-		RunID: c.RunID, Scenario: sc, APIKey: c.APIKey, Out: c.Out, SummaryPath: summaryPath,
+		RunID: c.RunID, BenchmarkName: c.benchmarkName, Scenario: sc, APIKey: c.APIKey, Out: c.Out, SummaryPath: summaryPath,
 		CarbonIntensity: c.carbon, Grace: c.Grace, Version: version,
 		MetricsAddr: c.MetricsAddr, WebConfigFile: c.WebConfigFile, PushURL: c.PushURL, PushInterval: c.PushInterval,
 		Energy: c.Energy, EnergyInterval: c.EnergyInterval, IdleBaseline: sc.IdleBaseline, DCGMAddr: c.DCGMAddr,
@@ -244,7 +249,12 @@ func (c *runCmd) resolveScenario(e *env) (*scenario.Scenario, string, error) {
 	case c.carbon == 0:
 		c.carbon = report.DefaultCarbonIntensity
 	}
+	base := *sc
 	c.applyFlags(sc)
+	for _, note := range c.reconcile(&base, sc) {
+		e.log.Info(note)
+	}
+	c.benchmarkName = benchmarkName(&base, sc)
 	if sc.Backend == "" {
 		sc.Backend = "vllm"
 	}
@@ -315,4 +325,74 @@ func nonEmpty(s *string) *string {
 		return nil
 	}
 	return s
+}
+
+// reconcile lets the flags the user gave win over the scenario's settings
+// that contradict them, which the user did not choose (the default
+// scenario's, most often): it returns a note for each change.
+func (c *runCmd) reconcile(base, sc *scenario.Scenario) []string {
+	var notes []string
+	if c.MaxTokens != nil && c.MinTokens == nil && sc.MinTokens > sc.MaxTokens {
+		notes = append(notes, fmt.Sprintf("min_tokens lowered from %s's %d to --max-tokens %d", base.Name, sc.MinTokens, sc.MaxTokens))
+		sc.MinTokens = sc.MaxTokens
+	}
+	if c.Rate != nil && *c.Rate > 0 && c.Concurrency == nil && base.Rate <= 0 && sc.Concurrency > 0 {
+		notes = append(notes, fmt.Sprintf("--rate %g: no in-flight cap (%s's concurrency %d is for its closed loop; give -c to cap)", sc.Rate, base.Name, sc.Concurrency))
+		sc.Concurrency = 0
+	}
+	if c.Duration != nil && *c.Duration > 0 && c.NumSamples == nil && sc.NumSamples > 0 {
+		notes = append(notes, fmt.Sprintf("--duration %s ends the run: %s's num_samples %d dropped (give --num-samples too to stop at whichever comes first)", sc.Duration, base.Name, sc.NumSamples))
+		sc.NumSamples = 0
+	}
+	if c.NumSamples != nil && *c.NumSamples > 0 && c.Duration == nil && sc.Duration > 0 {
+		notes = append(notes, fmt.Sprintf("--num-samples %d ends the run: %s's duration %s dropped (give --duration too to stop at whichever comes first)", sc.NumSamples, base.Name, sc.Duration))
+		sc.Duration = 0
+	}
+	return notes
+}
+
+// benchmarkName is what ran: the scenario's name when the run follows
+// its method, else the name and each setting changed from it, e.g.
+// "energy_star+rate=40,concurrency=0,arrival=poisson".
+func benchmarkName(base, sc *scenario.Scenario) string {
+	var changed []string
+	add := func(key string, was, is any) {
+		if fmt.Sprint(was) != fmt.Sprint(is) {
+			changed = append(changed, fmt.Sprintf("%s=%v", key, is))
+		}
+	}
+	deref := func(p any) any {
+		switch v := p.(type) {
+		case *bool:
+			if v == nil {
+				return "default"
+			}
+			return *v
+		case *float64:
+			if v == nil {
+				return "default"
+			}
+			return *v
+		}
+		return p
+	}
+	add("dataset", base.Dataset, sc.Dataset)
+	add("num_samples", base.NumSamples, sc.NumSamples)
+	add("duration", base.Duration, sc.Duration)
+	add("rate", base.Rate, sc.Rate)
+	add("concurrency", base.Concurrency, sc.Concurrency)
+	if sc.Rate > 0 {
+		add("arrival", cmp.Or(base.Arrival, scenario.ArrivalConstant), cmp.Or(sc.Arrival, scenario.ArrivalConstant))
+		add("burstiness", base.Burstiness, sc.Burstiness)
+	}
+	add("max_tokens", base.MaxTokens, sc.MaxTokens)
+	add("min_tokens", base.MinTokens, sc.MinTokens)
+	add("ignore_eos", base.IgnoreEOS, sc.IgnoreEOS)
+	add("temperature", deref(base.Temperature), deref(sc.Temperature))
+	add("stream", deref(base.Stream), deref(sc.Stream))
+	add("api", base.API, sc.API)
+	if len(changed) == 0 {
+		return sc.Name
+	}
+	return sc.Name + "+" + strings.Join(changed, ",")
 }

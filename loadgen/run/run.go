@@ -12,6 +12,7 @@
 package run
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -37,6 +38,9 @@ import (
 type Config struct {
 	// RunID names the run; empty generates one (UTC time plus randomness).
 	RunID string
+	// BenchmarkName is the row's benchmark_name: what ran. Empty is the
+	// scenario's name.
+	BenchmarkName string
 	// Scenario is the resolved scenario: backend, endpoint, model (empty:
 	// the only one served), schedule, dataset, token bounds.
 	Scenario *scenario.Scenario
@@ -343,7 +347,7 @@ func (r *Run) measureIdle(ctx context.Context) error {
 // row is the run's summary row.
 func (r *Run) row(res *loadgen.Result, saturated bool) *report.Row {
 	row := r.summary.row(loadgen.RunInfo{
-		Name: r.sc.Name, RunID: r.runID, Scenario: r.sc.Name, Backend: r.backend.Name(), Model: r.model,
+		Name: cmp.Or(r.cfg.BenchmarkName, r.sc.Name), RunID: r.runID, Scenario: r.sc.Name, Backend: r.backend.Name(), Model: r.model,
 		Endpoint: r.backend.Endpoint(), Start: res.Start, End: res.End, RequestRate: r.sc.Rate,
 		Concurrency: r.sc.Concurrency, Arrival: arrivalOf(r.sc), Warmup: r.sc.Warmup,
 		Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
