@@ -83,10 +83,14 @@ func bracket(xs []float64, q float64) (lo, hi float64) {
 	return at(q-0.005) / 1.1, at(q+0.005) * 1.1
 }
 
+// samplesOf is f's values over the successful records: the statistics a
+// summary row and the histograms hold.
 func samplesOf(recs []loadgen.Record, f func(r *loadgen.Record) []float64) []float64 {
 	var xs []float64
 	for i := range recs {
-		xs = append(xs, f(&recs[i])...)
+		if recs[i].OK() {
+			xs = append(xs, f(&recs[i])...)
+		}
 	}
 	return xs
 }
