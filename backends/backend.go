@@ -60,17 +60,18 @@ type Request struct {
 // between them are monotonic; their wall-clock part joins records with
 // Prometheus.
 //
-// Zero times mean "did not happen" (e.g. First is zero when no
-// text-carrying chunk arrived).
+// Zero times mean "did not happen" or "not measured": First is zero when
+// no text-carrying chunk arrived, and always for a non-streaming request
+// (Request.Stream false), whose whole body has no first-token time.
 type Response struct {
 	Send  time.Time // t_send: just before the request is written
-	First time.Time // t_first: first text-carrying chunk
+	First time.Time // t_first: first text-carrying chunk (non-streaming: zero)
 	Last  time.Time // t_last: last text-carrying chunk (non-streaming: body fully read)
 	Done  time.Time // t_done: end of stream ([DONE], EOF or error)
 
 	// ITL holds each gap between consecutive text-carrying chunks, in
-	// arrival order. The first gap (TTFT) is not an ITL. The slice is
-	// reused across requests by Reset.
+	// arrival order. The first gap (TTFT) is not an ITL. It is empty for a
+	// non-streaming request. The slice is reused across requests by Reset.
 	ITL []time.Duration
 
 	TextChunks   int    // text-carrying chunks received

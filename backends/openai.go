@@ -323,7 +323,9 @@ func readStream(ctx context.Context, sr *sseReader, resp *Response) {
 }
 
 // readWhole measures a non-streaming response: the whole body is the one
-// "chunk", arriving when it has been read completely.
+// "chunk", arriving when it has been read completely. It sets t_last and
+// t_done, never t_first: a whole response has no first-token time, so
+// TTFT, ITL and TPOT stay unmeasured (docs/definitions.md).
 func readWhole(ctx context.Context, body io.Reader, resp *Response) {
 	var (
 		c                  chunk
@@ -358,7 +360,6 @@ func readWhole(ctx context.Context, body io.Reader, resp *Response) {
 		return
 	}
 	if c.text {
-		resp.First = now
 		resp.TextChunks = 1
 	}
 	prompt, completion = c.promptTokens, c.completionTokens

@@ -192,6 +192,22 @@ func (c *PyTorch) Do(ctx context.Context, req *Request, resp *Response) {
 	default:
 		readTextChunks(ctx, hresp.Body, resp)
 	}
+	if !req.Stream {
+		wholeResponse(resp)
+	}
+}
+
+// wholeResponse makes what a reader measured of a non-streaming response
+// what readWhole measures: the body is one chunk, read at t_done; there is
+// no first-token time and no inter-token gap, so TTFT, ITL and TPOT stay
+// unmeasured. The text-carrying lines still count for the token count
+// when the server sent no usage.
+func wholeResponse(resp *Response) {
+	resp.First = time.Time{}
+	resp.ITL = resp.ITL[:0]
+	if resp.Outcome == OutcomeOK {
+		resp.Last = resp.Done
+	}
 }
 
 // textChunk records a text-carrying chunk arriving at now: t_first for
