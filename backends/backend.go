@@ -9,6 +9,9 @@ package backends
 
 import (
 	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -103,9 +106,32 @@ type Backend interface {
 	// a run to check the endpoint and the model; its error says what was
 	// tried.
 	Models(ctx context.Context) ([]string, error)
+	// Simulated reports whether the server has said, in an answer to
+	// Models, that it is tokenwatt's simulator (SimulatedHeader: true):
+	// a run against a standalone `loadgen sim` is then labelled simulated
+	// like a --sim run.
+	Simulated() bool
 	// Do sends req and fills resp (which the caller has Reset). It never
 	// returns an error: failures are classified in resp.Outcome, with
 	// resp.Error saying why. Do must honour ctx: cancellation ends the
 	// request with OutcomeCanceled, a deadline with OutcomeTimeout.
 	Do(ctx context.Context, req *Request, resp *Response)
 }
+
+// SimulatedHeader is the response header with which tokenwatt's simulator
+// (backends/sim, which has the same constant) marks every answer.
+const SimulatedHeader = "X-Tokenwatt-Simulated"
+
+// simulatedMark remembers whether any answer a client noted carried
+// SimulatedHeader: true. It is safe for concurrent use.
+type simulatedMark struct{ seen atomic.Bool }
+
+// note looks at one answer's header.
+func (m *simulatedMark) note(h http.Header) {
+	if strings.EqualFold(strings.TrimSpace(h.Get(SimulatedHeader)), "true") {
+		m.seen.Store(true)
+	}
+}
+
+// Simulated implements Backend.Simulated.
+func (m *simulatedMark) Simulated() bool { return m.seen.Load() }

@@ -63,6 +63,7 @@ type OpenAI struct {
 	// client request's Header (except to add a cookie jar's cookies, see
 	// Do), and building them once saves allocations.
 	streamHeader, wholeHeader, modelsHeader http.Header
+	simulatedMark
 }
 
 // NewOpenAI returns a client for the server cfg describes.
@@ -144,6 +145,7 @@ func (c *OpenAI) Models(ctx context.Context) ([]string, error) {
 		return nil, &transportError{msg: c.redact("GET " + c.modelsURL + ": " + describeTransportError(err)), err: err}
 	}
 	defer hresp.Body.Close()
+	c.note(hresp.Header)
 	body, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponseBody))
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: read response: %w", c.modelsURL, err)

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokenwatt/tokenwatt/backends/sim"
 )
 
 const chunkID = `"id":"chatcmpl-1","object":"chat.completion.chunk","created":1733945600,"model":"m"`
@@ -293,6 +295,38 @@ func TestDoServerKeepsStreamOpenAfterDone(t *testing.T) {
 	resp := do(c, context.Background(), &Request{Prompt: "x", Stream: true})
 	if resp.Outcome != OutcomeOK || resp.Error != "" || resp.Done.Sub(resp.Send) > drainWait {
 		t.Errorf("outcome=%s error=%q done after %v", resp.Outcome, resp.Error, resp.Done.Sub(resp.Send))
+	}
+}
+
+// TestModelsNotesSimulated: the simulator's answer to /v1/models carries
+// X-Tokenwatt-Simulated: true, and the client says so; a server without
+// the header is not simulated.
+func TestModelsNotesSimulated(t *testing.T) {
+	if SimulatedHeader != sim.SimulatedHeader {
+		t.Fatalf("SimulatedHeader %q, the simulator's %q", SimulatedHeader, sim.SimulatedHeader)
+	}
+	srv, err := sim.Start(t.Context(), "127.0.0.1:0", sim.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	plain := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"object":"list","data":[{"id":"m","object":"model"}]}`)
+	})
+	for _, tc := range []struct {
+		url       string
+		simulated bool
+	}{{srv.URL, true}, {plain.URL, false}} {
+		c := newTestClient(t, tc.url, OpenAIConfig{VLLM: true})
+		if c.Simulated() {
+			t.Errorf("%s: simulated before any answer", tc.url)
+		}
+		if _, err := c.Models(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if c.Simulated() != tc.simulated {
+			t.Errorf("%s: Simulated() = %v after Models, want %v", tc.url, c.Simulated(), tc.simulated)
+		}
 	}
 }
 

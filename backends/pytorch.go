@@ -49,6 +49,7 @@ type PyTorchConfig struct {
 type PyTorch struct {
 	base   string
 	client *http.Client
+	simulatedMark
 }
 
 // ErrModelsNotListed is returned by PyTorch.Models when the server answers
@@ -129,6 +130,7 @@ func (c *PyTorch) get(ctx context.Context, path string) (int, []byte, error) {
 		return 0, nil, fmt.Errorf("GET %s%s: %s", c.base, path, describeTransportError(err))
 	}
 	defer resp.Body.Close()
+	c.note(resp.Header)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil {
 		return 0, nil, fmt.Errorf("GET %s%s: reading the answer: %v", c.base, path, err)

@@ -149,6 +149,32 @@ func TestPyTorchWrongModel(t *testing.T) {
 	}
 }
 
+// TestPyTorchModelsNotesSimulated: a server whose /ping answers with
+// X-Tokenwatt-Simulated: true is simulated, one without it is not.
+func TestPyTorchModelsNotesSimulated(t *testing.T) {
+	for _, simulated := range []bool{false, true} {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
+			if simulated {
+				w.Header().Set(SimulatedHeader, "true")
+			}
+			io.WriteString(w, `{"status": "Healthy"}`)
+		})
+		srv := httptest.NewServer(mux)
+		t.Cleanup(srv.Close)
+		c, err := NewPyTorch(PyTorchConfig{Endpoint: srv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Models(context.Background()); !errors.Is(err, ErrModelsNotListed) {
+			t.Fatalf("Models: %v", err)
+		}
+		if c.Simulated() != simulated {
+			t.Errorf("Simulated() = %v, want %v", c.Simulated(), simulated)
+		}
+	}
+}
+
 func TestPyTorchRequestBodyAndWholeResponse(t *testing.T) {
 	var got string
 	c := torchServer(t, 200, "", func(w http.ResponseWriter, r *http.Request) {

@@ -16,7 +16,7 @@ type Record struct {
 	Scenario   string  `json:"scenario"`
 	Model      string  `json:"model"`
 	Backend    string  `json:"backend"`
-	Simulated  bool    `json:"simulated"` // the target was the built-in simulator
+	Simulated  bool    `json:"simulated"` // the target was tokenwatt's simulator (--sim, or detected)
 	Outcome    string  `json:"outcome"`
 	HTTPStatus *int    `json:"http_status"`
 	Error      *string `json:"error"`
