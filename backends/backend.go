@@ -9,6 +9,9 @@ package backends
 
 import (
 	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,17 +63,18 @@ type Request struct {
 // between them are monotonic; their wall-clock part joins records with
 // Prometheus.
 //
-// Zero times mean "did not happen" (e.g. First is zero when no
-// text-carrying chunk arrived).
+// Zero times mean "did not happen" or "not measured": First is zero when
+// no text-carrying chunk arrived, and always for a non-streaming request
+// (Request.Stream false), whose whole body has no first-token time.
 type Response struct {
 	Send  time.Time // t_send: just before the request is written
-	First time.Time // t_first: first text-carrying chunk
+	First time.Time // t_first: first text-carrying chunk (non-streaming: zero)
 	Last  time.Time // t_last: last text-carrying chunk (non-streaming: body fully read)
 	Done  time.Time // t_done: end of stream ([DONE], EOF or error)
 
 	// ITL holds each gap between consecutive text-carrying chunks, in
-	// arrival order. The first gap (TTFT) is not an ITL. The slice is
-	// reused across requests by Reset.
+	// arrival order. The first gap (TTFT) is not an ITL. It is empty for a
+	// non-streaming request. The slice is reused across requests by Reset.
 	ITL []time.Duration
 
 	TextChunks   int    // text-carrying chunks received
@@ -102,9 +106,32 @@ type Backend interface {
 	// a run to check the endpoint and the model; its error says what was
 	// tried.
 	Models(ctx context.Context) ([]string, error)
+	// Simulated reports whether the server has said, in an answer to
+	// Models, that it is tokenwatt's simulator (SimulatedHeader: true):
+	// a run against a standalone `loadgen sim` is then labelled simulated
+	// like a --sim run.
+	Simulated() bool
 	// Do sends req and fills resp (which the caller has Reset). It never
 	// returns an error: failures are classified in resp.Outcome, with
 	// resp.Error saying why. Do must honour ctx: cancellation ends the
 	// request with OutcomeCanceled, a deadline with OutcomeTimeout.
 	Do(ctx context.Context, req *Request, resp *Response)
 }
+
+// SimulatedHeader is the response header with which tokenwatt's simulator
+// (backends/sim, which has the same constant) marks every answer.
+const SimulatedHeader = "X-Tokenwatt-Simulated"
+
+// simulatedMark remembers whether any answer a client noted carried
+// SimulatedHeader: true. It is safe for concurrent use.
+type simulatedMark struct{ seen atomic.Bool }
+
+// note looks at one answer's header.
+func (m *simulatedMark) note(h http.Header) {
+	if strings.EqualFold(strings.TrimSpace(h.Get(SimulatedHeader)), "true") {
+		m.seen.Store(true)
+	}
+}
+
+// Simulated implements Backend.Simulated.
+func (m *simulatedMark) Simulated() bool { return m.seen.Load() }

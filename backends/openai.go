@@ -63,6 +63,7 @@ type OpenAI struct {
 	// client request's Header (except to add a cookie jar's cookies, see
 	// Do), and building them once saves allocations.
 	streamHeader, wholeHeader, modelsHeader http.Header
+	simulatedMark
 }
 
 // NewOpenAI returns a client for the server cfg describes.
@@ -144,6 +145,7 @@ func (c *OpenAI) Models(ctx context.Context) ([]string, error) {
 		return nil, &transportError{msg: c.redact("GET " + c.modelsURL + ": " + describeTransportError(err)), err: err}
 	}
 	defer hresp.Body.Close()
+	c.note(hresp.Header)
 	body, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponseBody))
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: read response: %w", c.modelsURL, err)
@@ -323,7 +325,9 @@ func readStream(ctx context.Context, sr *sseReader, resp *Response) {
 }
 
 // readWhole measures a non-streaming response: the whole body is the one
-// "chunk", arriving when it has been read completely.
+// "chunk", arriving when it has been read completely. It sets t_last and
+// t_done, never t_first: a whole response has no first-token time, so
+// TTFT, ITL and TPOT stay unmeasured (docs/definitions.md).
 func readWhole(ctx context.Context, body io.Reader, resp *Response) {
 	var (
 		c                  chunk
@@ -358,7 +362,6 @@ func readWhole(ctx context.Context, body io.Reader, resp *Response) {
 		return
 	}
 	if c.text {
-		resp.First = now
 		resp.TextChunks = 1
 	}
 	prompt, completion = c.promptTokens, c.completionTokens

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokenwatt/tokenwatt/backends/sim"
 )
 
 const chunkID = `"id":"chatcmpl-1","object":"chat.completion.chunk","created":1733945600,"model":"m"`
@@ -296,6 +298,38 @@ func TestDoServerKeepsStreamOpenAfterDone(t *testing.T) {
 	}
 }
 
+// TestModelsNotesSimulated: the simulator's answer to /v1/models carries
+// X-Tokenwatt-Simulated: true, and the client says so; a server without
+// the header is not simulated.
+func TestModelsNotesSimulated(t *testing.T) {
+	if SimulatedHeader != sim.SimulatedHeader {
+		t.Fatalf("SimulatedHeader %q, the simulator's %q", SimulatedHeader, sim.SimulatedHeader)
+	}
+	srv, err := sim.Start(t.Context(), "127.0.0.1:0", sim.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	plain := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"object":"list","data":[{"id":"m","object":"model"}]}`)
+	})
+	for _, tc := range []struct {
+		url       string
+		simulated bool
+	}{{srv.URL, true}, {plain.URL, false}} {
+		c := newTestClient(t, tc.url, OpenAIConfig{VLLM: true})
+		if c.Simulated() {
+			t.Errorf("%s: simulated before any answer", tc.url)
+		}
+		if _, err := c.Models(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if c.Simulated() != tc.simulated {
+			t.Errorf("%s: Simulated() = %v after Models, want %v", tc.url, c.Simulated(), tc.simulated)
+		}
+	}
+}
+
 func TestDoNonStreaming(t *testing.T) {
 	tests := []struct {
 		name, body     string
@@ -336,8 +370,10 @@ func TestDoNonStreaming(t *testing.T) {
 			if resp.Last.IsZero() || resp.Last != resp.Done || resp.Last.Before(resp.Send) || len(resp.ITL) != 0 {
 				t.Errorf("timings: send=%v last=%v done=%v ITLs=%d", resp.Send, resp.Last, resp.Done, len(resp.ITL))
 			}
-			if wantFirst := tt.chunks == 1; (resp.First == resp.Last) != wantFirst || resp.First.IsZero() == wantFirst {
-				t.Errorf("first=%v last=%v with %d text chunks", resp.First, resp.Last, tt.chunks)
+			// A whole response has no first-token time: TTFT, ITL and
+			// TPOT are not measured.
+			if !resp.First.IsZero() {
+				t.Errorf("first=%v with %d text chunks, want none (not streamed)", resp.First, tt.chunks)
 			}
 		})
 	}

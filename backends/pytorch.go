@@ -49,6 +49,7 @@ type PyTorchConfig struct {
 type PyTorch struct {
 	base   string
 	client *http.Client
+	simulatedMark
 }
 
 // ErrModelsNotListed is returned by PyTorch.Models when the server answers
@@ -129,6 +130,7 @@ func (c *PyTorch) get(ctx context.Context, path string) (int, []byte, error) {
 		return 0, nil, fmt.Errorf("GET %s%s: %s", c.base, path, describeTransportError(err))
 	}
 	defer resp.Body.Close()
+	c.note(resp.Header)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil {
 		return 0, nil, fmt.Errorf("GET %s%s: reading the answer: %v", c.base, path, err)
@@ -191,6 +193,22 @@ func (c *PyTorch) Do(ctx context.Context, req *Request, resp *Response) {
 		readNDJSON(ctx, hresp.Body, resp)
 	default:
 		readTextChunks(ctx, hresp.Body, resp)
+	}
+	if !req.Stream {
+		wholeResponse(resp)
+	}
+}
+
+// wholeResponse makes what a reader measured of a non-streaming response
+// what readWhole measures: the body is one chunk, read at t_done; there is
+// no first-token time and no inter-token gap, so TTFT, ITL and TPOT stay
+// unmeasured. The text-carrying lines still count for the token count
+// when the server sent no usage.
+func wholeResponse(resp *Response) {
+	resp.First = time.Time{}
+	resp.ITL = resp.ITL[:0]
+	if resp.Outcome == OutcomeOK {
+		resp.Last = resp.Done
 	}
 }
 

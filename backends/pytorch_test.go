@@ -149,6 +149,32 @@ func TestPyTorchWrongModel(t *testing.T) {
 	}
 }
 
+// TestPyTorchModelsNotesSimulated: a server whose /ping answers with
+// X-Tokenwatt-Simulated: true is simulated, one without it is not.
+func TestPyTorchModelsNotesSimulated(t *testing.T) {
+	for _, simulated := range []bool{false, true} {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
+			if simulated {
+				w.Header().Set(SimulatedHeader, "true")
+			}
+			io.WriteString(w, `{"status": "Healthy"}`)
+		})
+		srv := httptest.NewServer(mux)
+		t.Cleanup(srv.Close)
+		c, err := NewPyTorch(PyTorchConfig{Endpoint: srv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Models(context.Background()); !errors.Is(err, ErrModelsNotListed) {
+			t.Fatalf("Models: %v", err)
+		}
+		if c.Simulated() != simulated {
+			t.Errorf("Simulated() = %v, want %v", c.Simulated(), simulated)
+		}
+	}
+}
+
 func TestPyTorchRequestBodyAndWholeResponse(t *testing.T) {
 	var got string
 	c := torchServer(t, 200, "", func(w http.ResponseWriter, r *http.Request) {
@@ -164,8 +190,26 @@ func TestPyTorchRequestBodyAndWholeResponse(t *testing.T) {
 	if want := `{"prompt":"hi","max_new_tokens":8,"min_new_tokens":8,"temperature":0,"seed":7,"stream":false}`; got != want {
 		t.Errorf("body %s, want %s", got, want)
 	}
-	if resp.Outcome != OutcomeOK || resp.OutputTokens != 3 || resp.TextChunks != 1 || resp.First.IsZero() {
+	// Not streamed: the body is read at t_last = t_done; no first-token
+	// time, no gaps.
+	if resp.Outcome != OutcomeOK || resp.OutputTokens != 3 || resp.TextChunks != 1 || !resp.First.IsZero() ||
+		resp.Last.IsZero() || resp.Last != resp.Done || len(resp.ITL) != 0 {
 		t.Errorf("whole response %+v", resp)
+	}
+}
+
+// TestPyTorchNotStreamedButChunked: a server that streams NDJSON although
+// the request said stream: false still gives a non-streamed measurement
+// (E2E only); its lines count as text chunks, its usage as the tokens.
+func TestPyTorchNotStreamedButChunked(t *testing.T) {
+	c := torchServer(t, 200, "", streamLines("application/x-ndjson", 5*time.Millisecond,
+		`{"text": "a"}`+"\n", `{"text": "b"}`+"\n", `{"text": "c", "usage": {"prompt_tokens": 2, "completion_tokens": 3}}`+"\n"))
+	var resp Response
+	resp.Reset()
+	c.Do(context.Background(), &Request{Model: "m", Prompt: "hi", MaxTokens: 3}, &resp)
+	if resp.Outcome != OutcomeOK || resp.OutputTokens != 3 || resp.TokensSource != TokensFromUsage || resp.TextChunks != 3 ||
+		!resp.First.IsZero() || len(resp.ITL) != 0 || resp.Last.IsZero() || resp.Last != resp.Done || resp.Last.Before(resp.Send) {
+		t.Errorf("non-streamed request: %+v", resp)
 	}
 }
 

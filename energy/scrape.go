@@ -122,6 +122,7 @@ type scrapeSource struct {
 	devices   []Device
 	keys      []string // each device's key in a scrape (see seriesKey)
 	selection Selection
+	simulated string // why the endpoint's GPUs are simulated; "" when they are not
 	parser    expfmt.TextParser
 
 	prevRaw    []float64 // the previous read's counters, for the stale warning
@@ -183,7 +184,11 @@ func (s *scrapeSource) open(ctx context.Context, host string, spec GPUSpec, sel 
 		if f.uuidLabel == tokenwattScrape.uuidLabel {
 			describeTokenwattGPUs(fams, series)
 		}
-		return s.choose(series, spec, sel)
+		if err := s.choose(series, spec, sel); err != nil {
+			return err
+		}
+		s.simulated = simulatedBy(fams, s.devices)
+		return nil
 	}
 	if unmatched != nil {
 		return s.errorf("label selector %s matches none of the GPUs' %s series, whose labels are %s",
@@ -191,6 +196,33 @@ func (s *scrapeSource) open(ctx context.Context, host string, spec GPUSpec, sel 
 	}
 	return s.errorf("no GPU metrics found; looked for %s, %s (tokenwatt energy-exporter, simulator) and %s, %s (dcgm-exporter)",
 		tokenwattEnergyMetric, tokenwattPowerMetric, dcgmEnergyMetric, dcgmPowerMetric)
+}
+
+// tokenwattExporterInfoMetric is the info series of a tokenwatt energy
+// endpoint; the simulator's says simulated="true".
+const tokenwattExporterInfoMetric = "tokenwatt_energy_exporter_info"
+
+// simulatedUUIDPrefix starts the UUIDs of the simulator's GPUs.
+const simulatedUUIDPrefix = "SIM-"
+
+// simulatedBy says why an endpoint's chosen GPUs are simulated: its
+// tokenwatt_energy_exporter_info says simulated="true" (the simulator's
+// /metrics), or a GPU has a simulated UUID (SIM-…, the simulator's GPUs
+// re-exported, e.g. by a --sim loadgen). "" when neither.
+func simulatedBy(fams map[string]*dto.MetricFamily, devs []Device) string {
+	if fam := fams[tokenwattExporterInfoMetric]; fam != nil {
+		for _, m := range fam.GetMetric() {
+			if labelMap(m)["simulated"] == "true" {
+				return tokenwattExporterInfoMetric + ` says simulated="true"`
+			}
+		}
+	}
+	for _, d := range devs {
+		if strings.HasPrefix(d.UUID, simulatedUUIDPrefix) {
+			return fmt.Sprintf("GPU %s is a simulated GPU", d.UUID)
+		}
+	}
+	return ""
 }
 
 // Per-GPU identity series an energy-exporter (or a loadgen) serves
@@ -357,6 +389,10 @@ func (s *scrapeSource) Devices() []Device { return s.devices }
 
 // Selection is how the GPUs were chosen at open.
 func (s *scrapeSource) Selection() Selection { return s.selection }
+
+// Simulated says why the endpoint's GPUs are simulated ("" if they are
+// not), as found at open.
+func (s *scrapeSource) Simulated() string { return s.simulated }
 
 func (s *scrapeSource) Close() error {
 	s.closeIdle()

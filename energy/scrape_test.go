@@ -221,6 +221,33 @@ func TestScrapeTokenwatt(t *testing.T) {
 	}
 }
 
+// TestScrapeSimulatedBy: an endpoint's GPUs are simulated when its
+// tokenwatt_energy_exporter_info says simulated="true" or a chosen GPU
+// has a simulated UUID (the simulator's GPUs re-exported); real GPUs and
+// an info series without the label are not.
+func TestScrapeSimulatedBy(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"real", tokenwattText(fakeGPU{0, "GPU-a", 12.5, 80}) +
+			"tokenwatt_energy_exporter_info{method=\"counter\",source=\"nvml\",version=\"1\"} 1\n", ""},
+		{"dcgm-exporter", dcgmText(fakeGPU{0, uuid0, 1, 1}), ""},
+		{"info says simulated", tokenwattText(fakeGPU{0, "GPU-a", 12.5, 80}) +
+			"tokenwatt_energy_exporter_info{method=\"counter\",simulated=\"true\",source=\"sim\"} 1\n",
+			`tokenwatt_energy_exporter_info says simulated="true"`},
+		{"simulated GPU", tokenwattText(fakeGPU{0, "SIM-7-0", 12.5, 80}), "GPU SIM-7-0 is a simulated GPU"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := SimulatedBy(mustOpenScrape(t, newEndpoint(t, tc.body).URL)); got != tc.want {
+				t.Errorf("SimulatedBy = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if got := SimulatedBy(nil); got != "" {
+		t.Errorf("SimulatedBy(nil) = %q", got)
+	}
+}
+
 // TestScrapePrefersTokenwatt: an endpoint with both (a federating
 // Prometheus) is read through tokenwatt's series.
 func TestScrapePrefersTokenwatt(t *testing.T) {
@@ -263,6 +290,9 @@ func TestScrapeSimulator(t *testing.T) {
 	if src.Method() != MethodCounter || len(d) != 2 || d[0].UUID != "SIM-1-0" || d[1].UUID != "SIM-1-1" ||
 		d[0].Model != sim.SimulatedGPUModel {
 		t.Fatalf("Method %s, Devices %+v", src.Method(), d)
+	}
+	if why := SimulatedBy(src); why != `tokenwatt_energy_exporter_info says simulated="true"` {
+		t.Errorf("SimulatedBy = %q, want the simulator's info series", why)
 	}
 	first := mustRead(t, src)
 	time.Sleep(50 * time.Millisecond)

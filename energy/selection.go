@@ -130,6 +130,21 @@ func SelectionOf(src Source) Selection {
 	return Selection{}
 }
 
+// simulatedReporter is implemented by sources that can tell simulated
+// GPUs from real ones (scrape: the simulator's /metrics).
+type simulatedReporter interface{ Simulated() string }
+
+// SimulatedBy says why src's GPUs are simulated, e.g.
+// `tokenwatt_energy_exporter_info says simulated="true"`; "" when src
+// is nil or its GPUs are real (as far as it can tell). A run whose energy
+// is simulated is a simulated run.
+func SimulatedBy(src Source) string {
+	if r, ok := src.(simulatedReporter); ok {
+		return r.Simulated()
+	}
+	return ""
+}
+
 // UUIDs are the devices' UUIDs, in order: the run's record of which GPUs
 // it measured.
 func UUIDs(devs []Device) []string {

@@ -64,7 +64,7 @@ func (l RunLabels) constLabels() prometheus.Labels {
 // RunOptions are a run's metric settings beyond its labels.
 type RunOptions struct {
 	Version         string // tokenwatt's version, on tokenwatt_run_info
-	Simulated       bool   // the target is the built-in simulator, on tokenwatt_run_info
+	Simulated       bool   // the target is tokenwatt's simulator, on tokenwatt_run_info
 	CarbonIntensity float64
 	// Settings, on tokenwatt_run_info, so that loadgen dump can fill the
 	// summary's columns from Prometheus as the local summary does. An
@@ -176,7 +176,7 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 	m.cl = cl
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace, Name: "run_info",
-		Help: "Always 1; labels describe the run and its settings (endpoint, rate, concurrency, arrival, warmup, energy_source, energy_method, gpu_uuids: the measured GPUs). simulated=\"true\" marks runs against the built-in simulator.",
+		Help: "Always 1; labels describe the run and its settings (endpoint, rate, concurrency, arrival, warmup, energy_source, energy_method, gpu_uuids: the measured GPUs). simulated=\"true\" marks runs against tokenwatt's simulator (--sim, or a server or energy source found to be it).",
 		ConstLabels: prometheus.Labels{
 			"run_id": l.RunID, "scenario": l.Scenario, "model": l.Model, "backend": l.Backend,
 			"version": o.Version, "simulated": boolLabel(o.Simulated),

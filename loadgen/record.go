@@ -16,7 +16,7 @@ type Record struct {
 	Scenario   string  `json:"scenario"`
 	Model      string  `json:"model"`
 	Backend    string  `json:"backend"`
-	Simulated  bool    `json:"simulated"` // the target was the built-in simulator
+	Simulated  bool    `json:"simulated"` // the target was tokenwatt's simulator (--sim, or detected)
 	Outcome    string  `json:"outcome"`
 	HTTPStatus *int    `json:"http_status"`
 	Error      *string `json:"error"`
@@ -91,7 +91,9 @@ func newRecord(sched time.Time, resp *backends.Response) Record {
 		rec.E2E = ptr(resp.Last.Sub(resp.Send).Seconds())
 		rec.E2EFromSched = ptr(resp.Last.Sub(sched).Seconds())
 	}
-	if resp.TextChunks > 0 {
+	// A streamed request with text has its gaps (none for one chunk: []);
+	// without a first chunk, or not streamed, ITL is unmeasured: null.
+	if !resp.First.IsZero() {
 		rec.ITL = make([]float64, len(resp.ITL))
 		for i, d := range resp.ITL {
 			rec.ITL[i] = d.Seconds()

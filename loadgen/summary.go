@@ -222,7 +222,7 @@ type RunInfo struct {
 	Concurrency int
 	Arrival     string
 	Warmup      int  // warm-up requests, sent first and excluded
-	Simulated   bool // the target was the built-in simulator
+	Simulated   bool // the target was tokenwatt's simulator (--sim, or detected)
 	// CarbonIntensity is in g CO2eq/kWh; 0 leaves the column unknown.
 	CarbonIntensity float64
 }

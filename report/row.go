@@ -73,7 +73,7 @@ type Row struct {
 	EmissionsGCO2eq                 *float64
 
 	// tokenwatt's additions after schema version 1's published list.
-	Simulated      bool // the target was the built-in simulator
+	Simulated      bool // the target was tokenwatt's simulator (--sim, or detected)
 	WarmupRequests *int
 	Concurrency    *int // configured concurrency (in-flight cap in open loop; 0 is unlimited)
 	Arrival        string

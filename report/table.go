@@ -10,9 +10,10 @@ import (
 	"text/tabwriter"
 )
 
-// simulatedBanner opens the table of a run against the built-in simulator,
-// so that nobody mistakes its numbers for a real server's.
-const simulatedBanner = "SIMULATED: the target was tokenwatt's built-in simulator, not a real inference server.\n"
+// simulatedBanner opens the table of a simulated run (--sim, or a server or
+// energy source found to be tokenwatt's simulator), so that nobody
+// mistakes its numbers for a real server's.
+const simulatedBanner = "SIMULATED: the target was tokenwatt's simulator (server or GPU energy), not a real inference server or GPU.\n"
 
 // unknownCell stands for an unknown value in the table; the CSV leaves
 // such cells empty, which would be invisible on a terminal.

@@ -155,6 +155,28 @@ func TestPyTorchBackendAgainstTinyServer(t *testing.T) {
 		t.Errorf("summary row incomplete: %+v", row)
 	}
 
+	// --no-stream: server.py answers one JSON body; E2E and usage are
+	// measured, TTFT, ITL and TPOT are not.
+	out = t.TempDir()
+	res = runCLI(t, "--backend", "pytorch", "--endpoint", base, "--no-stream", "--dataset", "synthetic:mean=40,n=3", "--num-samples", "3",
+		"--max-tokens", fmt.Sprint(maxTokens), "--min-tokens", fmt.Sprint(maxTokens), "--temperature", "0",
+		"--energy", "none", "--out", out)
+	if res.code != 0 {
+		t.Fatalf("--no-stream: exit %d\nstderr: %s", res.code, res.stderr)
+	}
+	for _, r := range readRecords(t, filepath.Join(out, "records.jsonl")) {
+		if !r.OK() || r.E2E == nil || *r.E2E <= 0 || r.TTFT != nil || r.TPOT != nil || r.ITL != nil ||
+			r.OutputTokens == nil || *r.OutputTokens != maxTokens || deref(r.TokensSource) != "usage" {
+			t.Errorf("--no-stream record %d: outcome %s e2e %v ttft %v tpot %v itl %v, %v output tokens (%v)", r.Seq, r.Outcome,
+				deref(r.E2E), deref(r.TTFT), deref(r.TPOT), r.ITL, deref(r.OutputTokens), deref(r.TokensSource))
+		}
+	}
+	if row := readSummary(t, filepath.Join(out, "summary.csv"))[0]; row.TTFTP50Seconds != nil || row.TPOTMeanSeconds != nil ||
+		row.ITLP50Seconds != nil || row.E2EP50Seconds == nil {
+		t.Errorf("--no-stream summary: ttft p50 %v tpot mean %v itl p50 %v e2e p50 %v", deref(row.TTFTP50Seconds),
+			deref(row.TPOTMeanSeconds), deref(row.ITLP50Seconds), deref(row.E2EP50Seconds))
+	}
+
 	// Bad input: a model the server does not serve.
 	res = runCLI(t, "--backend", "pytorch", "--endpoint", base, "--model", "gpt2", "--dataset", "synthetic",
 		"--num-samples", "1", "--energy", "none", "--out", t.TempDir())

@@ -29,7 +29,7 @@ type runCmd struct {
 	Model    *string `help:"Model to request (default: the only model the server serves)."`
 	APIKey   string  `name:"api-key" env:"OPENAI_API_KEY" help:"Bearer token for the server; never written anywhere."`
 	API      *string `name:"api" enum:"chat,completions," default:"" help:"OpenAI API: chat or completions."`
-	Stream   *bool   `negatable:"" help:"Stream responses (SSE); --no-stream measures whole responses."`
+	Stream   *bool   `negatable:"" help:"Stream responses (SSE); --no-stream measures whole responses (E2E only: TTFT, ITL and TPOT null)."`
 
 	NumSamples  *int           `help:"Measured requests to send (0: no limit)."`
 	Duration    *time.Duration `help:"Stop scheduling after this long (0: no limit)."`

@@ -409,7 +409,9 @@ func TestAPIVariants(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		args []string
-		itl  bool // ITL gaps expected
+		// streamed: TTFT and ITL gaps measured; not streamed: both null
+		// (TestNoStreamMeasuresE2EOnly checks the rest).
+		streamed bool
 	}{
 		{"chat streaming", []string{"--api", "chat"}, true},
 		{"completions streaming", []string{"--api", "completions"}, true},
@@ -427,7 +429,7 @@ func TestAPIVariants(t *testing.T) {
 				t.Fatalf("exit %d: %s", res.code, res.stderr)
 			}
 			for _, r := range readRecords(t, filepath.Join(out, "records.jsonl")) {
-				if !r.OK() || r.TTFT == nil || r.E2E == nil || r.OutputTokens == nil || r.PromptTokens == nil {
+				if !r.OK() || (r.TTFT != nil) != tc.streamed || r.E2E == nil || r.OutputTokens == nil || r.PromptTokens == nil {
 					t.Fatalf("incomplete record %+v", r)
 				}
 				if tc.name == "openai backend" {
@@ -438,8 +440,8 @@ func TestAPIVariants(t *testing.T) {
 				if *r.OutputTokens != 12 {
 					t.Errorf("%d output tokens, want 12", *r.OutputTokens)
 				}
-				if got := len(r.ITL) > 0; got != tc.itl {
-					t.Errorf("ITL gaps present=%v, want %v", got, tc.itl)
+				if got := len(r.ITL) > 0; got != tc.streamed {
+					t.Errorf("ITL gaps present=%v, want %v", got, tc.streamed)
 				}
 			}
 		})

@@ -19,7 +19,7 @@ import (
 // the same scrape path a remote GPU host would use. It fails fast: a
 // missing DCGM library must stop the run before its first request.
 func (r *Run) openEnergy(ctx context.Context) error {
-	if r.cfg.Energy == energy.SourceSim && !r.simulated() {
+	if r.cfg.Energy == energy.SourceSim && r.cfg.Sim == nil {
 		return inputErr(errors.New("--energy sim needs --sim (for a separate loadgen sim, use --energy scrape:http://HOST:PORT/metrics)"))
 	}
 	if _, err := energy.ParseGPUs(r.cfg.GPUs); err != nil {
@@ -49,8 +49,12 @@ func (r *Run) openEnergy(ctx context.Context) error {
 	}
 	r.source = src
 	what := src.Name()
-	if r.simulated() {
+	switch why := energy.SimulatedBy(src); {
+	case r.cfg.Sim != nil:
 		what = "the simulator's SIMULATED GPU power model"
+	case why != "":
+		what += " (SIMULATED GPUs)"
+		r.detected = append(r.detected, "the energy source's "+why)
 	}
 	r.selection = energy.SelectionOf(src)
 	r.gpuUUIDs = energy.UUIDs(src.Devices())
@@ -74,8 +78,15 @@ func (r *Run) connect(ctx context.Context) error {
 		return inputErr(err)
 	}
 	r.backend = b
-	r.model, err = pickModel(ctx, b, r.sc.Model)
-	return err
+	if r.model, err = pickModel(ctx, b, r.sc.Model); err != nil {
+		return err
+	}
+	if b.Simulated() && r.cfg.Sim == nil {
+		// The server first: the log names what was detected in this order.
+		r.detected = append([]string{fmt.Sprintf("the server at %s answers %s: true",
+			backends.WithoutUserinfo(b.Endpoint()), backends.SimulatedHeader)}, r.detected...)
+	}
+	return nil
 }
 
 // NewBackend creates the client the scenario names (vllm, openai or

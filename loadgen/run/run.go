@@ -50,6 +50,9 @@ type Config struct {
 	// Sim, if not nil, starts the built-in simulator on a free loopback
 	// port and runs against it; the run is then labelled simulated
 	// everywhere. Its Model is set from the scenario's (or defaulted).
+	// Without it, a run is labelled simulated all the same when Start
+	// finds the server or the energy source to be the simulator (a
+	// standalone `loadgen sim`): see Run.Simulated.
 	Sim *sim.Config
 	// Out is the directory of records.jsonl and energy.jsonl.
 	Out string
@@ -142,6 +145,9 @@ type Run struct {
 	watch    atomic.Pointer[saturationWatch]
 	closed   bool
 	recordsN string // records file path, for messages
+	// detected says why Start found the target simulated without
+	// Config.Sim: the server's answer, the energy source.
+	detected []string
 }
 
 // Result is a finished run: the runner's result, the summary row that was
@@ -199,6 +205,10 @@ func Start(ctx context.Context, cfg Config) (r *Run, err error) {
 	if err := r.connect(ctx); err != nil {
 		return r, err
 	}
+	if len(r.detected) > 0 {
+		r.log.Info(fmt.Sprintf("SIMULATED run (detected: %s): every output is labelled simulated",
+			strings.Join(r.detected, "; ")))
+	}
 	if r.prompts, err = r.loadPrompts(ctx); err != nil {
 		return r, err
 	}
@@ -232,8 +242,9 @@ func (r *Run) startSim(ctx context.Context) error {
 	return nil
 }
 
-// simulated reports whether the target is the built-in simulator.
-func (r *Run) simulated() bool { return r.cfg.Sim != nil }
+// simulated reports whether the target is tokenwatt's simulator: the
+// built-in one (Config.Sim), or one Start detected.
+func (r *Run) simulated() bool { return r.cfg.Sim != nil || len(r.detected) > 0 }
 
 // openSinks opens the records file, the metrics, the energy meter, the
 // runner, the /metrics server and the push client.
@@ -387,7 +398,9 @@ func (r *Run) ID() string { return r.runID }
 // endpoint and model filled in under Config.Sim).
 func (r *Run) Scenario() *scenario.Scenario { return r.sc }
 
-// Simulated reports whether the target is the built-in simulator.
+// Simulated reports whether the run is simulated: under Config.Sim, or
+// because Start found the server answering X-Tokenwatt-Simulated: true or
+// the energy source saying its GPUs are simulated.
 func (r *Run) Simulated() bool { return r.simulated() }
 
 // Progress is the runner's live counters, for progress lines.
