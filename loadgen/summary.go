@@ -41,9 +41,11 @@ type Summary struct {
 	outcomes  map[string]int // failed requests by outcome
 
 	// Of successful requests.
-	ttft, itl, tpot, e2e *ddsketch.DDSketchWithExactSummaryStatistics
+	ttft, itl, tpot, e2e, e2eSched *ddsketch.DDSketchWithExactSummaryStatistics
 	// Of every send.
 	lag *ddsketch.DDSketchWithExactSummaryStatistics
+	// Their standard deviations, by the sketches' names in report.json.
+	spread map[string]*moments
 
 	// Successful requests' tokens. promptReports and outputReports count
 	// the requests that reported a count, so that "none reported" stays
@@ -66,8 +68,107 @@ func NewSummary() *Summary {
 		itl:      newSketch(),
 		tpot:     newSketch(),
 		e2e:      newSketch(),
+		e2eSched: newSketch(),
 		lag:      newSketch(),
+		spread:   map[string]*moments{},
 	}
+}
+
+// sketches are the summary's distributions by their report.json names.
+func (s *Summary) sketches() map[string]*ddsketch.DDSketchWithExactSummaryStatistics {
+	return map[string]*ddsketch.DDSketchWithExactSummaryStatistics{
+		"ttft": s.ttft, "itl": s.itl, "tpot": s.tpot, "e2e": s.e2e, "e2e_from_sched": s.e2eSched, "schedule_lag": s.lag,
+	}
+}
+
+// moments are a running count, mean and sum of squared deviations
+// (Welford), for a standard deviation that needs no samples kept.
+type moments struct {
+	n        float64
+	mean, m2 float64
+}
+
+func (m *moments) add(x float64) {
+	m.n++
+	d := x - m.mean
+	m.mean += d / m.n
+	m.m2 += d * (x - m.mean)
+}
+
+// merge adds o's values (Chan et al.'s parallel update).
+func (m *moments) merge(o *moments) {
+	if o.n == 0 {
+		return
+	}
+	n := m.n + o.n
+	d := o.mean - m.mean
+	m.mean += d * o.n / n
+	m.m2 += o.m2 + d*d*m.n*o.n/n
+	m.n = n
+}
+
+// std is the population standard deviation (numpy's default).
+func (m *moments) std() float64 {
+	if m.n == 0 {
+		return 0
+	}
+	return math.Sqrt(m.m2 / m.n)
+}
+
+// observeNamed adds *v to the named sketch and its moments.
+func (s *Summary) observeNamed(name string, sk *ddsketch.DDSketchWithExactSummaryStatistics, v *float64) {
+	if v == nil || !finite(*v) {
+		return
+	}
+	observe(sk, v)
+	m := s.spread[name]
+	if m == nil {
+		m = &moments{}
+		s.spread[name] = m
+	}
+	m.add(*v)
+}
+
+// Distributions are the run's distributions as report.json has them:
+// count, mean, population std, min, max and report.ReportPercentiles,
+// by name (ttft, itl, tpot, e2e, e2e_from_sched: successful requests';
+// schedule_lag: every send's); nil for one with no value.
+func (s *Summary) Distributions() map[string]*report.Distribution {
+	out := map[string]*report.Distribution{}
+	for name, sk := range s.sketches() {
+		if sk.IsEmpty() {
+			out[name] = nil
+			continue
+		}
+		lo, _ := sk.GetMinValue()
+		hi, _ := sk.GetMaxValue()
+		d := &report.Distribution{Count: int64(sk.GetCount()), Mean: sk.GetSum() / sk.GetCount(),
+			Min: lo, Max: hi, Percentiles: map[string]float64{}}
+		if m := s.spread[name]; m != nil {
+			d.Std = m.std()
+		}
+		for _, p := range report.ReportPercentiles {
+			if v := quantile(sk, p/100); v != nil {
+				d.Percentiles[report.PercentileKey(p)] = *v
+			}
+		}
+		out[name] = d
+	}
+	return out
+}
+
+// Quantile is the q-quantile (0 ≤ q ≤ 1) of the named distribution (as
+// Distributions names them), and false when it has no value.
+func (s *Summary) Quantile(name string, q float64) (float64, bool) {
+	sk := s.sketches()[name]
+	if sk == nil {
+		return 0, false
+	}
+	p := quantile(sk, q)
+	if p == nil {
+		return 0, false
+	}
+	return *p, true
 }
 
 func newSketch() *ddsketch.DDSketchWithExactSummaryStatistics {
@@ -84,7 +185,7 @@ func newSketch() *ddsketch.DDSketchWithExactSummaryStatistics {
 // succeeded, every value it carries (nil values contribute nothing).
 func (s *Summary) Add(r *Record) {
 	s.total++
-	observe(s.lag, &r.ScheduleLag)
+	s.observeNamed("schedule_lag", s.lag, &r.ScheduleLag)
 	if send, _, _ := r.Times(); !send.IsZero() {
 		if s.firstSend.IsZero() || send.Before(s.firstSend) {
 			s.firstSend = send
@@ -106,11 +207,12 @@ func (s *Summary) Add(r *Record) {
 		return
 	}
 	s.ok++
-	observe(s.ttft, r.TTFT)
-	observe(s.tpot, r.TPOT)
-	observe(s.e2e, r.E2E)
+	s.observeNamed("ttft", s.ttft, r.TTFT)
+	s.observeNamed("tpot", s.tpot, r.TPOT)
+	s.observeNamed("e2e", s.e2e, r.E2E)
+	s.observeNamed("e2e_from_sched", s.e2eSched, r.E2EFromSched)
 	for i := range r.ITL {
-		observe(s.itl, &r.ITL[i])
+		s.observeNamed("itl", s.itl, &r.ITL[i])
 	}
 	if r.PromptTokens != nil {
 		s.promptTokens += int64(*r.PromptTokens)
@@ -145,6 +247,7 @@ func (s *Summary) Merge(o *Summary) error {
 		{"itl", s.itl, o.itl},
 		{"tpot", s.tpot, o.tpot},
 		{"e2e", s.e2e, o.e2e},
+		{"e2e from schedule", s.e2eSched, o.e2eSched},
 		{"schedule lag", s.lag, o.lag},
 	}
 	// Check every pair before changing any, so a failure leaves s whole.
@@ -157,6 +260,12 @@ func (s *Summary) Merge(o *Summary) error {
 		if err := p.dst.MergeWith(p.src); err != nil {
 			return fmt.Errorf("merge summaries: %s sketch: %w", p.name, err)
 		}
+	}
+	for name, m := range o.spread {
+		if s.spread[name] == nil {
+			s.spread[name] = &moments{}
+		}
+		s.spread[name].merge(m)
 	}
 	s.total += o.total
 	s.ok += o.ok

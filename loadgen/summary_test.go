@@ -398,3 +398,48 @@ func TestSummaryMergeEqualsAddingAll(t *testing.T) {
 		t.Errorf("merged row\n%q\nwant (all added to one summary)\n%q", got, want)
 	}
 }
+
+// TestSummaryDistributions: report.json's distributions have exact count,
+// mean, population std, min and max, and the percentiles within the
+// sketch's accuracy; a merge gives the same as one summary of everything.
+func TestSummaryDistributions(t *testing.T) {
+	var recs []*Record
+	var a, b []*Record
+	for i := range 100 {
+		x := float64(i+1) / 1000 // 1 ms .. 100 ms
+		r := &Record{Outcome: "ok", TTFT: new(x), E2E: new(10 * x), ScheduleLag: 0}
+		recs = append(recs, r)
+		if i%3 == 0 {
+			a = append(a, r)
+		} else {
+			b = append(b, r)
+		}
+	}
+	recs = append(recs, &Record{Outcome: "timeout", TTFT: new(5.0)}) // not in the statistics
+	for _, s := range []*Summary{summaryOf(recs), func() *Summary {
+		sa, sb := summaryOf(a), summaryOf(b)
+		if err := sa.Merge(sb); err != nil {
+			t.Fatal(err)
+		}
+		sa.Add(recs[len(recs)-1])
+		return sa
+	}()} {
+		ds := s.Distributions()
+		ttft := ds["ttft"]
+		if ttft == nil || ttft.Count != 100 || math.Abs(ttft.Mean-0.0505) > 1e-12 || ttft.Min != 0.001 || ttft.Max != 0.1 {
+			t.Fatalf("ttft %+v", ttft)
+		}
+		// Population std of 1..100 ms: sqrt((100²-1)/12) ms.
+		if want := math.Sqrt((100*100-1)/12.0) / 1000; math.Abs(ttft.Std-want) > 1e-9 {
+			t.Errorf("ttft std %v, want %v", ttft.Std, want)
+		}
+		for key, want := range map[string]float64{"p50": 0.050, "p90": 0.090, "p95": 0.095, "p99": 0.099, "p99.9": 0.100} {
+			if got, ok := ttft.Percentiles[key]; !ok || math.Abs(got-want) > 0.0011 {
+				t.Errorf("ttft %s = %v, want %v", key, got, want)
+			}
+		}
+		if ds["tpot"] != nil || ds["schedule_lag"] == nil || ds["schedule_lag"].Count != 101 {
+			t.Errorf("tpot %+v (want none), schedule_lag %+v (want every send's 101)", ds["tpot"], ds["schedule_lag"])
+		}
+	}
+}

@@ -92,7 +92,7 @@ func TestFaultsReconcile(t *testing.T) {
 	recs := readRecords(t, records)
 	byOutcome := map[string]int{}
 	seen := map[int64]bool{}
-	tokens := 0
+	tokens, failedTokens := 0, 0
 	for _, r := range recs {
 		if seen[r.Seq] {
 			t.Fatalf("request %d recorded twice", r.Seq)
@@ -100,7 +100,11 @@ func TestFaultsReconcile(t *testing.T) {
 		seen[r.Seq] = true
 		byOutcome[r.Outcome]++
 		if r.OutputTokens != nil {
-			tokens += *r.OutputTokens
+			if r.OK() {
+				tokens += *r.OutputTokens
+			} else {
+				failedTokens += *r.OutputTokens
+			}
 		}
 	}
 	for i := range int64(len(recs)) {
@@ -132,5 +136,10 @@ func TestFaultsReconcile(t *testing.T) {
 	for o, n := range byOutcome {
 		promtest.WaitFor(t, vm.URL(), fmt.Sprintf(`sum(tokenwatt_requests_total{%s,outcome=%q})`, sel, o), 5*time.Second, promtest.Equal(float64(n)))
 	}
+	// Successful requests' tokens, and failed ones' apart.
 	promtest.WaitFor(t, vm.URL(), `sum(tokenwatt_output_tokens_total{`+sel+`})`, 5*time.Second, promtest.Equal(float64(tokens)))
+	promtest.WaitFor(t, vm.URL(), `sum(tokenwatt_failed_output_tokens_total{`+sel+`})`, 5*time.Second, promtest.Equal(float64(failedTokens)))
+	if rows[0].Failures == "" || deref64(rows[0].FailedOutputTokens) != int64(failedTokens) {
+		t.Errorf("summary failures %q, failed output tokens %v; want the records' %v, %d", rows[0].Failures, deref64(rows[0].FailedOutputTokens), byOutcome, failedTokens)
+	}
 }
