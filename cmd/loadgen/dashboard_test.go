@@ -95,7 +95,7 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	// The quantile recording rules' native-histogram branch (promtool
 	// cannot test it): this Prometheus stores only native histograms, and
 	// the rules' values match the records within a bucket (factor 1.1).
-	recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+	recs := readRecords(t, runFile(t, out, "records.jsonl"))
 	ttfts := samplesOf(recs, func(r *loadgen.Record) []float64 { return one(r.TTFT) })
 	itls := samplesOf(recs, func(r *loadgen.Record) []float64 { return r.ITL })
 	for _, c := range []struct {

@@ -50,7 +50,7 @@ func readLocal(t *testing.T, out string) localRun {
 	if len(rows) != 1 {
 		t.Fatalf("summary.csv: %d rows", len(rows))
 	}
-	return localRun{row: rows[0], recs: readRecords(t, filepath.Join(out, "records.jsonl"))}
+	return localRun{row: rows[0], recs: readRecords(t, runFile(t, out, "records.jsonl"))}
 }
 
 func dumpRow(t *testing.T, args ...string) (*report.Row, string) {

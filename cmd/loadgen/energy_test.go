@@ -41,7 +41,7 @@ func TestSimEnergyMatchesHandComputation(t *testing.T) {
 	if !strings.Contains(res.stderr, "SIMULATED GPU power model") {
 		t.Errorf("stderr does not say the energy is simulated:\n%s", res.stderr)
 	}
-	recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+	recs := readRecords(t, runFile(t, out, "records.jsonl"))
 	if len(recs) != n {
 		t.Fatalf("%d records, want %d", len(recs), n)
 	}
@@ -79,7 +79,7 @@ func TestSimEnergyMatchesHandComputation(t *testing.T) {
 	}
 
 	// energy.jsonl: a header, then samples every 100 ms or so.
-	f, err := os.Open(filepath.Join(out, "energy.jsonl"))
+	f, err := os.Open(runFile(t, out, "energy.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func TestFaultsReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	records := filepath.Join(out, "records.jsonl")
+	records := filepath.Join(out, runID, "records.jsonl")
 	waitLines := func(n int) {
 		t.Helper()
 		for deadline := time.Now().Add(30 * time.Second); countLines(records) < n; time.Sleep(50 * time.Millisecond) {

@@ -60,6 +60,17 @@ func runCLI(t *testing.T, args ...string) cliResult {
 	return cliResult{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
+// runFile is the path of name (records.jsonl, energy.jsonl, report.json)
+// in the one run directory under out.
+func runFile(t *testing.T, out, name string) string {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(out, "*", name))
+	if err != nil || len(dirs) != 1 {
+		t.Fatalf("%s: want one run directory with %s, found %v (%v)", out, name, dirs, err)
+	}
+	return dirs[0]
+}
+
 func readRecords(t *testing.T, path string) []loadgen.Record {
 	t.Helper()
 	f, err := os.Open(path)
@@ -106,7 +117,7 @@ func TestQuickStartEnergyStarSim(t *testing.T) {
 	if !strings.Contains(res.stderr, "synthetic") {
 		t.Errorf("stderr does not say synthetic prompts replaced the unreachable dataset:\n%s", res.stderr)
 	}
-	recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+	recs := readRecords(t, runFile(t, out, "records.jsonl"))
 	if len(recs) != 50 {
 		t.Fatalf("records.jsonl has %d lines, want 50", len(recs))
 	}

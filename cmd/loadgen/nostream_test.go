@@ -88,7 +88,7 @@ func TestNoStreamMeasuresE2EOnly(t *testing.T) {
 				t.Fatalf("exit %d\nstderr: %s", res.code, res.stderr)
 			}
 
-			raw, err := os.ReadFile(filepath.Join(out, "records.jsonl"))
+			raw, err := os.ReadFile(runFile(t, out, "records.jsonl"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,7 +97,7 @@ func TestNoStreamMeasuresE2EOnly(t *testing.T) {
 					t.Errorf("%d records with %s, want all %d:\n%s", got, field, n, raw)
 				}
 			}
-			recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+			recs := readRecords(t, runFile(t, out, "records.jsonl"))
 			if len(recs) != n {
 				t.Fatalf("%d records, want %d", len(recs), n)
 			}

@@ -116,7 +116,7 @@ func TestPyTorchBackendAgainstTinyServer(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d\nstderr: %s", res.code, res.stderr)
 	}
-	recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+	recs := readRecords(t, runFile(t, out, "records.jsonl"))
 	if len(recs) != 20 {
 		t.Fatalf("%d records, want 20", len(recs))
 	}
@@ -164,7 +164,7 @@ func TestPyTorchBackendAgainstTinyServer(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("--no-stream: exit %d\nstderr: %s", res.code, res.stderr)
 	}
-	for _, r := range readRecords(t, filepath.Join(out, "records.jsonl")) {
+	for _, r := range readRecords(t, runFile(t, out, "records.jsonl")) {
 		if !r.OK() || r.E2E == nil || *r.E2E <= 0 || r.TTFT != nil || r.TPOT != nil || r.ITL != nil ||
 			r.OutputTokens == nil || *r.OutputTokens != maxTokens || deref(r.TokensSource) != "usage" {
 			t.Errorf("--no-stream record %d: outcome %s e2e %v ttft %v tpot %v itl %v, %v output tokens (%v)", r.Seq, r.Outcome,
@@ -206,7 +206,7 @@ func TestPOCPyTorchConfigRunsAgainstTinyServer(t *testing.T) {
 	if len(rows) != 1 || rows[0].Backend != "pytorch" || rows[0].Model != "microsoft/phi-2" || rows[0].TotalPrompts != 5 || rows[0].SuccessfulPrompts != 5 {
 		t.Fatalf("summary: %+v", rows)
 	}
-	for _, r := range readRecords(t, "benchmark_output/records.jsonl") {
+	for _, r := range readRecords(t, runFile(t, "benchmark_output", "records.jsonl")) {
 		if n := deref(r.OutputTokens); r.OutputTokens == nil || *r.OutputTokens < 10 || *r.OutputTokens > 50 {
 			t.Errorf("record %d: %v output tokens, want 10..50 (min_new_tokens, max_new_tokens)", r.Seq, n)
 		}
@@ -253,7 +253,7 @@ func TestPyTorchBatchedServer(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d\nstderr: %s", res.code, res.stderr)
 	}
-	for _, r := range readRecords(t, filepath.Join(out, "records.jsonl")) {
+	for _, r := range readRecords(t, runFile(t, out, "records.jsonl")) {
 		if r.Outcome != "ok" || deref(r.OutputTokens) != 8 || r.TextChunks != 8 {
 			t.Errorf("record %d: %s, %v tokens, %d chunks, error %v", r.Seq, r.Outcome, deref(r.OutputTokens), r.TextChunks, deref(r.Error))
 		}

@@ -48,7 +48,7 @@ type runCmd struct {
 	Dataset      *string `help:"Prompts: a .jsonl/.csv/.txt file, hf://ORG/NAME[?split=&column=], or synthetic[:mean=N,n=N]."`
 	DatasetField *string `help:"JSONL field, CSV column or HF column holding the prompt (default prompt, then text)."`
 
-	Out                    string         `default:"results" help:"Output directory for records.jsonl and summary.csv."`
+	Out                    string         `default:"results" help:"Output directory: OUT/RUN_ID/ gets the run's records.jsonl, energy.jsonl and report.json; OUT/summary.csv gets a row."`
 	RunID                  string         `name:"run-id" help:"Run identifier (default: generated)."`
 	MaxConsecutiveFailures *int           `help:"Stop after this many failures in a row (0: never)."`
 	Timeout                *time.Duration `help:"Per-request timeout (0: none)."`
@@ -113,7 +113,7 @@ func (c *runCmd) Run(e *env) error {
 	if err := report.WriteTable(e.stdout, res.Row); err != nil {
 		return err
 	}
-	e.log.Info(fmt.Sprintf("wrote %s and %s (stopped: %s)", res.RecordsPath, res.SummaryPath, res.StopReason))
+	e.log.Info(fmt.Sprintf("wrote %s (records, report.json) and appended to %s (stopped: %s)", res.RunDir, res.SummaryPath, res.StopReason))
 	if r.MetricsServing() && c.Linger > 0 && !e.interrupted() {
 		e.log.Info(fmt.Sprintf("lingering %v so the final metrics are scraped", c.Linger))
 		select {

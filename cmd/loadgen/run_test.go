@@ -51,7 +51,7 @@ func TestRecordsTimeTheSimulatorsTokens(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
 	}
-	recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+	recs := readRecords(t, runFile(t, out, "records.jsonl"))
 	if len(recs) != 8 {
 		t.Fatalf("%d records, want 8", len(recs))
 	}
@@ -117,7 +117,7 @@ func TestTimingTTFTAndITLMatchTheSimulator(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
 	}
-	recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+	recs := readRecords(t, runFile(t, out, "records.jsonl"))
 	if len(recs) != 8 {
 		t.Fatalf("%d records, want 8", len(recs))
 	}
@@ -173,7 +173,7 @@ func TestOpenLoopFollowsItsSchedule(t *testing.T) {
 	for at := sched.Next(); at < duration; at = sched.Next() {
 		offsets = append(offsets, at)
 	}
-	recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+	recs := readRecords(t, runFile(t, out, "records.jsonl"))
 	if len(recs) != len(offsets) {
 		t.Fatalf("%d records, want the schedule's %d sends in %v", len(recs), len(offsets), duration)
 	}
@@ -204,7 +204,7 @@ func TestTimingOpenLoopPoissonHoldsItsRate(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
 	}
-	recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+	recs := readRecords(t, runFile(t, out, "records.jsonl"))
 	var lags []float64
 	first, last := recs[0].SchedUnix, recs[0].SchedUnix
 	for _, r := range recs {
@@ -248,7 +248,7 @@ func TestPOCConfigRunsAgainstTheSimulator(t *testing.T) {
 	if c := rows[0].CarbonIntensityGPerKWh; c == nil || *c != 379.26 {
 		t.Errorf("carbon intensity %v, want 379.26 g/kWh (USA)", deref(c))
 	}
-	if recs := readRecords(t, "benchmark_output/records.jsonl"); len(recs) != 10 {
+	if recs := readRecords(t, runFile(t, "benchmark_output", "records.jsonl")); len(recs) != 10 {
 		t.Fatalf("%d records in output_dir, want 10", len(recs))
 	}
 }
@@ -326,7 +326,7 @@ func TestBadInput(t *testing.T) {
 			if tc.outcome == "" {
 				return
 			}
-			recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+			recs := readRecords(t, runFile(t, out, "records.jsonl"))
 			if tc.records >= 0 && len(recs) != tc.records {
 				t.Errorf("%d records, want %d", len(recs), tc.records)
 			}
@@ -366,8 +366,8 @@ func TestAPIKeyIsNeverWritten(t *testing.T) {
 	if strings.Contains(res.stdout+res.stderr, key) {
 		t.Fatal("the API key appears in loadgen's output")
 	}
-	for _, f := range []string{"records.jsonl", "summary.csv"} {
-		b, err := os.ReadFile(filepath.Join(out, f))
+	for _, f := range []string{runFile(t, out, "records.jsonl"), runFile(t, out, "report.json"), filepath.Join(out, "summary.csv")} {
+		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -396,7 +396,7 @@ func TestWarmupIsExcluded(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
 	}
-	if recs := readRecords(t, filepath.Join(out, "records.jsonl")); len(recs) != 5 {
+	if recs := readRecords(t, runFile(t, out, "records.jsonl")); len(recs) != 5 {
 		t.Fatalf("%d records, want 5 (warm-up excluded)", len(recs))
 	}
 	row := readSummary(t, filepath.Join(out, "summary.csv"))[0]
@@ -428,7 +428,7 @@ func TestAPIVariants(t *testing.T) {
 			if res.code != 0 {
 				t.Fatalf("exit %d: %s", res.code, res.stderr)
 			}
-			for _, r := range readRecords(t, filepath.Join(out, "records.jsonl")) {
+			for _, r := range readRecords(t, runFile(t, out, "records.jsonl")) {
 				if !r.OK() || (r.TTFT != nil) != tc.streamed || r.E2E == nil || r.OutputTokens == nil || r.PromptTokens == nil {
 					t.Fatalf("incomplete record %+v", r)
 				}
@@ -464,7 +464,7 @@ func TestDatasetFlagDropsTheScenarioField(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
 	}
-	if recs := readRecords(t, filepath.Join(out, "records.jsonl")); len(recs) != 2 || recs[1].PromptIndex != 1 {
+	if recs := readRecords(t, runFile(t, out, "records.jsonl")); len(recs) != 2 || recs[1].PromptIndex != 1 {
 		t.Fatalf("records %+v", recs)
 	}
 }

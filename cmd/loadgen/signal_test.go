@@ -59,7 +59,7 @@ func TestSIGINTWritesEverythingAndExits130(t *testing.T) {
 	// the requests in flight: longer than the grace period.
 	cmd := exec.Command(bin, "--sim", "--sim-ttft", "5ms", "--sim-itl", "10ms", "--dataset", "synthetic",
 		"--scenario", "throughput", "--concurrency", "4", "--duration", "0s", "--num-samples", "1000",
-		"--max-tokens", "200", "--ignore-eos", "--grace", "300ms", "--out", out)
+		"--max-tokens", "200", "--ignore-eos", "--grace", "300ms", "--run-id", "sig", "--out", out)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -67,7 +67,7 @@ func TestSIGINTWritesEverythingAndExits130(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 
-	records := filepath.Join(out, "records.jsonl")
+	records := filepath.Join(out, "sig", "records.jsonl")
 	deadline := time.Now().Add(30 * time.Second)
 	for countLines(records) < 4 {
 		if time.Now().After(deadline) {

@@ -76,7 +76,7 @@ func TestStandaloneSimDetected(t *testing.T) {
 			if row := readSummary(t, filepath.Join(out, "summary.csv"))[0]; row.Simulated != want {
 				t.Errorf("summary.csv simulated = %v, want %v", row.Simulated, want)
 			}
-			recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+			recs := readRecords(t, runFile(t, out, "records.jsonl"))
 			for _, r := range recs {
 				if r.Simulated != want || !r.OK() {
 					t.Errorf("record %d: simulated %v (want %v), outcome %s", r.Seq, r.Simulated, want, r.Outcome)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,7 +21,7 @@ func TestVictoriaMetricsReceivesPushedMetrics(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d\nstderr: %s", res.code, res.stderr)
 	}
-	tot := totalsOf(t, filepath.Join(out, "records.jsonl"))
+	tot := totalsOf(t, runFile(t, out, "records.jsonl"))
 	if tot.requests != 300 || len(tot.ttfts) == 0 {
 		t.Fatalf("records.jsonl: %d records, %d with a TTFT; want 300, some", tot.requests, len(tot.ttfts))
 	}

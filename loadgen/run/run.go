@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -145,6 +146,9 @@ type Run struct {
 	watch    atomic.Pointer[saturationWatch]
 	closed   bool
 	recordsN string // records file path, for messages
+	runDir   string // Out/<run id>: records.jsonl, energy.jsonl, report.json
+	// promptsSHA is the SHA-256 of the prompts, for report.json.
+	promptsSHA string
 	// detected says why Start found the target simulated without
 	// Config.Sim: the server's answer, the energy source.
 	detected []string
@@ -162,8 +166,11 @@ type Result struct {
 	// then says how often and how badly.
 	Saturated  bool
 	Saturation string
-	// RecordsPath and SummaryPath are where the run wrote.
-	RecordsPath, SummaryPath string
+	// Report is what report.json holds.
+	Report *report.Report
+	// RecordsPath and SummaryPath are where the run wrote; RunDir holds
+	// its records, energy samples and ReportPath, report.json.
+	RecordsPath, SummaryPath, RunDir, ReportPath string
 }
 
 // Start opens everything the run needs, in an order that makes bad input
@@ -180,6 +187,13 @@ func Start(ctx context.Context, cfg Config) (r *Run, err error) {
 	}
 	if r.cfg.SummaryPath == "" {
 		r.cfg.SummaryPath = filepath.Join(cfg.Out, "summary.csv")
+	}
+	if err := checkRunID(r.runID); err != nil {
+		return r, inputErr(err)
+	}
+	r.runDir = filepath.Join(cfg.Out, r.runID)
+	if _, err := os.Stat(filepath.Join(r.runDir, loadgen.RecordsFileName)); err == nil {
+		return r, inputErr(fmt.Errorf("run id %q already has results in %s: choose another --run-id, or another --out", r.runID, r.runDir))
 	}
 	defer func() {
 		if err != nil {
@@ -212,6 +226,7 @@ func Start(ctx context.Context, cfg Config) (r *Run, err error) {
 	if r.prompts, err = r.loadPrompts(ctx); err != nil {
 		return r, err
 	}
+	r.promptsSHA = promptsHash(r.prompts)
 	if err := r.openSinks(); err != nil {
 		return r, err
 	}
@@ -249,7 +264,7 @@ func (r *Run) simulated() bool { return r.cfg.Sim != nil || len(r.detected) > 0 
 // openSinks opens the records file, the metrics, the energy meter, the
 // runner, the /metrics server and the push client.
 func (r *Run) openSinks() (err error) {
-	r.recordsN = filepath.Join(r.cfg.Out, loadgen.RecordsFileName)
+	r.recordsN = filepath.Join(r.runDir, loadgen.RecordsFileName)
 	if r.records, err = loadgen.OpenRecordsFile(r.recordsN); err != nil {
 		return err
 	}
@@ -266,7 +281,7 @@ func (r *Run) openSinks() (err error) {
 	var attr loadgen.Attributor
 	if r.source != nil {
 		r.meter, err = energy.StartMeter[*loadgen.Record](r.source, energy.MeterOptions{
-			Interval: r.cfg.EnergyInterval, Dir: r.cfg.Out, RunID: r.runID, Registerer: r.metrics.Registry(),
+			Interval: r.cfg.EnergyInterval, Dir: r.runDir, RunID: r.runID, Registerer: r.metrics.Registry(),
 			Logger: r.log,
 		})
 		if err != nil {
@@ -318,7 +333,8 @@ func (r *Run) Run(ctx context.Context) (*Result, error) {
 	watch := startSaturationWatch(r.runner, r.metrics, r.log)
 	r.watch.Store(watch)
 	res, runErr := r.runner.Run(ctx)
-	out := &Result{Result: *res, RecordsPath: r.recordsN, SummaryPath: r.cfg.SummaryPath}
+	out := &Result{Result: *res, RecordsPath: r.recordsN, SummaryPath: r.cfg.SummaryPath, RunDir: r.runDir,
+		ReportPath: filepath.Join(r.runDir, report.ReportFileName)}
 	// The caller says so once its progress line is gone.
 	out.Saturated, out.Saturation = watch.stop()
 	out.RecordsErr = runErr
@@ -335,6 +351,10 @@ func (r *Run) Run(ctx context.Context) (*Result, error) {
 	out.Row = r.row(res, out.Saturated)
 	if err := report.AppendCSV(r.cfg.SummaryPath, out.Row); err != nil {
 		return out, inputErr(err)
+	}
+	out.Report = r.report(res, out.Row, out.Saturation)
+	if err := report.WriteReport(out.ReportPath, out.Report); err != nil {
+		return out, err
 	}
 	return out, nil
 }

@@ -81,7 +81,7 @@ func TestRunInProcess(t *testing.T) {
 	if got := countLines(t, res.RecordsPath); got != 12 {
 		t.Errorf("%d records, want 12", got)
 	}
-	if got := countLines(t, filepath.Join(cfg.Out, energy.FileName)); got < 2 {
+	if got := countLines(t, filepath.Join(res.RunDir, energy.FileName)); got < 2 {
 		t.Errorf("energy.jsonl has %d lines, want a header and samples", got)
 	}
 	if got := countLines(t, res.SummaryPath); got != 2 {
@@ -120,8 +120,8 @@ func TestStartFailsCleanly(t *testing.T) {
 	if !errors.As(err, &input) || !strings.Contains(err.Error(), "cannot reach the endpoint") {
 		t.Fatalf("unreachable endpoint: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(cfg.Out, loadgen.RecordsFileName)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("a run that never started left a records file: %v", err)
+	if found, _ := filepath.Glob(filepath.Join(cfg.Out, "*", loadgen.RecordsFileName)); len(found) > 0 {
+		t.Errorf("a run that never started left a records file: %v", found)
 	}
 
 	// --energy sim without the simulator names the fix.
@@ -183,13 +183,12 @@ func TestRunRecordsTheGPUsItMeasured(t *testing.T) {
 	if res.Row.GPUUUIDs != "SIM-1-0 SIM-1-1 SIM-1-2" || !strings.Contains(res.Row.EnergyWarning, "counting all 3 GPUs") {
 		t.Errorf("scrape, no --gpus: uuids %q, warning %q; want all 3 and a warning", res.Row.GPUUUIDs, res.Row.EnergyWarning)
 	}
-	one := scrape("1")
-	res = runOnce(t, one)
+	res = runOnce(t, scrape("1"))
 	if res.Row.GPUUUIDs != "SIM-1-1" || res.Row.GPUSelection != "--gpus" || res.Row.EnergyWarning != "" || *res.Row.GPUs != 1 {
 		t.Errorf("scrape --gpus 1: uuids %q, selection %q, warning %q", res.Row.GPUUUIDs, res.Row.GPUSelection, res.Row.EnergyWarning)
 	}
 	// energy.jsonl's first line records the same choice.
-	f, err := os.Open(filepath.Join(one.Out, energy.FileName))
+	f, err := os.Open(filepath.Join(res.RunDir, energy.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}

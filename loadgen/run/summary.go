@@ -32,3 +32,15 @@ func (l *lockedSummary) row(info loadgen.RunInfo) *report.Row {
 	defer l.mu.Unlock()
 	return l.s.Row(info)
 }
+
+func (l *lockedSummary) failures() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.Failures()
+}
+
+func (l *lockedSummary) distributions() map[string]*report.Distribution {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.Distributions()
+}

@@ -1,0 +1,84 @@
+package run
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tokenwatt/tokenwatt/backends"
+	"github.com/tokenwatt/tokenwatt/energy"
+	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/report"
+)
+
+// checkRunID refuses a run id that cannot name the run's directory.
+func checkRunID(id string) error {
+	switch {
+	case id == "." || id == "..":
+		return fmt.Errorf("--run-id %q: not a directory name", id)
+	case strings.ContainsAny(id, `/\`+"\x00"):
+		return fmt.Errorf("--run-id %q: no / or \\ (it names the run's directory)", id)
+	}
+	return nil
+}
+
+// promptsHash is the SHA-256 of the prompts in the order loaded,
+// each followed by a NUL: two runs with the same hash sent the same text.
+func promptsHash(prompts []string) string {
+	h := sha256.New()
+	for _, p := range prompts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// report is the run's report.json.
+func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *report.Report {
+	rep := &report.Report{}
+	rep.FillFromRow(row)
+	rep.TokenwattVersion = r.cfg.Version
+	rep.Host = cmp.Or(r.cfg.Hostname, os.Getenv("NODE_NAME"))
+	if rep.Host == "" {
+		rep.Host, _ = os.Hostname()
+	}
+	if res.Requests > 0 {
+		start, end := res.Start.UTC(), res.End.UTC()
+		rep.Started, rep.Finished = &start, &end
+	}
+	rep.StopReason = res.StopReason
+	sc := r.sc
+	stream := sc.Stream == nil || *sc.Stream
+	api := cmp.Or(sc.API, string(backends.APIChat))
+	if r.backend.Name() == "pytorch" {
+		api = "" // TorchServe's inference API has no chat/completions choice
+	}
+	rep.Settings = report.Settings{
+		Scenario: sc.Name, Endpoint: backends.WithoutUserinfo(r.backend.Endpoint()), Model: r.model,
+		Backend: r.backend.Name(), API: api, Stream: stream,
+		Dataset: sc.Dataset, DatasetField: sc.DatasetField, DatasetPrompts: len(r.prompts), DatasetSHA256: r.promptsSHA,
+		NumSamples: sc.NumSamples, DurationS: sc.Duration.Seconds(), Rate: sc.Rate, Arrival: arrivalOf(sc),
+		Burstiness: sc.Burstiness, Concurrency: sc.Concurrency, Warmup: sc.Warmup,
+		MaxTokens: sc.MaxTokens, MinTokens: sc.MinTokens, IgnoreEOS: sc.IgnoreEOS, Temperature: sc.Temperature, Seed: sc.Seed,
+		TimeoutS: sc.Timeout.Seconds(), MaxConsecutiveFailures: sc.MaxConsecutiveFailures,
+		EnergySource: row.EnergySource, GPUs: r.gpuUUIDs, GPUSelection: r.selection.How,
+		CarbonIntensityGPerKWh: row.CarbonIntensityGPerKWh,
+	}
+	if r.meter != nil {
+		rep.Settings.EnergyIntervalS = r.cfg.EnergyInterval.Seconds()
+		rep.Settings.IdleBaselineS = r.cfg.IdleBaseline.Seconds()
+		rep.Files.Energy = filepath.Join(r.runDir, energy.FileName)
+	}
+	rep.Requests.Outcomes = r.summary.failures()
+	if row.SuccessfulPrompts > 0 {
+		rep.Requests.Outcomes[string(backends.OutcomeOK)] = row.SuccessfulPrompts
+	}
+	rep.Latency = r.summary.distributions()
+	rep.Client.Saturation = saturation
+	rep.Files.Records, rep.Files.Summary = r.recordsN, r.cfg.SummaryPath
+	return rep
+}

@@ -1,0 +1,220 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// ReportSchema names the version of report.json's layout
+// (docs/report.md). A field is only ever added; a change of meaning gets
+// a new version.
+const ReportSchema = "tokenwatt.report/v1"
+
+// ReportFileName is the run directory's machine-readable report.
+const ReportFileName = "report.json"
+
+// ReportPercentiles are the percentiles every distribution in report.json
+// carries, keyed as "p50", "p90", "p95", "p99", "p99.9".
+var ReportPercentiles = []float64{50, 90, 95, 99, 99.9}
+
+// PercentileKey is the key of percentile p (0 < p < 100) in report.json
+// and the table: "p50", "p99.9".
+func PercentileKey(p float64) string { return "p" + formatFloat(p) }
+
+// Report is report.json: one run's resolved settings and every statistic,
+// for other tools (and `loadgen compare`) to read. Unknown values are
+// JSON null, never 0.
+type Report struct {
+	Schema           string     `json:"schema"`
+	RunID            string     `json:"run_id"`
+	BenchmarkName    string     `json:"benchmark_name"`
+	TokenwattVersion string     `json:"tokenwatt_version"`
+	Host             string     `json:"host"`
+	Simulated        bool       `json:"simulated"`
+	Started          *time.Time `json:"started"`  // first measured send
+	Finished         *time.Time `json:"finished"` // last completion
+	DurationS        *float64   `json:"duration_s"`
+	StopReason       string     `json:"stop_reason"`
+
+	Settings Settings `json:"settings"`
+	Requests Requests `json:"requests"`
+	Rates    Rates    `json:"rates"`
+	// Latency holds the distributions of successful requests' ttft,
+	// itl, tpot, e2e and e2e_from_sched, and every send's schedule_lag,
+	// in seconds; a distribution with no value is null.
+	Latency map[string]*Distribution `json:"latency_s"`
+	Tokens  Tokens                   `json:"tokens"`
+	Energy  *ReportEnergy            `json:"energy"` // null without an energy source
+	Client  Client                   `json:"client"`
+	Files   Files                    `json:"files"`
+}
+
+// Settings are the run's resolved settings: what the scenario, the POC
+// config and the flags came to.
+type Settings struct {
+	Scenario               string   `json:"scenario"`
+	Endpoint               string   `json:"endpoint"` // without user:password
+	Model                  string   `json:"model"`
+	Backend                string   `json:"backend"`
+	API                    string   `json:"api"`
+	Stream                 bool     `json:"stream"`
+	Dataset                string   `json:"dataset"`
+	DatasetField           string   `json:"dataset_field"`
+	DatasetPrompts         int      `json:"dataset_prompts"`
+	DatasetSHA256          string   `json:"dataset_sha256"` // of the prompts sent, in order
+	NumSamples             int      `json:"num_samples"`
+	DurationS              float64  `json:"duration_s"`
+	Rate                   float64  `json:"rate"` // 0: closed loop
+	Arrival                string   `json:"arrival"`
+	Burstiness             float64  `json:"burstiness"`
+	Concurrency            int      `json:"concurrency"`
+	Warmup                 int      `json:"warmup"`
+	MaxTokens              int      `json:"max_tokens"`
+	MinTokens              int      `json:"min_tokens"`
+	IgnoreEOS              bool     `json:"ignore_eos"`
+	Temperature            *float64 `json:"temperature"`
+	Seed                   *int64   `json:"seed"`
+	TimeoutS               float64  `json:"timeout_s"`
+	MaxConsecutiveFailures int      `json:"max_consecutive_failures"`
+	EnergySource           string   `json:"energy_source"`
+	EnergyIntervalS        float64  `json:"energy_interval_s"`
+	IdleBaselineS          float64  `json:"idle_baseline_s"`
+	GPUs                   []string `json:"gpus"` // UUIDs
+	GPUSelection           string   `json:"gpu_selection"`
+	CarbonIntensityGPerKWh *float64 `json:"carbon_intensity_g_per_kwh"`
+}
+
+// Requests counts the measured requests by outcome.
+type Requests struct {
+	Total    int            `json:"total"`
+	OK       int            `json:"ok"`
+	Failed   int            `json:"failed"`
+	Outcomes map[string]int `json:"outcomes"` // every outcome seen, ok included
+}
+
+// Rates are the target and achieved rates, req/s.
+type Rates struct {
+	Target     *float64 `json:"target"` // null: closed loop
+	Send       *float64 `json:"send"`
+	Completion *float64 `json:"completion"`
+	Warning    string   `json:"warning"`
+}
+
+// Distribution summarises one measured quantity.
+type Distribution struct {
+	Count       int64              `json:"count"`
+	Mean        float64            `json:"mean"`
+	Std         float64            `json:"std"` // population standard deviation
+	Min         float64            `json:"min"`
+	Max         float64            `json:"max"`
+	Percentiles map[string]float64 `json:"percentiles"` // ReportPercentiles, by PercentileKey
+}
+
+// Tokens are token counts and throughputs: successful requests', and
+// failed ones' apart.
+type Tokens struct {
+	Prompt                *int64   `json:"prompt"`
+	Output                *int64   `json:"output"`
+	Total                 *int64   `json:"total"`
+	FailedPrompt          *int64   `json:"failed_prompt"`
+	FailedOutput          *int64   `json:"failed_output"`
+	OutputPerSecond       *float64 `json:"output_per_s"`
+	PromptOutputPerSecond *float64 `json:"total_per_s"`
+}
+
+// ReportEnergy is the run's GPU energy (docs/energy.md).
+type ReportEnergy struct {
+	Source               string   `json:"source"`
+	Method               string   `json:"method"`
+	GPUs                 *int     `json:"gpus"`
+	GPUEnergyWh          *float64 `json:"gpu_energy_wh"`
+	ActiveEnergyWh       *float64 `json:"active_energy_wh"`
+	AvgPowerW            *float64 `json:"avg_power_w"`
+	PeakPowerW           *float64 `json:"peak_power_w"`
+	IdlePowerW           *float64 `json:"idle_power_w"`
+	JoulesPerOutputToken *float64 `json:"joules_per_output_token"`
+	WhPer1000Queries     *float64 `json:"wh_per_1000_queries"`
+	EmissionsGCO2eq      *float64 `json:"emissions_g_co2eq"`
+	Warning              string   `json:"warning"`
+}
+
+// Client is whether the load generator limited the run.
+type Client struct {
+	Saturated  *bool  `json:"saturated"`
+	Saturation string `json:"saturation"` // how often and how badly, when saturated
+}
+
+// Files are the run's other outputs, as paths.
+type Files struct {
+	Records string `json:"records"`
+	Energy  string `json:"energy"` // empty without an energy source
+	Summary string `json:"summary"`
+}
+
+// FillFromRow sets the report's fields that the summary row holds.
+func (rep *Report) FillFromRow(r *Row) {
+	rep.Schema = ReportSchema
+	rep.RunID, rep.BenchmarkName, rep.Simulated = r.RunID, r.BenchmarkName, r.Simulated
+	rep.DurationS = r.TotalDurationSeconds
+	rep.Requests.Total, rep.Requests.OK, rep.Requests.Failed = r.TotalPrompts, r.SuccessfulPrompts, r.FailedPrompts
+	if r.RequestRate != nil && *r.RequestRate > 0 {
+		rep.Rates.Target = r.RequestRate
+	}
+	rep.Rates.Send, rep.Rates.Completion, rep.Rates.Warning = r.SendRate, r.CompletionRate, r.RateWarning
+	rep.Tokens = Tokens{Prompt: r.TotalPromptTokens, Output: r.TotalCompletionTokens, Total: r.TotalTokens,
+		FailedPrompt: r.FailedPromptTokens, FailedOutput: r.FailedOutputTokens,
+		OutputPerSecond: r.OutputThroughputTokensPerSecond, PromptOutputPerSecond: r.ThroughputTokensPerSecond}
+	if r.EnergySource != "" && r.EnergySource != "none" {
+		rep.Energy = &ReportEnergy{Source: r.EnergySource, Method: r.EnergyMethod, GPUs: r.GPUs,
+			GPUEnergyWh: r.GPUEnergyWh, ActiveEnergyWh: r.ActiveEnergyWh, AvgPowerW: r.AvgPowerW,
+			PeakPowerW: r.PeakPowerW, IdlePowerW: r.IdlePowerW, JoulesPerOutputToken: r.JoulesPerOutputToken,
+			WhPer1000Queries: r.WhPer1000Queries, EmissionsGCO2eq: r.EmissionsGCO2eq, Warning: r.EnergyWarning}
+	}
+	rep.Client.Saturated = r.ClientSaturated
+	rep.Settings.CarbonIntensityGPerKWh = r.CarbonIntensityGPerKWh
+}
+
+// WriteReport writes rep as indented JSON to path, atomically (a
+// temporary file renamed into place), so a reader never sees half a
+// report.
+func WriteReport(path string, rep *Report) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".report-*.json")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadReport reads a report.json, refusing another schema.
+func ReadReport(path string) (*Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if rep.Schema != ReportSchema {
+		return nil, fmt.Errorf("read %s: schema %q, want %q", path, rep.Schema, ReportSchema)
+	}
+	return &rep, nil
+}
