@@ -49,6 +49,9 @@ type env struct {
 	interrupted func() bool
 	// isTerminal reports whether stderr is a terminal (live progress line).
 	isTerminal bool
+	// width is the terminal's width in columns, asked at each redraw of
+	// the progress line; nil asks stderr (terminalWidth).
+	width func() int
 	// log writes loadgen's notices and warnings to stderr (newLogger).
 	log *slog.Logger
 }
