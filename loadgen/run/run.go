@@ -396,6 +396,28 @@ func (r *Run) Saturation() *loadgen.Saturation {
 	return w.latest.Load()
 }
 
+// Abort cancels the requests in flight at once instead of giving them the
+// grace period (a second Ctrl-C); Run then returns as after any
+// interruption, with those requests recorded as canceled. It is a no-op
+// before Start has opened the runner.
+func (r *Run) Abort() {
+	if r.runner != nil {
+		r.runner.Abort()
+	}
+}
+
+// Grace is how long requests in flight may finish once ctx is done
+// (Config.Grace, or loadgen.DefaultGrace when that is not positive).
+func (r *Run) Grace() time.Duration {
+	if r.runner != nil {
+		return r.runner.Grace()
+	}
+	if r.cfg.Grace > 0 {
+		return r.cfg.Grace
+	}
+	return loadgen.DefaultGrace
+}
+
 // MetricsServing reports whether the run's metrics are being served.
 func (r *Run) MetricsServing() bool { return r.server != nil }
 
