@@ -69,6 +69,9 @@ var (
 func main() {
 	sig := notifyInterrupts(os.Interrupt, syscall.SIGTERM)
 	defer sig.release()
+	if note := raiseOpenFilesLimit(); note != "" {
+		newLogger(os.Stderr, "loadgen", false).Debug(note)
+	}
 	os.Exit(executeAbortable(sig.stop, sig.abort, os.Args[1:], os.Stdout, os.Stderr, stderrIsTerminal()))
 }
 

@@ -107,6 +107,9 @@ func (c *runCmd) Run(e *env) error {
 	if res.Saturated {
 		e.log.Warn(res.Saturation)
 	}
+	for _, w := range openFilesWarnings(res) {
+		e.log.Warn(w)
+	}
 	if err := report.WriteTable(e.stdout, res.Row); err != nil {
 		return err
 	}
