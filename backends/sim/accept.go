@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// AcceptErrors counts the connections a simulator could not accept. At
+// AcceptErrors counts a simulator's failed accepts of connections. At
 // high rates a process runs out of file descriptors (EMFILE, "too many
 // open files"); net/http would log one line per failed accept, straight
 // into loadgen's progress output. The simulator retries as net/http does

@@ -73,8 +73,8 @@ func serve(ctx context.Context, s *Server, listener net.Listener) *Running {
 	return r
 }
 
-// AcceptErrors is how many connections the server could not accept so
-// far (each retried, none logged), and why.
+// AcceptErrors is how many times accepting a connection has failed so
+// far (each retried after a pause, none logged), and why.
 func (r *Running) AcceptErrors() AcceptErrors { return r.ln.errors() }
 
 // Close stops the server: requests in progress end at once (streams are

@@ -36,26 +36,25 @@ func openFilesWarnings(res *run.Result) []string {
 			what = append(what, fmt.Sprintf("%d request(s) failed with \"too many open files\"", res.OpenFileErrors))
 		}
 		if ae.OpenFiles > 0 {
-			what = append(what, fmt.Sprintf("the simulator could not accept %d connection(s) at once (each retried)", ae.OpenFiles))
+			what = append(what, fmt.Sprintf("the simulator failed to accept connections %d time(s) (each retried)", ae.OpenFiles))
 		}
 		limit, raise := openFilesLimitNamed()
 		ws = append(ws, fmt.Sprintf("%s, not the server, capped this run: %s; %s, or lower --concurrency or --rate",
 			limit, strings.Join(what, " and "), raise))
 	}
 	if other := ae.Count - ae.OpenFiles; other > 0 {
-		ws = append(ws, fmt.Sprintf("simulator: %d connection(s) could not be accepted at once (each retried; last: %v)", other, ae.Last))
+		ws = append(ws, fmt.Sprintf("simulator: failed to accept connections %d time(s) (each retried; last: %v)", other, ae.Last))
 	}
 	return ws
 }
 
-// simAcceptWarning is the standalone simulator's note of the
-// connections it could not accept since the count said was reported
-// (empty: none).
+// simAcceptWarning is the standalone simulator's note of its failed
+// accepts since the count said was reported (empty: none).
 func simAcceptWarning(now, said int64, openFiles bool, last error) string {
 	if now <= said {
 		return ""
 	}
-	s := fmt.Sprintf("simulator: %d connection(s) could not be accepted at once and were retried (%d in all; last: %v)", now-said, now, last)
+	s := fmt.Sprintf("simulator: failed to accept connections %d time(s), each retried (%d in all; last: %v)", now-said, now, last)
 	if openFiles {
 		limit, raise := openFilesLimitNamed()
 		s += fmt.Sprintf("; %s was reached: %s", limit, raise)

@@ -95,8 +95,8 @@ func (c *simCmd) Run(e *env) error {
 	}
 }
 
-// reportAcceptErrors warns of the connections the simulator could not
-// accept since the count said was reported, and returns the new count.
+// reportAcceptErrors warns of the simulator's failed accepts since the
+// count said was reported, and returns the new count.
 func reportAcceptErrors(e *env, ae sim.AcceptErrors, said int64) int64 {
 	if w := simAcceptWarning(ae.Count, said, ae.OpenFiles > 0, ae.Last); w != "" {
 		e.log.Warn(w)
