@@ -128,6 +128,7 @@ type Runner struct {
 	stopCtx    context.Context // done once scheduling must stop
 	stopSched  context.CancelFunc
 	stopReason string
+	graceOnce  sync.Once // starts the grace period's timer
 
 	abortCtx context.Context // parent of every request's context
 	abort    context.CancelFunc
@@ -192,6 +193,9 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 		select {
 		case <-ctx.Done():
 			r.stop(StopInterrupted)
+			// Also when every sample was already sent: the requests
+			// still in flight get the grace period, not their timeouts.
+			r.startGrace()
 		case <-stopWatch:
 		}
 	}()
@@ -243,10 +247,27 @@ func (r *Runner) stop(reason string) {
 		r.stopReason = reason
 		r.stopSched()
 		if reason != StopCount {
-			time.AfterFunc(r.cfg.Grace, r.abort)
+			r.startGrace()
 		}
 	})
 }
+
+// startGrace cancels the requests in flight once the grace period ends.
+func (r *Runner) startGrace() {
+	r.graceOnce.Do(func() { time.AfterFunc(r.cfg.Grace, r.abort) })
+}
+
+// Abort stops scheduling and cancels every request in flight at once,
+// without waiting for the grace period (a second Ctrl-C). Run still
+// returns normally: the canceled requests are recorded with outcome
+// canceled and the sinks see every record.
+func (r *Runner) Abort() {
+	r.stop(StopInterrupted)
+	r.abort()
+}
+
+// Grace is how long requests in flight may finish after an early stop.
+func (r *Runner) Grace() time.Duration { return r.cfg.Grace }
 
 func (r *Runner) stopped() bool { return r.stopCtx.Err() != nil }
 

@@ -183,6 +183,56 @@ func TestRunnerInterruptCancelsAfterGrace(t *testing.T) {
 	}
 }
 
+// An interrupt after every sample was sent still gives the requests in
+// flight only the grace period (they stall forever here), and Abort
+// cancels them without waiting for it.
+func TestRunnerInterruptAfterLastSendAndAbort(t *testing.T) {
+	b := simBackend(t, sim.Config{Stall: 1})
+	for _, abort := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(context.Background())
+		// Open loop: scheduling ends (StopCount) at the last send.
+		sc := scenario.Scenario{Name: "test", Rate: 1000, NumSamples: 3, MaxTokens: 10}
+		c := &collector{}
+		grace := 100 * time.Millisecond
+		if abort {
+			grace = time.Hour
+		}
+		r, err := NewRunner(RunConfig{RunID: "r1", Scenario: &sc, Backend: b, Model: "tokenwatt-sim",
+			Prompts: []string{"a"}, Grace: grace, Sinks: []Sink{c}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := r.Run(ctx)
+			done <- err
+		}()
+		for deadline := time.Now().Add(30 * time.Second); r.Progress.InFlight.Load() < 3; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d requests in flight after 30s, want 3", r.Progress.InFlight.Load())
+			}
+		}
+		cancel()
+		if abort {
+			r.Abort()
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("abort %v: requests still in flight 30s after the interrupt (grace %v)", abort, grace)
+		}
+		wantSeqs(t, c.seqs(), 3)
+		for _, rec := range c.recs {
+			if rec.Outcome != string(backends.OutcomeCanceled) {
+				t.Errorf("abort %v: record %d ended %s, want canceled", abort, rec.Seq, rec.Outcome)
+			}
+		}
+	}
+}
+
 func TestRunnerStopsOnConsecutiveFailures(t *testing.T) {
 	b := simBackend(t, sim.Config{Fail500: 1})
 	res, c, err := runScenario(t, context.Background(), b,

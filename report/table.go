@@ -20,9 +20,10 @@ const simulatedBanner = "SIMULATED: the target was tokenwatt's simulator (server
 const unknownCell = "-"
 
 // WriteTable writes r as an aligned, human-readable table grouped into
-// run, requests, latency, tokens and energy, with units in the labels.
-// Numbers are rounded to four significant digits for reading; the CSV
-// keeps full precision.
+// run, requests, latency, tokens and energy (only when an energy source
+// measured it), with units in the labels or, for latencies, after the
+// values (milliseconds). Numbers are rounded to four significant digits
+// for reading; the CSV keeps full precision, in seconds.
 func WriteTable(w io.Writer, r *Row) error {
 	var buf bytes.Buffer
 	if r.Simulated {
@@ -65,31 +66,35 @@ func WriteTable(w io.Writer, r *Row) error {
 		line("prompt / output tokens", integer(r.FailedPromptTokens), integer(r.FailedOutputTokens))
 	}
 
-	section("Latency (s), ok requests")
-	line("TTFT mean / p50 / p90 / p99", number(r.TTFTMeanSeconds), number(r.TTFTP50Seconds), number(r.TTFTP90Seconds), number(r.TTFTP99Seconds))
-	line("ITL p50 / p90 / p99", number(r.ITLP50Seconds), number(r.ITLP90Seconds), number(r.ITLP99Seconds))
-	line("TPOT mean", number(r.TPOTMeanSeconds))
-	line("E2E p50 / p90 / p99", number(r.E2EP50Seconds), number(r.E2EP90Seconds), number(r.E2EP99Seconds))
-	line("E2E mean, ok requests", number(r.AvgLatencySeconds))
-	line("schedule lag p99", number(r.ScheduleLagP99Seconds))
+	section("Latency, ok requests")
+	line("TTFT mean / p50 / p90 / p99", millis(r.TTFTMeanSeconds, r.TTFTP50Seconds, r.TTFTP90Seconds, r.TTFTP99Seconds))
+	line("ITL p50 / p90 / p99", millis(r.ITLP50Seconds, r.ITLP90Seconds, r.ITLP99Seconds))
+	line("TPOT mean", millis(r.TPOTMeanSeconds))
+	line("E2E p50 / p90 / p99", millis(r.E2EP50Seconds, r.E2EP90Seconds, r.E2EP99Seconds))
+	line("E2E mean, ok requests", millis(r.AvgLatencySeconds))
+	line("schedule lag p99", millis(r.ScheduleLagP99Seconds))
 
 	section("Tokens, ok requests")
 	line("prompt / output / total", integer(r.TotalPromptTokens), integer(r.TotalCompletionTokens), integer(r.TotalTokens))
 	line("output throughput (tok/s)", number(r.OutputThroughputTokensPerSecond))
 	line("prompt+output throughput (tok/s)", number(r.ThroughputTokensPerSecond))
 
-	section("Energy")
-	line("source / method", text(r.EnergySource), text(r.EnergyMethod))
-	line("GPUs", gpus(r))
-	if r.EnergyWarning != "" {
-		line("WARNING", r.EnergyWarning)
+	// Without an energy source there is nothing to show but dashes, and
+	// a carbon intensity that applies to no energy.
+	if hasEnergy(r) {
+		section("Energy")
+		line("source / method", text(r.EnergySource), text(r.EnergyMethod))
+		line("GPUs", gpus(r))
+		if r.EnergyWarning != "" {
+			line("WARNING", r.EnergyWarning)
+		}
+		line("GPU energy / active (Wh)", number(r.GPUEnergyWh), number(r.ActiveEnergyWh))
+		line("power avg / peak / idle (W)", number(r.AvgPowerW), number(r.PeakPowerW), number(r.IdlePowerW))
+		line("energy per output token (J)", number(r.JoulesPerOutputToken))
+		line("energy per 1000 queries (Wh)", number(r.WhPer1000Queries))
+		line("carbon intensity (g/kWh)", number(r.CarbonIntensityGPerKWh))
+		line("emissions (g CO2eq)", number(r.EmissionsGCO2eq))
 	}
-	line("GPU energy / active (Wh)", number(r.GPUEnergyWh), number(r.ActiveEnergyWh))
-	line("power avg / peak / idle (W)", number(r.AvgPowerW), number(r.PeakPowerW), number(r.IdlePowerW))
-	line("energy per output token (J)", number(r.JoulesPerOutputToken))
-	line("energy per 1000 queries (Wh)", number(r.WhPer1000Queries))
-	line("carbon intensity (g/kWh)", number(r.CarbonIntensityGPerKWh))
-	line("emissions (g CO2eq)", number(r.EmissionsGCO2eq))
 
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("format summary table: %w", err)
@@ -106,6 +111,9 @@ func WriteTable(w io.Writer, r *Row) error {
 	}
 	return nil
 }
+
+// hasEnergy reports whether the run measured GPU energy.
+func hasEnergy(r *Row) bool { return r.EnergySource != "" && r.EnergySource != "none" }
 
 // gpus is the GPU count, how they were chosen and their UUIDs.
 func gpus(r *Row) string {
@@ -160,4 +168,35 @@ func number(p *float64) string {
 	}
 	decimals := 3 - int(math.Floor(math.Log10(math.Abs(v))))
 	return strconv.FormatFloat(v, 'f', max(0, min(decimals, 9)), 64)
+}
+
+// millis writes latencies given in seconds as milliseconds, "a / b / c ms",
+// each to three significant digits (no exponent; at most six decimals).
+// The unit follows the last value when any is known.
+func millis(ps ...*float64) string {
+	cells := make([]string, len(ps))
+	known := false
+	for i, p := range ps {
+		cells[i] = unknownCell
+		if p == nil || math.IsNaN(*p) || math.IsInf(*p, 0) {
+			continue
+		}
+		known = true
+		ms := *p * 1000
+		if ms == 0 {
+			cells[i] = "0"
+			continue
+		}
+		// Three significant digits of the value rounded to three
+		// significant digits: 99.96 is "100", not "100.0".
+		decimals := 2 - int(math.Floor(math.Log10(math.Abs(ms))))
+		scale := math.Pow10(decimals)
+		decimals = 2 - int(math.Floor(math.Log10(math.Abs(math.Round(ms*scale)/scale))))
+		cells[i] = strconv.FormatFloat(ms, 'f', max(0, min(decimals, 6)), 64)
+	}
+	s := strings.Join(cells, " / ")
+	if known {
+		s += " ms"
+	}
+	return s
 }

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -58,5 +59,63 @@ func TestNumber(t *testing.T) {
 	}
 	if got := number(nil); got != "-" {
 		t.Errorf("number(nil) = %q, want -", got)
+	}
+}
+
+// Latencies read in milliseconds, the unit once after the values; the
+// CSV keeps seconds.
+func TestWriteTableLatenciesInMilliseconds(t *testing.T) {
+	r := &Row{TTFTMeanSeconds: new(0.0123), TTFTP50Seconds: new(0.012), TTFTP90Seconds: new(0.5), TTFTP99Seconds: new(1.23456),
+		ITLP50Seconds: new(0.001999), TPOTMeanSeconds: new(0.0000021), E2EP50Seconds: new(0.0)}
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	// Column padding depends on the longest label; compare with runs of
+	// blanks as one.
+	table := regexp.MustCompile(` {2,}`).ReplaceAllString(buf.String(), " ")
+	for _, want := range []string{
+		"\nLatency, ok requests\n",
+		"TTFT mean / p50 / p90 / p99 12.3 / 12.0 / 500 / 1235 ms\n",
+		"ITL p50 / p90 / p99 2.00 / - / - ms\n",
+		"TPOT mean 0.00210 ms\n",
+		"E2E p50 / p90 / p99 0 / - / - ms\n",
+		"E2E mean, ok requests -\n",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, buf.String())
+		}
+	}
+	if strings.Contains(buf.String(), "0.001999") || strings.Contains(buf.String(), "(s)\n") {
+		t.Errorf("latencies still in seconds:\n%s", buf.String())
+	}
+}
+
+// Without an energy source the table has no Energy block: no dashes, no
+// carbon intensity that applies to nothing.
+func TestWriteTableNoEnergyBlockWithoutEnergy(t *testing.T) {
+	for _, source := range []string{"none", ""} {
+		r := fullRow()
+		r.EnergySource, r.EnergyMethod = source, ""
+		r.GPUEnergyWh, r.ActiveEnergyWh, r.JoulesPerOutputToken, r.EmissionsGCO2eq = nil, nil, nil, nil
+		var buf bytes.Buffer
+		if err := WriteTable(&buf, r); err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"\nEnergy\n", "carbon", "emissions", "GPU energy /"} {
+			if strings.Contains(buf.String(), bad) {
+				t.Errorf("source %q: table shows %q:\n%s", source, bad, buf.String())
+			}
+		}
+		if !strings.Contains(buf.String(), "Tokens, ok requests\n") {
+			t.Errorf("source %q: table lost its other blocks:\n%s", source, buf.String())
+		}
+	}
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, fullRow()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "\nEnergy\n") || !strings.Contains(buf.String(), "carbon intensity (g/kWh)") {
+		t.Errorf("a measured run lost its Energy block:\n%s", buf.String())
 	}
 }

@@ -17,6 +17,7 @@ type Running struct {
 	URL string
 
 	srv      *http.Server
+	ln       *retryAccept
 	cancel   context.CancelFunc // ends every request's context
 	served   chan struct{}      // closed when Serve has returned
 	serveErr error
@@ -36,6 +37,12 @@ func Start(ctx context.Context, addr string, cfg Config) (*Running, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simulator: listen on %s: %w", addr, err)
 	}
+	return serve(ctx, s, ln), nil
+}
+
+// serve serves s on ln until ctx is done or Close is called.
+func serve(ctx context.Context, s *Server, listener net.Listener) *Running {
+	ln := newRetryAccept(listener)
 	// Requests get a context that Close cancels, so that streams in
 	// progress (a stalled one never ends by itself) stop at once.
 	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -46,6 +53,7 @@ func Start(ctx context.Context, addr string, cfg Config) (*Running, error) {
 			BaseContext:       func(net.Listener) context.Context { return base },
 			ReadHeaderTimeout: 10 * time.Second, // a client that never finishes its headers holds no goroutine forever
 		},
+		ln:     ln,
 		cancel: cancel,
 		served: make(chan struct{}),
 	}
@@ -62,8 +70,12 @@ func Start(ctx context.Context, addr string, cfg Config) (*Running, error) {
 		case <-r.served:
 		}
 	}()
-	return r, nil
+	return r
 }
+
+// AcceptErrors is how many times accepting a connection has failed so
+// far (each retried after a pause, none logged), and why.
+func (r *Running) AcceptErrors() AcceptErrors { return r.ln.errors() }
 
 // Close stops the server: requests in progress end at once (streams are
 // cut off) and the listener closes. It returns the error that ended

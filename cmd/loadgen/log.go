@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 )
 
@@ -27,8 +28,11 @@ type humanHandler struct {
 	group string
 }
 
-// Enabled implements slog.Handler: every level is shown.
-func (h *humanHandler) Enabled(context.Context, slog.Level) bool { return true }
+// Enabled implements slog.Handler: notices, warnings and errors are
+// shown; debug lines only with TOKENWATT_DEBUG set (non-empty).
+func (h *humanHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || os.Getenv("TOKENWATT_DEBUG") != ""
+}
 
 // Handle implements slog.Handler.
 func (h *humanHandler) Handle(_ context.Context, r slog.Record) error {
@@ -43,6 +47,8 @@ func (h *humanHandler) Handle(_ context.Context, r slog.Record) error {
 		b.WriteString("error: ")
 	case r.Level >= slog.LevelWarn:
 		b.WriteString("warning: ")
+	case r.Level < slog.LevelInfo:
+		b.WriteString("debug: ")
 	}
 	b.WriteString(r.Message)
 	for _, a := range h.attrs {

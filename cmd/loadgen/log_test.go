@@ -30,3 +30,18 @@ func TestHumanLogLines(t *testing.T) {
 		t.Errorf("terminal line %q", got)
 	}
 }
+
+// Debug lines show only with TOKENWATT_DEBUG set.
+func TestHumanLogDebugLines(t *testing.T) {
+	var b strings.Builder
+	t.Setenv("TOKENWATT_DEBUG", "")
+	newLogger(&b, "loadgen", false).Debug("open-files limit 1024")
+	if b.String() != "" {
+		t.Errorf("debug line shown by default: %q", b.String())
+	}
+	t.Setenv("TOKENWATT_DEBUG", "1")
+	newLogger(&b, "loadgen", false).Debug("open-files limit 1024")
+	if want := "loadgen: debug: open-files limit 1024\n"; b.String() != want {
+		t.Errorf("debug line %q, want %q", b.String(), want)
+	}
+}

@@ -42,13 +42,21 @@ type cli struct {
 // env is what commands need from the process, passed explicitly so that
 // tests can run the CLI in-process.
 type env struct {
-	ctx    context.Context
+	// ctx is done at the first stop signal (Ctrl-C, SIGTERM): scheduling
+	// stops, requests in flight get --grace.
+	ctx context.Context
+	// abort is closed at the second: requests in flight are canceled at
+	// once. Nil never closes.
+	abort  <-chan struct{}
 	stdout io.Writer
 	stderr io.Writer
 	// interrupted reports whether a stop signal arrived.
 	interrupted func() bool
 	// isTerminal reports whether stderr is a terminal (live progress line).
 	isTerminal bool
+	// width is the terminal's width in columns, asked at each redraw of
+	// the progress line; nil asks stderr (terminalWidth).
+	width func() int
 	// log writes loadgen's notices and warnings to stderr (newLogger).
 	log *slog.Logger
 }
@@ -59,20 +67,69 @@ var (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(execute(ctx, os.Args[1:], os.Stdout, os.Stderr, stderrIsTerminal()))
+	sig := notifyInterrupts(os.Interrupt, syscall.SIGTERM)
+	defer sig.release()
+	if note := raiseOpenFilesLimit(); note != "" {
+		newLogger(os.Stderr, "loadgen", false).Debug(note)
+	}
+	os.Exit(executeAbortable(sig.stop, sig.abort, os.Args[1:], os.Stdout, os.Stderr, stderrIsTerminal()))
 }
 
 // execute parses args and executes the chosen command, returning the exit
 // code. Every error is printed as one line on stderr, never a stack trace.
+// ctx done stops a run gracefully; nothing aborts it.
 func execute(ctx context.Context, args []string, stdout, stderr io.Writer, isTerminal bool) int {
+	return executeAbortable(ctx, nil, args, stdout, stderr, isTerminal)
+}
+
+// executeAbortable is execute where abort closing cancels a run's
+// requests in flight at once.
+func executeAbortable(ctx context.Context, abort <-chan struct{}, args []string, stdout, stderr io.Writer, isTerminal bool) int {
 	// The progress line and the logger write from their own goroutines.
 	stderr = &lockedWriter{w: stderr}
-	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, isTerminal: isTerminal,
+	e := &env{ctx: ctx, abort: abort, stdout: stdout, stderr: stderr, isTerminal: isTerminal,
 		interrupted: func() bool { return ctx.Err() != nil }}
 	e.log = newLogger(stderr, "loadgen", isTerminal)
 	return command.Run("loadgen", &cli{}, args, stdout, stderr, kongOptions(), e)
+}
+
+// interrupts are the process's stop signals: the first ends stop, the
+// second closes abort, and a third gets the signal's default action (the
+// process dies) in case even an abort hangs.
+type interrupts struct {
+	stop    context.Context
+	abort   chan struct{}
+	release func()
+}
+
+func notifyInterrupts(sigs ...os.Signal) *interrupts {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, sigs...)
+	stop, cancel := context.WithCancel(context.Background())
+	in := &interrupts{stop: stop, abort: make(chan struct{})}
+	quit := make(chan struct{})
+	go func() {
+		for n := 1; ; n++ {
+			select {
+			case <-ch:
+			case <-quit:
+				return
+			}
+			if n == 1 {
+				cancel()
+				continue
+			}
+			close(in.abort)
+			signal.Reset(sigs...)
+			return
+		}
+	}()
+	in.release = func() {
+		signal.Stop(ch)
+		close(quit)
+		cancel()
+	}
+	return in
 }
 
 // kongOptions are the options of loadgen's grammar, besides those

@@ -3,13 +3,15 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
 	"github.com/tokenwatt/tokenwatt/loadgen"
-	"github.com/tokenwatt/tokenwatt/loadgen/run"
 	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 )
 
@@ -17,18 +19,35 @@ var loadgenBuiltins = scenario.Builtins
 
 func stderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
 
-// progress prints a live status line on a terminal (redrawn in place) or a
-// plain log line every few seconds otherwise.
+// terminalWidth is stderr's width in columns: the terminal's, else
+// $COLUMNS, else 80.
+func terminalWidth() int {
+	if w, _, err := term.GetSize(int(os.Stderr.Fd())); err == nil && w > 0 {
+		return w
+	}
+	if c, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && c > 0 {
+		return c
+	}
+	return 80
+}
+
+// progress prints a live status line on a terminal (redrawn in place,
+// never wider than the terminal) or a plain log line every few seconds
+// otherwise.
 type progress struct {
 	done chan struct{}
 	quit chan struct{}
 }
 
-func startProgress(e *env, r *run.Run) *progress {
+func startProgress(e *env, r progressView) *progress {
 	p := &progress{done: make(chan struct{}), quit: make(chan struct{})}
 	every := 5 * time.Second
 	if e.isTerminal {
 		every = 250 * time.Millisecond
+	}
+	width := e.width
+	if width == nil {
+		width = terminalWidth
 	}
 	start := time.Now()
 	go func() {
@@ -38,11 +57,12 @@ func startProgress(e *env, r *run.Run) *progress {
 		for {
 			select {
 			case <-t.C:
-				line := progressLine(r, time.Since(start))
+				fields := progressFields(r, time.Since(start))
 				if e.isTerminal {
-					fmt.Fprintf(e.stderr, "\r\033[K%s", line)
+					// Asked each time: the terminal may have been resized.
+					fmt.Fprintf(e.stderr, "\r\033[K%s", fitWidth(fields, width()))
 				} else {
-					fmt.Fprintf(e.stderr, "loadgen: %s\n", line)
+					fmt.Fprintf(e.stderr, "loadgen: %s\n", joinFields(fields))
 				}
 			case <-p.quit:
 				if e.isTerminal {
@@ -70,13 +90,29 @@ type progressView interface {
 	Saturation() *loadgen.Saturation
 }
 
+// progressField is one item of the progress line. Where the line is
+// wider than the terminal, fields give way in order of drop (1 first);
+// those with drop 0 always stay.
+type progressField struct {
+	sep, text string
+	drop      int
+}
+
 func progressLine(r progressView, elapsed time.Duration) string {
+	return joinFields(progressFields(r, elapsed))
+}
+
+func progressFields(r progressView, elapsed time.Duration) []progressField {
 	sc, pr := r.Scenario(), r.Progress()
 	done := pr.Done.Load()
 	failed := pr.Failed.Load()
-	var b strings.Builder
+	var fs []progressField
+	add := func(sep string, drop int, format string, args ...any) {
+		fs = append(fs, progressField{sep: sep, text: fmt.Sprintf(format, args...), drop: drop})
+	}
+	simulated := ""
 	if r.Simulated() {
-		b.WriteString("[SIMULATED] ")
+		simulated = "[SIMULATED] "
 	}
 	rate := 0.0
 	if elapsed > 0 {
@@ -90,23 +126,64 @@ func progressLine(r progressView, elapsed time.Duration) string {
 	}
 	switch {
 	case byCount:
-		fmt.Fprintf(&b, "%d/%d (%.0f%%)", done, sc.NumSamples, 100*float64(done)/float64(sc.NumSamples))
+		add("", 0, "%s%d/%d (%.0f%%)", simulated, done, sc.NumSamples, 100*float64(done)/float64(sc.NumSamples))
 	case sc.Duration > 0:
-		fmt.Fprintf(&b, "%d done, %s/%s (%.0f%%)", done, elapsed.Round(time.Second), sc.Duration, 100*min(elapsed.Seconds()/sc.Duration.Seconds(), 1))
+		add("", 0, "%s%d done, %s/%s (%.0f%%)", simulated, done, elapsed.Round(time.Second), sc.Duration, 100*min(elapsed.Seconds()/sc.Duration.Seconds(), 1))
 	default:
-		fmt.Fprintf(&b, "%d done, %s", done, elapsed.Round(time.Second))
+		add("", 0, "%s%d done, %s", simulated, done, elapsed.Round(time.Second))
 	}
-	fmt.Fprintf(&b, "  %.1f req/s  ok %d  failed %d  in flight %d", rate, done-failed, failed, pr.InFlight.Load())
+	add("  ", 5, "%.1f req/s", rate)
+	add("  ", 2, "ok %d", done-failed)
+	add("  ", 6, "failed %d", failed)
+	add("  ", 3, "in flight %d", pr.InFlight.Load())
 	if p50, ok := r.TTFTP50(); ok {
-		fmt.Fprintf(&b, "  ttft p50 %s", time.Duration(p50*float64(time.Second)).Round(100*time.Microsecond))
+		add("  ", 4, "ttft p50 %s", time.Duration(p50*float64(time.Second)).Round(100*time.Microsecond))
 	}
 	if eta, ok := progressETA(done, rate, elapsed, sc); ok {
-		fmt.Fprintf(&b, "  eta %s", eta.Round(time.Second))
+		add("  ", 7, "eta %s", eta.Round(time.Second))
 	}
 	if sat := r.Saturation(); sat != nil && sat.Saturated {
-		fmt.Fprintf(&b, "  CLIENT SATURATED (%s)", sat.Reason)
+		add("  ", 0, "CLIENT SATURATED")
+		// The run's end repeats the reason in a warning.
+		add(" ", 1, "(%s)", sat.Reason)
+	}
+	return fs
+}
+
+func joinFields(fs []progressField) string {
+	var b strings.Builder
+	for _, f := range fs {
+		b.WriteString(f.sep)
+		b.WriteString(f.text)
 	}
 	return b.String()
+}
+
+// fitWidth joins fs into a line shorter than width: a line that reaches
+// the last column wraps on many terminals, and a wrapped line is left
+// behind by each redraw. Fields give way in their drop order; what still
+// does not fit is cut.
+func fitWidth(fs []progressField, width int) string {
+	limit := max(width-1, 1)
+	fs = slices.Clone(fs)
+	line := joinFields(fs)
+	for utf8.RuneCountInString(line) > limit {
+		i := -1
+		for j, f := range fs {
+			if f.drop > 0 && (i < 0 || f.drop < fs[i].drop) {
+				i = j
+			}
+		}
+		if i < 0 {
+			break
+		}
+		fs = slices.Delete(fs, i, i+1)
+		line = joinFields(fs)
+	}
+	if utf8.RuneCountInString(line) > limit {
+		line = string([]rune(line)[:limit])
+	}
+	return line
 }
 
 // progressETA estimates the time left from the count or the duration,

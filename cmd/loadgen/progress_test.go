@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tokenwatt/tokenwatt/loadgen"
 	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
@@ -68,6 +71,67 @@ func TestProgressLineSaysClientSaturated(t *testing.T) {
 	v.sat = &loadgen.Saturation{}
 	if line := progressLine(v, time.Second); strings.Contains(line, "SATURATED") {
 		t.Errorf("unsaturated window reported: %q", line)
+	}
+}
+
+// syncBuffer is a bytes.Buffer the progress goroutine and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// On a terminal every redraw of the progress line fits in the terminal's
+// width (less its last column, where many terminals wrap): a wrapped line
+// is left behind by the next redraw. What matters most stays: the
+// SIMULATED mark, the count and the CLIENT SATURATED flag.
+func TestProgressLineFitsTheTerminal(t *testing.T) {
+	v := &fakeView{sc: &scenario.Scenario{NumSamples: 100000, Duration: time.Hour}, simulated: true, ttftP50: 0.0123,
+		sat: &loadgen.Saturation{Saturated: true, Reason: "40 of 1000 sends more than 5ms behind schedule"}}
+	v.progress.Done.Store(40000)
+	v.progress.Failed.Store(2000)
+	v.progress.InFlight.Store(300)
+	for _, width := range []int{80, 40, 12} {
+		var out syncBuffer
+		e := &env{stderr: &out, isTerminal: true, width: func() int { return width }}
+		p := startProgress(e, v)
+		deadline := time.Now().Add(20 * time.Second)
+		for strings.Count(out.String(), "\r\033[K") < 3 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		p.stop()
+		draws := strings.Split(out.String(), "\r\033[K")
+		if len(draws) < 3 {
+			t.Fatalf("width %d: %d redraws in 20s: %q", width, len(draws)-1, out.String())
+		}
+		for _, d := range draws {
+			if strings.Contains(d, "\n") || utf8.RuneCountInString(d) > width-1 {
+				t.Errorf("width %d: %d columns drawn: %q", width, utf8.RuneCountInString(d), d)
+			}
+		}
+		if width == 80 {
+			line := draws[1]
+			for _, want := range []string{"[SIMULATED] 40000/100000 (40%)", "CLIENT SATURATED", "eta "} {
+				if !strings.Contains(line, want) {
+					t.Errorf("width 80: %q lacks %q", line, want)
+				}
+			}
+		}
+	}
+	// Off a terminal the log line keeps everything.
+	if line := progressLine(v, time.Second); !strings.Contains(line, "ok 38000") || !strings.Contains(line, "(40 of 1000 sends") {
+		t.Errorf("log line %q", line)
 	}
 }
 

@@ -102,13 +102,18 @@ func (c *runCmd) Run(e *env) error {
 	}
 	defer r.Close()
 	prog := startProgress(e, r)
+	unwatch := watchInterrupts(e, r)
 	res, err := r.Run(e.ctx)
+	unwatch()
 	prog.stop()
 	if err != nil {
 		return exitError(err)
 	}
 	if res.Saturated {
 		e.log.Warn(res.Saturation)
+	}
+	for _, w := range openFilesWarnings(res) {
+		e.log.Warn(w)
 	}
 	if err := report.WriteTable(e.stdout, res.Row); err != nil {
 		return err
@@ -122,6 +127,37 @@ func (c *runCmd) Run(e *env) error {
 		}
 	}
 	return exitStatus(res)
+}
+
+// watchInterrupts says what the first stop signal does (scheduling stops,
+// requests in flight get the grace period) and makes the second cancel
+// them at once. The returned function ends the watch.
+func watchInterrupts(e *env, r *run.Run) func() {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		select {
+		case <-e.ctx.Done():
+		case <-done:
+			return
+		}
+		if n := r.Progress().InFlight.Load(); n > 0 {
+			e.log.Info(fmt.Sprintf("stopping: waiting up to %v for %d in-flight requests (Ctrl-C again to abort)", r.Grace(), n))
+		} else {
+			e.log.Info("stopping: no requests in flight")
+		}
+		select {
+		case <-e.abort:
+		case <-done:
+			return
+		}
+		e.log.Info(fmt.Sprintf("aborting: canceling %d in-flight requests; records and summary will be written", r.Progress().InFlight.Load()))
+		r.Abort()
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 // exitStatus is a finished run's exit: failed when its records could not

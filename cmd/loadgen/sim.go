@@ -77,8 +77,31 @@ func (c *simCmd) Run(e *env) error {
 	}
 	fmt.Fprintf(e.stderr, "loadgen sim: SIMULATED vLLM-compatible server for model %q at %s/v1 (ttft %v, itl %v, jitter %v, max-num-seqs %d); Ctrl-C stops it\n",
 		cfg.Model, srv.URL, cfg.TTFT, cfg.ITL, cfg.Jitter, cfg.MaxNumSeqs)
-	<-e.ctx.Done()
-	return srv.Close()
+	// Failed accepts (out of file descriptors, at high rates) are
+	// counted by the server; say how many every so often, not one line
+	// each.
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	var said int64
+	for {
+		select {
+		case <-t.C:
+			said = reportAcceptErrors(e, srv.AcceptErrors(), said)
+		case <-e.ctx.Done():
+			err := srv.Close()
+			reportAcceptErrors(e, srv.AcceptErrors(), said)
+			return err
+		}
+	}
+}
+
+// reportAcceptErrors warns of the simulator's failed accepts since the
+// count said was reported, and returns the new count.
+func reportAcceptErrors(e *env, ae sim.AcceptErrors, said int64) int64 {
+	if w := simAcceptWarning(ae.Count, said, ae.OpenFiles > 0, ae.Last); w != "" {
+		e.log.Warn(w)
+	}
+	return ae.Count
 }
 
 // scenariosCmd lists the built-in scenarios.

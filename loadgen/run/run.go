@@ -141,6 +141,7 @@ type Run struct {
 	metrics        *exporter.Run
 	push           *exporter.Push
 	runner         *loadgen.Runner
+	openFiles      *openFilesSink
 	// watch is set once the schedule starts; progress lines read it from
 	// their own goroutine, from before then (the idle baseline).
 	watch    atomic.Pointer[saturationWatch]
@@ -171,6 +172,14 @@ type Result struct {
 	// RecordsPath and SummaryPath are where the run wrote; RunDir holds
 	// its records, energy samples and ReportPath, report.json.
 	RecordsPath, SummaryPath, RunDir, ReportPath string
+	// OpenFileErrors counts the requests that failed with "too many open
+	// files": this process's open-files limit failed them, not the
+	// server.
+	OpenFileErrors int64
+	// SimAcceptErrors is the connections the built-in simulator could not
+	// accept (with Config.Sim), its OpenFiles those refused for the
+	// open-files limit.
+	SimAcceptErrors sim.AcceptErrors
 }
 
 // Start opens everything the run needs, in an order that makes bad input
@@ -269,6 +278,7 @@ func (r *Run) openSinks() (err error) {
 		return err
 	}
 	r.summary = &lockedSummary{s: loadgen.NewSummary()}
+	r.openFiles = &openFilesSink{}
 	opts := exporter.RunOptions{Version: r.cfg.Version, Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
 		Endpoint: backends.WithoutUserinfo(r.backend.Endpoint()), RequestRate: r.sc.Rate,
 		Concurrency: r.sc.Concurrency, Arrival: arrivalOf(r.sc), Warmup: r.sc.Warmup, EnergySource: "none",
@@ -294,7 +304,7 @@ func (r *Run) openSinks() (err error) {
 		RunID: r.runID, Scenario: r.sc, Backend: r.backend, Model: r.model, Prompts: r.prompts,
 		Simulated: r.simulated(), Grace: r.cfg.Grace,
 		// One completion event feeds all three, so they cannot disagree.
-		Sinks:      []loadgen.Sink{r.records, r.summary, metricsSink{r.metrics}},
+		Sinks:      []loadgen.Sink{r.records, r.summary, metricsSink{r.metrics}, r.openFiles},
 		Attributor: attr,
 	})
 	if err != nil {
@@ -338,6 +348,10 @@ func (r *Run) Run(ctx context.Context) (*Result, error) {
 	// The caller says so once its progress line is gone.
 	out.Saturated, out.Saturation = watch.stop()
 	out.RecordsErr = runErr
+	out.OpenFileErrors = r.openFiles.n.Load()
+	if r.simSrv != nil {
+		out.SimAcceptErrors = r.simSrv.AcceptErrors()
+	}
 	if err := r.records.Close(); err != nil && out.RecordsErr == nil {
 		out.RecordsErr = err
 	}
@@ -437,6 +451,28 @@ func (r *Run) Saturation() *loadgen.Saturation {
 		return nil
 	}
 	return w.latest.Load()
+}
+
+// Abort cancels the requests in flight at once instead of giving them the
+// grace period (a second Ctrl-C); Run then returns as after any
+// interruption, with those requests recorded as canceled. It is a no-op
+// before Start has opened the runner.
+func (r *Run) Abort() {
+	if r.runner != nil {
+		r.runner.Abort()
+	}
+}
+
+// Grace is how long requests in flight may finish once ctx is done
+// (Config.Grace, or loadgen.DefaultGrace when that is not positive).
+func (r *Run) Grace() time.Duration {
+	if r.runner != nil {
+		return r.runner.Grace()
+	}
+	if r.cfg.Grace > 0 {
+		return r.cfg.Grace
+	}
+	return loadgen.DefaultGrace
 }
 
 // MetricsServing reports whether the run's metrics are being served.

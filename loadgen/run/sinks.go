@@ -1,6 +1,8 @@
 package run
 
 import (
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenwatt/tokenwatt/backends"
@@ -25,6 +27,18 @@ func (s metricsSink) Observe(r *loadgen.Record) {
 		Outcome: r.Outcome, TTFT: r.TTFT, TPOT: r.TPOT, E2E: r.E2E, ITL: r.ITL, ScheduleLag: r.ScheduleLag,
 		PromptTokens: r.PromptTokens, OutputTokens: r.OutputTokens, EnergyJ: r.EnergyJ,
 	})
+}
+
+// openFilesSink counts the requests that failed because this process ran
+// out of file descriptors (EMFILE: "too many open files", in the dial
+// error the client records).
+type openFilesSink struct{ n atomic.Int64 }
+
+// Observe implements loadgen.Sink.
+func (s *openFilesSink) Observe(r *loadgen.Record) {
+	if r.Error != nil && strings.Contains(*r.Error, "too many open files") {
+		s.n.Add(1)
+	}
 }
 
 // phases are the attributed energy counter's phase labels, in the order
