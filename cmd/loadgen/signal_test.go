@@ -180,7 +180,7 @@ func TestSecondSIGINTAbortsAtOnce(t *testing.T) {
 	}
 	waitInterrupted(t, cmd, &stderr) // 30s: well before --grace
 
-	recs := readRecords(t, filepath.Join(out, "records.jsonl"))
+	recs := readRecords(t, runFile(t, out, "records.jsonl"))
 	if len(recs) != 4 {
 		t.Fatalf("%d records, want the 4 in flight; stderr:\n%s", len(recs), stderr.String())
 	}
