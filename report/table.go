@@ -24,7 +24,20 @@ const unknownCell = "-"
 // measured it), with units in the labels or, for latencies, after the
 // values (milliseconds). Numbers are rounded to four significant digits
 // for reading; the CSV keeps full precision, in seconds.
-func WriteTable(w io.Writer, r *Row) error {
+func WriteTable(w io.Writer, r *Row) error { return WriteTableWith(w, r, TableOptions{}) }
+
+// TableOptions choose what the table shows beyond the row.
+type TableOptions struct {
+	// Percentiles are the latency percentiles shown (0 < p < 100), in
+	// order; empty is the row's 50, 90 and 99.
+	Percentiles []float64
+	// Quantile gives the q-quantile (0 ≤ q ≤ 1) of a distribution named
+	// as in report.json (ttft, itl, e2e); needed with Percentiles.
+	Quantile func(name string, q float64) (float64, bool)
+}
+
+// WriteTableWith is WriteTable with o's choices.
+func WriteTableWith(w io.Writer, r *Row, o TableOptions) error {
 	var buf bytes.Buffer
 	if r.Simulated {
 		buf.WriteString(simulatedBanner)
@@ -67,10 +80,31 @@ func WriteTable(w io.Writer, r *Row) error {
 	}
 
 	section("Latency, ok requests")
-	line("TTFT mean / p50 / p90 / p99", millis(r.TTFTMeanSeconds, r.TTFTP50Seconds, r.TTFTP90Seconds, r.TTFTP99Seconds))
-	line("ITL p50 / p90 / p99", millis(r.ITLP50Seconds, r.ITLP90Seconds, r.ITLP99Seconds))
-	line("TPOT mean", millis(r.TPOTMeanSeconds))
-	line("E2E p50 / p90 / p99", millis(r.E2EP50Seconds, r.E2EP90Seconds, r.E2EP99Seconds))
+	if len(o.Percentiles) > 0 && o.Quantile != nil {
+		at := func(name string) (labels []string, values []*float64) {
+			for _, p := range o.Percentiles {
+				labels = append(labels, PercentileKey(p))
+				if v, ok := o.Quantile(name, p/100); ok {
+					values = append(values, &v)
+				} else {
+					values = append(values, nil)
+				}
+			}
+			return labels, values
+		}
+		ls, vs := at("ttft")
+		line("TTFT mean / "+strings.Join(ls, " / "), millis(append([]*float64{r.TTFTMeanSeconds}, vs...)...))
+		ls, vs = at("itl")
+		line("ITL "+strings.Join(ls, " / "), millis(vs...))
+		line("TPOT mean", millis(r.TPOTMeanSeconds))
+		ls, vs = at("e2e")
+		line("E2E "+strings.Join(ls, " / "), millis(vs...))
+	} else {
+		line("TTFT mean / p50 / p90 / p99", millis(r.TTFTMeanSeconds, r.TTFTP50Seconds, r.TTFTP90Seconds, r.TTFTP99Seconds))
+		line("ITL p50 / p90 / p99", millis(r.ITLP50Seconds, r.ITLP90Seconds, r.ITLP99Seconds))
+		line("TPOT mean", millis(r.TPOTMeanSeconds))
+		line("E2E p50 / p90 / p99", millis(r.E2EP50Seconds, r.E2EP90Seconds, r.E2EP99Seconds))
+	}
 	line("E2E mean, ok requests", millis(r.AvgLatencySeconds))
 	line("schedule lag p99", millis(r.ScheduleLagP99Seconds))
 

@@ -69,6 +69,8 @@ type runCmd struct {
 	GPUSelector    string         `name:"gpu-selector" placeholder:"MATCHERS" help:"With --energy scrape:URL, count only the GPU series matching these label matchers, e.g. 'pod=\"vllm-0\",namespace=\"llm\"' (dcgm-exporter's Kubernetes labels)."`
 	Hostname       string         `name:"hostname" placeholder:"NAME" help:"The hostname label of this host's GPUs (default: $NODE_NAME, else the OS hostname)."`
 
+	Percentiles []float64 `default:"50,90,99" sep:"," placeholder:"P,P,..." help:"Latency percentiles the table shows (0 < P < 100); report.json always has p50, p90, p95, p99 and p99.9."`
+
 	LowLatency bool   `name:"low-latency" help:"Keep CPUs out of deep idle states during the run (PM QoS, Linux, root) so wake-ups add no latency; costs CPU power."`
 	CPUProfile string `name:"cpuprofile" placeholder:"FILE" help:"Write a Go CPU profile of the run to FILE (go tool pprof FILE)."`
 
@@ -115,7 +117,7 @@ func (c *runCmd) Run(e *env) error {
 	for _, w := range openFilesWarnings(res) {
 		e.log.Warn(w)
 	}
-	if err := report.WriteTable(e.stdout, res.Row); err != nil {
+	if err := report.WriteTableWith(e.stdout, res.Row, report.TableOptions{Percentiles: c.Percentiles, Quantile: r.Quantile}); err != nil {
 		return err
 	}
 	e.log.Info(fmt.Sprintf("wrote %s (records, report.json) and appended to %s (stopped: %s)", res.RunDir, res.SummaryPath, res.StopReason))
@@ -192,6 +194,11 @@ func (c *runCmd) config(e *env) (run.Config, error) {
 	sc, summaryPath, err := c.resolveScenario(e)
 	if err != nil {
 		return run.Config{}, err
+	}
+	for _, p := range c.Percentiles {
+		if !(p > 0 && p < 100) {
+			return run.Config{}, usageErrf("--percentiles %g: each must be above 0 and below 100", p)
+		}
 	}
 	cfg := run.Config{
 		RunID: c.RunID, BenchmarkName: c.benchmarkName, Scenario: sc, APIKey: c.APIKey, Out: c.Out, SummaryPath: summaryPath,

@@ -440,6 +440,10 @@ func (r *Run) Simulated() bool { return r.simulated() }
 // Progress is the runner's live counters, for progress lines.
 func (r *Run) Progress() *loadgen.Progress { return &r.runner.Progress }
 
+// Quantile is the q-quantile of a distribution as report.json names it
+// (ttft, itl, tpot, e2e, e2e_from_sched, schedule_lag), for the table.
+func (r *Run) Quantile(name string, q float64) (float64, bool) { return r.summary.quantile(name, q) }
+
 // TTFTP50 is the median TTFT so far, for progress lines.
 func (r *Run) TTFTP50() (float64, bool) { return r.summary.ttftP50() }
 

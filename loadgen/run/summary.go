@@ -44,3 +44,9 @@ func (l *lockedSummary) distributions() map[string]*report.Distribution {
 	defer l.mu.Unlock()
 	return l.s.Distributions()
 }
+
+func (l *lockedSummary) quantile(name string, q float64) (float64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.Quantile(name, q)
+}
