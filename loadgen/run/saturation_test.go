@@ -21,7 +21,7 @@ import (
 func TestSaturationIsReported(t *testing.T) {
 	rr := &loadgen.Runner{}
 	m := exporter.NewRun(exporter.RunLabels{RunID: "r"}, exporter.RunOptions{})
-	w := startSaturationWatch(rr, m, slog.New(slog.DiscardHandler))
+	w := startSaturationWatch(rr, loadgen.SaturationThresholds{}, m, slog.New(slog.DiscardHandler))
 	rr.Progress.Paced.Store(1000)
 	rr.Progress.Late.Store(40)
 	saturated, summary := w.stop()
