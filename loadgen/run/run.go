@@ -89,7 +89,8 @@ type Config struct {
 	Hostname string
 
 	// Saturation are the limits past which the client counts as
-	// saturated; zero fields are the defaults.
+	// saturated: a zero field is its default, a negative one turns its
+	// signal off.
 	Saturation loadgen.SaturationThresholds
 
 	// Logger gets the run's notices and warnings; nil discards them.
