@@ -190,7 +190,7 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 	info.Set(1)
 	f(info)
 
-	m.saturated = gauge("client_saturated", "1 while the load generator itself limits the run (behind its open-loop schedule, or out of CPU), so latencies may describe the client; 0 otherwise.")
+	m.saturated = gauge("client_saturated", "1 while the load generator itself limits the run (behind its open-loop schedule, out of CPU, or kept waiting for a CPU), so latencies may describe the client; 0 otherwise.")
 	m.clientCPU = gauge("client_cpu_utilization_ratio", "The load generator process's CPU time over the last second, as a share of the CPUs it may use (GOMAXPROCS).")
 	carbon := gauge("carbon_intensity_grams_per_kwh", "Configured grid carbon intensity, g CO2eq per kWh, so emissions are a PromQL expression.")
 	carbon.Set(o.CarbonIntensity)

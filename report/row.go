@@ -78,8 +78,9 @@ type Row struct {
 	Concurrency    *int // configured concurrency (in-flight cap in open loop; 0 is unlimited)
 	Arrival        string
 	// ClientSaturated says whether the load generator itself limited the
-	// run at any time (behind its open-loop schedule, or out of CPU), so
-	// that the latencies may describe the client; nil is unknown.
+	// run at any time (behind its open-loop schedule, out of CPU, or kept
+	// waiting for a CPU), so that the latencies may describe the client;
+	// nil is unknown.
 	ClientSaturated *bool
 	// GPUUUIDs are the measured GPUs' UUIDs, space-separated, in the
 	// source's order; empty without energy.

@@ -74,6 +74,8 @@ type runCmd struct {
 	LowLatency bool   `name:"low-latency" help:"Keep CPUs out of deep idle states during the run (PM QoS, Linux, root) so wake-ups add no latency; costs CPU power."`
 	CPUProfile string `name:"cpuprofile" placeholder:"FILE" help:"Write a Go CPU profile of the run to FILE (go tool pprof FILE)."`
 
+	Saturation saturationFlags `embed:"" prefix:"saturation-" group:"Client saturation (when the load generator, not the server, limits a run)"`
+
 	carbon float64 // the carbon intensity in effect, set by resolveScenario
 	// benchmarkName says what ran: the scenario's name, with the
 	// settings the flags changed (set by resolveScenario).
@@ -210,6 +212,9 @@ func (c *runCmd) config(e *env) (run.Config, error) {
 	}
 	if c.IdleBaseline != nil {
 		cfg.IdleBaseline = *c.IdleBaseline
+	}
+	if cfg.Saturation, err = c.Saturation.thresholds(); err != nil {
+		return run.Config{}, usageErr(err)
 	}
 	if c.Sim {
 		if sc.Model == "" {

@@ -96,6 +96,11 @@ type Config struct {
 	// hostname.
 	Hostname string
 
+	// Saturation are the limits past which the client counts as
+	// saturated: a zero field is its default, a negative one turns its
+	// signal off.
+	Saturation loadgen.SaturationThresholds
+
 	// Logger gets the run's notices and warnings; nil discards them.
 	Logger *slog.Logger
 }
@@ -340,7 +345,7 @@ func (r *Run) Run(ctx context.Context) (*Result, error) {
 		}
 		r.meter.BeginWindow()
 	}
-	watch := startSaturationWatch(r.runner, r.metrics, r.log)
+	watch := startSaturationWatch(r.runner, r.cfg.Saturation, r.metrics, r.log)
 	r.watch.Store(watch)
 	res, runErr := r.runner.Run(ctx)
 	out := &Result{Result: *res, RecordsPath: r.recordsN, SummaryPath: r.cfg.SummaryPath, RunDir: r.runDir,

@@ -21,8 +21,8 @@ type saturationWatch struct {
 	done    chan struct{}
 }
 
-func startSaturationWatch(r *loadgen.Runner, m *exporter.Run, log *slog.Logger) *saturationWatch {
-	w := &saturationWatch{mon: loadgen.NewSaturationMonitor(&r.Progress), metrics: m,
+func startSaturationWatch(r *loadgen.Runner, th loadgen.SaturationThresholds, m *exporter.Run, log *slog.Logger) *saturationWatch {
+	w := &saturationWatch{mon: loadgen.NewSaturationMonitor(&r.Progress, th), metrics: m,
 		quit: make(chan struct{}), done: make(chan struct{})}
 	go w.loop(log)
 	return w

@@ -21,7 +21,7 @@ import (
 func TestSaturationIsReported(t *testing.T) {
 	rr := &loadgen.Runner{}
 	m := exporter.NewRun(exporter.RunLabels{RunID: "r"}, exporter.RunOptions{})
-	w := startSaturationWatch(rr, m, slog.New(slog.DiscardHandler))
+	w := startSaturationWatch(rr, loadgen.SaturationThresholds{}, m, slog.New(slog.DiscardHandler))
 	rr.Progress.Paced.Store(1000)
 	rr.Progress.Late.Store(40)
 	saturated, summary := w.stop()
@@ -30,7 +30,7 @@ func TestSaturationIsReported(t *testing.T) {
 		t.Errorf("stop() = %v, %q; want saturated, with the late sends as the reason", saturated, summary)
 	}
 	const want = `
-# HELP tokenwatt_client_saturated 1 while the load generator itself limits the run (behind its open-loop schedule, or out of CPU), so latencies may describe the client; 0 otherwise.
+# HELP tokenwatt_client_saturated 1 while the load generator itself limits the run (behind its open-loop schedule, out of CPU, or kept waiting for a CPU), so latencies may describe the client; 0 otherwise.
 # TYPE tokenwatt_client_saturated gauge
 tokenwatt_client_saturated{backend="",model="",run_id="r",scenario=""} 1
 `
