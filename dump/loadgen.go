@@ -1,6 +1,7 @@
 package dump
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -320,7 +321,7 @@ func runGPUUUIDs(r *run) []string {
 func rowFromInfo(r *run) *report.Row {
 	info := r.targets[0].info
 	row := &report.Row{
-		BenchmarkName: string(info["scenario"]),
+		BenchmarkName: cmp.Or(string(info["benchmark"]), string(info["scenario"])),
 		Backend:       string(info["backend"]),
 		Model:         string(info["model"]),
 		RunID:         r.id,

@@ -64,6 +64,7 @@ func (l RunLabels) constLabels() prometheus.Labels {
 // RunOptions are a run's metric settings beyond its labels.
 type RunOptions struct {
 	Version         string // tokenwatt's version, on tokenwatt_run_info
+	BenchmarkName   string // what ran (benchmark_name), on tokenwatt_run_info as benchmark
 	Simulated       bool   // the target is tokenwatt's simulator, on tokenwatt_run_info
 	CarbonIntensity float64
 	// Settings, on tokenwatt_run_info, so that loadgen dump can fill the
@@ -182,6 +183,7 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 			"version": o.Version, "simulated": boolLabel(o.Simulated),
 			"endpoint": o.Endpoint, "arrival": o.Arrival, "energy_source": o.EnergySource, "energy_method": o.EnergyMethod,
 			"gpu_uuids":   o.GPUUUIDs,
+			"benchmark":   o.BenchmarkName,
 			"rate":        strconv.FormatFloat(o.RequestRate, 'g', -1, 64),
 			"concurrency": strconv.Itoa(o.Concurrency),
 			"warmup":      strconv.Itoa(o.Warmup),

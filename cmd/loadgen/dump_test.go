@@ -220,6 +220,19 @@ func TestDumpAgreesWithLocalSummary(t *testing.T) {
 		t.Errorf("labels: dump %q %q %q %q simulated %v, local %q %q %q %q", got.RunID, got.Scenario, got.Model, got.Backend, got.Simulated,
 			local.row.RunID, local.row.Scenario, local.row.Model, local.row.Backend)
 	}
+	// Achieved rates: the same sends and window, so the same figures
+	// (the window's edges are exported to the microsecond).
+	for _, c := range []struct {
+		name       string
+		got, local *float64
+	}{{"send_rate", got.SendRate, local.row.SendRate}, {"completion_rate", got.CompletionRate, local.row.CompletionRate}} {
+		if c.got == nil || c.local == nil || math.Abs(*c.got / *c.local - 1) > 1e-3 {
+			t.Errorf("%s: dump %v, local %v", c.name, deref(c.got), deref(c.local))
+		}
+	}
+	if got.Failures != local.row.Failures || got.BenchmarkName != local.row.BenchmarkName {
+		t.Errorf("failures %q benchmark %q; local %q %q", got.Failures, got.BenchmarkName, local.row.Failures, local.row.BenchmarkName)
+	}
 	if got.GPUUUIDs == "" || got.GPUUUIDs != local.row.GPUUUIDs {
 		t.Errorf("gpu_uuids: dump %q, local %q", got.GPUUUIDs, local.row.GPUUUIDs)
 	}

@@ -284,7 +284,7 @@ func (r *Run) openSinks() (err error) {
 	}
 	r.summary = &lockedSummary{s: loadgen.NewSummary()}
 	r.openFiles = &openFilesSink{}
-	opts := exporter.RunOptions{Version: r.cfg.Version, Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
+	opts := exporter.RunOptions{Version: r.cfg.Version, BenchmarkName: cmp.Or(r.cfg.BenchmarkName, r.sc.Name), Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
 		Endpoint: backends.WithoutUserinfo(r.backend.Endpoint()), RequestRate: r.sc.Rate,
 		Concurrency: r.sc.Concurrency, Arrival: arrivalOf(r.sc), Warmup: r.sc.Warmup, EnergySource: "none",
 		Outcomes: outcomes}
