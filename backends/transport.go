@@ -101,7 +101,7 @@ func roundTrip(ctx context.Context, client *http.Client, hreq *http.Request, sen
 		return nil
 	}
 	resp.Outcome = OutcomeConnectError
-	resp.Error = hreq.Method + " " + hreq.URL.String() + ": " + describeTransportError(err)
+	resp.Error = hreq.Method + " " + redactedURL(hreq.URL) + ": " + describeTransportError(err)
 	return nil
 }
 
