@@ -66,7 +66,7 @@ func NewPyTorch(cfg PyTorchConfig) (*PyTorch, error) {
 	case errors.As(err, &ee) && ee.problem == endpointEmpty:
 		return nil, errors.New("no endpoint: pass --endpoint http://HOST:8080")
 	case err != nil:
-		return nil, fmt.Errorf("endpoint %q is not an http(s) URL", redactRawURL(strings.TrimSpace(cfg.Endpoint)))
+		return nil, fmt.Errorf("endpoint %q is not an http(s) URL", redactRawURL(cfg.Endpoint))
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	c := &PyTorch{base: u.String(), shown: redactedURL(u), client: cfg.HTTPClient}
