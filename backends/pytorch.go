@@ -69,10 +69,7 @@ func NewPyTorch(cfg PyTorchConfig) (*PyTorch, error) {
 		return nil, fmt.Errorf("endpoint %q is not an http(s) URL", redactRawURL(cfg.Endpoint))
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
-	c := &PyTorch{base: u.String(), shown: redactedURL(u), client: cfg.HTTPClient}
-	if c.client == nil {
-		c.client = newLoadClient()
-	}
+	c := &PyTorch{base: u.String(), shown: redactedURL(u), client: noRedirects(cfg.HTTPClient)}
 	return c, nil
 }
 
@@ -133,6 +130,9 @@ func (c *PyTorch) get(ctx context.Context, path string) (int, []byte, error) {
 	}
 	defer resp.Body.Close()
 	c.note(resp.Header)
+	if isRedirect(resp.StatusCode) {
+		return 0, nil, &redirectError{"GET " + c.shown + path + ": " + redirectMessage(resp)}
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil {
 		return 0, nil, fmt.Errorf("GET %s%s: reading the answer: %v", c.shown, path, err)
@@ -188,6 +188,9 @@ func (c *PyTorch) Do(ctx context.Context, req *Request, resp *Response) {
 		resp.Done = time.Now()
 		resp.Outcome = httpErrorOutcome(hresp.StatusCode)
 		resp.Error = torchMessage(hresp.StatusCode, b)
+		if isRedirect(hresp.StatusCode) {
+			resp.Error = redirectMessage(hresp) // outcome http_4xx, as the OpenAI client's
+		}
 		return
 	}
 	mt, _, _ := mime.ParseMediaType(hresp.Header.Get("Content-Type"))

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,5 +182,82 @@ func assertNoSecret(t *testing.T, secret, dir string, outputs map[string]string)
 	}
 	if files == 0 {
 		t.Errorf("no files under %s", dir)
+	}
+}
+
+// TestRedirectsAreNotFollowed: an endpoint that redirects generation
+// requests (307) to another port of the same host gets its requests
+// recorded as failures naming the Location, and the other server never
+// sees a request, nor the API key; an endpoint whose /v1/models
+// redirects stops the run before it starts, naming the Location.
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	offlineHF(t)
+	const key = "sk-do-not-forward-1618"
+	t.Setenv("OPENAI_API_KEY", key)
+	cfg := sim.DefaultConfig()
+	cfg.TTFT, cfg.ITL = time.Millisecond, time.Millisecond
+	upstream, err := url.Parse(startSim(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// other is a working server (the simulator behind a proxy) that
+	// records what reaches it.
+	var mu sync.Mutex
+	var reached []string
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reached = append(reached, r.Method+" "+r.URL.Path+" Authorization="+r.Header.Get("Authorization"))
+		mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	}))
+	defer other.Close()
+	// front answers /v1/models itself unless modelsToo, and redirects
+	// the rest to other.
+	front := func(modelsToo bool) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/models" && !modelsToo {
+				proxy.ServeHTTP(w, r)
+				return
+			}
+			http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+
+	out := t.TempDir()
+	res := runCLI(t, "--endpoint", front(false)+"/v1", "--dataset", "synthetic", "--num-samples", "5", "--max-tokens", "4",
+		"--max-consecutive-failures", "0", "--out", out)
+	if res.code != exitFailed {
+		t.Errorf("exit %d, want %d (every request failed)\nstderr: %s", res.code, exitFailed, res.stderr)
+	}
+	recs := readRecords(t, runFile(t, out, "records.jsonl"))
+	if len(recs) != 5 {
+		t.Errorf("%d records, want 5", len(recs))
+	}
+	wantLoc := "redirect to " + other.URL + "/v1/chat/completions not followed"
+	for _, r := range recs {
+		if r.Outcome != "http_4xx" || r.HTTPStatus == nil || *r.HTTPStatus != http.StatusTemporaryRedirect || r.Error == nil ||
+			!strings.Contains(*r.Error, wantLoc) {
+			t.Errorf("record outcome %s status %v error %v, want http_4xx, 307 and %q", r.Outcome, deref(r.HTTPStatus), deref(r.Error), wantLoc)
+		}
+	}
+	if rows := readSummary(t, filepath.Join(out, "summary.csv")); len(rows) != 1 || rows[0].FailedPrompts != 5 ||
+		!strings.Contains(rows[0].Failures, "http_4xx=5") {
+		t.Errorf("summary does not count 5 http_4xx failures: %+v", rows)
+	}
+	assertNoSecret(t, key, out, map[string]string{"stdout": res.stdout, "stderr": res.stderr})
+
+	res = runCLI(t, "--endpoint", front(true)+"/v1", "--dataset", "synthetic", "--num-samples", "2", "--out", t.TempDir())
+	if last := lastLine(res.stderr); res.code != exitUsage || !strings.Contains(last, "redirect to "+other.URL+"/v1/models not followed") ||
+		strings.Contains(last, "cannot reach") {
+		t.Errorf("models redirected: exit %d, last line %q; want %d and the Location", res.code, last, exitUsage)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reached) > 0 {
+		t.Errorf("the server redirected to was sent %d requests: %q", len(reached), reached)
 	}
 }
