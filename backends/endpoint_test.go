@@ -64,7 +64,8 @@ func TestNormalizeEndpointErrors(t *testing.T) {
 
 // TestNewPyTorchEndpoint pins the PyTorch client's reading of an address,
 // which is more lenient than NormalizeEndpoint's: a missing scheme means
-// http://, a query or fragment is dropped, and credentials are kept.
+// http://, a query or fragment is dropped, and credentials are kept (and
+// sent; Endpoint shows the password redacted).
 func TestNewPyTorchEndpoint(t *testing.T) {
 	tests := []struct {
 		raw, want string
@@ -73,7 +74,7 @@ func TestNewPyTorchEndpoint(t *testing.T) {
 		{"  h:8080/  ", "http://h:8080"},
 		{"HTTPS://h:8443/api//", "https://h:8443/api"},
 		{"http://h:8080/x?q=1#frag", "http://h:8080/x"},
-		{"http://user:pw@h:8080", "http://user:pw@h:8080"},
+		{"http://user:pw@h:8080", "http://user:xxxxx@h:8080"},
 		{"http://:8080", "http://:8080"},
 		{"http://[::1]:8080/", "http://[::1]:8080"},
 	}
@@ -82,6 +83,9 @@ func TestNewPyTorchEndpoint(t *testing.T) {
 		if err != nil || c.Endpoint() != tt.want {
 			t.Errorf("NewPyTorch(%q): endpoint %v, %v; want %q", tt.raw, c, err, tt.want)
 		}
+	}
+	if c, err := NewPyTorch(PyTorchConfig{Endpoint: "http://user:pw@h:8080"}); err != nil || c.base != "http://user:pw@h:8080" {
+		t.Errorf("the credentials are not kept for the requests: %v, %v", c, err)
 	}
 }
 

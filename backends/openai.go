@@ -104,9 +104,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if cfg.VLLM {
 		c.name = "vllm"
 	}
-	if c.client == nil {
-		c.client = newLoadClient()
-	}
+	c.client = noRedirects(c.client)
 	c.streamHeader = c.header("text/event-stream", true)
 	c.wholeHeader = c.header("application/json", true)
 	c.modelsHeader = c.header("application/json", false)
@@ -149,6 +147,9 @@ func (c *OpenAI) Models(ctx context.Context) ([]string, error) {
 	body, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponseBody))
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: read response: %w", c.modelsURL, err)
+	}
+	if isRedirect(hresp.StatusCode) {
+		return nil, &redirectError{c.redact("GET " + c.modelsURL + ": " + redirectMessage(hresp))}
 	}
 	if hresp.StatusCode != http.StatusOK {
 		msg := serverMessage(hresp.StatusCode, body)
@@ -393,9 +394,14 @@ func (c *OpenAI) readError(hresp *http.Response, resp *Response) {
 	switch code := hresp.StatusCode; {
 	case code >= 400:
 		resp.Outcome = httpErrorOutcome(code)
+	case isRedirect(code):
+		// A redirect is not followed: like a final 3xx, it is the
+		// configuration's fault (docs/definitions.md, Outcomes).
+		resp.Outcome = OutcomeHTTP4xx
+		msg = redirectMessage(hresp)
 	default:
-		// A final 1xx/3xx (e.g. a redirect without Location) is a
-		// client-side misconfiguration, like a 4xx.
+		// A final 1xx or other 3xx (300, 304) is a client-side
+		// misconfiguration, like a 4xx.
 		resp.Outcome = OutcomeHTTP4xx
 		msg = "unexpected HTTP status " + hresp.Status + ": " + msg
 	}

@@ -47,7 +47,8 @@ type PyTorchConfig struct {
 // non-2xx status or as an NDJSON line mid-stream. It is safe for
 // concurrent use.
 type PyTorch struct {
-	base   string
+	base   string // requests go here, credentials included
+	shown  string // base as Endpoint and messages show it, credentials redacted
 	client *http.Client
 	simulatedMark
 }
@@ -65,21 +66,19 @@ func NewPyTorch(cfg PyTorchConfig) (*PyTorch, error) {
 	case errors.As(err, &ee) && ee.problem == endpointEmpty:
 		return nil, errors.New("no endpoint: pass --endpoint http://HOST:8080")
 	case err != nil:
-		return nil, fmt.Errorf("endpoint %q is not an http(s) URL", cfg.Endpoint)
+		return nil, fmt.Errorf("endpoint %q is not an http(s) URL", redactRawURL(cfg.Endpoint))
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
-	c := &PyTorch{base: u.String(), client: cfg.HTTPClient}
-	if c.client == nil {
-		c.client = newLoadClient()
-	}
+	c := &PyTorch{base: u.String(), shown: redactedURL(u), client: noRedirects(cfg.HTTPClient)}
 	return c, nil
 }
 
 // Name returns "pytorch".
 func (c *PyTorch) Name() string { return "pytorch" }
 
-// Endpoint returns the inference API's base URL.
-func (c *PyTorch) Endpoint() string { return c.base }
+// Endpoint returns the inference API's base URL, with any password in it
+// redacted (the requests still send it).
+func (c *PyTorch) Endpoint() string { return c.shown }
 
 // Models checks GET /ping and lists the models from GET /models. A server
 // that is healthy but lists no models gives ErrModelsNotListed.
@@ -93,7 +92,7 @@ func (c *PyTorch) Models(ctx context.Context) ([]string, error) {
 	}
 	_ = json.Unmarshal(body, &ping)
 	if status != http.StatusOK || !strings.EqualFold(ping.Status, "Healthy") {
-		return nil, fmt.Errorf("GET %s/ping: HTTP %d, %s (the server is not healthy)", c.base, status, torchMessage(status, body))
+		return nil, fmt.Errorf("GET %s/ping: HTTP %d, %s (the server is not healthy)", c.shown, status, torchMessage(status, body))
 	}
 	status, body, err = c.get(ctx, "/models")
 	if err != nil {
@@ -103,7 +102,7 @@ func (c *PyTorch) Models(ctx context.Context) ([]string, error) {
 		return nil, ErrModelsNotListed
 	}
 	if status != http.StatusOK {
-		return nil, fmt.Errorf("GET %s/models: HTTP %d, %s", c.base, status, torchMessage(status, body))
+		return nil, fmt.Errorf("GET %s/models: HTTP %d, %s", c.shown, status, torchMessage(status, body))
 	}
 	var list struct {
 		Models []struct {
@@ -111,7 +110,7 @@ func (c *PyTorch) Models(ctx context.Context) ([]string, error) {
 		} `json:"models"`
 	}
 	if err := json.Unmarshal(body, &list); err != nil {
-		return nil, fmt.Errorf("GET %s/models: not a TorchServe model list (%v): %q", c.base, err, snippet(body))
+		return nil, fmt.Errorf("GET %s/models: not a TorchServe model list (%v): %q", c.shown, err, snippet(body))
 	}
 	names := make([]string, 0, len(list.Models))
 	for _, m := range list.Models {
@@ -123,17 +122,20 @@ func (c *PyTorch) Models(ctx context.Context) ([]string, error) {
 func (c *PyTorch) get(ctx context.Context, path string) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, fmt.Errorf("GET %s%s: cannot build the request", c.shown, path) // err quotes the URL in clear
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("GET %s%s: %s", c.base, path, describeTransportError(err))
+		return 0, nil, fmt.Errorf("GET %s%s: %s", c.shown, path, describeTransportError(err))
 	}
 	defer resp.Body.Close()
 	c.note(resp.Header)
+	if isRedirect(resp.StatusCode) {
+		return 0, nil, &redirectError{"GET " + c.shown + path + ": " + redirectMessage(resp)}
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil {
-		return 0, nil, fmt.Errorf("GET %s%s: reading the answer: %v", c.base, path, err)
+		return 0, nil, fmt.Errorf("GET %s%s: reading the answer: %v", c.shown, path, err)
 	}
 	return resp.StatusCode, body, nil
 }
@@ -169,7 +171,8 @@ func (c *PyTorch) Do(ctx context.Context, req *Request, resp *Response) {
 	reqCtx = httptrace.WithClientTrace(reqCtx, &httptrace.ClientTrace{WroteHeaders: sent.mark})
 	hreq, err := http.NewRequestWithContext(reqCtx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		resp.Outcome, resp.Error = OutcomeConnectError, fmt.Sprintf("POST %s: build request: %v", target, err)
+		// err would quote the URL in clear.
+		resp.Outcome, resp.Error = OutcomeConnectError, "POST "+c.shown+"/predictions/"+url.PathEscape(req.Model)+": cannot build the request"
 		return
 	}
 	hreq.Header.Set("Content-Type", "application/json")
@@ -185,6 +188,9 @@ func (c *PyTorch) Do(ctx context.Context, req *Request, resp *Response) {
 		resp.Done = time.Now()
 		resp.Outcome = httpErrorOutcome(hresp.StatusCode)
 		resp.Error = torchMessage(hresp.StatusCode, b)
+		if isRedirect(hresp.StatusCode) {
+			resp.Error = redirectMessage(hresp) // outcome http_4xx, as the OpenAI client's
+		}
 		return
 	}
 	mt, _, _ := mime.ParseMediaType(hresp.Header.Get("Content-Type"))

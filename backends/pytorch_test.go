@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -235,5 +236,82 @@ func TestPyTorchUnreachableAndTimeout(t *testing.T) {
 	}
 	if _, err := NewPyTorch(PyTorchConfig{Endpoint: "ftp://x"}); err == nil {
 		t.Error("ftp endpoint accepted")
+	}
+}
+
+// TestPyTorchRedactsEndpointCredentials: an endpoint's user:password is
+// sent as basic auth, but Endpoint and every error (an unhealthy server, a
+// failed request, a server gone, an address that does not parse) show it
+// redacted.
+func TestPyTorchRedactsEndpointCredentials(t *testing.T) {
+	const user, pass = "torch", "pw-do-not-leak-8086"
+	var (
+		mu    sync.Mutex
+		auths []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, _ := r.BasicAuth()
+		mu.Lock()
+		auths = append(auths, u+":"+p)
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/ping":
+			io.WriteString(w, `{"status": "Healthy"}`)
+		case "/models":
+			io.WriteString(w, `{"models": [{"modelName": "m"}]}`)
+		default:
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, `{"code": 500, "type": "InternalServerException", "message": "boom"}`)
+		}
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c, err := NewPyTorch(PyTorchConfig{Endpoint: "http://" + user + ":" + pass + "@" + host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	if got, want := c.Endpoint(), "http://"+user+":xxxxx@"+host; got != want {
+		t.Errorf("Endpoint() = %q, want %q", got, want)
+	}
+	if _, err := c.Models(context.Background()); err != nil {
+		t.Fatalf("Models: %v", err)
+	}
+	r := torchDo(t, c, "m")
+	if r.Outcome != OutcomeHTTP5xx {
+		t.Errorf("Do: %+v, want http_5xx", r)
+	}
+	msgs = append(msgs, r.Error)
+	mu.Lock()
+	if len(auths) != 3 {
+		t.Errorf("the server got %d requests, want 3", len(auths))
+	}
+	for i, a := range auths {
+		if a != user+":"+pass {
+			t.Errorf("request %d sent basic auth %q, want the endpoint's", i, a)
+		}
+	}
+	mu.Unlock()
+	srv.Close()
+	_, err = c.Models(context.Background())
+	r = torchDo(t, c, "m")
+	if err == nil || r.Outcome != OutcomeConnectError {
+		t.Fatalf("server gone: Models %v, Do %+v", err, r)
+	}
+	msgs = append(msgs, err.Error(), r.Error)
+	for _, bad := range []string{"http://" + user + ":" + pass + "@" + host + ":x", "ftp://" + user + ":" + pass + "@" + host} {
+		if _, err := NewPyTorch(PyTorchConfig{Endpoint: bad}); err == nil {
+			t.Errorf("NewPyTorch(%q) succeeded", bad)
+		} else {
+			msgs = append(msgs, err.Error())
+		}
+	}
+	for _, m := range msgs {
+		if strings.Contains(m, pass) {
+			t.Errorf("message names the password: %s", m)
+		}
+	}
+	if all := strings.Join(msgs, "\n"); !strings.Contains(all, user+":xxxxx@"+host) {
+		t.Errorf("no message names the endpoint redacted:\n%s", all)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -31,12 +32,13 @@ const (
 // so that every in-flight request has its own connection, as with vLLM's
 // usual clients; compression is off because a gzip layer would buffer
 // SSE chunks and distort their arrival times; the proxy is off because
-// timing through an environment proxy would measure the proxy.
+// timing through an environment proxy would measure the proxy; redirects
+// are not followed (see noRedirects).
 func newLoadClient() *http.Client {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Client{Transport: &http.Transport{
+	return &http.Client{CheckRedirect: refuseRedirect, Transport: &http.Transport{
 		DialContext:         dialer.DialContext,
 		Protocols:           protocols,
 		MaxIdleConnsPerHost: 1 << 14,
@@ -46,6 +48,58 @@ func newLoadClient() *http.Client {
 		ReadBufferSize:      32 << 10,
 		WriteBufferSize:     32 << 10,
 	}}
+}
+
+// ErrRedirected matches (errors.Is) the error of Models when the server
+// answers with a redirect: the client does not follow it.
+var ErrRedirected = errors.New("redirect not followed")
+
+// redirectError is a redirect that was not followed; its message names
+// the request and the Location.
+type redirectError struct{ msg string }
+
+func (e *redirectError) Error() string        { return e.msg }
+func (e *redirectError) Is(target error) bool { return target == ErrRedirected }
+
+// refuseRedirect is the clients' CheckRedirect: a redirect's response is
+// returned as it is, never followed. net/http would send the request
+// again, Authorization header included when the new URL is on the same
+// host (another port too), and the answers would be counted as the
+// configured endpoint's.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// noRedirects returns c, or a copy of it that follows no redirect (a
+// caller's client keeps its transport and its other settings).
+func noRedirects(c *http.Client) *http.Client {
+	if c == nil {
+		return newLoadClient()
+	}
+	cp := *c
+	cp.CheckRedirect = refuseRedirect
+	return &cp
+}
+
+// isRedirect reports whether code is a status net/http would follow.
+func isRedirect(code int) bool {
+	switch code {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+// redirectMessage says that hresp, a redirect, was not followed and where
+// it pointed (credentials in the Location redacted, a long one clipped).
+func redirectMessage(hresp *http.Response) string {
+	where := "nowhere (no Location header)"
+	if loc, err := hresp.Location(); err == nil {
+		where = clip(redactedURL(loc), maxMessage/2)
+	} else if raw := hresp.Header.Get("Location"); raw != "" {
+		where = strconv.Quote(clip(redactRawURL(raw), maxMessage/2))
+	}
+	return "HTTP " + hresp.Status + ": redirect to " + where + " not followed (tokenwatt follows no redirect, which would take " +
+		"the request and its credentials to another server; if that server is the one to measure, pass its address as --endpoint)"
 }
 
 // transportError is a failure to reach the server, with a short message
@@ -101,7 +155,7 @@ func roundTrip(ctx context.Context, client *http.Client, hreq *http.Request, sen
 		return nil
 	}
 	resp.Outcome = OutcomeConnectError
-	resp.Error = hreq.Method + " " + hreq.URL.String() + ": " + describeTransportError(err)
+	resp.Error = hreq.Method + " " + redactedURL(hreq.URL) + ": " + describeTransportError(err)
 	return nil
 }
 

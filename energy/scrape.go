@@ -114,7 +114,8 @@ const (
 // scrapeSource reads GPU energy from a remote Prometheus text endpoint:
 // a tokenwatt energy-exporter, the simulator, or NVIDIA's dcgm-exporter.
 type scrapeSource struct {
-	url       string
+	target    string // the URL requested, credentials included
+	url       string // the URL as messages show it: credentials redacted
 	client    *http.Client
 	ownClient bool
 	opts      scrapeOptions
@@ -142,14 +143,15 @@ func openScrape(ctx context.Context, rawURL string, opts scrapeOptions) (Source,
 	}
 	spec, err := ParseGPUs(opts.GPUs)
 	if err != nil {
-		return nil, fmt.Errorf("energy source scrape:%s: %w", u, err)
+		return nil, fmt.Errorf("energy source scrape:%s: %w", redactedURL(u), err)
 	}
 	sel, err := parseSelector(opts.Selector)
 	if err != nil {
-		return nil, fmt.Errorf("energy source scrape:%s: %w", u, err)
+		return nil, fmt.Errorf("energy source scrape:%s: %w", redactedURL(u), err)
 	}
 	s := &scrapeSource{
-		url:    u.String(),
+		target: u.String(),
+		url:    redactedURL(u),
 		client: opts.HTTPClient,
 		opts:   opts,
 		parser: newScrapeParser(),
@@ -354,12 +356,49 @@ func scrapeURL(raw string) (*url.URL, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("energy source scrape: %q is not an http(s) URL; write scrape:http://HOST:PORT/metrics", raw)
+		return nil, fmt.Errorf("energy source scrape: %q is not an http(s) URL; write scrape:http://HOST:PORT/metrics", redactRawURL(raw))
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/metrics"
 	}
 	return u, nil
+}
+
+// redactedURL is u as messages show it: a password becomes xxxxx (as
+// url.URL.Redacted writes it), and so does a user name given without a
+// password, which is then usually a token. The URL's credentials are
+// still sent (basic auth); they are only kept out of logs, errors and
+// files.
+func redactedURL(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	if _, ok := u.User.Password(); ok {
+		return u.Redacted()
+	}
+	c := *u
+	c.User = url.User("xxxxx")
+	return c.String()
+}
+
+// redactRawURL hides the credentials of an address that may not parse as
+// a URL, for the message that says so: everything between the scheme's
+// "://" (or the start) and the last "@" before any query or fragment
+// becomes xxxxx. It errs on hiding too much: a password may hold an
+// unescaped "/".
+func redactRawURL(raw string) string {
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 {
+		start = i + len("://")
+	}
+	end := len(raw)
+	if j := strings.IndexAny(raw[start:], "?#"); j >= 0 {
+		end = start + j
+	}
+	if at := strings.LastIndex(raw[start:end], "@"); at >= 0 {
+		return raw[:start] + "xxxxx" + raw[start+at:]
+	}
+	return raw
 }
 
 func seriesNames(f scrapeFormat) string {
@@ -475,9 +514,9 @@ func (s *scrapeSource) checkStale(readings []Reading) {
 
 // fetch GETs the endpoint and parses it. at is when the response arrived.
 func (s *scrapeSource) fetch(ctx context.Context) (fams map[string]*dto.MetricFamily, at time.Time, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.target, nil)
 	if err != nil {
-		return nil, at, err
+		return nil, at, errors.New("cannot build the request") // its error would quote the URL in clear
 	}
 	// The classic text format: what every exporter serves, and the one
 	// the parser reads.

@@ -763,3 +763,96 @@ func TestScrapeGPUWithoutCounterIsIntegrated(t *testing.T) {
 		t.Errorf("samples %+v; want 30 J counted on GPU 0 and integrated power on GPU 1", tk.Samples)
 	}
 }
+
+// TestScrapeRedactsCredentials: a scrape URL's user:password is sent as
+// basic auth, but no error, notice or reading names it in clear; nor a
+// user name given without a password (a token), nor the credentials of an
+// address that does not parse.
+func TestScrapeRedactsCredentials(t *testing.T) {
+	const user, pass, token = "scraper", "pw-do-not-leak-71", "tok-do-not-leak-93"
+	e := newEndpoint(t, dcgmText(fakeGPU{0, uuid0, 100, 300}))
+	var mu sync.Mutex
+	var auths []string
+	inner := e.Config.Handler
+	e.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		mu.Lock()
+		auths = append(auths, fmt.Sprint(u, ":", p, ok))
+		mu.Unlock()
+		inner.ServeHTTP(w, r)
+	})
+	host := strings.TrimPrefix(e.URL, "http://")
+	down := httptest.NewServer(http.NotFoundHandler())
+	closed := strings.TrimPrefix(down.URL, "http://")
+	down.Close()
+	secretURL := "scrape:http://" + user + ":" + pass + "@" + host + "/metrics"
+
+	var msgs []string
+	leak := func(what, s string) {
+		t.Helper()
+		msgs = append(msgs, s)
+		for _, secret := range []string{pass, token} {
+			if strings.Contains(s, secret) {
+				t.Errorf("%s names a secret in clear: %s", what, s)
+			}
+		}
+	}
+	rec := &logRecorder{}
+	src, err := openScrape(t.Context(), secretURL, scrapeOptions{Interval: time.Millisecond, Logger: rec.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for range 5 { // counters unchanged: the stale notice names the URL
+		mustRead(t, src)
+	}
+	e.set(dcgmText(fakeGPU{0, uuid1, 100, 300}), http.StatusOK) // the GPU vanishes
+	rs, err := src.Read(t.Context(), nil)
+	if err != nil || len(rs) != 1 || rs[0].Err == nil {
+		t.Fatalf("Read with the GPU gone: %v, %+v", err, rs)
+	}
+	leak("a missing GPU's error", rs[0].Err.Error())
+	e.set("oops", http.StatusInternalServerError)
+	if _, err := src.Read(t.Context(), nil); err == nil {
+		t.Error("Read of an HTTP 500 succeeded")
+	} else {
+		leak("an HTTP 500's error", err.Error())
+	}
+	for _, bad := range []string{
+		"scrape:http://" + user + ":" + pass + "@" + host + "/nope",        // HTTP 404 at open
+		"scrape:http://" + token + "@" + host + "/nope",                    // a token as user name
+		"scrape:http://" + user + ":" + pass + "@" + closed,                // nothing listens
+		"scrape:http://" + user + ":" + pass + "@" + host + ":bad/metrics", // does not parse
+		"scrape:ftp://" + user + ":" + pass + "@" + host + "/metrics",      // not http
+		"scrape:" + user + ":" + pass + "/x@" + host,                       // an unescaped "/" in the password
+	} {
+		if _, err := openScrape(t.Context(), bad, scrapeOptions{}); err == nil {
+			t.Errorf("openScrape(%s) succeeded", bad)
+		} else {
+			leak("openScrape's error", err.Error())
+		}
+	}
+	e.Close()
+	if _, err := src.Read(t.Context(), nil); err == nil {
+		t.Error("Read of a closed endpoint succeeded")
+	} else {
+		leak("a closed endpoint's error", err.Error())
+	}
+	logs := rec.all()
+	if len(logs) == 0 {
+		t.Error("no stale-counter notice")
+	}
+	for _, l := range logs {
+		leak("a notice", l)
+	}
+	if !strings.Contains(strings.Join(msgs, "\n"), user+":xxxxx@"+host) {
+		t.Errorf("no message names the endpoint as %s:xxxxx@%s:\n%s", user, host, strings.Join(msgs, "\n"))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range auths[:6] { // open and the five reads
+		if a != user+":"+pass+"true" {
+			t.Errorf("the endpoint got basic auth %q, want the URL's", a)
+		}
+	}
+}

@@ -127,6 +127,9 @@ func pickModel(ctx context.Context, b backends.Backend, want string) (string, er
 		return want, nil
 	case errors.Is(err, backends.ErrModelsNotListed):
 		return "", inputErrf("%s: %v", b.Endpoint(), err)
+	case errors.Is(err, backends.ErrRedirected):
+		// The server answered, elsewhere: not a reachability problem.
+		return "", inputErrf("%v", err)
 	case err != nil:
 		return "", inputErrf("cannot reach the endpoint: %v (is the server running? try --sim for the built-in simulator)", err)
 	}
