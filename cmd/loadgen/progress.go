@@ -106,6 +106,9 @@ func progressLine(r progressView, elapsed time.Duration) string {
 	if sat := r.Saturation(); sat != nil && sat.Saturated {
 		fmt.Fprintf(&b, "  CLIENT SATURATED (%s)", sat.Reason)
 	}
+	if rv, ok := r.(interface{ RecordsErr() error }); ok && rv.RecordsErr() != nil {
+		b.WriteString("  RECORDS WRITE FAILED, stopping")
+	}
 	return b.String()
 }
 

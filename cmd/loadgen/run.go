@@ -48,7 +48,7 @@ type runCmd struct {
 	Dataset      *string `help:"Prompts: a .jsonl/.csv/.txt file, hf://ORG/NAME[?split=&column=], or synthetic[:mean=N,n=N]."`
 	DatasetField *string `help:"JSONL field, CSV column or HF column holding the prompt (default prompt, then text)."`
 
-	Out                    string         `default:"results" help:"Output directory: OUT/RUN_ID/ gets the run's records.jsonl, energy.jsonl and report.json; OUT/summary.csv gets a row."`
+	Out                    string         `default:"results" help:"Output directory: OUT/RUN_ID/ gets the run's records.jsonl, energy.jsonl and report.json; OUT/summary.csv gets a row (also under --config: instead of its output_dir and reporter.output_file)."`
 	RunID                  string         `name:"run-id" help:"Run identifier (default: generated)."`
 	MaxConsecutiveFailures *int           `help:"Stop after this many failures in a row (0: never)."`
 	Timeout                *time.Duration `help:"Per-request timeout (0: none)."`
@@ -110,10 +110,22 @@ func (c *runCmd) Run(e *env) error {
 	if res.Saturated {
 		e.log.Warn(res.Saturation)
 	}
+	// The table first, whatever could not be written: it may be all that
+	// is left of the run.
 	if err := report.WriteTable(e.stdout, res.Row); err != nil {
 		return err
 	}
-	e.log.Info(fmt.Sprintf("wrote %s (records, report.json) and appended to %s (stopped: %s)", res.RunDir, res.SummaryPath, res.StopReason))
+	switch {
+	case res.SummaryErr != nil && res.SummaryPath != "":
+		e.log.Warn(fmt.Sprintf("%v; the row is in %s instead", res.SummaryErr, res.SummaryPath))
+	case res.SummaryErr != nil:
+		e.log.Warn(fmt.Sprintf("the summary row was written nowhere (the table above has its figures): %v", res.SummaryErr))
+	default:
+		e.log.Info(fmt.Sprintf("wrote %s (records, report.json) and appended to %s (stopped: %s)", res.RunDir, res.SummaryPath, res.StopReason))
+	}
+	if res.ReportErr != nil {
+		e.log.Warn(res.ReportErr.Error())
+	}
 	if r.MetricsServing() && c.Linger > 0 && !e.interrupted() {
 		e.log.Info(fmt.Sprintf("lingering %v so the final metrics are scraped", c.Linger))
 		select {
@@ -124,12 +136,21 @@ func (c *runCmd) Run(e *env) error {
 	return exitStatus(res)
 }
 
-// exitStatus is a finished run's exit: failed when its records could not
-// be written or every request failed, 130 when it was interrupted.
+// exitStatus is a finished run's exit: 3 when some of what it measured
+// could not be written (records, summary row, report.json), failed when
+// too many or all of its requests failed, 130 when it was interrupted.
 func exitStatus(res *run.Result) error {
 	switch {
 	case res.RecordsErr != nil:
-		return command.Exit(exitFailed, res.RecordsErr)
+		return command.Exit(exitWriteFailed, fmt.Errorf("%w; the run stopped there, its summary counts every request", res.RecordsErr))
+	case res.SummaryErr != nil && res.SummaryPath != "":
+		return command.Exit(exitWriteFailed, fmt.Errorf("could not append to the summary file; the row is in %s", res.SummaryPath))
+	case res.SummaryErr != nil:
+		return command.Exit(exitWriteFailed, res.SummaryErr)
+	case res.ReportErr != nil:
+		return command.Exit(exitWriteFailed, res.ReportErr)
+	case res.Err != nil:
+		return command.Exit(exitFailed, res.Err)
 	case res.StopReason == loadgen.StopInterrupted:
 		return command.Exit(exitInterrupted, errors.New("interrupted: stopped scheduling, in-flight requests finished or were canceled; records and summary are complete"))
 	case res.Requests > 0 && res.OK == 0:
@@ -226,6 +247,10 @@ func (c *runCmd) resolveScenario(e *env) (*scenario.Scenario, string, error) {
 		}
 		sc = &s
 		summaryPath = poc.SummaryPath()
+		if c.Out != "results" {
+			// An --out given puts the run's files there, the summary too.
+			summaryPath = ""
+		}
 		if g, country, ok := report.CountryCarbonIntensity(poc.CountryISOCode()); ok && c.CarbonIntensity == nil {
 			c.carbon = g
 			fmt.Fprintf(e.stderr, "loadgen: carbon intensity %g g/kWh for %s (%s)\n", g, country, report.CarbonSource)
