@@ -88,6 +88,24 @@ func TestSummaryOnAFullDiskIsNotLost(t *testing.T) {
 	if !strings.Contains(res.stderr, "no space left on device") || !strings.Contains(lastLine(res.stderr), fallback) {
 		t.Errorf("stderr does not say why and where the row went:\n%s", res.stderr)
 	}
+
+	// The run directory's disk full too: the row goes to stderr, as CSV.
+	if err := os.MkdirAll(filepath.Join(out, "rid"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/full", filepath.Join(out, "rid", report.FallbackSummaryName)); err != nil {
+		t.Fatal(err)
+	}
+	res = runCLI(t, "--sim", "--sim-ttft", "1ms", "--sim-itl", "0s", "--dataset", "synthetic", "--num-samples", "3",
+		"--max-tokens", "8", "--min-tokens", "0", "--metrics-addr", "", "--energy", "none", "--out", out, "--run-id", "rid")
+	if res.code != exitWriteFailed || !strings.Contains(res.stdout, "energy_star") {
+		t.Fatalf("exit %d, want %d after the table\n%s", res.code, exitWriteFailed, res.stderr)
+	}
+	header := strings.Join(report.Columns(), ",")
+	_, row, _ := strings.Cut(res.stderr, header+"\n")
+	if !strings.Contains(row, ",rid,") {
+		t.Errorf("the row is not on stderr after the header:\n%s", res.stderr)
+	}
 }
 
 // TestRecordsOnAFullDiskStopTheRun: records.jsonl linked to /dev/full

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"os"
@@ -119,7 +120,13 @@ func (c *runCmd) Run(e *env) error {
 	case res.SummaryErr != nil && res.SummaryPath != "":
 		e.log.Warn(fmt.Sprintf("%v; the row is in %s instead", res.SummaryErr, res.SummaryPath))
 	case res.SummaryErr != nil:
-		e.log.Warn(fmt.Sprintf("the summary row was written nowhere (the table above has its figures): %v", res.SummaryErr))
+		// Most likely the run directory's disk is full too: stderr is
+		// the last place the row can go.
+		e.log.Warn(fmt.Sprintf("the summary row could be written to no file (%v); here it is, header first:", res.SummaryErr))
+		w := csv.NewWriter(e.stderr)
+		_ = w.Write(report.Columns())
+		_ = w.Write(res.Row.Record())
+		w.Flush()
 	default:
 		e.log.Info(fmt.Sprintf("wrote %s (records, report.json) and appended to %s (stopped: %s)", res.RunDir, res.SummaryPath, res.StopReason))
 	}
@@ -141,8 +148,10 @@ func (c *runCmd) Run(e *env) error {
 // too many or all of its requests failed, 130 when it was interrupted.
 func exitStatus(res *run.Result) error {
 	switch {
+	case res.RecordsErr != nil && res.StopReason == loadgen.StopWriteError:
+		return command.Exit(exitWriteFailed, fmt.Errorf("%w; the run stopped there (its summary counts every request)", res.RecordsErr))
 	case res.RecordsErr != nil:
-		return command.Exit(exitWriteFailed, fmt.Errorf("%w; the run stopped there, its summary counts every request", res.RecordsErr))
+		return command.Exit(exitWriteFailed, res.RecordsErr)
 	case res.SummaryErr != nil && res.SummaryPath != "":
 		return command.Exit(exitWriteFailed, fmt.Errorf("could not append to the summary file; the row is in %s", res.SummaryPath))
 	case res.SummaryErr != nil:
