@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tokenwatt/tokenwatt/internal/appendfile"
 )
 
 // FileName is the samples file in a run's output directory: one JSON
@@ -56,6 +58,7 @@ type Meter[ID any] struct {
 	enc     *json.Encoder
 	fileErr error
 	flushed time.Time // last flush of the samples file
+	log     *slog.Logger
 
 	mu        sync.Mutex
 	idleGPU   []float64 // W per device; nil until measured
@@ -73,13 +76,24 @@ func StartMeter[ID any](src Source, opts MeterOptions) (*Meter[ID], error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(opts.Dir, FileName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	// A file cut mid-line by a killed run gets a newline first: this run's
+	// header line must start a line, or its samples would read as the
+	// killed run's.
+	path := filepath.Join(opts.Dir, FileName)
+	f, repaired, err := appendfile.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open energy samples file: %w", err)
 	}
 	e := &Meter[ID]{
 		src: src, interval: opts.Interval, sampler: NewSampler(src, opts.Interval), attr: NewAttribution[ID](),
 		stopped: make(chan struct{}), file: f, w: bufio.NewWriterSize(f, 64<<10), idleTotal: math.NaN(),
+		log: opts.Logger,
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if repaired {
+		e.log.Warn(fmt.Sprintf("%s ended mid-line (a run killed while writing it): its cut line is left as it is, this run's samples start on a new line", path))
 	}
 	e.enc = json.NewEncoder(e.w)
 	e.writeHeader(opts.RunID)
@@ -181,7 +195,7 @@ func (e *Meter[ID]) flushEvery(d time.Duration) {
 	e.fileMu.Lock()
 	defer e.fileMu.Unlock()
 	if now := time.Now(); e.fileErr == nil && now.Sub(e.flushed) >= d {
-		e.fileErr = e.w.Flush()
+		e.setFileErr(e.w.Flush())
 		e.flushed = now
 	}
 }
@@ -190,8 +204,20 @@ func (e *Meter[ID]) write(v any) {
 	e.fileMu.Lock()
 	defer e.fileMu.Unlock()
 	if e.fileErr == nil {
-		e.fileErr = e.enc.Encode(v)
+		e.setFileErr(e.enc.Encode(v))
 	}
+}
+
+// setFileErr keeps the samples file's first write error and says so at
+// once: no more samples are written, while the run's energy figures,
+// computed from the samples in memory, are unaffected. Called with
+// fileMu held.
+func (e *Meter[ID]) setFileErr(err error) {
+	if err == nil || e.fileErr != nil {
+		return
+	}
+	e.fileErr = err
+	e.log.Warn(fmt.Sprintf("energy samples file %s: %v; no more samples are written to it (the run's energy figures are unaffected)", e.file.Name(), err))
 }
 
 // idlePower is the per-GPU idle baseline, nil until measured.

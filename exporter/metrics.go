@@ -107,6 +107,7 @@ type Run struct {
 	attributed                             *prometheus.CounterVec
 	saturated                              prometheus.Gauge
 	clientCPU                              prometheus.Gauge
+	recordsWriteErrors                     prometheus.Counter
 	cl                                     prometheus.Labels
 }
 
@@ -162,6 +163,7 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 	m.outputTokens = counter("output_tokens_total", "Output tokens of successful measured requests, from usage or counted chunks.")
 	m.failedPromptTokens = counter("failed_prompt_tokens_total", "Prompt tokens of failed or canceled measured requests (not in throughput or J per token).")
 	m.failedOutputTokens = counter("failed_output_tokens_total", "Output tokens of failed or canceled measured requests (not in throughput or J per token).")
+	m.recordsWriteErrors = counter("records_write_errors_total", "Write errors of the run's records.jsonl (a full disk): the first stops the run, so it is 0 or 1.")
 	m.runStart = gauge("run_start_timestamp_seconds", "Unix time the run's measurement started (its first measured send, once known).")
 	// Registered by End, with the end time.
 	m.lastSend = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -240,6 +242,9 @@ func (m *Run) SetClientSaturation(saturated bool, cpu float64) {
 		m.clientCPU.Set(cpu)
 	}
 }
+
+// RecordsWriteError counts a write error of the run's records file.
+func (m *Run) RecordsWriteError() { m.recordsWriteErrors.Inc() }
 
 // Registry is the run's registry, for serving and pushing.
 func (m *Run) Registry() *prometheus.Registry { return m.reg }

@@ -69,6 +69,7 @@ func TestExpositionGolden(t *testing.T) {
 		{"output tokens", testutil.ToFloat64(m.outputTokens), 9},
 		{"failed prompt tokens", testutil.ToFloat64(m.failedPromptTokens), 20}, // the timeout's
 		{"failed output tokens", testutil.ToFloat64(m.failedOutputTokens), 0},
+		{"records write errors", testutil.ToFloat64(m.recordsWriteErrors), 0},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)

@@ -73,6 +73,7 @@ const (
 	StopDuration    = "duration"    // --duration elapsed
 	StopInterrupted = "interrupted" // the context was canceled (Ctrl-C, SIGTERM)
 	StopFailures    = "failures"    // max_consecutive_failures reached
+	StopWriteError  = "write_error" // the records could not be written (Stop)
 )
 
 // Result describes a finished run. Start and End are the run window of
@@ -268,6 +269,12 @@ func (r *Runner) Abort() {
 
 // Grace is how long requests in flight may finish after an early stop.
 func (r *Runner) Grace() time.Duration { return r.cfg.Grace }
+
+// Stop ends scheduling for reason, as the runner itself does for its own
+// reasons (e.g. StopWriteError from a sink that can no longer write):
+// requests in flight get the grace period. The first reason given, by
+// anyone, is the run's. Safe from any goroutine, the sinks' included.
+func (r *Runner) Stop(reason string) { r.stop(reason) }
 
 func (r *Runner) stopped() bool { return r.stopCtx.Err() != nil }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,45 @@ import (
 // header is not exactly Columns: appending to it would put values under
 // the wrong names.
 var ErrHeaderMismatch = errors.New("CSV header does not match the summary schema")
+
+// FallbackSummaryName is the summary file a run writes its row to, in
+// its own directory, when the summary it appends to cannot take it (a
+// full disk): a fresh file, header and one row.
+const FallbackSummaryName = "summary.csv"
+
+// CheckCSV reports whether AppendCSV could append to path, without
+// appending anything: its directory can be created and written, and an
+// existing file can be opened for appending and starts with exactly the
+// Columns header (or is empty). Missing parent directories are created;
+// a file that did not exist is created and removed again. A run calls it
+// before its first request, so that a summary it cannot write fails the
+// run before anything is measured.
+func CheckCSV(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("append to %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Nothing to check but that the file can be created there.
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return fmt.Errorf("append to %s: %w", path, err)
+		}
+		f.Close()
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("append to %s: %w", path, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("append to %s: %w", path, err)
+	}
+	defer f.Close()
+	if _, _, err := inspect(f); err != nil {
+		return fmt.Errorf("append to %s: %w", path, err)
+	}
+	return nil
+}
 
 // AppendCSV appends rows to the CSV summary at path. A missing or empty
 // file gets the header first, and missing parent directories are created.
@@ -106,10 +146,14 @@ func inspect(f *os.File) (hasHeader, endsInNewline bool, err error) {
 		return false, false, fmt.Errorf("read header: %w", err)
 	}
 	if err := checkHeader(header); err != nil {
-		return false, false, fmt.Errorf("%w; write to a new file (--out) or move %s aside", err, f.Name())
+		return false, false, fmt.Errorf("%w; write elsewhere (--out) or move %s aside", err, f.Name())
 	}
 	return true, endsInNewline, nil
 }
+
+// pocColumns is how many of the first Columns are the Python POC's
+// (ai_energy_benchmarks' CSV reporter's).
+const pocColumns = 13
 
 // checkHeader compares a file's header with Columns and describes the
 // first difference.
@@ -127,6 +171,10 @@ func checkHeader(header []string) error {
 			return fmt.Errorf("%w (version %d): column %d is %q, want %q",
 				ErrHeaderMismatch, SchemaVersion, i+1, header[i], want[i])
 		}
+	}
+	if len(header) == pocColumns {
+		return fmt.Errorf("%w (version %d): it has the Python POC's %d columns only, and tokenwatt's summary has %d (the POC's first); its rows would not line up",
+			ErrHeaderMismatch, SchemaVersion, pocColumns, len(want))
 	}
 	if len(header) < len(want) {
 		return fmt.Errorf("%w (version %d): header ends after column %d, want %q next",

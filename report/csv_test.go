@@ -237,7 +237,8 @@ func TestAppendCSVHeaderMismatch(t *testing.T) {
 		want   string
 	}{
 		{"renamed column", renamed, `column 8 is "avg_latency", want "avg_latency_seconds"`},
-		{"older, shorter schema", cols[:13], `header ends after column 13, want "schema_version" next`},
+		{"the Python POC's 13 columns", cols[:13], `it has the Python POC's 13 columns only`},
+		{"older, shorter schema", cols[:20], `header ends after column 20, want "ttft_p90_seconds" next`},
 		{"newer, longer schema", append(Columns(), "future_column"), `column 58 "future_column" is not in the schema`},
 		{"reordered", append([]string{cols[1], cols[0]}, cols[2:]...), `column 1 is "backend", want "benchmark_name"`},
 	}

@@ -27,6 +27,10 @@ const (
 	exitFailed      = command.ExitFailed
 	exitUsage       = command.ExitUsage
 	exitInterrupted = 130 // stopped by SIGINT/SIGTERM after writing everything
+	// exitWriteFailed: the run measured, but some of it could not be
+	// written (records, the summary row, report.json: a full disk); the
+	// table is printed and the row written elsewhere when it can be.
+	exitWriteFailed = 3
 )
 
 // cli is the whole command line. `run` is the default command, so

@@ -142,6 +142,9 @@ func progressFields(r progressView, elapsed time.Duration) []progressField {
 	if eta, ok := progressETA(done, rate, elapsed, sc); ok {
 		add("  ", 7, "eta %s", eta.Round(time.Second))
 	}
+	if rv, ok := r.(interface{ RecordsErr() error }); ok && rv.RecordsErr() != nil {
+		add("  ", 0, "RECORDS WRITE FAILED, stopping")
+	}
 	if sat := r.Saturation(); sat != nil && sat.Saturated {
 		add("  ", 0, "CLIENT SATURATED")
 		// The run's end repeats the reason in a warning.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"os"
@@ -48,7 +49,7 @@ type runCmd struct {
 	Dataset      *string `help:"Prompts: a .jsonl/.csv/.txt file, hf://ORG/NAME[?split=&column=], or synthetic[:mean=N,n=N]."`
 	DatasetField *string `help:"JSONL field, CSV column or HF column holding the prompt (default prompt, then text)."`
 
-	Out                    string         `default:"results" help:"Output directory: OUT/RUN_ID/ gets the run's records.jsonl, energy.jsonl and report.json; OUT/summary.csv gets a row."`
+	Out                    string         `default:"results" help:"Output directory: OUT/RUN_ID/ gets the run's records.jsonl, energy.jsonl and report.json; OUT/summary.csv gets a row (also under --config: instead of its output_dir and reporter.output_file)."`
 	RunID                  string         `name:"run-id" help:"Run identifier (default: generated)."`
 	MaxConsecutiveFailures *int           `help:"Stop after this many failures in a row (0: never)."`
 	Timeout                *time.Duration `help:"Per-request timeout (0: none)."`
@@ -119,10 +120,28 @@ func (c *runCmd) Run(e *env) error {
 	for _, w := range openFilesWarnings(res) {
 		e.log.Warn(w)
 	}
+	// The table first, whatever could not be written: it may be all that
+	// is left of the run.
 	if err := report.WriteTableWith(e.stdout, res.Row, report.TableOptions{Percentiles: c.Percentiles, Quantile: r.Quantile}); err != nil {
 		return err
 	}
-	e.log.Info(fmt.Sprintf("wrote %s (records, report.json) and appended to %s (stopped: %s)", res.RunDir, res.SummaryPath, res.StopReason))
+	switch {
+	case res.SummaryErr != nil && res.SummaryPath != "":
+		e.log.Warn(fmt.Sprintf("%v; the row is in %s instead", res.SummaryErr, res.SummaryPath))
+	case res.SummaryErr != nil:
+		// Most likely the run directory's disk is full too: stderr is
+		// the last place the row can go.
+		e.log.Warn(fmt.Sprintf("the summary row could be written to no file (%v); here it is, header first:", res.SummaryErr))
+		w := csv.NewWriter(e.stderr)
+		_ = w.Write(report.Columns())
+		_ = w.Write(res.Row.Record())
+		w.Flush()
+	default:
+		e.log.Info(fmt.Sprintf("wrote %s (records, report.json) and appended to %s (stopped: %s)", res.RunDir, res.SummaryPath, res.StopReason))
+	}
+	if res.ReportErr != nil {
+		e.log.Warn(res.ReportErr.Error())
+	}
 	if r.MetricsServing() && c.Linger > 0 && !e.interrupted() {
 		e.log.Info(fmt.Sprintf("lingering %v so the final metrics are scraped", c.Linger))
 		select {
@@ -164,12 +183,23 @@ func watchInterrupts(e *env, r *run.Run) func() {
 	}
 }
 
-// exitStatus is a finished run's exit: failed when its records could not
-// be written or every request failed, 130 when it was interrupted.
+// exitStatus is a finished run's exit: 3 when some of what it measured
+// could not be written (records, summary row, report.json), failed when
+// too many or all of its requests failed, 130 when it was interrupted.
 func exitStatus(res *run.Result) error {
 	switch {
+	case res.RecordsErr != nil && res.StopReason == loadgen.StopWriteError:
+		return command.Exit(exitWriteFailed, fmt.Errorf("%w; the run stopped there (its summary counts every request)", res.RecordsErr))
 	case res.RecordsErr != nil:
-		return command.Exit(exitFailed, res.RecordsErr)
+		return command.Exit(exitWriteFailed, res.RecordsErr)
+	case res.SummaryErr != nil && res.SummaryPath != "":
+		return command.Exit(exitWriteFailed, fmt.Errorf("could not append to the summary file; the row is in %s", res.SummaryPath))
+	case res.SummaryErr != nil:
+		return command.Exit(exitWriteFailed, res.SummaryErr)
+	case res.ReportErr != nil:
+		return command.Exit(exitWriteFailed, res.ReportErr)
+	case res.Err != nil:
+		return command.Exit(exitFailed, res.Err)
 	case res.StopReason == loadgen.StopInterrupted:
 		return command.Exit(exitInterrupted, errors.New("interrupted: stopped scheduling, in-flight requests finished or were canceled; records and summary are complete"))
 	case res.Requests > 0 && res.OK == 0:
@@ -274,6 +304,10 @@ func (c *runCmd) resolveScenario(e *env) (*scenario.Scenario, string, error) {
 		}
 		sc = &s
 		summaryPath = poc.SummaryPath()
+		if c.Out != "results" {
+			// An --out given puts the run's files there, the summary too.
+			summaryPath = ""
+		}
 		if g, country, ok := report.CountryCarbonIntensity(poc.CountryISOCode()); ok && c.CarbonIntensity == nil {
 			c.carbon = g
 			fmt.Fprintf(e.stderr, "loadgen: carbon intensity %g g/kWh for %s (%s)\n", g, country, report.CarbonSource)

@@ -108,7 +108,8 @@ type Config struct {
 // InputError is a run stopped by bad input before it measured anything:
 // a flag or config value, an address in use, an unreachable endpoint, a
 // model not served, a missing GPU library, a summary file that cannot be
-// appended. cmd/loadgen exits 2 for it.
+// appended (checked by Start, before the first request). cmd/loadgen
+// exits 2 for it.
 type InputError struct{ Err error }
 
 func (e *InputError) Error() string { return e.Err.Error() }
@@ -149,10 +150,13 @@ type Run struct {
 	openFiles      *openFilesSink
 	// watch is set once the schedule starts; progress lines read it from
 	// their own goroutine, from before then (the idle baseline).
-	watch    atomic.Pointer[saturationWatch]
-	closed   bool
-	recordsN string // records file path, for messages
-	runDir   string // Out/<run id>: records.jsonl, energy.jsonl, report.json
+	watch atomic.Pointer[saturationWatch]
+	// recordsErr is the records file's first write error, set the moment
+	// it happens (progress lines read it).
+	recordsErr atomic.Pointer[error]
+	closed     bool
+	recordsN   string // records file path, for messages
+	runDir     string // Out/<run id>: records.jsonl, energy.jsonl, report.json
 	// promptsSHA is the SHA-256 of the prompts, for report.json.
 	promptsSHA string
 	// detected says why Start found the target simulated without
@@ -165,9 +169,18 @@ type Run struct {
 type Result struct {
 	loadgen.Result
 	Row *report.Row
+	// Err is the runner's error: too many consecutive failures.
+	Err error
 	// RecordsErr is the records file's write or close error, if any: the
-	// run measured, but its records are incomplete.
+	// run measured, but its records are incomplete. The first write error
+	// stops the run (StopReason loadgen.StopWriteError).
 	RecordsErr error
+	// SummaryErr is why the row could not be appended to the summary file
+	// (a full disk): the row is then in SummaryPath, a fresh summary.csv
+	// in RunDir, or, when that failed too, nowhere but Row.
+	SummaryErr error
+	// ReportErr is why report.json could not be written.
+	ReportErr error
 	// Saturated reports whether the client was ever saturated; Saturation
 	// then says how often and how badly.
 	Saturated  bool
@@ -206,8 +219,15 @@ func Start(ctx context.Context, cfg Config) (r *Run, err error) {
 		return r, inputErr(err)
 	}
 	r.runDir = filepath.Join(cfg.Out, r.runID)
-	if _, err := os.Stat(filepath.Join(r.runDir, loadgen.RecordsFileName)); err == nil {
+	// A records file that is not a regular file (a link to /dev/null)
+	// holds no results.
+	if info, err := os.Stat(filepath.Join(r.runDir, loadgen.RecordsFileName)); err == nil && info.Mode().IsRegular() {
 		return r, inputErr(fmt.Errorf("run id %q already has results in %s: choose another --run-id, or another --out", r.runID, r.runDir))
+	}
+	// The summary's row is written last: a file it cannot go to (another
+	// header, a directory not writable) must fail now, not after the run.
+	if err := report.CheckCSV(r.cfg.SummaryPath); err != nil {
+		return r, inputErr(err)
 	}
 	defer func() {
 		if err != nil {
@@ -282,6 +302,9 @@ func (r *Run) openSinks() (err error) {
 	if r.records, err = loadgen.OpenRecordsFile(r.recordsN); err != nil {
 		return err
 	}
+	if r.records.Repaired() {
+		r.log.Warn(fmt.Sprintf("%s ended mid-line (a run killed while writing it): its cut line is left as it is, this run's records start on a new line", r.recordsN))
+	}
 	r.summary = &lockedSummary{s: loadgen.NewSummary()}
 	r.openFiles = &openFilesSink{}
 	opts := exporter.RunOptions{Version: r.cfg.Version, BenchmarkName: cmp.Or(r.cfg.BenchmarkName, r.sc.Name), Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
@@ -315,6 +338,7 @@ func (r *Run) openSinks() (err error) {
 	if err != nil {
 		return inputErr(err)
 	}
+	r.records.OnError(r.recordsFailed)
 	r.metrics.TrackInFlight(func() float64 { return float64(r.runner.Progress.InFlight.Load()) })
 	r.metrics.TrackCapWaits(func() float64 { return float64(r.runner.Progress.CapWaitsTotal()) })
 	r.metrics.Start(time.Now())
@@ -333,11 +357,34 @@ func (r *Run) openSinks() (err error) {
 	return nil
 }
 
+// recordsFailed is called once, at the records file's first write error
+// (a full disk): it says so, counts it and stops the run, since a run
+// that cannot record its requests measures nothing that lasts. The
+// requests in flight get Config.Grace; the summary and report.json are
+// still written.
+func (r *Run) recordsFailed(err error) {
+	r.recordsErr.Store(&err)
+	r.metrics.RecordsWriteError()
+	r.log.Warn(fmt.Sprintf("%v: stopping the run (records can no longer be written)", err))
+	r.runner.Stop(loadgen.StopWriteError)
+}
+
+// RecordsErr is the records file's first write error, nil while there
+// is none; progress lines show it.
+func (r *Run) RecordsErr() error {
+	if p := r.recordsErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // Run measures the idle baseline (if configured), runs the schedule until
 // it ends or ctx is done (in-flight requests then get Config.Grace), and
-// appends the summary row. The error is for a run that could not measure
-// or could not write its summary; a run whose requests failed returns a
-// Result that says so.
+// appends the summary row. The error is for a run that could not measure;
+// a run that measured returns a Result, which says what failed: its
+// requests (Err), writing its records, summary row or report.json
+// (RecordsErr, SummaryErr, ReportErr: the row is never lost, see
+// Result.SummaryErr).
 func (r *Run) Run(ctx context.Context) (*Result, error) {
 	if r.meter != nil {
 		if err := r.measureIdle(ctx); err != nil {
@@ -352,13 +399,11 @@ func (r *Run) Run(ctx context.Context) (*Result, error) {
 		ReportPath: filepath.Join(r.runDir, report.ReportFileName)}
 	// The caller says so once its progress line is gone.
 	out.Saturated, out.Saturation = watch.stop()
-	out.RecordsErr = runErr
+	out.Err = runErr
+	out.RecordsErr = r.records.Close()
 	out.OpenFileErrors = r.openFiles.n.Load()
 	if r.simSrv != nil {
 		out.SimAcceptErrors = r.simSrv.AcceptErrors()
-	}
-	if err := r.records.Close(); err != nil && out.RecordsErr == nil {
-		out.RecordsErr = err
 	}
 	r.records = nil
 	if res.Requests > 0 {
@@ -368,14 +413,27 @@ func (r *Run) Run(ctx context.Context) (*Result, error) {
 	}
 	r.closePush()
 	out.Row = r.row(res, out.Saturated)
-	if err := report.AppendCSV(r.cfg.SummaryPath, out.Row); err != nil {
-		return out, inputErr(err)
-	}
+	out.SummaryPath, out.SummaryErr = r.appendRow(out.Row)
 	out.Report = r.report(res, out.Row, out.Saturation)
-	if err := report.WriteReport(out.ReportPath, out.Report); err != nil {
-		return out, err
-	}
+	out.Report.Files.Summary = out.SummaryPath
+	out.ReportErr = report.WriteReport(out.ReportPath, out.Report)
 	return out, nil
+}
+
+// appendRow appends row to the summary file; when that fails (Start
+// checked the file, so a full disk, most likely) it writes the row to a
+// fresh summary.csv in the run's directory instead. It returns where the
+// row is ("" when nowhere) and why it is not in the summary file.
+func (r *Run) appendRow(row *report.Row) (string, error) {
+	err := report.AppendCSV(r.cfg.SummaryPath, row)
+	if err == nil {
+		return r.cfg.SummaryPath, nil
+	}
+	fallback := filepath.Join(r.runDir, report.FallbackSummaryName)
+	if ferr := report.AppendCSV(fallback, row); ferr != nil {
+		return "", fmt.Errorf("%w; writing the row to %s failed too: %v", err, fallback, ferr)
+	}
+	return fallback, err
 }
 
 // measureIdle measures the idle baseline before the first request.
