@@ -33,7 +33,19 @@ const (
 // Token count provenance (the record's tokens_source).
 const (
 	TokensFromUsage  = "usage"  // the server's usage object
-	TokensFromChunks = "chunks" // counted text-carrying chunks (no usage sent)
+	TokensFromChunks = "chunks" // counted text-carrying chunks (no usage sent, or not believed)
+)
+
+// Implausible usage. A server's usage count is not believed when it is
+// above MaxUsageTokens, or, for completion_tokens, above the request's
+// max_tokens plus a tenth plus OutputTokensSlack: the output count then
+// falls back to the text-carrying chunks and the prompt count to
+// unknown, and Response.TokensWarning says why. MaxUsageTokens is far
+// beyond any model's context window and keeps every sum of token counts
+// (a billion requests' worth, and more) inside an int64.
+const (
+	MaxUsageTokens    = 100_000_000
+	OutputTokensSlack = 16
 )
 
 // API selects the OpenAI endpoint family.
@@ -81,6 +93,9 @@ type Response struct {
 	PromptTokens int    // from usage; -1 when unknown
 	OutputTokens int    // from usage, or TextChunks when no usage came; -1 when unknown
 	TokensSource string // TokensFromUsage or TokensFromChunks; "" when unknown
+	// TokensWarning says why a count in the server's usage was not
+	// believed (see MaxUsageTokens); "" when none was rejected.
+	TokensWarning string
 
 	HTTPStatus int     // 0 when no HTTP response was received
 	Outcome    Outcome // how the request ended

@@ -217,6 +217,7 @@ func (c *OpenAI) Do(ctx context.Context, req *Request, resp *Response) {
 	} else {
 		readWhole(ctx, hresp.Body, resp)
 	}
+	checkOutputTokens(resp, req.MaxTokens)
 	resp.Error = c.redact(resp.Error)
 }
 
@@ -371,7 +372,16 @@ func readWhole(ctx context.Context, body io.Reader, resp *Response) {
 
 // setTokens fills the token counts once a response has been read: usage
 // when the server sent completion_tokens, else the text-carrying chunks.
+// A count above MaxUsageTokens is not believed.
 func setTokens(resp *Response, prompt, completion int64) {
+	if prompt > MaxUsageTokens {
+		resp.warnTokens(fmt.Sprintf("usage prompt_tokens %d is more than %d: not believed, prompt_tokens unknown", prompt, MaxUsageTokens))
+		prompt = -1
+	}
+	if completion > MaxUsageTokens {
+		resp.warnTokens(fmt.Sprintf("usage completion_tokens %d is more than %d: not believed, text chunks counted instead", completion, MaxUsageTokens))
+		completion = -1
+	}
 	if prompt >= 0 {
 		resp.PromptTokens = int(prompt)
 	}
@@ -382,6 +392,30 @@ func setTokens(resp *Response, prompt, completion int64) {
 	}
 	resp.OutputTokens = resp.TextChunks
 	resp.TokensSource = TokensFromChunks
+}
+
+// checkOutputTokens falls back to the text-carrying chunks when the
+// usage's completion_tokens is more than the request's max_tokens allows
+// (max_tokens + a tenth + OutputTokensSlack; no bound without max_tokens
+// but MaxUsageTokens).
+func checkOutputTokens(resp *Response, maxTokens int) {
+	if maxTokens <= 0 || maxTokens >= MaxUsageTokens || resp.TokensSource != TokensFromUsage {
+		return
+	}
+	limit := int64(maxTokens) + int64(maxTokens)/10 + OutputTokensSlack
+	if int64(resp.OutputTokens) <= limit {
+		return
+	}
+	resp.warnTokens(fmt.Sprintf("usage completion_tokens %d is more than max_tokens %d allows (%d): not believed, text chunks counted instead",
+		resp.OutputTokens, maxTokens, limit))
+	resp.OutputTokens, resp.TokensSource = resp.TextChunks, TokensFromChunks
+}
+
+func (r *Response) warnTokens(msg string) {
+	if r.TokensWarning != "" {
+		r.TokensWarning += "; "
+	}
+	r.TokensWarning += msg
 }
 
 // readError classifies a non-2xx response and keeps the server's message.

@@ -203,6 +203,7 @@ func (c *PyTorch) Do(ctx context.Context, req *Request, resp *Response) {
 	if !req.Stream {
 		wholeResponse(resp)
 	}
+	checkOutputTokens(resp, req.MaxTokens)
 }
 
 // wholeResponse makes what a reader measured of a non-streaming response

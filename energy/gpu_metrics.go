@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -115,9 +116,30 @@ func NewGPUCollector(s *Sampler, opts GPUCollectorOptions) *GPUCollector {
 	return c
 }
 
-// validLabel makes a library's string a valid label value (UTF-8), which
-// Collect's metrics need.
-func validLabel(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+// maxLabelValueBytes bounds a GPU label value (uuid, gpu_model, hostname,
+// from a GPU library or a remote exporter), as exporter.LabelValue bounds
+// a run's: every series of the GPU carries them, so one absurd value would
+// make every scrape huge.
+const maxLabelValueBytes = 256
+
+// validLabel makes a library's or a remote exporter's string a label
+// value: valid UTF-8, which Collect's metrics need (invalid bytes become
+// U+FFFD), and at most maxLabelValueBytes long. A longer value keeps as
+// many of its first bytes as fit, cut at a character boundary, followed
+// by "…": exporter.LabelValue's rule, so a run's gpu_uuids still match
+// these uuid labels.
+func validLabel(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= maxLabelValueBytes {
+		return s
+	}
+	const ellipsis = "…"
+	cut := maxLabelValueBytes - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
+}
 
 // Describe implements prometheus.Collector.
 func (c *GPUCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -11,7 +11,9 @@ package exporter
 
 import (
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -58,7 +60,42 @@ type RunLabels struct {
 }
 
 func (l RunLabels) constLabels() prometheus.Labels {
-	return prometheus.Labels{"run_id": l.RunID, "scenario": l.Scenario, "model": l.Model, "backend": l.Backend}
+	return prometheus.Labels{"run_id": LabelValue(l.RunID), "scenario": LabelValue(l.Scenario),
+		"model": LabelValue(l.Model), "backend": LabelValue(l.Backend)}
+}
+
+// MaxLabelValueBytes bounds the label values of a run's metrics. Every
+// series carries the run's labels, so one absurd value (a server's
+// 200,000-character model name) would otherwise make each scrape tens of
+// megabytes.
+const MaxLabelValueBytes = 256
+
+// LabelValue is s as a label value: valid UTF-8 (invalid bytes become
+// U+FFFD) and at most MaxLabelValueBytes long. A longer value keeps as
+// many of its first bytes as fit, cut at a character boundary, followed
+// by "…" (3 bytes). energy's GPU labels follow the same rule.
+func LabelValue(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= MaxLabelValueBytes {
+		return s
+	}
+	const ellipsis = "…"
+	cut := MaxLabelValueBytes - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
+}
+
+// uuidsLabel applies LabelValue's rule to each of a space-separated list
+// of GPU UUIDs, as energy's uuid label does, so that the lists still match
+// the GPU series.
+func uuidsLabel(s string) string {
+	f := strings.Fields(s)
+	for i := range f {
+		f[i] = LabelValue(f[i])
+	}
+	return strings.Join(f, " ")
 }
 
 // RunOptions are a run's metric settings beyond its labels.
@@ -181,11 +218,12 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 		Namespace: Namespace, Name: "run_info",
 		Help: "Always 1; labels describe the run and its settings (endpoint, rate, concurrency, arrival, warmup, energy_source, energy_method, gpu_uuids: the measured GPUs). simulated=\"true\" marks runs against tokenwatt's simulator (--sim, or a server or energy source found to be it).",
 		ConstLabels: prometheus.Labels{
-			"run_id": l.RunID, "scenario": l.Scenario, "model": l.Model, "backend": l.Backend,
-			"version": o.Version, "simulated": boolLabel(o.Simulated),
-			"endpoint": o.Endpoint, "arrival": o.Arrival, "energy_source": o.EnergySource, "energy_method": o.EnergyMethod,
-			"gpu_uuids":   o.GPUUUIDs,
-			"benchmark":   o.BenchmarkName,
+			"run_id": cl["run_id"], "scenario": cl["scenario"], "model": cl["model"], "backend": cl["backend"],
+			"version": LabelValue(o.Version), "simulated": boolLabel(o.Simulated),
+			"endpoint": LabelValue(o.Endpoint), "arrival": LabelValue(o.Arrival),
+			"energy_source": LabelValue(o.EnergySource), "energy_method": LabelValue(o.EnergyMethod),
+			"gpu_uuids":   uuidsLabel(o.GPUUUIDs),
+			"benchmark":   LabelValue(o.BenchmarkName),
 			"rate":        strconv.FormatFloat(o.RequestRate, 'g', -1, 64),
 			"concurrency": strconv.Itoa(o.Concurrency),
 			"warmup":      strconv.Itoa(o.Warmup),

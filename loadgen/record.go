@@ -34,8 +34,11 @@ type Record struct {
 	PromptTokens *int      `json:"prompt_tokens"`
 	OutputTokens *int      `json:"output_tokens"`
 	TokensSource *string   `json:"tokens_source"`
-	TextChunks   int       `json:"text_chunks"`
-	PromptIndex  int       `json:"prompt_index"` // index of the prompt in the dataset
+	// TokensWarning says why the server's usage was not believed (an
+	// implausible count); null when it was, or when there was none.
+	TokensWarning *string `json:"tokens_warning"`
+	TextChunks    int     `json:"text_chunks"`
+	PromptIndex   int     `json:"prompt_index"` // index of the prompt in the dataset
 
 	// Energy attributed to the request (docs/energy.md, "Per-request
 	// attribution"), joules; null without an energy source.
@@ -110,6 +113,9 @@ func newRecord(sched time.Time, resp *backends.Response) Record {
 	}
 	if resp.TokensSource != "" {
 		rec.TokensSource = ptr(resp.TokensSource)
+	}
+	if resp.TokensWarning != "" {
+		rec.TokensWarning = ptr(resp.TokensWarning)
 	}
 	rec.TextChunks = resp.TextChunks
 	return rec

@@ -281,10 +281,9 @@ func (r *Runner) stopped() bool { return r.stopCtx.Err() != nil }
 // warmup sends n requests, closed-loop at the scenario's concurrency, and
 // discards what they measured.
 func (r *Runner) warmup(n int) {
-	workers := max(1, min(r.cfg.Scenario.Concurrency, n))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range workers {
+	for range workers(r.cfg.Scenario.Concurrency, int64(n)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -301,12 +300,24 @@ func (r *Runner) warmup(n int) {
 	wg.Wait()
 }
 
+// workers is how many requests can be in flight at once: the
+// concurrency, but never more than there are requests to send (limit; 0:
+// no limit), so that a huge concurrency starts no idle goroutines, and at
+// least 1.
+func workers(concurrency int, limit int64) int {
+	n := max(1, concurrency)
+	if limit > 0 && int64(n) > limit {
+		n = int(limit)
+	}
+	return n
+}
+
 // closedLoop keeps Concurrency requests in flight: each worker sends its
 // next request as soon as its previous one completes, so t_sched = t_send.
 func (r *Runner) closedLoop(inflight *sync.WaitGroup) {
 	limit := int64(r.cfg.Scenario.NumSamples)
 	var next atomic.Int64
-	for range max(1, r.cfg.Scenario.Concurrency) {
+	for range workers(r.cfg.Scenario.Concurrency, limit) {
 		inflight.Add(1)
 		go func() {
 			defer inflight.Done()
@@ -331,7 +342,7 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 	sc, schedule := r.cfg.Scenario, r.schedule
 	var slots chan struct{}
 	if sc.Concurrency > 0 {
-		slots = make(chan struct{}, sc.Concurrency)
+		slots = make(chan struct{}, workers(sc.Concurrency, int64(sc.NumSamples)))
 	}
 	// Go's runtime timers wake up to a millisecond late on Linux, which
 	// would be most of the schedule lag at high rates; hrtimer parks in

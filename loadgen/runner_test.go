@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"math"
 	"os"
 	"slices"
 	"sync"
@@ -256,3 +257,54 @@ func TestRunnerWarmupReachesNoSink(t *testing.T) {
 // timingEnabled reports whether wall-clock bounds are asserted
 // (TOKENWATT_TIMING=1); without it only sanity bounds are.
 func timingEnabled() bool { return os.Getenv("TOKENWATT_TIMING") == "1" }
+
+// A concurrency far above the number of requests starts only as many
+// workers as there are requests: Run returns once they are done instead
+// of starting idle goroutines for minutes (issue 16, defect 10).
+func TestRunnerHugeConcurrencyEndsWithTheWork(t *testing.T) {
+	b := simBackend(t, sim.Config{ITL: time.Millisecond, TTFT: time.Millisecond})
+	for _, sc := range []scenario.Scenario{
+		{NumSamples: 2, Concurrency: math.MaxInt, MaxTokens: 2, Warmup: 1},
+		{NumSamples: 2, Concurrency: math.MaxInt, MaxTokens: 2, Rate: 1000},
+	} {
+		type result struct {
+			res *Result
+			c   *collector
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			res, c, err := runScenario(t, context.Background(), b, sc, time.Second)
+			done <- result{res, c, err}
+		}()
+		select {
+		case r := <-done:
+			if r.err != nil || r.res.Requests != 2 || r.res.StopReason != StopCount {
+				t.Fatalf("rate %v: Run: %+v, %v", sc.Rate, r.res, r.err)
+			}
+			wantSeqs(t, r.c.seqs(), 2)
+		case <-time.After(60 * time.Second):
+			t.Fatalf("rate %v: concurrency %d, 2 requests: Run still running after 60s", sc.Rate, sc.Concurrency)
+		}
+	}
+}
+
+// An open-loop rate whose next offset overflows a Duration sends the
+// first request and waits (for ever, in practice), instead of sending every
+// request at once (issue 16, defect 13). Scenario validation rejects
+// such rates; the runner must still not burst.
+func TestRunnerTinyRateDoesNotBurst(t *testing.T) {
+	b := simBackend(t, sim.Config{ITL: time.Millisecond, TTFT: time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sc := scenario.Scenario{Name: "test", NumSamples: 3, Rate: 1e-300, MaxTokens: 2}
+	r, err := NewRunner(RunConfig{RunID: "r1", Scenario: &sc, Backend: b, Model: "tokenwatt-sim",
+		Prompts: []string{"a"}, Grace: time.Second, Sinks: []Sink{SinkFunc(func(*Record) { cancel() })}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Run(ctx)
+	if err != nil || res.Requests != 1 || res.StopReason != StopInterrupted {
+		t.Fatalf("Run: %+v, %v; want 1 request, then waiting until interrupted", res, err)
+	}
+}

@@ -38,6 +38,9 @@ func NewSchedule(arrival string, rate, burstiness float64, seed int64) (Schedule
 			return nil, fmt.Errorf("--burstiness must be > 0 for gamma arrivals, got %v", burstiness)
 		}
 		scale := mean / burstiness
+		if math.IsInf(scale, 0) {
+			return nil, fmt.Errorf("--burstiness %v is too small for rate %v", burstiness, rate)
+		}
 		return &randomSchedule{gap: func() float64 { return gammaSample(rng, burstiness) * scale }}, nil
 	default:
 		return nil, fmt.Errorf("unknown arrival %q (want constant, poisson or gamma)", arrival)
@@ -52,7 +55,7 @@ type constantSchedule struct {
 }
 
 func (s *constantSchedule) Next() time.Duration {
-	at := time.Duration(float64(s.k) * s.period * float64(time.Second))
+	at := seconds(float64(s.k) * s.period)
 	s.k++
 	return at
 }
@@ -70,7 +73,28 @@ func (s *randomSchedule) Next() time.Duration {
 		s.elapsed += s.gap()
 	}
 	s.started = true
-	return time.Duration(s.elapsed * float64(time.Second))
+	return seconds(s.elapsed)
+}
+
+// maxOffset is the latest offset a schedule gives: about 292 years, the
+// longest time.Duration. An offset past it (a tiny rate, a long gamma
+// tail) saturates there, which is never in practice.
+const maxOffset = time.Duration(math.MaxInt64)
+
+// seconds converts an offset in seconds to a Duration, saturating at
+// maxOffset. Go's conversion of an out-of-range float is
+// implementation-defined (on amd64 it gives the most negative Duration,
+// which would send the request at once), so the range is checked first.
+// NaN, which no valid schedule produces, is also taken as never.
+func seconds(s float64) time.Duration {
+	ns := s * float64(time.Second)
+	switch {
+	case ns >= float64(maxOffset) || math.IsNaN(ns):
+		return maxOffset
+	case ns <= 0:
+		return 0
+	}
+	return time.Duration(ns)
 }
 
 // gammaSample draws from Gamma(shape, 1) with Marsaglia and Tsang's method;

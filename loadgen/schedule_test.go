@@ -97,3 +97,34 @@ func TestScheduleRejectsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// A rate so low that offsets leave time.Duration's range must schedule
+// the later requests never (the longest Duration), not at once: Go's
+// float-to-int conversion of an out-of-range value is the most negative
+// Duration on amd64 (issue 16, defect 13).
+func TestScheduleSaturatesTinyRates(t *testing.T) {
+	for _, tc := range []struct {
+		arrival     string
+		rate, burst float64
+	}{
+		{scenario.ArrivalConstant, 1e-300, 0},
+		{scenario.ArrivalPoisson, 1e-300, 0},
+		{scenario.ArrivalGamma, 1e-300, 4},
+	} {
+		s, err := NewSchedule(tc.arrival, tc.rate, tc.burst, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at := s.Next(); at != 0 {
+			t.Errorf("%s %v: first arrival at %v, want 0", tc.arrival, tc.rate, at)
+		}
+		for k := 1; k < 5; k++ {
+			if at := s.Next(); at != time.Duration(math.MaxInt64) {
+				t.Errorf("%s %v: arrival %d at %v, want %v (never)", tc.arrival, tc.rate, k, at, time.Duration(math.MaxInt64))
+			}
+		}
+	}
+	if _, err := NewSchedule(scenario.ArrivalGamma, 1e-6, 5e-324, 1); err == nil {
+		t.Error("NewSchedule accepted a gamma scale that overflows")
+	}
+}

@@ -197,11 +197,11 @@ func (s *Summary) Add(r *Record) {
 	if !r.OK() {
 		s.outcomes[r.Outcome]++
 		if r.PromptTokens != nil {
-			s.failedPromptTokens += int64(*r.PromptTokens)
+			addTokens(&s.failedPromptTokens, int64(*r.PromptTokens))
 			s.failedPromptReports++
 		}
 		if r.OutputTokens != nil {
-			s.failedOutputTokens += int64(*r.OutputTokens)
+			addTokens(&s.failedOutputTokens, int64(*r.OutputTokens))
 			s.failedOutputReports++
 		}
 		return
@@ -215,12 +215,28 @@ func (s *Summary) Add(r *Record) {
 		s.observeNamed("itl", s.itl, &r.ITL[i])
 	}
 	if r.PromptTokens != nil {
-		s.promptTokens += int64(*r.PromptTokens)
+		addTokens(&s.promptTokens, int64(*r.PromptTokens))
 		s.promptReports++
 	}
 	if r.OutputTokens != nil {
-		s.outputTokens += int64(*r.OutputTokens)
+		addTokens(&s.outputTokens, int64(*r.OutputTokens))
 		s.outputReports++
+	}
+}
+
+// addTokens adds n tokens to *sum, saturating at the int64 range instead
+// of wrapping. Measured counts are bounded per request
+// (backends.MaxUsageTokens), so only records that were not measured
+// (edited, or from elsewhere) can get there; the sum must still never
+// turn negative.
+func addTokens(sum *int64, n int64) {
+	switch {
+	case n > 0 && *sum > math.MaxInt64-n:
+		*sum = math.MaxInt64
+	case n < 0 && *sum < math.MinInt64-n:
+		*sum = math.MinInt64
+	default:
+		*sum += n
 	}
 }
 
@@ -272,12 +288,12 @@ func (s *Summary) Merge(o *Summary) error {
 	for k, n := range o.outcomes {
 		s.outcomes[k] += n
 	}
-	s.promptTokens += o.promptTokens
-	s.outputTokens += o.outputTokens
+	addTokens(&s.promptTokens, o.promptTokens)
+	addTokens(&s.outputTokens, o.outputTokens)
 	s.promptReports += o.promptReports
 	s.outputReports += o.outputReports
-	s.failedPromptTokens += o.failedPromptTokens
-	s.failedOutputTokens += o.failedOutputTokens
+	addTokens(&s.failedPromptTokens, o.failedPromptTokens)
+	addTokens(&s.failedOutputTokens, o.failedOutputTokens)
 	s.failedPromptReports += o.failedPromptReports
 	s.failedOutputReports += o.failedOutputReports
 	if !o.firstSend.IsZero() && (s.firstSend.IsZero() || o.firstSend.Before(s.firstSend)) {
@@ -388,7 +404,9 @@ func (s *Summary) Row(info RunInfo) *report.Row {
 		row.TotalCompletionTokens = new(s.outputTokens)
 	}
 	if row.TotalPromptTokens != nil && row.TotalCompletionTokens != nil {
-		row.TotalTokens = new(s.promptTokens + s.outputTokens)
+		total := s.promptTokens
+		addTokens(&total, s.outputTokens)
+		row.TotalTokens = new(total)
 	}
 	if s.failedPromptReports > 0 {
 		row.FailedPromptTokens = new(s.failedPromptTokens)

@@ -443,3 +443,33 @@ func TestSummaryDistributions(t *testing.T) {
 		}
 	}
 }
+
+// Token sums saturate instead of wrapping: two records with the largest
+// int counts gave total_tokens -6 and a negative throughput (issue 16,
+// defect 12). Measured records are bounded (backends.MaxUsageTokens);
+// records from elsewhere must still not turn the sums negative.
+func TestSummaryTokenSumsDoNotWrap(t *testing.T) {
+	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	huge := func() *Record {
+		return &Record{Outcome: "ok", PromptTokens: new(math.MaxInt64), OutputTokens: new(math.MaxInt64)}
+	}
+	failed := func() *Record {
+		return &Record{Outcome: "timeout", PromptTokens: new(math.MaxInt64), OutputTokens: new(math.MaxInt64)}
+	}
+	s := summaryOf([]*Record{huge(), huge(), huge(), failed(), failed()})
+	if err := s.Merge(summaryOf([]*Record{huge(), failed()})); err != nil {
+		t.Fatal(err)
+	}
+	row := s.Row(RunInfo{Start: start, End: start.Add(2 * time.Second)})
+	for name, p := range map[string]*int64{"prompt": row.TotalPromptTokens, "output": row.TotalCompletionTokens,
+		"total": row.TotalTokens, "failed prompt": row.FailedPromptTokens, "failed output": row.FailedOutputTokens} {
+		if p == nil || *p != math.MaxInt64 {
+			t.Errorf("%s tokens = %v, want %d (saturated)", name, deref64(p), int64(math.MaxInt64))
+		}
+	}
+	for name, p := range map[string]*float64{"throughput": row.ThroughputTokensPerSecond, "output throughput": row.OutputThroughputTokensPerSecond} {
+		if p == nil || *p <= 0 {
+			t.Errorf("%s = %v, want positive", name, deref(p))
+		}
+	}
+}

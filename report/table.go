@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/tokenwatt/tokenwatt/internal/termtext"
 )
 
 // simulatedBanner opens the table of a simulated run (--sim, or a server or
@@ -158,14 +160,16 @@ func gpus(r *Row) string {
 	if r.GPUUUIDs != "" {
 		s += ": " + r.GPUUUIDs
 	}
-	return s
+	return termtext.Escape(s)
 }
 
+// text is a text cell: a server's model name or a remote GPU's UUID can
+// hold control characters, which are escaped (termtext.Escape).
 func text(s string) string {
 	if s == "" {
 		return unknownCell
 	}
-	return s
+	return termtext.Escape(s)
 }
 
 func timestamp(r *Row) string {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/tokenwatt/tokenwatt/internal/termtext"
 )
 
 // newLogger is loadgen's logger: one readable line per record on w (one
@@ -50,13 +52,16 @@ func (h *humanHandler) Handle(_ context.Context, r slog.Record) error {
 	case r.Level < slog.LevelInfo:
 		b.WriteString("debug: ")
 	}
-	b.WriteString(r.Message)
+	// Messages quote what servers say (model names, error messages):
+	// their control characters are escaped, so a line stays one line and
+	// cannot drive the terminal.
+	b.WriteString(termtext.Escape(r.Message))
 	for _, a := range h.attrs {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value.Resolve())
+		fmt.Fprintf(&b, " %s=%s", a.Key, termtext.Escape(a.Value.Resolve().String()))
 	}
 	r.Attrs(func(a slog.Attr) bool {
 		if !a.Equal(slog.Attr{}) {
-			fmt.Fprintf(&b, " %s=%v", h.qualify(a.Key), a.Value.Resolve())
+			fmt.Fprintf(&b, " %s=%s", h.qualify(a.Key), termtext.Escape(a.Value.Resolve().String()))
 		}
 		return true
 	})

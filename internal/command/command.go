@@ -1,6 +1,7 @@
 // Package command runs a kong command line the way every tokenwatt binary
 // does: one-line errors prefixed with the program's name, never a stack
-// trace, and exit codes that say what went wrong. It depends only on kong.
+// trace, and exit codes that say what went wrong. It depends only on kong
+// and internal/termtext.
 package command
 
 import (
@@ -10,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/tokenwatt/tokenwatt/internal/termtext"
 )
 
 // Exit codes shared by tokenwatt's binaries.
@@ -73,8 +76,9 @@ func Run(name string, grammar any, args []string, stdout, stderr io.Writer, opti
 	if err = kctx.Run(binds...); err == nil {
 		return ExitOK
 	}
-	// One line, whatever the error's text holds.
-	fmt.Fprintf(stderr, "%s: %s\n", name, strings.Join(strings.Fields(err.Error()), " "))
+	// One line, whatever the error's text holds, with no control
+	// characters (a server's message may carry terminal escapes).
+	fmt.Fprintf(stderr, "%s: %s\n", name, termtext.Escape(strings.Join(strings.Fields(err.Error()), " ")))
 	var ce *Error
 	if errors.As(err, &ce) {
 		return ce.Code

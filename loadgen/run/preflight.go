@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/energy"
@@ -147,10 +149,30 @@ func pickModel(ctx context.Context, b backends.Backend, want string) (string, er
 	}
 }
 
+// An error that lists the served models names the first listedModels,
+// each cut to listedNameBytes, and counts the rest: a server with
+// thousands of models, or absurdly long names, still gives a readable
+// one-line error.
+const (
+	listedModels    = 10
+	listedNameBytes = 256
+)
+
 func quoteList(ss []string) string {
-	q := make([]string, len(ss))
-	for i, s := range ss {
-		q[i] = fmt.Sprintf("%q", s)
+	n := min(len(ss), listedModels)
+	q := make([]string, n, n+1)
+	for i, s := range ss[:n] {
+		if len(s) > listedNameBytes {
+			cut := listedNameBytes
+			for cut > 0 && !utf8.RuneStart(s[cut]) {
+				cut--
+			}
+			s = s[:cut] + fmt.Sprintf("… (%d bytes)", len(s))
+		}
+		q[i] = strconv.Quote(s)
+	}
+	if more := len(ss) - n; more > 0 {
+		q = append(q, fmt.Sprintf("… and %d more", more))
 	}
 	return strings.Join(q, ", ")
 }

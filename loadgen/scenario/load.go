@@ -110,6 +110,11 @@ func (s *Scenario) Validate() error {
 			add(key, "must be 0 or more, got %d", v)
 		}
 	}
+	atMost := func(key string, v, limit int, hint string) {
+		if v > limit {
+			add(key, "must be at most %d, got %d%s", limit, v, hint)
+		}
+	}
 
 	if s.Name == "" {
 		add("name", "must not be empty: it labels every record and metric of the run")
@@ -130,6 +135,9 @@ func (s *Scenario) Validate() error {
 	nonNegative("min_tokens", s.MinTokens)
 	nonNegative("sim_fallback_mean_tokens", s.SimFallbackMeanTokens)
 	nonNegative("max_consecutive_failures", s.MaxConsecutiveFailures)
+	atMost("num_samples", s.NumSamples, MaxRequests, " (for a longer run give a duration, or 0 to run until interrupted)")
+	atMost("warmup", s.Warmup, MaxRequests, "")
+	atMost("concurrency", s.Concurrency, MaxConcurrency, "")
 	if s.Duration < 0 {
 		add("duration", "must be 0 (no limit) or more, got %s", s.Duration)
 	}
@@ -139,8 +147,11 @@ func (s *Scenario) Validate() error {
 	if s.Timeout < 0 {
 		add("timeout", "must be 0 (none) or more, got %s", s.Timeout)
 	}
-	if !(s.Rate >= 0) || math.IsInf(s.Rate, 0) {
+	switch {
+	case !(s.Rate >= 0) || math.IsInf(s.Rate, 0):
 		add("rate", "must be 0 (closed loop) or a positive number of requests per second, got %v", s.Rate)
+	case s.Rate > 0 && s.Rate < MinRate:
+		add("rate", "must be 0 (closed loop) or at least %g requests per second (one every 11.6 days), got %v", MinRate, s.Rate)
 	}
 	switch {
 	case !(s.Burstiness >= 0) || math.IsInf(s.Burstiness, 0):

@@ -150,6 +150,12 @@ func TestDecodeErrors(t *testing.T) {
 				// burstiness is not in the file, so its problem has no line.
 				`test.yaml: burstiness: must be > 0 with arrival gamma`},
 		},
+		{
+			name: "absurd counts and rate carry their lines",
+			yaml: "name: x\nnum_samples: 9223372036854775807\nwarmup: 9223372036854775807\nconcurrency: 2000000000\nrate: 1e-300\n",
+			want: []string{`test.yaml:2: num_samples: must be at most 1000000000`, `test.yaml:3: warmup: must be at most 1000000000`,
+				`test.yaml:4: concurrency: must be at most 1000000`, `test.yaml:5: rate: must be 0 (closed loop) or at least 1e-06`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -324,6 +330,13 @@ func TestValidate(t *testing.T) {
 		{"negative rate", func(s *Scenario) { s.Rate = -1 }, "rate: must be 0 (closed loop) or a positive number"},
 		{"NaN rate", func(s *Scenario) { s.Rate = math.NaN() }, "rate: must be 0 (closed loop) or a positive number"},
 		{"infinite rate", func(s *Scenario) { s.Rate = math.Inf(1) }, "rate: must be 0 (closed loop) or a positive number"},
+		{"huge num_samples", func(s *Scenario) { s.NumSamples = math.MaxInt64 }, "num_samples: must be at most 1000000000, got 9223372036854775807 (for a longer run give a duration, or 0 to run until interrupted)"},
+		{"largest num_samples", func(s *Scenario) { s.NumSamples = MaxRequests }, ""},
+		{"huge warmup", func(s *Scenario) { s.Warmup = math.MaxInt64 }, "warmup: must be at most 1000000000, got 9223372036854775807"},
+		{"huge concurrency", func(s *Scenario) { s.Concurrency = 2_000_000_000 }, "concurrency: must be at most 1000000, got 2000000000"},
+		{"largest concurrency", func(s *Scenario) { s.Concurrency = MaxConcurrency }, ""},
+		{"tiny rate", func(s *Scenario) { s.Rate = 1e-300 }, "rate: must be 0 (closed loop) or at least 1e-06 requests per second (one every 11.6 days), got 1e-300"},
+		{"slowest rate", func(s *Scenario) { s.Rate = MinRate }, ""},
 		{"min above max", func(s *Scenario) { s.MinTokens = 200 }, "min_tokens: 200 is more than max_tokens 100"},
 		{"min without max", func(s *Scenario) { s.MaxTokens, s.MinTokens = 0, 50 }, ""},
 		{"ignore_eos without max", func(s *Scenario) { s.MaxTokens, s.MinTokens, s.IgnoreEOS = 0, 0, true }, "ignore_eos: needs max_tokens > 0"},

@@ -140,6 +140,8 @@ func (c *POCConfig) check() keyErrors {
 	}
 	if n := c.Scenario.NumSamples; n != nil && *n < 1 {
 		add("scenario.num_samples", "must be 1 or more, got %d", *n)
+	} else if n != nil && *n > MaxRequests {
+		add("scenario.num_samples", "must be at most %d, got %d", MaxRequests, *n)
 	}
 	if t := c.Metrics.Type; t != nil && *t != "codecarbon" {
 		add("metrics.type", "%q is not supported (allowed: codecarbon)", *t)
@@ -153,6 +155,8 @@ func (c *POCConfig) check() keyErrors {
 		add("scenario.input_shapes.batch_size", "%v", err)
 	case batch != nil && *batch < 1:
 		add("scenario.input_shapes.batch_size", "must be 1 or more, got %d", *batch)
+	case batch != nil && *batch > MaxConcurrency:
+		add("scenario.input_shapes.batch_size", "must be at most %d (it is the run's concurrency), got %d", MaxConcurrency, *batch)
 	}
 	maxNew, err := intKey(c.Scenario.GenerateKwargs, "max_new_tokens")
 	switch {

@@ -360,6 +360,16 @@ func TestPOCLoadErrors(t *testing.T) {
 			want: `:2: scenario.num_samples: must be 1 or more, got 0`,
 		},
 		{
+			name: "too many samples",
+			yaml: "scenario:\n  num_samples: 9223372036854775807\n",
+			want: `:2: scenario.num_samples: must be at most 1000000000, got 9223372036854775807`,
+		},
+		{
+			name: "batch size too large",
+			yaml: "scenario:\n  input_shapes:\n    batch_size: 2000000000\n",
+			want: `:3: scenario.input_shapes.batch_size: must be at most 1000000 (it is the run's concurrency), got 2000000000`,
+		},
+		{
 			name: "other metrics type",
 			yaml: "metrics:\n  type: zeus\n",
 			want: `:2: metrics.type: "zeus" is not supported (allowed: codecarbon)`,

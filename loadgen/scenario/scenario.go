@@ -53,6 +53,27 @@ type Scenario struct {
 	Timeout                time.Duration `yaml:"timeout"`                  // per request; 0: none
 }
 
+// The bounds Validate puts on a scenario's counts and rate, so that an
+// absurd value is an error naming its key rather than a run that hangs,
+// overflows or sends everything at once.
+const (
+	// MaxConcurrency bounds concurrency (closed-loop requests in flight,
+	// or the open-loop in-flight cap). One client address reaches one
+	// endpoint over at most about 64,000 TCP connections; a million
+	// leaves room for HTTP/2 and several addresses while a goroutine and
+	// a connection each (tens of KiB) still fit a client's memory.
+	MaxConcurrency = 1_000_000
+	// MaxRequests bounds num_samples and warmup: a billion requests is
+	// more than a day at 10,000 req/s (a longer run gives a duration, or
+	// none to run until interrupted), and num_samples + warmup still fits
+	// an int on every platform.
+	MaxRequests = 1_000_000_000
+	// MinRate is the slowest open-loop rate, in requests per second: one
+	// request every 11.6 days. Slower, the schedule's offsets leave the
+	// range of a duration (292 years) soon after the first request.
+	MinRate = 1e-6
+)
+
 // Arrival process names (Scenario.Arrival, --arrival).
 const (
 	ArrivalConstant = "constant"
