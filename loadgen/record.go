@@ -36,6 +36,7 @@ type Record struct {
 	TokensSource *string   `json:"tokens_source"`
 	TextChunks   int       `json:"text_chunks"`
 	PromptIndex  int       `json:"prompt_index"` // index of the prompt in the dataset
+	MaxTokens    *int      `json:"max_tokens"`   // the max_tokens sent: the prompt's own, else the scenario's; null: none
 
 	// Energy attributed to the request (docs/energy.md, "Per-request
 	// attribution"), joules; null without an energy source.

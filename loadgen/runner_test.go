@@ -56,7 +56,7 @@ func runScenario(t *testing.T, ctx context.Context, b backends.Backend, sc scena
 	c := &collector{}
 	sc.Name = "test"
 	r, err := NewRunner(RunConfig{RunID: "r1", Scenario: &sc, Backend: b, Model: "tokenwatt-sim",
-		Prompts: []string{"a", "b", "c"}, Grace: grace, Sinks: []Sink{c}})
+		Prompts: TextPrompts("a", "b", "c"), Grace: grace, Sinks: []Sink{c}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestRunnerClosedLoopCountAndCap(t *testing.T) {
 	c := &collector{}
 	sc.Name = "test"
 	r, err := NewRunner(RunConfig{RunID: "r1", Scenario: &sc, Backend: b, Model: "tokenwatt-sim",
-		Prompts: []string{"a", "b"}, Sinks: []Sink{c, SinkFunc(func(*Record) {})}})
+		Prompts: TextPrompts("a", "b"), Sinks: []Sink{c, SinkFunc(func(*Record) {})}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestRunnerInterruptAfterLastSendAndAbort(t *testing.T) {
 			grace = time.Hour
 		}
 		r, err := NewRunner(RunConfig{RunID: "r1", Scenario: &sc, Backend: b, Model: "tokenwatt-sim",
-			Prompts: []string{"a"}, Grace: grace, Sinks: []Sink{c}})
+			Prompts: TextPrompts("a"), Grace: grace, Sinks: []Sink{c}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -132,6 +132,11 @@ type Set struct {
 	// their row; AnswerLengths those whose MaxTokens was estimated from a
 	// recorded answer.
 	RowLengths, AnswerLengths int
+	// NoUserTurn counts the conversations skipped for having no user turn
+	// (nothing to ask): ShareGPT dumps split long conversations, and some
+	// parts hold only answers. A dataset read from the hf:// cache does
+	// not count them again.
+	NoUserTurn int
 }
 
 // EstimateTokens is the token measure used where no tokenizer is at hand:
@@ -174,8 +179,9 @@ var (
 // with a non-empty prompt field decides it, and every later row must
 // have that shape.
 type rowParser struct {
-	field  string // the field chosen by the user; "": the format's defaults
-	format Format // FormatAuto until decided
+	field      string // the field chosen by the user; "": the format's defaults
+	format     Format // FormatAuto until decided
+	noUserTurn int    // conversations skipped for having no user turn
 }
 
 func newRowParser(field string, format Format) *rowParser {
@@ -248,6 +254,11 @@ func (p *rowParser) parse(obj map[string]json.RawMessage) (pr Prompt, ok bool, e
 		pr, ok, err = parseChat(name, raw)
 	case FormatShareGPT:
 		pr, ok, err = parseShareGPT(name, raw)
+	}
+	if errors.Is(err, errNoUserTurn) {
+		p.format = format
+		p.noUserTurn++
+		return Prompt{}, false, nil
 	}
 	if err != nil || !ok {
 		return Prompt{}, false, err
@@ -322,7 +333,7 @@ func parseChat(name string, raw json.RawMessage) (Prompt, bool, error) {
 		}
 		conv[i] = Message{Role: *t.Role, Content: content}
 	}
-	return conversationPrompt(name, conv)
+	return conversationPrompt(conv)
 }
 
 // chatContent reads a message's content: a string, null, or a list of
@@ -386,24 +397,25 @@ func parseShareGPT(name string, raw json.RawMessage) (Prompt, bool, error) {
 			conv[i].Content = *t.Value
 		}
 	}
-	return conversationPrompt(name, conv)
+	return conversationPrompt(conv)
 }
+
+// errNoUserTurn is a conversation without a user turn: not an error, but
+// counted (Set.NoUserTurn).
+var errNoUserTurn = errors.New("no user turn")
 
 // conversationPrompt makes the single-turn prompt of a conversation: the
 // turns up to and including the first user turn; the first assistant
 // turn after it, before any other user turn, sets the output length. An
-// empty conversation, or a blank first user turn, is no prompt.
-func conversationPrompt(name string, conv []Message) (Prompt, bool, error) {
+// empty conversation, or a blank first user turn, is no prompt; one
+// without a user turn is errNoUserTurn.
+func conversationPrompt(conv []Message) (Prompt, bool, error) {
 	if len(conv) == 0 {
 		return Prompt{}, false, nil
 	}
 	first := slices.IndexFunc(conv, func(m Message) bool { return m.Role == RoleUser })
 	if first < 0 {
-		roles := make([]string, len(conv))
-		for i, m := range conv {
-			roles[i] = m.Role
-		}
-		return Prompt{}, false, fmt.Errorf("%s has no user turn (roles: %s)", name, strings.Join(roles, ", "))
+		return Prompt{}, false, errNoUserTurn
 	}
 	if strings.TrimSpace(conv[first].Content) == "" {
 		return Prompt{}, false, nil

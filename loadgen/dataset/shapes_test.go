@@ -50,6 +50,7 @@ func TestLoadShapes(t *testing.T) {
 		want                []Prompt
 		format              Format
 		rowLengths, answers int
+		noUserTurn          int
 	}{
 		{
 			name: "prompt rows with their own output lengths", file: "p.jsonl",
@@ -84,6 +85,11 @@ func TestLoadShapes(t *testing.T) {
 			name: "ShareGPT as a pretty-printed JSON array, with a limit", file: "s.json",
 			content: "[\n  " + shareGPTRow + ",\n  " + shareGPTRow + ",\n  " + shareGPTRow + "\n]\n", opts: Options{Limit: 2},
 			want: []Prompt{shareGPTPrompt, shareGPTPrompt}, format: FormatShareGPT, answers: 2,
+		},
+		{
+			name: "ShareGPT: a part of a split conversation without a user turn is skipped and counted", file: "split.jsonl",
+			content: `{"conversations": [{"from": "gpt", "value": "...and that is all."}]}` + "\n" + shareGPTRow + "\n",
+			want:    []Prompt{shareGPTPrompt}, format: FormatShareGPT, answers: 1, noUserTurn: 1,
 		},
 		{
 			name: "ShareGPT speakers: system and user/assistant spellings", file: "s2.jsonl",
@@ -126,9 +132,10 @@ func TestLoadShapes(t *testing.T) {
 				t.Errorf("prompts\n%+v\nwant\n%+v", set.Prompts, tt.want)
 			}
 			detected := tt.opts.Format == ""
-			if set.Format != tt.format || set.Detected != detected || set.RowLengths != tt.rowLengths || set.AnswerLengths != tt.answers {
-				t.Errorf("format %s (detected %v), %d row lengths, %d from answers; want %s (%v), %d, %d",
-					set.Format, set.Detected, set.RowLengths, set.AnswerLengths, tt.format, detected, tt.rowLengths, tt.answers)
+			if set.Format != tt.format || set.Detected != detected || set.RowLengths != tt.rowLengths || set.AnswerLengths != tt.answers ||
+				set.NoUserTurn != tt.noUserTurn {
+				t.Errorf("format %s (detected %v), %d row lengths, %d from answers, %d without a user turn; want %s (%v), %d, %d, %d",
+					set.Format, set.Detected, set.RowLengths, set.AnswerLengths, set.NoUserTurn, tt.format, detected, tt.rowLengths, tt.answers, tt.noUserTurn)
 			}
 		})
 	}
@@ -154,8 +161,6 @@ func TestLoadShapeErrors(t *testing.T) {
 			Options{}, `:1: messages[0].content [0] is a "image_url" part: only text parts are supported`},
 		{"content a number", "c.jsonl", `{"messages": [{"role": "user", "content": 3}]}`,
 			Options{}, `:1: messages[0].content is a number, not a string or a list of text parts`},
-		{"no user turn", "c.jsonl", `{"messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]}`,
-			Options{}, `:1: messages has no user turn (roles: system, assistant)`},
 		{"unknown ShareGPT speaker", "s.jsonl", `{"conversations": [{"from": "narrator", "value": "a"}]}`,
 			Options{}, `:1: conversations[0].from "narrator" is not a ShareGPT speaker (human, gpt or system)`},
 		{"ShareGPT turn without from", "s.jsonl", `{"conversations": [{"value": "a"}, {"from": "human"}]}`,
@@ -215,6 +220,11 @@ func TestLoadShapeErrors(t *testing.T) {
 				t.Errorf("error %q spans lines", err)
 			}
 		})
+	}
+	path := writeFile(t, "answers.jsonl", `{"messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]}`)
+	if _, err := Load(context.Background(), path, Options{}); err == nil ||
+		err.Error() != "dataset "+path+" has no prompts: none of its 1 conversations has a user turn" {
+		t.Errorf("only conversations without a user turn: error %v", err)
 	}
 	if _, err := Load(context.Background(), "synthetic", Options{Format: FormatChat}); err == nil ||
 		err.Error() != "dataset synthetic: synthetic prompts are plain text, not chat rows: drop --dataset-format chat" {
