@@ -57,11 +57,22 @@ const (
 	APICompletions API = "completions" // /v1/completions
 )
 
+// Message is one chat message.
+type Message struct {
+	Role    string // system, developer, user, assistant or tool
+	Content string
+}
+
 // Request is one generation request, independent of the wire protocol.
 // Zero values mean "leave it to the server".
 type Request struct {
-	Model       string
-	Prompt      string
+	Model  string
+	Prompt string
+	// Messages, when set, is what the chat API sends instead of Prompt as
+	// the one user message (e.g. a system prompt and a user turn). APIs
+	// that take text (completions, PyTorch) always send Prompt: the caller
+	// sets it to the messages as text.
+	Messages    []Message
 	MaxTokens   int      // max_tokens / max_new_tokens; 0 = server default
 	MinTokens   int      // vLLM min_tokens / min_new_tokens; 0 = not sent
 	IgnoreEOS   bool     // vLLM ignore_eos

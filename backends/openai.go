@@ -477,7 +477,20 @@ func (c *OpenAI) appendBody(dst []byte, req *Request) ([]byte, error) {
 		dst = appendJSONString(dst, req.Model)
 		dst = append(dst, ',')
 	}
-	if c.api == APIChat {
+	if c.api == APIChat && len(req.Messages) > 0 {
+		dst = append(dst, `"messages":[`...)
+		for i, m := range req.Messages {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"role":`...)
+			dst = appendJSONString(dst, m.Role)
+			dst = append(dst, `,"content":`...)
+			dst = appendJSONString(dst, m.Content)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	} else if c.api == APIChat {
 		dst = append(dst, `"messages":[{"role":"user","content":`...)
 		dst = appendJSONString(dst, req.Prompt)
 		dst = append(dst, "}]"...)

@@ -39,6 +39,7 @@ type Record struct {
 	TokensWarning *string `json:"tokens_warning"`
 	TextChunks    int     `json:"text_chunks"`
 	PromptIndex   int     `json:"prompt_index"` // index of the prompt in the dataset
+	MaxTokens     *int    `json:"max_tokens"`   // the max_tokens sent: the prompt's own, else the scenario's; null: none
 
 	// Energy attributed to the request (docs/energy.md, "Per-request
 	// attribution"), joules; null without an energy source.

@@ -38,7 +38,7 @@ type RunConfig struct {
 	Scenario  *scenario.Scenario
 	Backend   backends.Backend
 	Model     string
-	Prompts   []string
+	Prompts   []Prompt
 	Simulated bool
 	// Grace bounds how long in-flight requests may finish after an early
 	// stop; 0 means DefaultGrace.
@@ -426,6 +426,9 @@ func (r *Runner) measure(seq int64, sched time.Time) {
 	r.respPool.Put(resp)
 	rec.Seq = seq
 	rec.PromptIndex = idx
+	if maxTokens, _ := requestTokens(r.cfg.Scenario, &r.cfg.Prompts[idx]); maxTokens > 0 {
+		rec.MaxTokens = &maxTokens
+	}
 	r.watchFailures(&rec)
 	r.records <- rec
 }
@@ -450,11 +453,14 @@ func (r *Runner) watchFailures(rec *Record) {
 // measured response (from the pool; the caller puts it back).
 func (r *Runner) send(idx int) *backends.Response {
 	sc := r.cfg.Scenario
+	p := &r.cfg.Prompts[idx]
+	maxTokens, minTokens := requestTokens(sc, p)
 	req := backends.Request{
 		Model:       r.cfg.Model,
-		Prompt:      r.cfg.Prompts[idx],
-		MaxTokens:   sc.MaxTokens,
-		MinTokens:   sc.MinTokens,
+		Prompt:      p.Text,
+		Messages:    p.Messages,
+		MaxTokens:   maxTokens,
+		MinTokens:   minTokens,
 		IgnoreEOS:   sc.IgnoreEOS,
 		Temperature: sc.Temperature,
 		Seed:        sc.Seed,

@@ -57,7 +57,7 @@ func runScenario(t *testing.T, ctx context.Context, b backends.Backend, sc scena
 	c := &collector{}
 	sc.Name = "test"
 	r, err := NewRunner(RunConfig{RunID: "r1", Scenario: &sc, Backend: b, Model: "tokenwatt-sim",
-		Prompts: []string{"a", "b", "c"}, Grace: grace, Sinks: []Sink{c}})
+		Prompts: TextPrompts("a", "b", "c"), Grace: grace, Sinks: []Sink{c}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestRunnerClosedLoopCountAndCap(t *testing.T) {
 	c := &collector{}
 	sc.Name = "test"
 	r, err := NewRunner(RunConfig{RunID: "r1", Scenario: &sc, Backend: b, Model: "tokenwatt-sim",
-		Prompts: []string{"a", "b"}, Sinks: []Sink{c, SinkFunc(func(*Record) {})}})
+		Prompts: TextPrompts("a", "b"), Sinks: []Sink{c, SinkFunc(func(*Record) {})}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestRunnerInterruptAfterLastSendAndAbort(t *testing.T) {
 			grace = time.Hour
 		}
 		r, err := NewRunner(RunConfig{RunID: "r1", Scenario: &sc, Backend: b, Model: "tokenwatt-sim",
-			Prompts: []string{"a"}, Grace: grace, Sinks: []Sink{c}})
+			Prompts: TextPrompts("a"), Grace: grace, Sinks: []Sink{c}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +299,7 @@ func TestRunnerTinyRateDoesNotBurst(t *testing.T) {
 	defer cancel()
 	sc := scenario.Scenario{Name: "test", NumSamples: 3, Rate: 1e-300, MaxTokens: 2}
 	r, err := NewRunner(RunConfig{RunID: "r1", Scenario: &sc, Backend: b, Model: "tokenwatt-sim",
-		Prompts: []string{"a"}, Grace: time.Second, Sinks: []Sink{SinkFunc(func(*Record) { cancel() })}})
+		Prompts: TextPrompts("a"), Grace: time.Second, Sinks: []Sink{SinkFunc(func(*Record) { cancel() })}})
 	if err != nil {
 		t.Fatal(err)
 	}

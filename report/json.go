@@ -63,6 +63,7 @@ type Settings struct {
 	Stream                 bool     `json:"stream"`
 	Dataset                string   `json:"dataset"`
 	DatasetField           string   `json:"dataset_field"`
+	DatasetFormat          string   `json:"dataset_format"` // the rows' shape: prompt, chat or sharegpt
 	DatasetPrompts         int      `json:"dataset_prompts"`
 	DatasetSHA256          string   `json:"dataset_sha256"` // of the prompts sent, in order
 	NumSamples             int      `json:"num_samples"`

@@ -46,8 +46,9 @@ type runCmd struct {
 	Temperature *float64 `help:"Sampling temperature (0: greedy)."`
 	Seed        *int64   `help:"Seed for the server's sampling and for synthetic prompts and arrivals."`
 
-	Dataset      *string `help:"Prompts: a .jsonl/.csv/.txt file, hf://ORG/NAME[?split=&column=], or synthetic[:mean=N,n=N]."`
-	DatasetField *string `help:"JSONL field, CSV column or HF column holding the prompt (default prompt, then text)."`
+	Dataset       *string `help:"Prompts: a .jsonl/.json/.csv/.txt file, hf://ORG/NAME[?split=&column=], or synthetic[:mean=N,n=N]."`
+	DatasetField  *string `help:"JSON field, CSV column or HF column holding the prompt or conversation (default: prompt, text, messages, conversations, conversation)."`
+	DatasetFormat *string `enum:"auto,prompt,chat,sharegpt," default:"" help:"Dataset rows' shape: auto (detected from the first row), prompt, chat (OpenAI messages) or sharegpt (conversations of from/value)."`
 
 	Out                    string         `default:"results" help:"Output directory: OUT/RUN_ID/ gets the run's records.jsonl, energy.jsonl and report.json; OUT/summary.csv gets a row (also under --config: instead of its output_dir and reporter.output_file)."`
 	RunID                  string         `name:"run-id" help:"Run identifier (default: generated)."`
@@ -389,8 +390,10 @@ func (c *runCmd) applyFlags(sc *scenario.Scenario) {
 		// chosen for the scenario's dataset, not this one.
 		sc.Dataset = *c.Dataset
 		sc.DatasetField = ""
+		sc.DatasetFormat = ""
 	}
 	set(&sc.DatasetField, c.DatasetField)
+	set(&sc.DatasetFormat, nonEmpty(c.DatasetFormat))
 	set(&sc.MaxConsecutiveFailures, c.MaxConsecutiveFailures)
 	set(&sc.Timeout, c.Timeout)
 }

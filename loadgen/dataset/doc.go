@@ -1,7 +1,10 @@
 // Package dataset loads the prompts a run sends: from a local file (JSON
-// lines, CSV or plain text), from a Hugging Face dataset (hf://ORG/NAME,
-// fetched from the datasets-server and cached on disk), or generated
-// (synthetic). Load is the entry point; Synthetic makes prompts directly.
+// lines or a JSON array, CSV or plain text), from a Hugging Face dataset
+// (hf://ORG/NAME, fetched from the datasets-server and cached on disk),
+// or generated (synthetic). Rows are plain prompts, OpenAI chat messages
+// or ShareGPT conversations (Format), detected or forced; a row may set
+// its own output length. Load is the entry point; Synthetic makes prompts
+// directly.
 //
 // This package must not depend on the load generator's engine (package
 // loadgen), on cmd/, energy, exporter or dump (ARCHITECTURE.md's table,

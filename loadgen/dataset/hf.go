@@ -96,8 +96,9 @@ type hfCacheMeta struct {
 	Config       string `json:"_config"`
 	Split        string `json:"_split"`
 	Column       string `json:"_column"`
-	RowsRead     int    `json:"_rows_read"`      // rows consumed from the split, from row 0
-	NumRowsTotal int    `json:"_num_rows_total"` // rows in the split when fetched
+	RowsRead     int    `json:"_rows_read"`        // rows consumed from the split, from row 0
+	NumRowsTotal int    `json:"_num_rows_total"`   // rows in the split when fetched
+	Format       string `json:"_format,omitempty"` // the rows' shape; caches from before formats have none: prompts
 }
 
 // complete reports whether the cache holds every row of the split.
@@ -106,22 +107,33 @@ func (m *hfCacheMeta) complete() bool { return m.RowsRead >= m.NumRowsTotal }
 // loadHF returns the prompts of an hf:// source: from the cache when it
 // holds enough, else from the datasets-server (refreshing the cache), else
 // from a partial cache when the network is down.
-func loadHF(ctx context.Context, source string, opts *Options) ([]string, error) {
+//
+// The rows are parsed with p, whose format this sets.
+func loadHF(ctx context.Context, source string, opts *Options, p *rowParser) ([]Prompt, error) {
 	src, err := parseHFSource(source, opts.Field)
 	if err != nil {
 		return nil, err
 	}
 	cachePath := hfCachePath(opts, &src)
-	var cached []string
+	var (
+		cached       []Prompt
+		cachedFormat Format
+	)
 	if cachePath != "" {
 		var meta hfCacheMeta
 		var found bool
 		cached, meta, found, err = readHFCache(cachePath)
+		cachedFormat = Format(cmp.Or(meta.Format, string(FormatPrompt)))
 		switch {
 		case err != nil:
 			opts.warnf("ignoring unreadable dataset cache %s: %v", cachePath, err)
 			cached = nil
+		case found && opts.Format != FormatAuto && opts.Format != cachedFormat:
+			// Cached as another shape: fetch again, and let the rows say
+			// whether they are of the shape asked for.
+			cached = nil
 		case found && (meta.complete() || limitReached(len(cached), opts.Limit)):
+			p.format = cachedFormat
 			return truncatePrompts(cached, opts.Limit), nil
 		}
 	}
@@ -132,16 +144,18 @@ func loadHF(ctx context.Context, source string, opts *Options) ([]string, error)
 		token:    cmp.Or(opts.HFToken, os.Getenv("HF_TOKEN")),
 		http:     cmp.Or(opts.HTTPClient, hfDefaultClient),
 	}
-	prompts, meta, err := c.fetch(ctx, &src, opts.Limit)
+	p.field = ""
+	prompts, meta, err := c.fetch(ctx, &src, p, opts.Limit)
 	var unavailable *UnavailableError
 	if errors.As(err, &unavailable) && len(cached) > 0 {
 		opts.warnf("dataset %s: fetch failed (%v); using the %d prompts cached in %s", source, unavailable.Err, len(cached), cachePath)
+		p.format = cachedFormat
 		return cached, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if cachePath != "" {
+	if cachePath != "" && len(prompts) > 0 {
 		if err := writeHFCache(cachePath, &meta, prompts); err != nil {
 			opts.warnf("dataset %s: not cached: %v", source, err)
 		}
@@ -149,7 +163,7 @@ func loadHF(ctx context.Context, source string, opts *Options) ([]string, error)
 	return prompts, nil
 }
 
-func truncatePrompts(prompts []string, limit int) []string {
+func truncatePrompts(prompts []Prompt, limit int) []Prompt {
 	if limit > 0 && len(prompts) > limit {
 		return prompts[:limit]
 	}
@@ -200,8 +214,8 @@ func (e *hfStatusError) Error() string {
 }
 
 // fetch pages through the split until limit prompts (0: all rows) are
-// read.
-func (c *hfClient) fetch(ctx context.Context, src *hfSource, limit int) ([]string, hfCacheMeta, error) {
+// read, parsing the rows with p (whose format it decides when auto).
+func (c *hfClient) fetch(ctx context.Context, src *hfSource, p *rowParser, limit int) ([]Prompt, hfCacheMeta, error) {
 	meta := hfCacheMeta{
 		Source:  src.raw,
 		Dataset: src.dataset,
@@ -228,12 +242,13 @@ func (c *hfClient) fetch(ctx context.Context, src *hfSource, limit int) ([]strin
 	if err != nil {
 		return nil, meta, c.explain(err)
 	}
-	meta.Column, err = c.pickColumn(&page, src.column)
+	meta.Column, err = c.pickColumn(&page, src.column, p)
 	if err != nil {
 		return nil, meta, err
 	}
+	p.field = meta.Column
 
-	var prompts []string
+	var prompts []Prompt
 	for {
 		meta.NumRowsTotal = page.NumRowsTotal
 		if len(page.Rows) == 0 && meta.RowsRead < page.NumRowsTotal {
@@ -245,13 +260,15 @@ func (c *hfClient) fetch(ctx context.Context, src *hfSource, limit int) ([]strin
 				break
 			}
 			row := &page.Rows[i]
-			raw := row.Row[meta.Column]
+			if row.Row == nil {
+				row.Row = map[string]json.RawMessage{}
+			}
 			if slices.Contains(row.TruncatedCells, meta.Column) {
-				if raw, err = c.fullCell(ctx, &meta, row.RowIdx); err != nil {
+				if row.Row[meta.Column], err = c.fullCell(ctx, &meta, row.RowIdx); err != nil {
 					return nil, meta, err
 				}
 			}
-			prompt, ok, err := decodePromptValue(meta.Column, raw)
+			prompt, ok, err := p.parse(row.Row)
 			if err != nil {
 				return nil, meta, fmt.Errorf("dataset %s: row %d: %w", c.source, row.RowIdx, err)
 			}
@@ -261,6 +278,7 @@ func (c *hfClient) fetch(ctx context.Context, src *hfSource, limit int) ([]strin
 			meta.RowsRead++
 		}
 		if limitReached(len(prompts), limit) || meta.RowsRead >= meta.NumRowsTotal {
+			meta.Format = string(p.format)
 			return prompts, meta, nil
 		}
 		page = hfRowsPage{}
@@ -339,24 +357,25 @@ func (c *hfClient) discoverSplit(ctx context.Context, src *hfSource) (config, sp
 	return config, split, nil
 }
 
-// pickColumn chooses the prompt column among the page's features.
-func (c *hfClient) pickColumn(page *hfRowsPage, want string) (string, error) {
+// pickColumn chooses the prompt or conversation column among the page's
+// features: want, else the first of p's fields.
+func (c *hfClient) pickColumn(page *hfRowsPage, want string, p *rowParser) (string, error) {
 	names := make([]string, len(page.Features))
 	for i, f := range page.Features {
 		names[i] = f.Name
 	}
-	if want != "" && slices.Contains(names, want) {
-		return want, nil
+	fields := p.fields()
+	if want != "" {
+		fields = []string{want}
 	}
-	if want == "" {
-		for _, f := range defaultFields {
-			if slices.Contains(names, f) {
-				return f, nil
-			}
+	for _, f := range fields {
+		if slices.Contains(names, f) {
+			return f, nil
 		}
 	}
+	missing := newRowParser(want, p.format).missingField("column")
 	return "", fmt.Errorf("dataset %s: %s among the columns (%s); choose one with ?column=NAME or dataset_field (--dataset-field)",
-		c.source, strings.Replace(missingFieldText(want), "field", "column", 1), strings.Join(names, ", "))
+		c.source, missing, strings.Join(names, ", "))
 }
 
 // get fetches path?q and decodes the JSON answer into out. A transport
@@ -476,7 +495,7 @@ func cacheNamePart(s string) string {
 
 // readHFCache reads a cache file written by writeHFCache. found is false
 // when there is none.
-func readHFCache(path string) (prompts []string, meta hfCacheMeta, found bool, err error) {
+func readHFCache(path string) (prompts []Prompt, meta hfCacheMeta, found bool, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, meta, false, nil
@@ -493,17 +512,66 @@ func readHFCache(path string) (prompts []string, meta hfCacheMeta, found bool, e
 	if err := json.Unmarshal(header, &meta); err != nil || meta.Dataset == "" {
 		return nil, meta, false, fmt.Errorf("%s:1: not a tokenwatt dataset cache header", path)
 	}
+	format, err := ParseFormat(meta.Format)
+	if err != nil || format == FormatAuto {
+		format = FormatPrompt
+	}
 	// The leading newline keeps line numbers in errors true to the file.
-	prompts, err = readJSONLines(io.MultiReader(strings.NewReader("\n"), br), path, "prompt", 0)
+	prompts, err = readJSONLines(io.MultiReader(strings.NewReader("\n"), br), path, newRowParser("", format), 0)
 	if err != nil {
 		return nil, meta, false, err
 	}
 	return prompts, meta, true, nil
 }
 
+// cacheRow is one row of a cache file: the prompt, or the conversation,
+// under the field its format reads first, and the row's own output
+// length. Read back, it gives the same Prompt.
+type cacheRow struct {
+	Prompt        string          `json:"prompt,omitempty"`
+	Messages      []cacheMessage  `json:"messages,omitempty"`
+	Conversations []cacheShareGPT `json:"conversations,omitempty"`
+	OutputLen     int             `json:"output_len,omitempty"`
+}
+
+type cacheMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+type cacheShareGPT struct {
+	From  string `json:"from"`
+	Value string `json:"value"`
+}
+
+// shareGPTFrom is the ShareGPT speaker of a role.
+var shareGPTFrom = map[string]string{RoleSystem: "system", RoleUser: "human", RoleAssistant: "gpt"}
+
+func newCacheRow(p *Prompt, format Format) cacheRow {
+	var row cacheRow
+	switch format {
+	case FormatChat:
+		row.Messages = make([]cacheMessage, len(p.Conversation))
+		for i, m := range p.Conversation {
+			row.Messages[i] = cacheMessage(m)
+		}
+	case FormatShareGPT:
+		row.Conversations = make([]cacheShareGPT, len(p.Conversation))
+		for i, m := range p.Conversation {
+			row.Conversations[i] = cacheShareGPT{From: shareGPTFrom[m.Role], Value: m.Content}
+		}
+	default:
+		row.Prompt = p.Text
+	}
+	if p.lengthFrom == lengthRow {
+		row.OutputLen = p.MaxTokens
+	}
+	return row
+}
+
 // writeHFCache writes the cache atomically, so that a run killed halfway
 // leaves either the old cache or the new one.
-func writeHFCache(path string, meta *hfCacheMeta, prompts []string) error {
+func writeHFCache(path string, meta *hfCacheMeta, prompts []Prompt) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create cache directory: %w", err)
@@ -517,13 +585,11 @@ func writeHFCache(path string, meta *hfCacheMeta, prompts []string) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	err = enc.Encode(meta)
-	for _, p := range prompts {
+	for i := range prompts {
 		if err != nil {
 			break
 		}
-		err = enc.Encode(struct {
-			Prompt string `json:"prompt"`
-		}{p})
+		err = enc.Encode(newCacheRow(&prompts[i], Format(meta.Format)))
 	}
 	if err == nil {
 		err = w.Flush()

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,7 +171,7 @@ func TestHFPagingWithLimit(t *testing.T) {
 	f, srv := startFakeHF(t, 250)
 	opts := hfOpts(t, srv.URL)
 	opts.Limit = 150
-	got, err := Load(context.Background(), aiesSource, opts)
+	got, err := loadTexts(context.Background(), aiesSource, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestHFPagingWithLimit(t *testing.T) {
 
 	// A smaller limit is served from the cache without a request.
 	opts.Limit = 120
-	got, err = Load(context.Background(), aiesSource, opts)
+	got, err = loadTexts(context.Background(), aiesSource, opts)
 	if err != nil || !slices.Equal(got, rowTexts(0, 120)) {
 		t.Fatalf("cached load: %d prompts, err %v", len(got), err)
 	}
@@ -207,7 +208,7 @@ func TestHFAllRowsSkipsEmpty(t *testing.T) {
 	rows := f.datasets["AIEnergyScore/text_generation"][0].rows
 	rows[5]["text"] = ""
 	rows[6]["text"] = nil
-	got, err := Load(context.Background(), aiesSource, hfOpts(t, srv.URL))
+	got, err := loadTexts(context.Background(), aiesSource, hfOpts(t, srv.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +235,7 @@ func TestHFConfigSplitColumn(t *testing.T) {
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 
-	got, err := Load(context.Background(), "hf://org/qa?config=small&split=test&column=question", hfOpts(t, srv.URL))
+	got, err := loadTexts(context.Background(), "hf://org/qa?config=small&split=test&column=question", hfOpts(t, srv.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,12 +249,12 @@ func TestHFConfigSplitColumn(t *testing.T) {
 	// Options.Field picks the column when the source names none.
 	opts := hfOpts(t, srv.URL)
 	opts.Field = "answer"
-	got, err = Load(context.Background(), "hf://org/qa?config=small&split=test", opts)
+	got, err = loadTexts(context.Background(), "hf://org/qa?config=small&split=test", opts)
 	if err != nil || !slices.Equal(got, []string{"A unit of energy.", "A joule per second."}) {
 		t.Errorf("Field answer: got %q, %v", got, err)
 	}
 
-	_, err = Load(context.Background(), "hf://org/qa?config=small&split=test", hfOpts(t, srv.URL))
+	_, err = loadTexts(context.Background(), "hf://org/qa?config=small&split=test", hfOpts(t, srv.URL))
 	if err == nil || !strings.Contains(err.Error(), `no column "prompt" or "text"`) || !strings.Contains(err.Error(), "question, answer") {
 		t.Errorf("no default column: error %v, want one listing the columns", err)
 	}
@@ -270,7 +271,7 @@ func TestHFSplitDiscovery(t *testing.T) {
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 
-	got, err := Load(context.Background(), "hf://Salesforce/wikitext", hfOpts(t, srv.URL))
+	got, err := loadTexts(context.Background(), "hf://Salesforce/wikitext", hfOpts(t, srv.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +282,7 @@ func TestHFSplitDiscovery(t *testing.T) {
 		t.Errorf("requests %v, want /splits after the default config 404s", paths)
 	}
 
-	_, err = Load(context.Background(), "hf://Salesforce/wikitext?split=validation", hfOpts(t, srv.URL))
+	_, err = loadTexts(context.Background(), "hf://Salesforce/wikitext?split=validation", hfOpts(t, srv.URL))
 	if err == nil || !strings.Contains(err.Error(), "config=wikitext-2-raw-v1&split=test") {
 		t.Errorf("unknown split: error %v, want the available splits listed", err)
 	}
@@ -295,7 +296,7 @@ func TestHFTokenAndGatedDataset(t *testing.T) {
 
 	opts := hfOpts(t, srv.URL)
 	opts.HFToken = ""
-	_, err := Load(context.Background(), aiesSource, opts)
+	_, err := loadTexts(context.Background(), aiesSource, opts)
 	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "The dataset is gated") ||
 		!strings.Contains(err.Error(), "set HF_TOKEN") {
 		t.Errorf("no token: error %v, want 401 with the server's message and a hint to set HF_TOKEN", err)
@@ -306,13 +307,13 @@ func TestHFTokenAndGatedDataset(t *testing.T) {
 	}
 
 	opts.HFToken = "hf_wrong_token"
-	_, err = Load(context.Background(), aiesSource, opts)
+	_, err = loadTexts(context.Background(), aiesSource, opts)
 	if err == nil || !strings.Contains(err.Error(), "refused") || strings.Contains(err.Error(), "hf_wrong_token") {
 		t.Errorf("wrong token: error %v, want a refusal that does not echo the token", err)
 	}
 
 	opts.HFToken = "hf_secret_token"
-	got, err := Load(context.Background(), aiesSource, opts)
+	got, err := loadTexts(context.Background(), aiesSource, opts)
 	if err != nil || !slices.Equal(got, rowTexts(0, 3)) {
 		t.Errorf("with token: got %q, %v", got, err)
 	}
@@ -326,7 +327,7 @@ func TestHFEnvironment(t *testing.T) {
 	t.Setenv("HF_TOKEN", "hf_env_token")
 	cache := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", cache)
-	got, err := Load(context.Background(), aiesSource, Options{})
+	got, err := loadTexts(context.Background(), aiesSource, Options{})
 	if err != nil || !slices.Equal(got, rowTexts(0, 2)) {
 		t.Errorf("endpoint and token from the environment: got %q, %v", got, err)
 	}
@@ -340,7 +341,7 @@ func TestHFCorruptCacheRefetched(t *testing.T) {
 	t.Parallel()
 	f, srv := startFakeHF(t, 3)
 	opts := hfOpts(t, srv.URL)
-	if _, err := Load(context.Background(), aiesSource, opts); err != nil {
+	if _, err := loadTexts(context.Background(), aiesSource, opts); err != nil {
 		t.Fatal(err)
 	}
 	files, _ := filepath.Glob(filepath.Join(opts.CacheDir, "hf", "AIEnergyScore", "text_generation", "*.jsonl"))
@@ -352,7 +353,7 @@ func TestHFCorruptCacheRefetched(t *testing.T) {
 	}
 	warnings := &messages{}
 	opts.Logger = slog.New(warnings)
-	got, err := Load(context.Background(), aiesSource, opts)
+	got, err := loadTexts(context.Background(), aiesSource, opts)
 	if err != nil || !slices.Equal(got, rowTexts(0, 3)) {
 		t.Fatalf("corrupt cache: got %q, %v; want a refetch", got, err)
 	}
@@ -362,7 +363,7 @@ func TestHFCorruptCacheRefetched(t *testing.T) {
 	if n := len(f.calls()); n != 2 {
 		t.Errorf("made %d requests, want 2 (one per load)", n)
 	}
-	if again, err := Load(context.Background(), files[0], Options{}); err != nil || !slices.Equal(again, got) {
+	if again, err := loadTexts(context.Background(), files[0], Options{}); err != nil || !slices.Equal(again, got) {
 		t.Errorf("rewritten cache: %q, %v", again, err)
 	}
 }
@@ -370,7 +371,7 @@ func TestHFCorruptCacheRefetched(t *testing.T) {
 func TestHFNotFound(t *testing.T) {
 	t.Parallel()
 	_, srv := startFakeHF(t, 2)
-	_, err := Load(context.Background(), "hf://nobody/nothing", hfOpts(t, srv.URL))
+	_, err := loadTexts(context.Background(), "hf://nobody/nothing", hfOpts(t, srv.URL))
 	if err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "The dataset does not exist") ||
 		!strings.Contains(err.Error(), "hf://nobody/nothing") {
 		t.Errorf("unknown dataset: error %v, want 404 with the server's message", err)
@@ -381,13 +382,13 @@ func TestHFOfflineFromCache(t *testing.T) {
 	t.Parallel()
 	f, srv := startFakeHF(t, 130)
 	opts := hfOpts(t, srv.URL)
-	first, err := Load(context.Background(), aiesSource, opts)
+	first, err := loadTexts(context.Background(), aiesSource, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Close()
 
-	second, err := Load(context.Background(), aiesSource, opts)
+	second, err := loadTexts(context.Background(), aiesSource, opts)
 	if err != nil {
 		t.Fatalf("offline second run: %v", err)
 	}
@@ -403,7 +404,7 @@ func TestHFOfflineFromCache(t *testing.T) {
 	if len(files) != 1 {
 		t.Fatalf("cache files %v, want 1", files)
 	}
-	fromFile, err := Load(context.Background(), files[0], Options{})
+	fromFile, err := loadTexts(context.Background(), files[0], Options{})
 	if err != nil || !slices.Equal(fromFile, first) {
 		t.Errorf("cache file as --dataset: %d prompts, %v", len(fromFile), err)
 	}
@@ -414,13 +415,13 @@ func TestHFPartialCache(t *testing.T) {
 	f, srv := startFakeHF(t, 300)
 	opts := hfOpts(t, srv.URL)
 	opts.Limit = 50
-	if _, err := Load(context.Background(), aiesSource, opts); err != nil {
+	if _, err := loadTexts(context.Background(), aiesSource, opts); err != nil {
 		t.Fatal(err)
 	}
 
 	// Online, a cache shorter than the limit is fetched again.
 	opts.Limit = 120
-	got, err := Load(context.Background(), aiesSource, opts)
+	got, err := loadTexts(context.Background(), aiesSource, opts)
 	if err != nil || !slices.Equal(got, rowTexts(0, 120)) {
 		t.Fatalf("refetch: %d prompts, %v", len(got), err)
 	}
@@ -433,7 +434,7 @@ func TestHFPartialCache(t *testing.T) {
 	warnings := &messages{}
 	opts.Limit = 200
 	opts.Logger = slog.New(warnings)
-	got, err = Load(context.Background(), aiesSource, opts)
+	got, err = loadTexts(context.Background(), aiesSource, opts)
 	if err != nil || !slices.Equal(got, rowTexts(0, 120)) {
 		t.Fatalf("offline with a short cache: %d prompts, %v; want the 120 cached", len(got), err)
 	}
@@ -446,7 +447,7 @@ func TestHFUnavailable(t *testing.T) {
 	t.Parallel()
 	_, srv := startFakeHF(t, 2)
 	srv.Close()
-	_, err := Load(context.Background(), aiesSource, hfOpts(t, srv.URL))
+	_, err := loadTexts(context.Background(), aiesSource, hfOpts(t, srv.URL))
 	var unavailable *UnavailableError
 	if !errors.As(err, &unavailable) {
 		t.Fatalf("unreachable server, no cache: error %v (%T), want *UnavailableError", err, err)
@@ -457,7 +458,7 @@ func TestHFUnavailable(t *testing.T) {
 
 	f, busy := startFakeHF(t, 2)
 	f.status = http.StatusServiceUnavailable
-	_, err = Load(context.Background(), aiesSource, hfOpts(t, busy.URL))
+	_, err = loadTexts(context.Background(), aiesSource, hfOpts(t, busy.URL))
 	if !errors.As(err, &unavailable) || !strings.Contains(err.Error(), "503") {
 		t.Errorf("503: error %v, want *UnavailableError naming the status", err)
 	}
@@ -468,7 +469,7 @@ func TestHFCanceled(t *testing.T) {
 	_, srv := startFakeHF(t, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Load(ctx, aiesSource, hfOpts(t, srv.URL))
+	_, err := loadTexts(ctx, aiesSource, hfOpts(t, srv.URL))
 	var unavailable *UnavailableError
 	if !errors.Is(err, context.Canceled) || errors.As(err, &unavailable) {
 		t.Errorf("canceled context: error %v, want context.Canceled", err)
@@ -482,7 +483,7 @@ func TestHFTruncatedCell(t *testing.T) {
 	long := strings.Repeat("a long prompt ", 1000)
 	split.rows[3]["text"] = long
 	split.truncated = map[int]bool{3: true}
-	got, err := Load(context.Background(), aiesSource, hfOpts(t, srv.URL))
+	got, err := loadTexts(context.Background(), aiesSource, hfOpts(t, srv.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +498,7 @@ func TestHFTruncatedCell(t *testing.T) {
 func TestHFBadSource(t *testing.T) {
 	t.Parallel()
 	for _, source := range []string{"hf://", "hf://a/b/c", "hf://../etc", "hf://org/name?subset=x", "hf://org/name?config=%zz"} {
-		_, err := Load(context.Background(), source, Options{CacheDir: t.TempDir(), HFEndpoint: "http://127.0.0.1:1"})
+		_, err := loadTexts(context.Background(), source, Options{CacheDir: t.TempDir(), HFEndpoint: "http://127.0.0.1:1"})
 		if err == nil || !strings.Contains(err.Error(), source) {
 			t.Errorf("Load(%q) error %v, want one naming the source", source, err)
 		}
@@ -520,3 +521,117 @@ func (m *messages) Handle(_ context.Context, r slog.Record) error {
 
 func (m *messages) WithAttrs([]slog.Attr) slog.Handler { return m }
 func (m *messages) WithGroup(string) slog.Handler      { return m }
+
+// jsonValue decodes a JSON literal for a fake row.
+func jsonValue(t *testing.T, s string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestHFShapes: chat and ShareGPT rows from the rows API are detected,
+// keep their per-row output lengths, are cached in their shape and read
+// back the same offline, also as a --dataset file; a bad row is named by
+// its index.
+func TestHFShapes(t *testing.T) {
+	t.Parallel()
+	sharegpt := jsonValue(t, shareGPTRow).(map[string]any)
+	chat := jsonValue(t, chatRow).(map[string]any)
+	f := &fakeHF{datasets: map[string][]fakeHFSplit{
+		"org/sharegpt": {{config: "default", split: "train", columns: []string{"id", "conversations"},
+			rows: []map[string]any{sharegpt, {"id": "empty", "conversations": nil}, sharegpt}}},
+		"org/chat": {{config: "default", split: "train", columns: []string{"messages", "output_len"},
+			rows: []map[string]any{
+				{"messages": chat["messages"], "output_len": nil},
+				{"messages": jsonValue(t, `[{"role": "user", "content": "Hi"}]`), "output_len": 12},
+			}}},
+		"org/bad": {{config: "default", split: "train", columns: []string{"messages"},
+			rows: []map[string]any{
+				{"messages": jsonValue(t, `[{"role": "user", "content": "Hi"}]`)},
+				{"messages": jsonValue(t, `[{"role": "user", "content": "Hi"}]`)},
+				{"messages": jsonValue(t, `[{"role": "narrator", "content": "Once"}]`)},
+			}}},
+	}}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	hi := Prompt{Text: "Hi", Messages: []Message{{RoleUser, "Hi"}}, Conversation: []Message{{RoleUser, "Hi"}},
+		MaxTokens: 12, lengthFrom: lengthRow}
+	for _, tc := range []struct {
+		source string
+		format Format
+		want   []Prompt
+	}{
+		{"hf://org/sharegpt", FormatShareGPT, []Prompt{shareGPTPrompt, shareGPTPrompt}},
+		{"hf://org/chat", FormatChat, []Prompt{chatPrompt, hi}},
+	} {
+		opts := hfOpts(t, srv.URL)
+		check := func(how string, set *Set, err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatalf("%s %s: %v", how, tc.source, err)
+			}
+			if !reflect.DeepEqual(set.Prompts, tc.want) || set.Format != tc.format || !set.Detected {
+				t.Errorf("%s %s: format %s (detected %v), prompts\n%+v\nwant %s\n%+v", how, tc.source, set.Format, set.Detected,
+					set.Prompts, tc.format, tc.want)
+			}
+		}
+		set, err := Load(context.Background(), tc.source, opts)
+		check("fetched", set, err)
+
+		// The cache holds the rows in their shape: the same prompts come
+		// back offline, and from the cache file given as --dataset.
+		opts.HFEndpoint = "http://127.0.0.1:1"
+		set, err = Load(context.Background(), tc.source, opts)
+		check("cached", set, err)
+		files, _ := filepath.Glob(filepath.Join(opts.CacheDir, "hf", "org", "*", "*.jsonl"))
+		if len(files) != 1 {
+			t.Fatalf("cache files %v, want 1", files)
+		}
+		set, err = Load(context.Background(), files[0], Options{})
+		check("cache file", set, err)
+
+		// Forcing another shape does not read the cache: the rows are
+		// fetched again and say they are not of that shape.
+		opts.HFEndpoint = srv.URL
+		opts.Format = FormatPrompt
+		before := len(f.calls())
+		if _, err := Load(context.Background(), tc.source, opts); err == nil || !strings.Contains(err.Error(), "no column") {
+			t.Errorf("%s forced prompt: error %v, want no prompt column", tc.source, err)
+		}
+		if len(f.calls()) == before {
+			t.Errorf("%s forced prompt: served from the cache of another shape", tc.source)
+		}
+	}
+
+	_, err := Load(context.Background(), "hf://org/bad", hfOpts(t, srv.URL))
+	if want := `dataset hf://org/bad: row 2: messages[0].role "narrator" is not a chat role (system, developer, user, assistant, tool)`; err == nil || err.Error() != want {
+		t.Errorf("bad row: error %v, want %s", err, want)
+	}
+}
+
+// TestHFCacheBeforeFormats: a cache written before datasets had shapes
+// (no _format; rows of {"prompt"}) still serves its prompts.
+func TestHFCacheBeforeFormats(t *testing.T) {
+	t.Parallel()
+	opts := hfOpts(t, "http://127.0.0.1:1")
+	src, err := parseHFSource(aiesSource, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := hfCachePath(&opts, &src)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := `{"_source":"hf://AIEnergyScore/text_generation","_dataset":"AIEnergyScore/text_generation","_config":"default","_split":"train","_column":"text","_rows_read":2,"_num_rows_total":2}` +
+		"\n" + `{"prompt":"row 0"}` + "\n" + `{"prompt":"row 1"}` + "\n"
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := Load(context.Background(), aiesSource, opts)
+	if err != nil || set.Format != FormatPrompt || !reflect.DeepEqual(set.Prompts, Texts(rowTexts(0, 2))) {
+		t.Fatalf("old cache: %+v, %v", set, err)
+	}
+}

@@ -3,6 +3,7 @@ package dataset
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -22,8 +24,14 @@ import (
 // the default field names.
 type Options struct {
 	// Field is the JSONL field, CSV column or Hugging Face column that
-	// holds the prompt. Empty means "prompt", then "text".
+	// holds the prompt or the conversation. Empty means the format's
+	// defaults: "prompt", then "text" (prompt); "messages", "conversation",
+	// "conversations" (chat); "conversations", "conversation" (sharegpt);
+	// all of these, in that order, detecting the format.
 	Field string
+	// Format is the rows' shape; "" or FormatAuto detects it from the
+	// first row.
+	Format Format
 	// Limit stops loading after this many prompts; 0 loads all. For hf://
 	// sources it also bounds how many rows are fetched.
 	Limit int
@@ -80,51 +88,80 @@ const maxLineBytes = 64 << 20
 
 // Load returns the prompts of source, in order:
 //
-//   - a file path: .jsonl, .ndjson and .json are JSON lines (one object per
-//     line; objects whose keys all start with "_" are metadata and
-//     skipped); .csv has a header row naming its columns; anything else
-//     holds one prompt per non-empty line;
+//   - a file path: .jsonl, .ndjson and .json hold JSON objects, one per
+//     line, or one JSON array of them (objects whose keys all start with
+//     "_" are metadata and skipped); .csv has a header row naming its
+//     columns; anything else holds one prompt per non-empty line;
 //   - hf://ORG/NAME[?config=C&split=S&column=COL]: rows fetched from the
 //     Hugging Face datasets-server and cached on disk (see
 //     Options.CacheDir), so later runs work offline;
 //   - synthetic or synthetic:mean=TOKENS,n=COUNT: generated prompts (see
 //     Synthetic).
 //
+// JSON rows and Hugging Face rows are prompts, chat messages or ShareGPT
+// conversations (see Format and Prompt), detected from the first row
+// unless Options.Format forces one; an output_len, max_tokens or
+// output_tokens field sets a row's output length. CSV and text files hold
+// prompts (a CSV file may have an output_len, max_tokens or output_tokens
+// column).
+//
 // Blank lines and prompts that are empty or whitespace are skipped in every
 // format. A source without prompts is an error. An hf:// source that
 // cannot be fetched and is not cached yields an *UnavailableError.
-func Load(ctx context.Context, source string, opts Options) ([]string, error) {
+func Load(ctx context.Context, source string, opts Options) (*Set, error) {
 	if opts.Limit < 0 {
 		return nil, fmt.Errorf("dataset %s: negative limit %d", source, opts.Limit)
 	}
-	var (
-		prompts []string
-		err     error
-	)
+	format, err := ParseFormat(string(opts.Format))
+	if err != nil {
+		return nil, fmt.Errorf("dataset %s: %w", source, err)
+	}
+	opts.Format = format
+	var prompts []Prompt
+	p := newRowParser(opts.Field, format)
 	switch {
 	case source == "":
 		return nil, errors.New("no dataset given: pass --dataset FILE, hf://ORG/NAME or synthetic")
 	case strings.HasPrefix(source, hfScheme):
-		prompts, err = loadHF(ctx, source, &opts)
+		prompts, err = loadHF(ctx, source, &opts, p)
 	case source == syntheticName || strings.HasPrefix(source, syntheticName+":"):
-		prompts, err = loadSynthetic(source, opts)
+		if format.conversational() {
+			return nil, fmt.Errorf("dataset %s: synthetic prompts are plain text, not %s rows: drop --dataset-format %s", source, format, format)
+		}
+		var texts []string
+		texts, err = loadSynthetic(source, opts)
+		prompts, p.format = Texts(texts), FormatPrompt
 	default:
-		prompts, err = loadFile(source, opts)
+		prompts, err = loadFile(source, opts, p)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if len(prompts) == 0 {
+		if p.noUserTurn > 0 {
+			return nil, fmt.Errorf("dataset %s has no prompts: none of its %d conversations has a user turn", source, p.noUserTurn)
+		}
 		return nil, fmt.Errorf("dataset %s has no prompts", source)
 	}
-	return prompts, nil
+	set := &Set{Prompts: prompts, Format: p.format, Detected: format == FormatAuto, NoUserTurn: p.noUserTurn}
+	for i := range prompts {
+		switch prompts[i].lengthFrom {
+		case lengthRow:
+			set.RowLengths++
+		case lengthAnswer:
+			set.AnswerLengths++
+		}
+	}
+	return set, nil
 }
 
-// loadFile reads a local dataset file, choosing the format by extension.
-func loadFile(path string, opts Options) ([]string, error) {
+// loadFile reads a local dataset file, choosing the format by extension
+// and, for JSON, by the first character: '[' opens a JSON array. JSON
+// rows are parsed with p; other files set its format to FormatPrompt.
+func loadFile(path string, opts Options, p *rowParser) ([]Prompt, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("dataset file %q not found: pass --dataset FILE with a JSONL, CSV or text file of prompts, "+
+		return nil, fmt.Errorf("dataset file %q not found: pass --dataset FILE with a JSONL, JSON, CSV or text file of prompts, "+
 			"or use hf://ORG/NAME or synthetic", path)
 	}
 	if err != nil {
@@ -142,14 +179,43 @@ func loadFile(path string, opts Options) ([]string, error) {
 		}
 	}
 
-	switch strings.ToLower(filepath.Ext(path)) {
+	ext := strings.ToLower(filepath.Ext(path))
+	switch ext {
 	case ".jsonl", ".ndjson", ".json":
-		return readJSONLines(br, path, opts.Field, opts.Limit)
-	case ".csv":
-		return readCSV(br, path, opts.Field, opts.Limit)
-	default:
-		return readTextLines(br, path, opts.Limit)
+		if startsWithArray(br) {
+			return readJSONArray(br, path, p, opts.Limit)
+		}
+		return readJSONLines(br, path, p, opts.Limit)
 	}
+	if opts.Format.conversational() {
+		return nil, fmt.Errorf("dataset %s: a %s file holds plain prompts, not %s rows: "+
+			"write the conversations as JSON lines or a JSON array (.jsonl, .json), or drop --dataset-format %s",
+			path, cmp.Or(strings.TrimPrefix(ext, "."), "text"), opts.Format, opts.Format)
+	}
+	p.format = FormatPrompt
+	if ext == ".csv" {
+		return readCSV(br, path, opts.Field, opts.Limit)
+	}
+	return readTextLines(br, path, opts.Limit)
+}
+
+// startsWithArray reports whether the first character after white space
+// is '[', without consuming anything.
+func startsWithArray(br *bufio.Reader) bool {
+	for n := 1; n <= br.Size(); n++ {
+		b, err := br.Peek(n)
+		if err != nil {
+			return false
+		}
+		switch b[n-1] {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '[':
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 // newLineScanner returns a scanner that accepts lines up to maxLineBytes.
@@ -171,13 +237,13 @@ func scanError(path string, line int, err error) error {
 func limitReached(n, limit int) bool { return limit > 0 && n >= limit }
 
 // readJSONLines reads one JSON object per line.
-func readJSONLines(r io.Reader, path, field string, limit int) ([]string, error) {
+func readJSONLines(r io.Reader, path string, p *rowParser, limit int) ([]Prompt, error) {
 	sc := newLineScanner(r)
-	var prompts []string
+	var prompts []Prompt
 	line := 0
 	for !limitReached(len(prompts), limit) && sc.Scan() {
 		line++
-		prompt, ok, err := parsePromptLine(sc.Bytes(), field)
+		prompt, ok, err := parseLine(sc.Bytes(), p)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
 		}
@@ -191,34 +257,91 @@ func readJSONLines(r io.Reader, path, field string, limit int) ([]string, error)
 	return prompts, nil
 }
 
-// parsePromptLine extracts the prompt from one JSON line. ok is false for
-// lines that hold no prompt but are not errors: blank lines, metadata
-// objects (every key starts with "_") and empty prompts. field "" means
-// "prompt", then "text".
-func parsePromptLine(line []byte, field string) (prompt string, ok bool, err error) {
+// parseLine reads one JSON line. ok is false for lines that hold no prompt
+// but are not errors: blank lines, metadata objects (every key starts
+// with "_") and empty prompts.
+func parseLine(line []byte, p *rowParser) (prompt Prompt, ok bool, err error) {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 {
-		return "", false, nil
+		return Prompt{}, false, nil
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(line, &obj); err != nil {
 		if line[0] == '[' {
-			return "", false, errors.New("a JSON array is not supported: write one JSON object per line (JSON lines)")
+			return Prompt{}, false, errors.New("a JSON array inside JSON lines: write one JSON object per line, or the whole file as one JSON array")
 		}
-		return "", false, fmt.Errorf("not a JSON object: %w", err)
+		return Prompt{}, false, fmt.Errorf("not a JSON object: %w", err)
 	}
 	if obj == nil {
-		return "", false, errors.New("not a JSON object: null")
+		return Prompt{}, false, errors.New("not a JSON object: null")
 	}
-	if isMetadata(obj) {
-		return "", false, nil
+	return p.parse(obj)
+}
+
+// readJSONArray reads a file that is one JSON array of row objects, such
+// as ShareGPT's .json files. Errors name the row (from 1) and the line it
+// starts on.
+func readJSONArray(r io.Reader, path string, p *rowParser, limit int) ([]Prompt, error) {
+	lines := &lineCounter{r: r}
+	dec := json.NewDecoder(lines)
+	if _, err := dec.Token(); err != nil { // the '['
+		return nil, fmt.Errorf("read dataset %s: %w", path, err)
 	}
-	name, raw, found := pickField(obj, field)
-	if !found {
-		return "", false, fmt.Errorf("%s (fields: %s); choose the field with dataset_field (--dataset-field)",
-			missingFieldText(field), strings.Join(sortedKeys(obj), ", "))
+	var prompts []Prompt
+	row := 0
+	for !limitReached(len(prompts), limit) {
+		if !dec.More() {
+			if _, err := dec.Token(); err != nil { // the ']'
+				return nil, fmt.Errorf("%s:%d: after row %d: %w", path, lines.next(dec), row, err)
+			}
+			if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("%s:%d: more after the JSON array's closing ]: a JSON dataset is one array, or one object per line",
+					path, lines.next(dec))
+			}
+			break
+		}
+		row++
+		line := lines.next(dec)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("%s:%d: row %d: the file ends inside the JSON array", path, line, row)
+			}
+			return nil, fmt.Errorf("%s:%d: row %d: %w", path, line, row, err)
+		}
+		prompt, ok, err := parseLine(raw, p)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: row %d: %w", path, line, row, err)
+		}
+		if ok {
+			prompts = append(prompts, prompt)
+		}
 	}
-	return decodePromptValue(name, raw)
+	return prompts, nil
+}
+
+// lineCounter counts the newlines read through it, so that a JSON
+// decoder's position can be told as a line number.
+type lineCounter struct {
+	r     io.Reader
+	lines int
+}
+
+func (c *lineCounter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.lines += bytes.Count(b[:n], []byte{'\n'})
+	return n, err
+}
+
+// next returns the line (from 1) on which dec's next value starts: the
+// newlines read, less those still buffered, plus those in the separator
+// (comma and white space) before the value.
+func (c *lineCounter) next(dec *json.Decoder) int {
+	var buffered bytes.Buffer
+	_, _ = buffered.ReadFrom(dec.Buffered())
+	b := buffered.Bytes()
+	sep := len(b) - len(bytes.TrimLeft(b, ", \t\r\n"))
+	return 1 + c.lines - bytes.Count(b[sep:], []byte{'\n'})
 }
 
 // decodePromptValue turns a JSON value into a prompt: strings are prompts,
@@ -253,32 +376,6 @@ func isMetadata(obj map[string]json.RawMessage) bool {
 	return true
 }
 
-// defaultFields are the prompt fields tried, in order, when none is given.
-var defaultFields = []string{"prompt", "text"}
-
-// pickField returns the value of field, or of the first default field
-// present when field is "".
-func pickField(obj map[string]json.RawMessage, field string) (string, json.RawMessage, bool) {
-	if field != "" {
-		raw, ok := obj[field]
-		return field, raw, ok
-	}
-	for _, f := range defaultFields {
-		if raw, ok := obj[f]; ok {
-			return f, raw, true
-		}
-	}
-	return "", nil, false
-}
-
-// missingFieldText says which field was looked for.
-func missingFieldText(field string) string {
-	if field != "" {
-		return fmt.Sprintf("no field %q", field)
-	}
-	return `no field "prompt" or "text"`
-}
-
 func sortedKeys(obj map[string]json.RawMessage) []string {
 	keys := make([]string, 0, len(obj))
 	for k := range obj {
@@ -303,8 +400,9 @@ func jsonKind(raw json.RawMessage) string {
 	}
 }
 
-// readCSV reads a CSV file with a header row.
-func readCSV(r io.Reader, path, field string, limit int) ([]string, error) {
+// readCSV reads a CSV file with a header row. An output_len, max_tokens
+// or output_tokens column sets a row's output length (empty: none).
+func readCSV(r io.Reader, path, field string, limit int) ([]Prompt, error) {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
 	header, err := cr.Read()
@@ -314,12 +412,18 @@ func readCSV(r io.Reader, path, field string, limit int) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read dataset %s: %w", path, err)
 	}
-	col := csvColumn(header, field)
+	header = slices.Clone(header) // the reader reuses its slice
+	fields := promptFields
+	if field != "" {
+		fields = []string{field}
+	}
+	col := csvColumn(header, fields)
 	if col < 0 {
 		return nil, fmt.Errorf("%s: %s among the CSV columns (%s); choose the column with dataset_field (--dataset-field)",
-			path, strings.Replace(missingFieldText(field), "field", "column", 1), strings.Join(header, ", "))
+			path, newRowParser(field, FormatPrompt).missingField("column"), strings.Join(header, ", "))
 	}
-	var prompts []string
+	lenCol := csvColumn(header, outputLenFields)
+	var prompts []Prompt
 	for !limitReached(len(prompts), limit) {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -329,20 +433,27 @@ func readCSV(r io.Reader, path, field string, limit int) ([]string, error) {
 			// csv.ParseError carries the line and column itself.
 			return nil, fmt.Errorf("read dataset %s: %w", path, err)
 		}
-		if strings.TrimSpace(rec[col]) != "" {
-			prompts = append(prompts, rec[col])
+		if strings.TrimSpace(rec[col]) == "" {
+			continue
 		}
+		prompt := Prompt{Text: rec[col]}
+		if lenCol >= 0 && strings.TrimSpace(rec[lenCol]) != "" {
+			n, err := strconv.Atoi(strings.TrimSpace(rec[lenCol]))
+			if err != nil || n < 1 || n > maxOutputLen {
+				line, _ := cr.FieldPos(lenCol)
+				return nil, fmt.Errorf("%s:%d: column %q is %q, not a positive whole number of tokens", path, line, header[lenCol], rec[lenCol])
+			}
+			prompt.MaxTokens, prompt.lengthFrom = n, lengthRow
+		}
+		prompts = append(prompts, prompt)
 	}
 	return prompts, nil
 }
 
-// csvColumn returns the index of field in header (default: prompt, then
-// text), or -1.
-func csvColumn(header []string, field string) int {
-	if field != "" {
-		return slices.Index(header, field)
-	}
-	for _, f := range defaultFields {
+// csvColumn returns the index in header of the first of fields present,
+// or -1.
+func csvColumn(header, fields []string) int {
+	for _, f := range fields {
 		if i := slices.Index(header, f); i >= 0 {
 			return i
 		}
@@ -351,14 +462,14 @@ func csvColumn(header []string, field string) int {
 }
 
 // readTextLines reads one prompt per non-empty line.
-func readTextLines(r io.Reader, path string, limit int) ([]string, error) {
+func readTextLines(r io.Reader, path string, limit int) ([]Prompt, error) {
 	sc := newLineScanner(r)
-	var prompts []string
+	var prompts []Prompt
 	line := 0
 	for !limitReached(len(prompts), limit) && sc.Scan() {
 		line++
 		if text := sc.Text(); strings.TrimSpace(text) != "" {
-			prompts = append(prompts, text)
+			prompts = append(prompts, Prompt{Text: text})
 		}
 	}
 	if err := sc.Err(); err != nil {

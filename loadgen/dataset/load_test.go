@@ -12,6 +12,19 @@ import (
 
 func fixture(name string) string { return filepath.Join("testdata", name) }
 
+// loadTexts loads source and returns its prompts' texts.
+func loadTexts(ctx context.Context, source string, opts Options) ([]string, error) {
+	set, err := Load(ctx, source, opts)
+	if err != nil {
+		return nil, err
+	}
+	texts := make([]string, len(set.Prompts))
+	for i, p := range set.Prompts {
+		texts[i] = p.Text
+	}
+	return texts, nil
+}
+
 func TestLoadFormats(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -62,7 +75,7 @@ func TestLoadFormats(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := Load(context.Background(), tt.source, tt.opts)
+			got, err := loadTexts(context.Background(), tt.source, tt.opts)
 			if err != nil {
 				t.Fatalf("Load(%q) error: %v", tt.source, err)
 			}
@@ -105,7 +118,7 @@ func TestLoadErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := Load(context.Background(), tt.source, tt.opts)
+			got, err := loadTexts(context.Background(), tt.source, tt.opts)
 			if err == nil {
 				t.Fatalf("Load(%q) = %q, want an error", tt.source, got)
 			}
@@ -130,12 +143,12 @@ func writeFile(t *testing.T, name, content string) string {
 func TestLoadEmptyFiles(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"empty.jsonl", "empty.csv", "empty.txt"} {
-		_, err := Load(context.Background(), writeFile(t, name, ""), Options{})
+		_, err := loadTexts(context.Background(), writeFile(t, name, ""), Options{})
 		if err == nil || !strings.Contains(err.Error(), "empty") && !strings.Contains(err.Error(), "no prompts") {
 			t.Errorf("%s: error %v, want one saying the dataset is empty", name, err)
 		}
 	}
-	_, err := Load(context.Background(), writeFile(t, "header.csv", "id,prompt\n"), Options{})
+	_, err := loadTexts(context.Background(), writeFile(t, "header.csv", "id,prompt\n"), Options{})
 	if err == nil || !strings.Contains(err.Error(), "no prompts") {
 		t.Errorf("header-only CSV: error %v, want \"no prompts\"", err)
 	}
@@ -144,18 +157,9 @@ func TestLoadEmptyFiles(t *testing.T) {
 func TestLoadByteOrderMark(t *testing.T) {
 	t.Parallel()
 	path := writeFile(t, "bom.csv", "\ufeffprompt\nhello\n")
-	got, err := Load(context.Background(), path, Options{})
+	got, err := loadTexts(context.Background(), path, Options{})
 	if err != nil || !slices.Equal(got, []string{"hello"}) {
 		t.Errorf("Load(BOM CSV) = %q, %v; want [hello]", got, err)
-	}
-}
-
-func TestLoadJSONArrayHint(t *testing.T) {
-	t.Parallel()
-	path := writeFile(t, "array.json", `[{"prompt": "a"}, {"prompt": "b"}]`)
-	_, err := Load(context.Background(), path, Options{})
-	if err == nil || !strings.Contains(err.Error(), "array.json:1:") || !strings.Contains(err.Error(), "one JSON object per line") {
-		t.Errorf("JSON array file: error %v, want a hint to write JSON lines", err)
 	}
 }
 
@@ -165,14 +169,14 @@ func TestDatasetLongLines(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("tokens and watts ", 6000) // ~100 KB
 	jsonl := writeFile(t, "long.jsonl", `{"prompt": "`+long+`"}`+"\n"+`{"prompt": "short"}`+"\n")
-	got, err := Load(context.Background(), jsonl, Options{})
+	got, err := loadTexts(context.Background(), jsonl, Options{})
 	if err != nil || len(got) != 2 || got[0] != long {
 		t.Fatalf("long JSONL line: got %d prompts, err %v", len(got), err)
 	}
 
 	huge := strings.Repeat("x", 17<<20) // beyond the 16 MB a line must allow
 	txt := writeFile(t, "huge.txt", huge+"\nshort\n")
-	got, err = Load(context.Background(), txt, Options{})
+	got, err = loadTexts(context.Background(), txt, Options{})
 	if err != nil || len(got) != 2 || len(got[0]) != len(huge) {
 		t.Fatalf("17 MiB text line: got %d prompts, err %v", len(got), err)
 	}
@@ -252,7 +256,7 @@ func TestLoadSynthetic(t *testing.T) {
 		{"synthetic: n = 5 , mean = 40", Options{}, 5},
 	}
 	for _, tt := range tests {
-		got, err := Load(ctx, tt.source, tt.opts)
+		got, err := loadTexts(ctx, tt.source, tt.opts)
 		if err != nil {
 			t.Fatalf("Load(%q): %v", tt.source, err)
 		}
@@ -260,12 +264,12 @@ func TestLoadSynthetic(t *testing.T) {
 			t.Errorf("Load(%q, limit %d) gave %d prompts, want %d", tt.source, tt.opts.Limit, len(got), tt.n)
 		}
 	}
-	got, _ := Load(ctx, "synthetic:mean=50,n=4", Options{Seed: 9})
+	got, _ := loadTexts(ctx, "synthetic:mean=50,n=4", Options{Seed: 9})
 	if want := Synthetic(4, 50, 9); !slices.Equal(got, want) {
 		t.Error("synthetic source does not match Synthetic with the same seed")
 	}
 	for _, bad := range []string{"synthetic:mean=0", "synthetic:n=x", "synthetic:size=3"} {
-		if _, err := Load(ctx, bad, Options{}); err == nil || !strings.Contains(err.Error(), bad) {
+		if _, err := loadTexts(ctx, bad, Options{}); err == nil || !strings.Contains(err.Error(), bad) {
 			t.Errorf("Load(%q) error %v, want one naming the source", bad, err)
 		}
 	}

@@ -1,6 +1,7 @@
 package run
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/energy"
+	"github.com/tokenwatt/tokenwatt/loadgen"
 	"github.com/tokenwatt/tokenwatt/loadgen/dataset"
 	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 )
@@ -177,11 +179,11 @@ func quoteList(ss []string) string {
 	return strings.Join(q, ", ")
 }
 
-// loadPrompts loads the scenario's dataset. Under Config.Sim, a dataset
-// that needs the network and has no cached copy falls back to synthetic
-// prompts of the scenario's declared shape, so the quick start works
-// offline.
-func (r *Run) loadPrompts(ctx context.Context) ([]string, error) {
+// loadPrompts loads the scenario's dataset and logs what it holds. Under
+// Config.Sim, a dataset that needs the network and has no cached copy
+// falls back to synthetic prompts of the scenario's declared shape, so
+// the quick start works offline.
+func (r *Run) loadPrompts(ctx context.Context) ([]loadgen.Prompt, error) {
 	sc := r.sc
 	limit := 0
 	if sc.NumSamples > 0 && sc.Duration <= 0 {
@@ -191,8 +193,9 @@ func (r *Run) loadPrompts(ctx context.Context) ([]string, error) {
 	if sc.Seed != nil {
 		seed = *sc.Seed
 	}
-	prompts, err := dataset.Load(ctx, sc.Dataset, dataset.Options{
+	set, err := dataset.Load(ctx, sc.Dataset, dataset.Options{
 		Field:  sc.DatasetField,
+		Format: dataset.Format(sc.DatasetFormat),
 		Limit:  limit,
 		Seed:   seed,
 		Logger: r.log,
@@ -205,12 +208,80 @@ func (r *Run) loadPrompts(ctx context.Context) ([]string, error) {
 		}
 		r.log.Info(fmt.Sprintf("dataset %s is not reachable and not cached; SIMULATED run uses %d synthetic prompts of about %d tokens instead (pass --dataset FILE for real prompts)",
 			sc.Dataset, n, sc.SimFallbackMeanTokens))
-		return dataset.Synthetic(n, sc.SimFallbackMeanTokens, seed), nil
+		r.datasetFormat = string(dataset.FormatPrompt)
+		return loadgen.TextPrompts(dataset.Synthetic(n, sc.SimFallbackMeanTokens, seed)...), nil
 	}
 	if err != nil {
 		return nil, inputErr(err)
 	}
-	return prompts, nil
+	r.datasetFormat = string(set.Format)
+	r.log.Info(describeDataset(sc, set))
+	if set.Format == dataset.FormatChat || set.Format == dataset.FormatShareGPT {
+		what := "the completions API"
+		switch {
+		case r.backend.Name() == "pytorch":
+			what = "the PyTorch backend"
+		case cmp.Or(sc.API, string(backends.APIChat)) == string(backends.APIChat):
+			what = ""
+		}
+		if what != "" {
+			r.log.Info(fmt.Sprintf("dataset %s: %s gets each conversation's messages as plain text "+
+				"(their contents joined by a blank line, without the model's chat template); --api chat sends them as messages",
+				sc.Dataset, what))
+		}
+	}
+	return enginePrompts(set.Prompts), nil
+}
+
+// describeDataset says what a dataset holds: how many prompts, of which
+// shape, and where their output lengths come from when not all from the
+// scenario, e.g. "dataset sharegpt.json: 100 prompts, format sharegpt
+// (auto-detected); max_tokens per prompt: 100 from the first recorded
+// answer (estimated at 1.3 tokens per word)".
+func describeDataset(sc *scenario.Scenario, set *dataset.Set) string {
+	how := "auto-detected"
+	if !set.Detected {
+		how = "as dataset_format says"
+	}
+	s := fmt.Sprintf("dataset %s: %d prompts, format %s (%s)", sc.Dataset, len(set.Prompts), set.Format, how)
+	if set.NoUserTurn > 0 {
+		s += fmt.Sprintf(", %d conversations without a user turn skipped", set.NoUserTurn)
+	}
+	if set.RowLengths == 0 && set.AnswerLengths == 0 {
+		return s
+	}
+	var parts []string
+	if set.RowLengths > 0 {
+		parts = append(parts, fmt.Sprintf("%d from the rows' output_len, max_tokens or output_tokens", set.RowLengths))
+	}
+	if set.AnswerLengths > 0 {
+		parts = append(parts, fmt.Sprintf("%d from the first recorded answer (estimated at %g tokens per word)",
+			set.AnswerLengths, dataset.SyntheticTokensPerWord))
+	}
+	if rest := len(set.Prompts) - set.RowLengths - set.AnswerLengths; rest > 0 {
+		if sc.MaxTokens > 0 {
+			parts = append(parts, fmt.Sprintf("%d the scenario's %d", rest, sc.MaxTokens))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d the server's default", rest))
+		}
+	}
+	return s + "; max_tokens per prompt: " + strings.Join(parts, ", ")
+}
+
+// enginePrompts turns the dataset's prompts into the runner's.
+func enginePrompts(prompts []dataset.Prompt) []loadgen.Prompt {
+	out := make([]loadgen.Prompt, len(prompts))
+	for i := range prompts {
+		p := &prompts[i]
+		out[i] = loadgen.Prompt{Text: p.Text, MaxTokens: p.MaxTokens}
+		if len(p.Messages) > 0 {
+			out[i].Messages = make([]backends.Message, len(p.Messages))
+			for j, m := range p.Messages {
+				out[i].Messages[j] = backends.Message(m)
+			}
+		}
+	}
+	return out
 }
 
 func describeSchedule(sc *scenario.Scenario) string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/tokenwatt/tokenwatt/backends"
@@ -26,12 +27,28 @@ func checkRunID(id string) error {
 	return nil
 }
 
-// promptsHash is the SHA-256 of the prompts in the order loaded,
-// each followed by a NUL: two runs with the same hash sent the same text.
-func promptsHash(prompts []string) string {
+// promptsHash is the SHA-256 of the prompts in the order loaded: two
+// runs with the same hash sent the same requests. Each prompt is its
+// text, or its messages (each role, 0x1F, content, 0x1E), then its own
+// max_tokens (0x1D and the number) when it has one, then a NUL; a
+// dataset of plain prompts hashes as the texts, each followed by a NUL.
+func promptsHash(prompts []loadgen.Prompt) string {
 	h := sha256.New()
-	for _, p := range prompts {
-		h.Write([]byte(p))
+	for i := range prompts {
+		p := &prompts[i]
+		if len(p.Messages) == 0 {
+			h.Write([]byte(p.Text))
+		}
+		for _, m := range p.Messages {
+			h.Write([]byte(m.Role))
+			h.Write([]byte{0x1f})
+			h.Write([]byte(m.Content))
+			h.Write([]byte{0x1e})
+		}
+		if p.MaxTokens > 0 {
+			h.Write([]byte{0x1d})
+			h.Write(strconv.AppendInt(nil, int64(p.MaxTokens), 10))
+		}
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -60,7 +77,7 @@ func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *r
 	rep.Settings = report.Settings{
 		Scenario: sc.Name, Endpoint: backends.WithoutUserinfo(r.backend.Endpoint()), Model: r.model,
 		Backend: r.backend.Name(), API: api, Stream: stream,
-		Dataset: sc.Dataset, DatasetField: sc.DatasetField, DatasetPrompts: len(r.prompts), DatasetSHA256: r.promptsSHA,
+		Dataset: sc.Dataset, DatasetField: sc.DatasetField, DatasetFormat: r.datasetFormat, DatasetPrompts: len(r.prompts), DatasetSHA256: r.promptsSHA,
 		NumSamples: sc.NumSamples, DurationS: sc.Duration.Seconds(), Rate: sc.Rate, Arrival: arrivalOf(sc),
 		Burstiness: sc.Burstiness, Concurrency: sc.Concurrency, Warmup: sc.Warmup,
 		MaxTokens: sc.MaxTokens, MinTokens: sc.MinTokens, IgnoreEOS: sc.IgnoreEOS, Temperature: sc.Temperature, Seed: sc.Seed,

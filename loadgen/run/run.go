@@ -132,7 +132,7 @@ type Run struct {
 	runID   string
 	model   string
 	backend backends.Backend
-	prompts []string
+	prompts []loadgen.Prompt
 	simSrv  *sim.Running
 	server  *exporter.Server
 	source  energy.Source // owned here until the meter takes it
@@ -159,6 +159,8 @@ type Run struct {
 	runDir     string // Out/<run id>: records.jsonl, energy.jsonl, report.json
 	// promptsSHA is the SHA-256 of the prompts, for report.json.
 	promptsSHA string
+	// datasetFormat is the shape the dataset's rows were read as.
+	datasetFormat string
 	// detected says why Start found the target simulated without
 	// Config.Sim: the server's answer, the energy source.
 	detected []string

@@ -28,6 +28,9 @@ var (
 	scenarioBackends = []string{"openai", "vllm", "pytorch"}
 	scenarioAPIs     = []string{"chat", "completions"}
 	scenarioArrivals = []string{ArrivalConstant, ArrivalPoisson, ArrivalGamma}
+	// scenarioDatasetFormats are loadgen/dataset's formats (this package
+	// may not import it).
+	scenarioDatasetFormats = []string{"auto", "prompt", "chat", "sharegpt"}
 )
 
 // Builtins decodes every scenario embedded from configs/scenarios
@@ -122,6 +125,7 @@ func (s *Scenario) Validate() error {
 	oneOf("backend", s.Backend, scenarioBackends)
 	oneOf("api", s.API, scenarioAPIs)
 	oneOf("arrival", s.Arrival, scenarioArrivals)
+	oneOf("dataset_format", s.DatasetFormat, scenarioDatasetFormats)
 	if s.Endpoint != "" {
 		if u, err := url.Parse(s.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("endpoint", "%q is not an http(s) URL (e.g. http://localhost:8000/v1)", s.Endpoint)

@@ -314,6 +314,8 @@ func TestValidate(t *testing.T) {
 		{"unknown arrival", func(s *Scenario) { s.Arrival = "burst" },
 			`arrival: "burst" is not supported (allowed: constant, poisson, gamma)`},
 		{"gamma with burstiness", func(s *Scenario) { s.Arrival, s.Burstiness = "gamma", 0.5 }, ""},
+		{"unknown dataset format", func(s *Scenario) { s.DatasetFormat = "alpaca" },
+			`dataset_format: "alpaca" is not supported (allowed: auto, prompt, chat, sharegpt)`},
 		{"gamma without burstiness", func(s *Scenario) { s.Arrival = "gamma" }, "burstiness: must be > 0 with arrival gamma"},
 		{"negative burstiness", func(s *Scenario) { s.Burstiness = -1 }, "burstiness: must be a positive number"},
 		{"empty name", func(s *Scenario) { s.Name = "" }, "name: must not be empty"},

@@ -20,7 +20,10 @@ type Scenario struct {
 
 	// Prompts.
 	Dataset      string `yaml:"dataset"`       // file path, hf://ORG/NAME[?split=..&column=..], or synthetic[:...]
-	DatasetField string `yaml:"dataset_field"` // JSONL field / CSV column / HF column; empty: prompt, then text
+	DatasetField string `yaml:"dataset_field"` // JSONL field / CSV column / HF column; empty: the format's defaults
+	// DatasetFormat is the rows' shape: auto (empty: detected from the
+	// first row), prompt, chat (OpenAI messages) or sharegpt.
+	DatasetFormat string `yaml:"dataset_format"`
 	// SimFallbackMeanTokens is the mean prompt length, in tokens, of the
 	// synthetic prompts used under --sim when Dataset cannot be loaded
 	// (no network, no cache). 0 disables the fallback.

@@ -1,0 +1,40 @@
+package loadgen
+
+import (
+	"github.com/tokenwatt/tokenwatt/backends"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
+)
+
+// Prompt is what one request sends: a dataset row as the runner needs it.
+type Prompt struct {
+	// Text is what the completions API and the PyTorch backend send; the
+	// chat API sends it as the one user message when Messages is empty.
+	Text string
+	// Messages, when set, is what the chat API sends (e.g. a system
+	// prompt and a user turn).
+	Messages []backends.Message
+	// MaxTokens is the prompt's own output length; 0: the scenario's
+	// max_tokens.
+	MaxTokens int
+}
+
+// TextPrompts makes prompts that carry only text.
+func TextPrompts(texts ...string) []Prompt {
+	prompts := make([]Prompt, len(texts))
+	for i, t := range texts {
+		prompts[i].Text = t
+	}
+	return prompts
+}
+
+// requestTokens returns the max_tokens and min_tokens a request for p
+// sends: the prompt's own output length, when it has one, replaces the
+// scenario's max_tokens, and lowers min_tokens to it when above (so that,
+// with ignore_eos, the request generates exactly that many tokens).
+func requestTokens(sc *scenario.Scenario, p *Prompt) (maxTokens, minTokens int) {
+	maxTokens, minTokens = sc.MaxTokens, sc.MinTokens
+	if p.MaxTokens > 0 {
+		maxTokens, minTokens = p.MaxTokens, min(minTokens, p.MaxTokens)
+	}
+	return maxTokens, minTokens
+}
