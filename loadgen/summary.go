@@ -70,7 +70,7 @@ func NewSummary() *Summary {
 		e2e:      newSketch(),
 		e2eSched: newSketch(),
 		lag:      newSketch(),
-		spread:   map[string]*moments{},
+		spread:   map[string]*moments{"ttft": {}, "itl": {}, "tpot": {}, "e2e": {}, "e2e_from_sched": {}, "schedule_lag": {}},
 	}
 }
 
@@ -115,17 +115,12 @@ func (m *moments) std() float64 {
 	return math.Sqrt(m.m2 / m.n)
 }
 
-// observeNamed adds *v to the named sketch and its moments.
-func (s *Summary) observeNamed(name string, sk *ddsketch.DDSketchWithExactSummaryStatistics, v *float64) {
+// observeWith adds *v to sk and its moments m.
+func observeWith(sk *ddsketch.DDSketchWithExactSummaryStatistics, m *moments, v *float64) {
 	if v == nil || !finite(*v) {
 		return
 	}
 	observe(sk, v)
-	m := s.spread[name]
-	if m == nil {
-		m = &moments{}
-		s.spread[name] = m
-	}
 	m.add(*v)
 }
 
@@ -185,7 +180,7 @@ func newSketch() *ddsketch.DDSketchWithExactSummaryStatistics {
 // succeeded, every value it carries (nil values contribute nothing).
 func (s *Summary) Add(r *Record) {
 	s.total++
-	s.observeNamed("schedule_lag", s.lag, &r.ScheduleLag)
+	observeWith(s.lag, s.spread["schedule_lag"], &r.ScheduleLag)
 	if send, _, _ := r.Times(); !send.IsZero() {
 		if s.firstSend.IsZero() || send.Before(s.firstSend) {
 			s.firstSend = send
@@ -207,12 +202,13 @@ func (s *Summary) Add(r *Record) {
 		return
 	}
 	s.ok++
-	s.observeNamed("ttft", s.ttft, r.TTFT)
-	s.observeNamed("tpot", s.tpot, r.TPOT)
-	s.observeNamed("e2e", s.e2e, r.E2E)
-	s.observeNamed("e2e_from_sched", s.e2eSched, r.E2EFromSched)
+	observeWith(s.ttft, s.spread["ttft"], r.TTFT)
+	observeWith(s.tpot, s.spread["tpot"], r.TPOT)
+	observeWith(s.e2e, s.spread["e2e"], r.E2E)
+	observeWith(s.e2eSched, s.spread["e2e_from_sched"], r.E2EFromSched)
+	itl := s.spread["itl"]
 	for i := range r.ITL {
-		s.observeNamed("itl", s.itl, &r.ITL[i])
+		observeWith(s.itl, itl, &r.ITL[i])
 	}
 	if r.PromptTokens != nil {
 		addTokens(&s.promptTokens, int64(*r.PromptTokens))
