@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Outcome classifies how a request ended. The values are the `outcome` label
@@ -57,11 +58,19 @@ const (
 	APICompletions API = "completions" // /v1/completions
 )
 
-// Message is one chat message.
+// Message is one chat message. Its JSON form is OpenAI's
+// ({"role", "content"}), as records with saved text show it.
 type Message struct {
-	Role    string // system, developer, user, assistant or tool
-	Content string
+	Role    string `json:"role"` // system, developer, user, assistant or tool
+	Content string `json:"content"`
 }
+
+// MaxText bounds the answer text a Response keeps (Request.KeepText): 1
+// MiB per request. Text beyond it is dropped, at a UTF-8 boundary, and
+// Response.TextTruncated says so. Answers are seldom a hundredth of it;
+// the bound keeps a runaway server from holding a request's worth of
+// memory per record in flight.
+const MaxText = 1 << 20
 
 // Request is one generation request, independent of the wire protocol.
 // Zero values mean "leave it to the server".
@@ -79,6 +88,10 @@ type Request struct {
 	Temperature *float64 // nil = not sent
 	Seed        *int64   // nil = not sent
 	Stream      bool     // stream the response (SSE / chunked)
+	// KeepText asks the client to keep the generated answer in
+	// Response.Text (up to MaxText): records with --save-text, and
+	// multi-turn history. Off, nothing of the answer is kept.
+	KeepText bool
 }
 
 // Response is what a client measured for one request. All times are
@@ -108,15 +121,71 @@ type Response struct {
 	// believed (see MaxUsageTokens); "" when none was rejected.
 	TokensWarning string
 
+	// FinishReason is why the server says generation ended, as it said
+	// it (OpenAI's finish_reason: "stop", "length", ...; server.py's
+	// likewise), cut to MaxFinishReason bytes; "" when it gave none.
+	FinishReason string
+
+	// Text is the generated answer (OpenAI: the content, or completions
+	// text, of the choices; reasoning text is not kept), only when the
+	// request asked (Request.KeepText), at most MaxText bytes;
+	// TextTruncated says that more came. The slice is reused across
+	// requests by Reset: copy it to keep it.
+	Text          []byte
+	TextTruncated bool
+
 	HTTPStatus int     // 0 when no HTTP response was received
 	Outcome    Outcome // how the request ended
 	Error      string  // server's error message or transport error; "" when ok
 }
 
-// Reset clears r for reuse, keeping the ITL slice's capacity.
+// MaxFinishReason bounds Response.FinishReason: real ones are a word.
+const MaxFinishReason = 64
+
+// keptTextCap is the largest Text buffer Reset keeps for the next
+// request; a larger one (a long answer) is let go.
+const keptTextCap = 64 << 10
+
+// Reset clears r for reuse, keeping the ITL slice's capacity (and the
+// Text buffer's, when small).
 func (r *Response) Reset() {
 	itl := r.ITL[:0]
-	*r = Response{ITL: itl, PromptTokens: -1, OutputTokens: -1}
+	var text []byte
+	if cap(r.Text) <= keptTextCap {
+		text = r.Text[:0]
+	}
+	*r = Response{ITL: itl, Text: text, PromptTokens: -1, OutputTokens: -1}
+}
+
+// keepText appends piece to r.Text up to MaxText, cutting at a UTF-8
+// boundary and noting the cut.
+func (r *Response) keepText(piece []byte) {
+	if r.TextTruncated {
+		return
+	}
+	room := MaxText - len(r.Text)
+	if len(piece) > room {
+		cut := room
+		for cut > 0 && !utf8.RuneStart(piece[cut]) {
+			cut--
+		}
+		piece = piece[:cut]
+		r.TextTruncated = true
+	}
+	r.Text = append(r.Text, piece...)
+}
+
+// setFinishReason keeps a finish reason the server gave, cut to
+// MaxFinishReason bytes at a UTF-8 boundary.
+func (r *Response) setFinishReason(reason string) {
+	if len(reason) > MaxFinishReason {
+		cut := MaxFinishReason
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut]
+	}
+	r.FinishReason = reason
 }
 
 // Backend is a client for one kind of inference server.

@@ -41,6 +41,11 @@ type OpenAIConfig struct {
 	// VLLM sends vLLM's extra sampling parameters (min_tokens, ignore_eos)
 	// and names the backend "vllm" instead of "openai".
 	VLLM bool
+	// ExtraBody is added to every request body; a key the client sets
+	// itself (model, messages, prompt, stream, stream_options,
+	// max_tokens, max_completion_tokens, min_tokens, ignore_eos,
+	// temperature, seed) is an error.
+	ExtraBody ExtraBody
 	// HTTPClient sends the requests. nil means a client tuned for load
 	// generation: HTTP/1.1 only, keep-alives with a large idle pool per
 	// host, no proxy, no compression and no client-wide timeout (each
@@ -58,6 +63,7 @@ type OpenAI struct {
 	apiKey    string
 	api       API
 	vllm      bool
+	extra     []byte // ExtraBody's members, each after a comma
 	client    *http.Client
 	// Requests share these header maps: net/http does not modify a
 	// client request's Header (except to add a cookie jar's cookies, see
@@ -91,7 +97,12 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 			return nil, errors.New("API key contains a control character (a stray newline?); it cannot be sent in an HTTP header")
 		}
 	}
+	extra, err := cfg.ExtraBody.encode(reservedOpenAI)
+	if err != nil {
+		return nil, err
+	}
 	c := &OpenAI{
+		extra:     extra,
 		name:      "openai",
 		base:      base,
 		url:       base + path,
@@ -176,7 +187,7 @@ func (c *OpenAI) Models(ctx context.Context) ([]string, error) {
 // Do sends req and measures it into resp (see Backend.Do).
 func (c *OpenAI) Do(ctx context.Context, req *Request, resp *Response) {
 	// Headroom for escapes: prompts are mostly plain text.
-	body, err := c.appendBody(make([]byte, 0, len(req.Prompt)+len(req.Prompt)/8+len(req.Model)+256), req)
+	body, err := c.appendBody(make([]byte, 0, len(req.Prompt)+len(req.Prompt)/8+len(req.Model)+len(c.extra)+256), req)
 	if err != nil {
 		// The server would answer 400 to such a body; no request is sent.
 		resp.Outcome, resp.Error = OutcomeHTTP4xx, err.Error()
@@ -213,19 +224,19 @@ func (c *OpenAI) Do(ctx context.Context, req *Request, resp *Response) {
 		return
 	}
 	if req.Stream {
-		c.stream(ctx, cancel, hresp, resp)
+		c.stream(ctx, cancel, hresp, resp, req.KeepText)
 	} else {
-		readWhole(ctx, hresp.Body, resp)
+		readWhole(ctx, hresp.Body, resp, req.KeepText)
 	}
 	checkOutputTokens(resp, req.MaxTokens)
 	resp.Error = c.redact(resp.Error)
 }
 
 // stream measures an SSE response.
-func (c *OpenAI) stream(ctx context.Context, cancel context.CancelFunc, hresp *http.Response, resp *Response) {
+func (c *OpenAI) stream(ctx context.Context, cancel context.CancelFunc, hresp *http.Response, resp *Response, keepText bool) {
 	sr := getSSEReader(hresp.Body)
 	defer putSSEReader(sr)
-	readStream(ctx, sr, resp)
+	readStream(ctx, sr, resp, keepText)
 	switch {
 	case resp.Outcome == OutcomeOK:
 		stop := time.AfterFunc(drainWait, cancel)
@@ -239,9 +250,11 @@ func (c *OpenAI) stream(ctx context.Context, cancel context.CancelFunc, hresp *h
 }
 
 // readStream reads SSE events from sr until [DONE], the end of the body,
-// an error or ctx's end, and fills resp's timings, token counts and
-// outcome. It is the per-chunk hot path: no allocation per chunk.
-func readStream(ctx context.Context, sr *sseReader, resp *Response) {
+// an error or ctx's end, and fills resp's timings, token counts, finish
+// reason and outcome, and with keepText its answer text. It is the
+// per-chunk hot path: no allocation per chunk (but for the finish reason,
+// once, and the kept text).
+func readStream(ctx context.Context, sr *sseReader, resp *Response, keepText bool) {
 	done := ctx.Done()
 	var (
 		c                  chunk
@@ -313,6 +326,14 @@ func readStream(ctx context.Context, sr *sseReader, resp *Response) {
 			resp.Last = now
 			resp.TextChunks++
 		}
+		if keepText && c.answer != nil {
+			resp.keepAnswer(&c)
+		}
+		if c.finishReason != nil {
+			// The last one given counts (vLLM sends it once, on the
+			// choice's last chunk).
+			resp.setFinishReason(c.finish())
+		}
 		if c.usage {
 			// With vLLM's continuous usage stats every chunk carries usage;
 			// the latest counts.
@@ -330,7 +351,7 @@ func readStream(ctx context.Context, sr *sseReader, resp *Response) {
 // "chunk", arriving when it has been read completely. It sets t_last and
 // t_done, never t_first: a whole response has no first-token time, so
 // TTFT, ITL and TPOT stay unmeasured (docs/definitions.md).
-func readWhole(ctx context.Context, body io.Reader, resp *Response) {
+func readWhole(ctx context.Context, body io.Reader, resp *Response, keepText bool) {
 	var (
 		c                  chunk
 		prompt, completion int64 = -1, -1
@@ -366,6 +387,10 @@ func readWhole(ctx context.Context, body io.Reader, resp *Response) {
 	if c.text {
 		resp.TextChunks = 1
 	}
+	if keepText && c.answer != nil {
+		resp.keepAnswer(&c)
+	}
+	resp.setFinishReason(c.finish())
 	prompt, completion = c.promptTokens, c.completionTokens
 	resp.Outcome = OutcomeOK
 }
@@ -409,6 +434,13 @@ func checkOutputTokens(resp *Response, maxTokens int) {
 	resp.warnTokens(fmt.Sprintf("usage completion_tokens %d is more than max_tokens %d allows (%d): not believed, text chunks counted instead",
 		resp.OutputTokens, maxTokens, limit))
 	resp.OutputTokens, resp.TokensSource = resp.TextChunks, TokensFromChunks
+}
+
+// keepAnswer appends a chunk's answer text to r.Text.
+func (r *Response) keepAnswer(c *chunk) {
+	if !r.TextTruncated {
+		r.keepText(c.answerText())
+	}
 }
 
 func (r *Response) warnTokens(msg string) {
@@ -527,6 +559,7 @@ func (c *OpenAI) appendBody(dst []byte, req *Request) ([]byte, error) {
 			dst = append(dst, `,"ignore_eos":true`...)
 		}
 	}
+	dst = append(dst, c.extra...)
 	return append(dst, '}'), nil
 }
 

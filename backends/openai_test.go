@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tokenwatt/tokenwatt/backends/sim"
 )
@@ -339,11 +341,12 @@ func TestDoNonStreaming(t *testing.T) {
 		source         string
 		outcome        Outcome
 		errSub         string
+		finish, text   string
 	}{
-		{name: "chat", api: APIChat, body: `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there","reasoning_content":null,"tool_calls":[]},"logprobs":null,"finish_reason":"stop","stop_reason":null}],"usage":{"prompt_tokens":12,"total_tokens":14,"completion_tokens":2,"prompt_tokens_details":null}}`,
-			chunks: 1, prompt: 12, output: 2, source: TokensFromUsage, outcome: OutcomeOK},
+		{name: "chat", api: APIChat, body: `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello \"there\"","reasoning_content":null,"tool_calls":[]},"logprobs":null,"finish_reason":"stop","stop_reason":null}],"usage":{"prompt_tokens":12,"total_tokens":14,"completion_tokens":2,"prompt_tokens_details":null}}`,
+			chunks: 1, prompt: 12, output: 2, source: TokensFromUsage, outcome: OutcomeOK, finish: "stop", text: `Hello "there"`},
 		{name: "completions", api: APICompletions, body: `{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[{"index":0,"text":" Paris","logprobs":null,"finish_reason":"length"}],"usage":{"prompt_tokens":5,"total_tokens":6,"completion_tokens":1}}`,
-			chunks: 1, prompt: 5, output: 1, source: TokensFromUsage, outcome: OutcomeOK},
+			chunks: 1, prompt: 5, output: 1, source: TokensFromUsage, outcome: OutcomeOK, finish: "length", text: " Paris"},
 		{name: "empty text, no usage", api: APIChat, body: `{"choices":[{"message":{"role":"assistant","content":""}}]}`,
 			chunks: 0, prompt: -1, output: 0, source: TokensFromChunks, outcome: OutcomeOK},
 		{name: "malformed", api: APIChat, body: `{"choices":[`, chunks: 0, prompt: -1, output: 0, source: TokensFromChunks,
@@ -358,11 +361,17 @@ func TestDoNonStreaming(t *testing.T) {
 				io.WriteString(w, tt.body)
 			})
 			c := newTestClient(t, srv.URL, OpenAIConfig{API: tt.api})
-			resp := do(c, context.Background(), &Request{Model: "m", Prompt: "hi"})
+			resp := do(c, context.Background(), &Request{Model: "m", Prompt: "hi", KeepText: true})
 			if resp.Outcome != tt.outcome || resp.TextChunks != tt.chunks || resp.PromptTokens != tt.prompt ||
 				resp.OutputTokens != tt.output || resp.TokensSource != tt.source || !strings.Contains(resp.Error, tt.errSub) {
 				t.Fatalf("outcome=%s chunks=%d prompt=%d output=%d source=%q error=%q", resp.Outcome, resp.TextChunks,
 					resp.PromptTokens, resp.OutputTokens, resp.TokensSource, resp.Error)
+			}
+			if resp.FinishReason != tt.finish || string(resp.Text) != tt.text {
+				t.Errorf("finish reason %q, text %q; want %q, %q", resp.FinishReason, resp.Text, tt.finish, tt.text)
+			}
+			if bare := do(c, context.Background(), &Request{Model: "m", Prompt: "hi"}); bare.FinishReason != tt.finish || bare.Text != nil {
+				t.Errorf("without KeepText: finish reason %q, text %q; want %q and none", bare.FinishReason, bare.Text, tt.finish)
 			}
 			if tt.outcome != OutcomeOK {
 				return
@@ -467,6 +476,89 @@ func TestDoRequestBody(t *testing.T) {
 				t.Errorf("body\n got %s\nwant %v", r.body, tt.want)
 			}
 		})
+	}
+}
+
+// TestDoExtraBody: the extra body's fields follow tokenwatt's own in
+// every request, chat and completions, streamed or not; a key tokenwatt
+// sets itself is refused, naming the key and the flag to use instead.
+func TestDoExtraBody(t *testing.T) {
+	extra, err := ParseExtraBody(`{"reasoning_effort":"low","chat_template_kwargs":{"enable_thinking":false},"top_k":20,"x<y":1.50}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, api := range []API{APIChat, APICompletions} {
+		for _, stream := range []bool{true, false} {
+			got := make(chan []byte, 1)
+			srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				got <- body
+				if stream {
+					startStream(w)
+					writeEvents(w, textChunk("x"), "[DONE]")
+					return
+				}
+				io.WriteString(w, `{"choices":[{"text":"x"}]}`)
+			})
+			c := newTestClient(t, srv.URL, OpenAIConfig{API: api, VLLM: true, ExtraBody: extra})
+			if resp := do(c, context.Background(), &Request{Model: "m", Prompt: "hi", MaxTokens: 5, IgnoreEOS: true, Stream: stream}); resp.Outcome != OutcomeOK {
+				t.Fatalf("%s stream=%v: outcome %s: %s", api, stream, resp.Outcome, resp.Error)
+			}
+			body := string(<-got)
+			// Numbers go as written, keys in order, after tokenwatt's own.
+			if want := `,"ignore_eos":true,"chat_template_kwargs":{"enable_thinking":false},"reasoning_effort":"low","top_k":20,"x<y":1.50}`; !strings.HasSuffix(body, want) {
+				t.Errorf("%s stream=%v: body %s, want it to end %s", api, stream, body, want)
+			}
+		}
+	}
+
+	for _, key := range []string{"model", "messages", "prompt", "stream", "stream_options", "max_tokens", "max_completion_tokens",
+		"min_tokens", "ignore_eos", "temperature", "seed"} {
+		_, err := NewOpenAI(OpenAIConfig{Endpoint: "http://127.0.0.1:1", ExtraBody: ExtraBody{"top_p": 0.9, key: 1}})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("extra body key %q is one tokenwatt sets itself; use ", key)) {
+			t.Errorf("extra body key %s: %v", key, err)
+		}
+	}
+	if _, err := NewOpenAI(OpenAIConfig{Endpoint: "http://127.0.0.1:1", ExtraBody: ExtraBody{"f": math.NaN()}}); err == nil ||
+		!strings.Contains(err.Error(), `extra body key "f": cannot be sent as JSON`) {
+		t.Errorf("NaN: %v", err)
+	}
+	for _, bad := range []string{``, `null`, `[1]`, `"low"`, `{"a":1} {"b":2}`, `{"a":`} {
+		if _, err := ParseExtraBody(bad); err == nil {
+			t.Errorf("ParseExtraBody(%q) accepted", bad)
+		}
+	}
+}
+
+// TestDoKeepsTextUpToMaxText: the answer text is kept up to MaxText,
+// cut at a UTF-8 boundary, and the cut is noted.
+func TestDoKeepsTextUpToMaxText(t *testing.T) {
+	// 2,001 bytes: MaxText falls inside an "é" of the 525th piece, the
+	// text is cut before it.
+	piece := "a" + strings.Repeat("é", 1000)
+	n := MaxText/len(piece) + 2
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		startStream(w)
+		for range n {
+			fmt.Fprintf(w, "data: %s\n\n", textChunk(piece))
+		}
+		writeEvents(w, `{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}`, "[DONE]")
+	})
+	c := newTestClient(t, srv.URL, OpenAIConfig{})
+	resp := do(c, context.Background(), &Request{Model: "m", Prompt: "hi", Stream: true, KeepText: true})
+	if resp.Outcome != OutcomeOK || resp.TextChunks != n || resp.FinishReason != "length" {
+		t.Fatalf("outcome %s, %d chunks, finish %q: %s", resp.Outcome, resp.TextChunks, resp.FinishReason, resp.Error)
+	}
+	if !resp.TextTruncated || len(resp.Text) != MaxText-1 || !utf8.Valid(resp.Text) || string(resp.Text[:2*len(piece)]) != piece+piece {
+		t.Errorf("kept %d bytes (valid UTF-8 %v), truncated %v; want %d and true", len(resp.Text), utf8.Valid(resp.Text), resp.TextTruncated, MaxText-1)
+	}
+	// A long reason is cut too.
+	srv = newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"choices":[{"message":{"content":"x"},"finish_reason":"`+strings.Repeat("ü", 100)+`"}]}`)
+	})
+	c = newTestClient(t, srv.URL, OpenAIConfig{})
+	if resp := do(c, context.Background(), &Request{Model: "m", Prompt: "hi"}); resp.FinishReason != strings.Repeat("ü", MaxFinishReason/2) {
+		t.Errorf("long finish reason kept as %q", resp.FinishReason)
 	}
 }
 

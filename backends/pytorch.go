@@ -24,6 +24,10 @@ type PyTorchConfig struct {
 	// is taken as http://; a query, a fragment and a trailing slash are
 	// dropped.
 	Endpoint string
+	// ExtraBody is added to every request body; a key the client sets
+	// itself (prompt, max_new_tokens, min_new_tokens, temperature, seed,
+	// stream) is an error.
+	ExtraBody ExtraBody
 	// HTTPClient sends the requests; nil means the load-generation client
 	// the OpenAI backend uses.
 	HTTPClient *http.Client
@@ -39,9 +43,11 @@ type PyTorchConfig struct {
 //   - POST /predictions/{model} takes a JSON body (prompt, max_new_tokens,
 //     min_new_tokens, temperature, seed) and answers with HTTP chunked
 //     transfer: either newline-delimited JSON, {"text": ...} per token and
-//     a last object with usage {prompt_tokens, completion_tokens}, or
-//     plain text, one chunk per token (a generic TorchServe handler),
-//     counted as one token per chunk read (tokens_source "chunks").
+//     a last object with usage {prompt_tokens, completion_tokens} and the
+//     finish_reason ("stop" at the end-of-sequence token, "length" at
+//     max_new_tokens), or plain text, one chunk per token (a generic
+//     TorchServe handler), counted as one token per chunk read
+//     (tokens_source "chunks"), without a finish reason.
 //
 // Errors are TorchServe's JSON bodies ({"code", "type", "message"}), on a
 // non-2xx status or as an NDJSON line mid-stream. It is safe for
@@ -49,6 +55,7 @@ type PyTorchConfig struct {
 type PyTorch struct {
 	base   string // requests go here, credentials included
 	shown  string // base as Endpoint and messages show it, credentials redacted
+	extra  []byte // ExtraBody's members, each after a comma
 	client *http.Client
 	simulatedMark
 }
@@ -69,7 +76,11 @@ func NewPyTorch(cfg PyTorchConfig) (*PyTorch, error) {
 		return nil, fmt.Errorf("endpoint %q is not an http(s) URL", redactRawURL(cfg.Endpoint))
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
-	c := &PyTorch{base: u.String(), shown: redactedURL(u), client: noRedirects(cfg.HTTPClient)}
+	extra, err := cfg.ExtraBody.encode(reservedPyTorch)
+	if err != nil {
+		return nil, err
+	}
+	c := &PyTorch{base: u.String(), shown: redactedURL(u), extra: extra, client: noRedirects(cfg.HTTPClient)}
 	return c, nil
 }
 
@@ -164,6 +175,9 @@ func (c *PyTorch) Do(ctx context.Context, req *Request, resp *Response) {
 		resp.Outcome, resp.Error = OutcomeHTTP4xx, "encode request: "+err.Error()
 		return
 	}
+	if len(c.extra) > 0 {
+		body = append(append(body[:len(body)-1], c.extra...), '}')
+	}
 	target := c.base + "/predictions/" + url.PathEscape(req.Model)
 	reqCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -196,9 +210,9 @@ func (c *PyTorch) Do(ctx context.Context, req *Request, resp *Response) {
 	mt, _, _ := mime.ParseMediaType(hresp.Header.Get("Content-Type"))
 	switch {
 	case mt == "application/x-ndjson" || mt == "application/json" || mt == "application/jsonl":
-		readNDJSON(ctx, hresp.Body, resp)
+		readNDJSON(ctx, hresp.Body, resp, req.KeepText)
 	default:
-		readTextChunks(ctx, hresp.Body, resp)
+		readTextChunks(ctx, hresp.Body, resp, req.KeepText)
 	}
 	if !req.Stream {
 		wholeResponse(resp)
@@ -232,11 +246,12 @@ func (r *Response) textChunk(now time.Time) {
 	r.TextChunks++
 }
 
-// torchLine is one NDJSON line: a token's text, the final usage, or an
-// error in TorchServe's shape.
+// torchLine is one NDJSON line: a token's text, the final usage and
+// finish reason, or an error in TorchServe's shape.
 type torchLine struct {
-	Text  *string `json:"text"`
-	Usage *struct {
+	Text         *string `json:"text"`
+	FinishReason *string `json:"finish_reason"`
+	Usage        *struct {
 		PromptTokens     *int64 `json:"prompt_tokens"`
 		CompletionTokens *int64 `json:"completion_tokens"`
 	} `json:"usage"`
@@ -267,8 +282,9 @@ func (l *torchLine) errorMessage() string {
 }
 
 // readNDJSON reads a newline-delimited JSON stream: a text-carrying line
-// is a token arriving; the stream ends at EOF.
-func readNDJSON(ctx context.Context, body io.Reader, resp *Response) {
+// is a token arriving (its text kept with keepText); the stream ends at
+// EOF. A line's finish_reason, when a string, is the response's.
+func readNDJSON(ctx context.Context, body io.Reader, resp *Response, keepText bool) {
 	var prompt, completion int64 = -1, -1
 	defer func() { setTokens(resp, prompt, completion) }()
 	br := bufio.NewReaderSize(body, 16<<10)
@@ -296,6 +312,12 @@ func readNDJSON(ctx context.Context, body io.Reader, resp *Response) {
 			}
 			if l.Text != nil && *l.Text != "" {
 				resp.textChunk(now)
+				if keepText {
+					resp.keepText([]byte(*l.Text))
+				}
+			}
+			if l.FinishReason != nil {
+				resp.setFinishReason(*l.FinishReason)
 			}
 			if l.Usage != nil {
 				if l.Usage.PromptTokens != nil {
@@ -323,10 +345,11 @@ func readNDJSON(ctx context.Context, body io.Reader, resp *Response) {
 }
 
 // readTextChunks reads a plain-text chunked stream: every read that
-// returns text is one token. net/http hides chunk boundaries, so chunks
-// that arrive together count once; servers that flush one chunk per token
-// with any gap between them are counted exactly.
-func readTextChunks(ctx context.Context, body io.Reader, resp *Response) {
+// returns text is one token (the text kept with keepText). net/http
+// hides chunk boundaries, so chunks that arrive together count once;
+// servers that flush one chunk per token with any gap between them are
+// counted exactly. Such a stream has no finish reason.
+func readTextChunks(ctx context.Context, body io.Reader, resp *Response, keepText bool) {
 	defer func() { setTokens(resp, -1, -1) }()
 	buf := make([]byte, 32<<10)
 	for {
@@ -334,6 +357,9 @@ func readTextChunks(ctx context.Context, body io.Reader, resp *Response) {
 		now := time.Now()
 		if n > 0 && len(bytes.TrimSpace(buf[:n])) > 0 {
 			resp.textChunk(now)
+		}
+		if n > 0 && keepText {
+			resp.keepText(buf[:n])
 		}
 		if err != nil {
 			resp.Done = now

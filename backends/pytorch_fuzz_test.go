@@ -31,7 +31,7 @@ func FuzzNDJSON(f *testing.F) {
 		var resp Response
 		resp.Reset()
 		resp.Send = time.Now()
-		readNDJSON(context.Background(), strings.NewReader(string(data)), &resp)
+		readNDJSON(context.Background(), strings.NewReader(string(data)), &resp, true)
 		if resp.Outcome == "" {
 			t.Fatal("no outcome")
 		}
@@ -43,6 +43,9 @@ func FuzzNDJSON(f *testing.F) {
 		}
 		if resp.TextChunks > 0 && (resp.First.IsZero() || resp.Last.Before(resp.First)) {
 			t.Fatalf("first %v, last %v", resp.First, resp.Last)
+		}
+		if len(resp.Text) > MaxText || len(resp.FinishReason) > MaxFinishReason {
+			t.Fatalf("%d bytes of text, finish reason of %d bytes", len(resp.Text), len(resp.FinishReason))
 		}
 		switch resp.TokensSource {
 		case TokensFromChunks:

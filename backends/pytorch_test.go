@@ -68,13 +68,13 @@ func torchDo(t *testing.T, c *PyTorch, model string) *Response {
 	t.Helper()
 	var resp Response
 	resp.Reset()
-	c.Do(context.Background(), &Request{Model: model, Prompt: "hi", MaxTokens: 3, MinTokens: 3, Stream: true}, &resp)
+	c.Do(context.Background(), &Request{Model: model, Prompt: "hi", MaxTokens: 3, MinTokens: 3, Stream: true, KeepText: true}, &resp)
 	return &resp
 }
 
 func TestPyTorchNDJSONWithUsage(t *testing.T) {
 	c := torchServer(t, 200, `{"models": [{"modelName": "m", "modelUrl": "x"}]}`, streamLines("application/x-ndjson", 20*time.Millisecond,
-		`{"text": "a"}`+"\n", `{"text": "b"}`+"\n", `{"text": "c"}`+"\n", `{"usage": {"prompt_tokens": 5, "completion_tokens": 3}}`+"\n"))
+		`{"text": "a"}`+"\n", `{"text": "b"}`+"\n", `{"text": "\u00e9"}`+"\n", `{"usage": {"prompt_tokens": 5, "completion_tokens": 3}, "finish_reason": "length"}`+"\n"))
 	models, err := c.Models(context.Background())
 	if err != nil || len(models) != 1 || models[0] != "m" {
 		t.Fatalf("Models = %v, %v", models, err)
@@ -82,6 +82,9 @@ func TestPyTorchNDJSONWithUsage(t *testing.T) {
 	r := torchDo(t, c, "m")
 	if r.Outcome != OutcomeOK || r.TextChunks != 3 || r.OutputTokens != 3 || r.PromptTokens != 5 || r.TokensSource != TokensFromUsage {
 		t.Fatalf("response %+v", r)
+	}
+	if r.FinishReason != "length" || string(r.Text) != "abé" || r.TextTruncated {
+		t.Errorf("finish reason %q, text %q (truncated %v); want length, abé", r.FinishReason, r.Text, r.TextTruncated)
 	}
 	// The relations hold on any machine; how close the ITLs come to the
 	// server's 20 ms is TestTimingPyTorchITL's (TOKENWATT_TIMING=1). The
@@ -100,6 +103,9 @@ func TestPyTorchPlainTextChunks(t *testing.T) {
 	r := torchDo(t, c, "m")
 	if r.Outcome != OutcomeOK || r.TextChunks != 3 || r.OutputTokens != 3 || r.TokensSource != TokensFromChunks || r.PromptTokens != -1 {
 		t.Fatalf("response %+v", r)
+	}
+	if r.FinishReason != "" || string(r.Text) != "Hello world" {
+		t.Errorf("finish reason %q, text %q; want none, the text", r.FinishReason, r.Text)
 	}
 }
 
@@ -182,14 +188,32 @@ func TestPyTorchRequestBodyAndWholeResponse(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		got = string(b)
 		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"text": "abc", "usage": {"prompt_tokens": 2, "completion_tokens": 3}}`)
+		io.WriteString(w, `{"text": "abc", "usage": {"prompt_tokens": 2, "completion_tokens": 3}, "finish_reason": "stop"}`)
 	})
 	temp, seed := 0.0, int64(7)
 	var resp Response
 	resp.Reset()
-	c.Do(context.Background(), &Request{Model: "m", Prompt: "hi", MaxTokens: 8, IgnoreEOS: true, Temperature: &temp, Seed: &seed}, &resp)
+	c.Do(context.Background(), &Request{Model: "m", Prompt: "hi", MaxTokens: 8, IgnoreEOS: true, Temperature: &temp, Seed: &seed, KeepText: true}, &resp)
 	if want := `{"prompt":"hi","max_new_tokens":8,"min_new_tokens":8,"temperature":0,"seed":7,"stream":false}`; got != want {
 		t.Errorf("body %s, want %s", got, want)
+	}
+	if resp.FinishReason != "stop" || string(resp.Text) != "abc" {
+		t.Errorf("finish reason %q, text %q; want stop, abc", resp.FinishReason, resp.Text)
+	}
+
+	// An extra body follows the client's own fields; its own keys are
+	// refused.
+	c.extra, _ = ExtraBody{"top_k": 5, "do_sample": true}.encode(reservedPyTorch)
+	resp.Reset()
+	c.Do(context.Background(), &Request{Model: "m", Prompt: "hi", MaxTokens: 8}, &resp)
+	if want := `{"prompt":"hi","max_new_tokens":8,"stream":false,"do_sample":true,"top_k":5}`; got != want {
+		t.Errorf("body with extra %s, want %s", got, want)
+	}
+	for _, key := range []string{"prompt", "max_new_tokens", "min_new_tokens", "temperature", "seed", "stream"} {
+		if _, err := NewPyTorch(PyTorchConfig{Endpoint: "http://127.0.0.1:1", ExtraBody: ExtraBody{key: 1}}); err == nil ||
+			!strings.Contains(err.Error(), fmt.Sprintf("extra body key %q is one tokenwatt sets itself", key)) {
+			t.Errorf("extra body key %s: %v", key, err)
+		}
 	}
 	// Not streamed: the body is read at t_last = t_done; no first-token
 	// time, no gaps.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"unicode/utf8"
 )
 
 // This file is the streaming hot path: a Server-Sent Events reader and a
@@ -186,6 +187,14 @@ func isDoneEvent(data []byte) bool {
 //   - errorMessage: the raw JSON string literal (quotes included) of
 //     error.message, or of "error" itself when it is a string, or, for the
 //     older shape without "error", of the top-level "message".
+//   - finishReason: the raw string literal of "finish_reason" of the last
+//     element of "choices" (an object) whose "finish_reason" is a string;
+//     nil when none is.
+//   - answer: the raw string literal of the first element of "choices"
+//     (an object) that has answer text: its "text" when a non-empty
+//     string, else its "delta"'s "content" when a non-empty string, else
+//     its "message"'s; nil when none has. answerEscaped: it has escapes.
+//     Reasoning text is not answer text.
 type chunk struct {
 	text             bool
 	usage            bool
@@ -193,6 +202,44 @@ type chunk struct {
 	completionTokens int64
 	isError          bool
 	errorMessage     []byte
+	finishReason     []byte
+	answer           []byte
+	answerEscaped    bool
+}
+
+// answerText returns the chunk's answer text, decoded as encoding/json
+// does (invalid UTF-8 becomes U+FFFD). Without escapes it is a slice of
+// the payload, valid until the next chunk.
+func (c *chunk) answerText() []byte {
+	if len(c.answer) < 2 {
+		return nil
+	}
+	raw := c.answer[1 : len(c.answer)-1]
+	if !c.answerEscaped && utf8.Valid(raw) {
+		return raw
+	}
+	var s string
+	if json.Unmarshal(c.answer, &s) != nil {
+		return nil
+	}
+	return []byte(s)
+}
+
+// finish decodes the finish reason; "" when there is none.
+func (c *chunk) finish() string {
+	if len(c.finishReason) < 2 {
+		return ""
+	}
+	if bytes.IndexByte(c.finishReason, '\\') < 0 {
+		// Cut before the copy: a hostile server's reason can be long.
+		raw := c.finishReason[1 : len(c.finishReason)-1]
+		return string(raw[:min(len(raw), MaxFinishReason+utf8.UTFMax)])
+	}
+	var s string
+	if json.Unmarshal(c.finishReason, &s) != nil {
+		return ""
+	}
+	return s
 }
 
 // message decodes the error message, or returns "" when there is none.
@@ -582,6 +629,20 @@ func (s *jsonScanner) nonEmptyString() (nonEmpty, ok bool) {
 	return false, s.skipValue()
 }
 
+// answerString reads any value and, when it is a non-empty string,
+// returns its literal with the quotes and whether it has escapes.
+func (s *jsonScanner) answerString() (lit []byte, escaped, ok bool) {
+	if s.i < len(s.b) && s.b[s.i] == '"' {
+		start := s.i
+		raw, escaped, ok := s.str()
+		if !ok || len(raw) == 0 {
+			return nil, false, ok
+		}
+		return s.b[start:s.i], escaped, true
+	}
+	return nil, false, s.skipValue()
+}
+
 // stringLiteral reads any value and, when it is a string, returns its
 // literal with the quotes.
 func (s *jsonScanner) stringLiteral() (lit []byte, ok bool) {
@@ -638,7 +699,7 @@ func (s *jsonScanner) topObject(c *chunk) bool {
 		}
 		switch string(key) {
 		case "choices":
-			ok = s.choices(&c.text)
+			ok = s.choices(c)
 		case "usage":
 			ok = s.usage(c)
 		case "error":
@@ -665,10 +726,10 @@ func (s *jsonScanner) topObject(c *chunk) bool {
 	return true
 }
 
-// choices reads the "choices" value; text is whether any choice carries
-// text.
-func (s *jsonScanner) choices(text *bool) bool {
-	*text = false
+// choices reads the "choices" value into c's text, finishReason and
+// answer.
+func (s *jsonScanner) choices(c *chunk) bool {
+	c.text, c.finishReason, c.answer, c.answerEscaped = false, nil, nil, false
 	if s.i >= len(s.b) || s.b[s.i] != '[' {
 		return s.skipValue()
 	}
@@ -683,25 +744,46 @@ func (s *jsonScanner) choices(text *bool) bool {
 		if !more {
 			return true
 		}
-		var t bool
-		if s.i < len(s.b) && s.b[s.i] == '{' {
-			ok = s.choice(&t)
-		} else {
-			ok = s.skipValue()
+		if s.i >= len(s.b) || s.b[s.i] != '{' {
+			if !s.skipValue() {
+				return false
+			}
+			continue
 		}
-		if !ok {
+		var ch choiceInfo
+		if !s.choice(&ch) {
 			return false
 		}
-		*text = *text || t
+		c.text = c.text || ch.text
+		if ch.finish != nil {
+			c.finishReason = ch.finish
+		}
+		if c.answer == nil && ch.answer != nil {
+			c.answer, c.answerEscaped = ch.answer, ch.answerEscaped
+		}
 	}
 }
 
+// choiceInfo is what one element of "choices" says.
+type choiceInfo struct {
+	text          bool   // carries generated or reasoning text
+	finish        []byte // finish_reason's literal, when a string
+	answer        []byte // answer text's literal (see chunk)
+	answerEscaped bool
+}
+
 // choice reads one element of "choices" (s.i at '{').
-func (s *jsonScanner) choice(text *bool) bool {
+func (s *jsonScanner) choice(ch *choiceInfo) bool {
 	if !s.open() {
 		return false
 	}
-	var delta, message, plain bool
+	var (
+		delta, message     bool
+		plain, deltaAnswer []byte
+		messageAnswer      []byte
+		plainEsc, deltaEsc bool
+		messageEsc         bool
+	)
 	for first := true; ; first = false {
 		key, more, ok := s.member(first)
 		if !ok {
@@ -712,11 +794,13 @@ func (s *jsonScanner) choice(text *bool) bool {
 		}
 		switch string(key) {
 		case "delta":
-			ok = s.delta(&delta)
+			ok = s.delta(&delta, &deltaAnswer, &deltaEsc)
 		case "message":
-			ok = s.delta(&message)
+			ok = s.delta(&message, &messageAnswer, &messageEsc)
 		case "text":
-			plain, ok = s.nonEmptyString()
+			plain, plainEsc, ok = s.answerString()
+		case "finish_reason":
+			ch.finish, ok = s.stringLiteral()
 		default:
 			ok = s.skipValue()
 		}
@@ -724,21 +808,30 @@ func (s *jsonScanner) choice(text *bool) bool {
 			return false
 		}
 	}
-	*text = delta || message || plain
+	ch.text = delta || message || plain != nil
+	switch {
+	case plain != nil:
+		ch.answer, ch.answerEscaped = plain, plainEsc
+	case deltaAnswer != nil:
+		ch.answer, ch.answerEscaped = deltaAnswer, deltaEsc
+	case messageAnswer != nil:
+		ch.answer, ch.answerEscaped = messageAnswer, messageEsc
+	}
 	return true
 }
 
 // delta reads a choice's "delta" (streaming) or "message" (non-streaming)
-// value; text is whether it carries generated or reasoning text.
-func (s *jsonScanner) delta(text *bool) bool {
-	*text = false
+// value; text is whether it carries generated or reasoning text, answer
+// the literal of its non-empty "content" (nil: none).
+func (s *jsonScanner) delta(text *bool, answer *[]byte, escaped *bool) bool {
+	*text, *answer, *escaped = false, nil, false
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
 		return s.skipValue()
 	}
 	if !s.open() {
 		return false
 	}
-	var content, reasoningContent, reasoning bool
+	var reasoningContent, reasoning bool
 	for first := true; ; first = false {
 		key, more, ok := s.member(first)
 		if !ok {
@@ -749,7 +842,7 @@ func (s *jsonScanner) delta(text *bool) bool {
 		}
 		switch string(key) {
 		case "content":
-			content, ok = s.nonEmptyString()
+			*answer, *escaped, ok = s.answerString()
 		case "reasoning_content":
 			reasoningContent, ok = s.nonEmptyString()
 		case "reasoning":
@@ -761,7 +854,7 @@ func (s *jsonScanner) delta(text *bool) bool {
 			return false
 		}
 	}
-	*text = content || reasoningContent || reasoning
+	*text = *answer != nil || reasoningContent || reasoning
 	return true
 }
 

@@ -64,12 +64,15 @@ func FuzzSSE(f *testing.F) {
 
 		var resp Response
 		resp.Reset()
-		readStream(context.Background(), newSSEReader(bytes.NewReader(stream), 16), &resp)
+		readStream(context.Background(), newSSEReader(bytes.NewReader(stream), 16), &resp, true)
 		if resp.Outcome != OutcomeOK && resp.Outcome != OutcomeStreamError {
 			t.Fatalf("outcome %q from an in-memory stream", resp.Outcome)
 		}
 		if n := max(resp.TextChunks-1, 0); len(resp.ITL) != n {
 			t.Fatalf("%d ITLs for %d text chunks", len(resp.ITL), resp.TextChunks)
+		}
+		if len(resp.Text) > MaxText || len(resp.FinishReason) > MaxFinishReason {
+			t.Fatalf("%d bytes of text, finish reason of %d bytes", len(resp.Text), len(resp.FinishReason))
 		}
 		if resp.OutputTokens < 0 || resp.TokensSource == "" || resp.Done.IsZero() {
 			t.Fatalf("unfinished response: %+v", resp)
@@ -132,6 +135,14 @@ func checkChunk(t *testing.T, data []byte) {
 	got := refChunk{
 		text: c.text, usage: c.usage, prompt: c.promptTokens, completion: c.completionTokens,
 		isError: c.isError, hasMsg: c.errorMessage != nil, msg: c.message(),
+		hasFinish: c.finishReason != nil, hasAnswer: c.answer != nil, answer: string(c.answerText()),
+	}
+	if got.hasFinish {
+		var f string
+		if err := json.Unmarshal(c.finishReason, &f); err != nil {
+			t.Fatalf("finish reason literal %s: %v", c.finishReason, err)
+		}
+		got.finish = f
 	}
 	if got != want {
 		t.Fatalf("scanChunk(%q) = %+v, encoding/json says %+v", data, got, want)
@@ -143,6 +154,10 @@ type refChunk struct {
 	prompt, completion int64
 	isError, hasMsg    bool
 	msg                string
+	hasFinish          bool
+	finish             string
+	hasAnswer          bool
+	answer             string
 }
 
 // referenceChunk computes chunk's documented meaning with encoding/json.
@@ -166,6 +181,16 @@ func referenceChunk(data []byte) (refChunk, bool) {
 	if choices, ok := top["choices"].([]any); ok {
 		for _, ch := range choices {
 			r.text = r.text || refChoiceText(ch)
+			choice, ok := ch.(map[string]any)
+			if !ok {
+				continue
+			}
+			if f, ok := choice["finish_reason"].(string); ok {
+				r.hasFinish, r.finish = true, f
+			}
+			if a, ok := refAnswer(choice); ok && !r.hasAnswer {
+				r.hasAnswer, r.answer = true, a
+			}
 		}
 	}
 	if u, ok := top["usage"].(map[string]any); ok {
@@ -213,6 +238,22 @@ func refChoiceText(ch any) bool {
 		}
 	}
 	return false
+}
+
+// refAnswer is a choice's answer text: "text", else delta.content,
+// else message.content, the first that is a non-empty string.
+func refAnswer(choice map[string]any) (string, bool) {
+	if s, ok := choice["text"].(string); ok && s != "" {
+		return s, true
+	}
+	for _, key := range []string{"delta", "message"} {
+		if d, ok := choice[key].(map[string]any); ok {
+			if s, ok := d["content"].(string); ok && s != "" {
+				return s, true
+			}
+		}
+	}
+	return "", false
 }
 
 func refCount(v any) int64 {

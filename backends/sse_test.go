@@ -227,12 +227,16 @@ func TestReadStreamTestdata(t *testing.T) {
 		textChunks           int
 		prompt, output       int
 		source, errSubstring string
+		finish, text         string // the finish reason and answer text the stream gives
 	}{
-		{file: "vllm_chat.sse", outcome: OutcomeOK, textChunks: 7, prompt: 17, output: 8, source: TokensFromUsage},
-		{file: "vllm_chat_reasoning.sse", outcome: OutcomeOK, textChunks: 9, prompt: 72, output: 10, source: TokensFromUsage},
-		{file: "vllm_completions.sse", outcome: OutcomeOK, textChunks: 6, prompt: 5, output: 6, source: TokensFromUsage},
+		{file: "vllm_chat.sse", outcome: OutcomeOK, textChunks: 7, prompt: 17, output: 8, source: TokensFromUsage,
+			finish: "stop", text: `The capital of France is "Paris".\n`},
+		{file: "vllm_chat_reasoning.sse", outcome: OutcomeOK, textChunks: 9, prompt: 72, output: 10, source: TokensFromUsage,
+			finish: "stop", text: "Hi!"},
+		{file: "vllm_completions.sse", outcome: OutcomeOK, textChunks: 6, prompt: 5, output: 6, source: TokensFromUsage,
+			finish: "length", text: " Paris, the city of light"},
 		{file: "vllm_error_event.sse", outcome: OutcomeStreamError, textChunks: 1, prompt: -1, output: 1, source: TokensFromChunks,
-			errSubstring: `server error in chunk 3: The model does not support "min_tokens" > max_tokens.`},
+			errSubstring: `server error in chunk 3: The model does not support "min_tokens" > max_tokens.`, text: "Once"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -242,7 +246,18 @@ func TestReadStreamTestdata(t *testing.T) {
 			}
 			var resp Response
 			resp.Reset()
-			readStream(context.Background(), newSSEReader(bytes.NewReader(stream), sseBufferSize), &resp)
+			readStream(context.Background(), newSSEReader(bytes.NewReader(stream), sseBufferSize), &resp, true)
+			if resp.FinishReason != tt.finish || string(resp.Text) != tt.text || resp.TextTruncated {
+				t.Errorf("finish reason %q, text %q (truncated %v); want %q, %q", resp.FinishReason, resp.Text, resp.TextTruncated, tt.finish, tt.text)
+			}
+			// Without KeepText nothing of the answer is kept; the
+			// finish reason still is.
+			var bare Response
+			bare.Reset()
+			readStream(context.Background(), newSSEReader(bytes.NewReader(stream), sseBufferSize), &bare, false)
+			if bare.FinishReason != tt.finish || bare.Text != nil {
+				t.Errorf("without KeepText: finish reason %q, text %q; want %q and none", bare.FinishReason, bare.Text, tt.finish)
+			}
 			if resp.Outcome != tt.outcome || resp.TextChunks != tt.textChunks || resp.PromptTokens != tt.prompt ||
 				resp.OutputTokens != tt.output || resp.TokensSource != tt.source || !strings.Contains(resp.Error, tt.errSubstring) {
 				t.Errorf("got outcome=%s chunks=%d prompt=%d output=%d source=%q error=%q", resp.Outcome, resp.TextChunks,

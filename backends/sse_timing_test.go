@@ -37,7 +37,7 @@ func BenchmarkSSEChat(b *testing.B) {
 		src.Reset(stream)
 		sr.reset(src)
 		resp.Reset()
-		readStream(ctx, sr, &resp)
+		readStream(ctx, sr, &resp, false)
 	}
 	run()
 	if resp.Outcome != OutcomeOK || resp.TextChunks != chunks-3 || resp.OutputTokens != chunks-3 {

@@ -41,11 +41,27 @@ type Record struct {
 	PromptIndex   int     `json:"prompt_index"` // index of the prompt in the dataset
 	MaxTokens     *int    `json:"max_tokens"`   // the max_tokens sent: the prompt's own, else the scenario's; null: none
 
+	// FinishReason is why the server says generation ended, as it said
+	// it ("stop": the model's end of sequence or a stop string;
+	// "length": max_tokens), at most backends.MaxFinishReason bytes;
+	// null when it gave none.
+	FinishReason *string `json:"finish_reason"`
+
 	// Energy attributed to the request (docs/energy.md, "Per-request
 	// attribution"), joules; null without an energy source.
 	EnergyJ        *float64 `json:"energy_j"`
 	PrefillEnergyJ *float64 `json:"prefill_energy_j"`
 	DecodeEnergyJ  *float64 `json:"decode_energy_j"`
+
+	// Only with save_text (--save-text), else null: prompts and answers
+	// may be private. Prompt is what was sent: the text, or the chat
+	// messages ([{"role", "content"}, ...]) when the chat API sent
+	// messages. Text is the generated answer (the content, not reasoning
+	// text), at most backends.MaxText bytes; TextTruncated says whether
+	// it was cut there.
+	Prompt        any     `json:"prompt"`
+	Text          *string `json:"text"`
+	TextTruncated *bool   `json:"text_truncated"`
 
 	// The same instants as SendUnix, TTFT and DoneUnix, with Go's
 	// monotonic clock, for energy attribution.
@@ -117,6 +133,9 @@ func newRecord(sched time.Time, resp *backends.Response) Record {
 	}
 	if resp.TokensWarning != "" {
 		rec.TokensWarning = ptr(resp.TokensWarning)
+	}
+	if resp.FinishReason != "" {
+		rec.FinishReason = ptr(resp.FinishReason)
 	}
 	rec.TextChunks = resp.TextChunks
 	return rec

@@ -48,6 +48,11 @@ type RunConfig struct {
 	// known and fills it in; the sinks then get records as it releases
 	// them.
 	Attributor Attributor
+
+	// SendsMessages says that the backend sends a prompt's Messages when
+	// it has them (the OpenAI chat API), not its Text: the records of a
+	// save_text run then hold the messages.
+	SendsMessages bool
 }
 
 // Attributor fills in records' energy. The runner calls it from one
@@ -423,6 +428,9 @@ func (r *Runner) measure(seq int64, sched time.Time) {
 		sched = resp.Send
 	}
 	rec := newRecord(sched, resp)
+	if r.cfg.Scenario.SaveText {
+		r.saveText(&rec, &r.cfg.Prompts[idx], resp)
+	}
 	r.respPool.Put(resp)
 	rec.Seq = seq
 	rec.PromptIndex = idx
@@ -431,6 +439,17 @@ func (r *Runner) measure(seq int64, sched time.Time) {
 	}
 	r.watchFailures(&rec)
 	r.records <- rec
+}
+
+// saveText puts the prompt sent and the answer into rec (save_text).
+func (r *Runner) saveText(rec *Record, p *Prompt, resp *backends.Response) {
+	if r.cfg.SendsMessages && len(p.Messages) > 0 {
+		rec.Prompt = p.Messages
+	} else {
+		rec.Prompt = p.Text
+	}
+	rec.Text = ptr(string(resp.Text))
+	rec.TextTruncated = ptr(resp.TextTruncated)
 }
 
 // watchFailures stops the run after max_consecutive_failures failed
@@ -465,6 +484,7 @@ func (r *Runner) send(idx int) *backends.Response {
 		Temperature: sc.Temperature,
 		Seed:        sc.Seed,
 		Stream:      sc.Stream == nil || *sc.Stream,
+		KeepText:    sc.SaveText,
 	}
 	ctx, cancel := r.abortCtx, context.CancelFunc(func() {})
 	if sc.Timeout > 0 {

@@ -58,7 +58,22 @@ type Summary struct {
 
 	// The first and last measured send, for the achieved send rate.
 	firstSend, lastSend time.Time
+
+	// Successful requests by the finish reason the server gave (at most
+	// MaxFinishReasons distinct ones, the rest under OtherFinishReason),
+	// and those it gave none.
+	finishReasons  map[string]int
+	noFinishReason int
 }
+
+// MaxFinishReasons bounds the distinct finish reasons a Summary counts
+// apart: servers have a handful; a server that makes up a new one per
+// request must not grow the summary (or report.json) without bound. The
+// rest are counted under OtherFinishReason.
+const MaxFinishReasons = 32
+
+// OtherFinishReason counts the finish reasons beyond MaxFinishReasons.
+const OtherFinishReason = "(other)"
 
 // NewSummary returns an empty Summary.
 func NewSummary() *Summary {
@@ -202,6 +217,11 @@ func (s *Summary) Add(r *Record) {
 		return
 	}
 	s.ok++
+	if r.FinishReason != nil {
+		s.countFinish(*r.FinishReason, 1)
+	} else {
+		s.noFinishReason++
+	}
 	observeWith(s.ttft, s.spread["ttft"], r.TTFT)
 	observeWith(s.tpot, s.spread["tpot"], r.TPOT)
 	observeWith(s.e2e, s.spread["e2e"], r.E2E)
@@ -218,6 +238,27 @@ func (s *Summary) Add(r *Record) {
 		addTokens(&s.outputTokens, int64(*r.OutputTokens))
 		s.outputReports++
 	}
+}
+
+// countFinish counts n successful requests that finished for reason.
+func (s *Summary) countFinish(reason string, n int) {
+	if s.finishReasons == nil {
+		s.finishReasons = map[string]int{}
+	}
+	if _, known := s.finishReasons[reason]; !known && len(s.finishReasons) >= MaxFinishReasons {
+		reason = OtherFinishReason
+	}
+	s.finishReasons[reason] += n
+}
+
+// FinishReasons are the successful requests' counts by the finish reason
+// the server gave, and how many it gave none.
+func (s *Summary) FinishReasons() (counts map[string]int, none int) {
+	counts = make(map[string]int, len(s.finishReasons))
+	for k, n := range s.finishReasons {
+		counts[k] = n
+	}
+	return counts, s.noFinishReason
 }
 
 // addTokens adds n tokens to *sum, saturating at the int64 range instead
@@ -284,6 +325,10 @@ func (s *Summary) Merge(o *Summary) error {
 	for k, n := range o.outcomes {
 		s.outcomes[k] += n
 	}
+	for k, n := range o.finishReasons {
+		s.countFinish(k, n)
+	}
+	s.noFinishReason += o.noFinishReason
 	addTokens(&s.promptTokens, o.promptTokens)
 	addTokens(&s.outputTokens, o.outputTokens)
 	s.promptReports += o.promptReports

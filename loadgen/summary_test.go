@@ -473,3 +473,30 @@ func TestSummaryTokenSumsDoNotWrap(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryFinishReasons: ok requests are counted by finish reason and
+// without one; failed ones are not; distinct reasons are bounded; Merge
+// adds the counts.
+func TestSummaryFinishReasons(t *testing.T) {
+	s, o := NewSummary(), NewSummary()
+	for i := range 40 {
+		s.Add(&Record{Outcome: "ok", FinishReason: new("r" + strconv.Itoa(100 + i)[1:])})
+	}
+	s.Add(&Record{Outcome: "ok", FinishReason: new("r00")})
+	s.Add(&Record{Outcome: "ok"})
+	s.Add(&Record{Outcome: "timeout", FinishReason: new("abort")})
+	o.Add(&Record{Outcome: "ok", FinishReason: new("r01")})
+	o.Add(&Record{Outcome: "ok", FinishReason: new("new")})
+	o.Add(&Record{Outcome: "ok"})
+	counts, none := s.FinishReasons()
+	if len(counts) != MaxFinishReasons+1 || counts["r00"] != 2 || counts["r31"] != 1 || counts[OtherFinishReason] != 40-MaxFinishReasons || counts["abort"] != 0 || none != 1 {
+		t.Errorf("counts %v, none %d", counts, none)
+	}
+	if err := s.Merge(o); err != nil {
+		t.Fatal(err)
+	}
+	counts, none = s.FinishReasons()
+	if counts["r01"] != 2 || counts[OtherFinishReason] != 40-MaxFinishReasons+1 || none != 2 {
+		t.Errorf("merged: counts %v, none %d", counts, none)
+	}
+}

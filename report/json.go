@@ -86,6 +86,13 @@ type Settings struct {
 	GPUs                   []string `json:"gpus"` // UUIDs
 	GPUSelection           string   `json:"gpu_selection"`
 	CarbonIntensityGPerKWh *float64 `json:"carbon_intensity_g_per_kwh"`
+
+	// ExtraBody is what every request body carried beside tokenwatt's
+	// own fields (--extra-body, extra_body); null: nothing.
+	ExtraBody map[string]any `json:"extra_body"`
+	// SaveText says whether the records hold prompts and answers
+	// (--save-text); report.json never does.
+	SaveText bool `json:"save_text"`
 }
 
 // Requests counts the measured requests by outcome.
@@ -94,6 +101,12 @@ type Requests struct {
 	OK       int            `json:"ok"`
 	Failed   int            `json:"failed"`
 	Outcomes map[string]int `json:"outcomes"` // every outcome seen, ok included
+
+	// FinishReasons counts the ok requests by the finish reason the
+	// server gave ("stop", "length", ...; at most 32 distinct, the rest
+	// under "(other)"); NoFinishReason the ok requests it gave none.
+	FinishReasons  map[string]int `json:"finish_reasons"`
+	NoFinishReason int            `json:"no_finish_reason"`
 }
 
 // Rates are the target and achieved rates, req/s.

@@ -2,9 +2,11 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -36,6 +38,12 @@ type TableOptions struct {
 	// Quantile gives the q-quantile (0 ≤ q ≤ 1) of a distribution named
 	// as in report.json (ttft, itl, e2e); needed with Percentiles.
 	Quantile func(name string, q float64) (float64, bool)
+
+	// FinishReasons and NoFinishReason, when either has a count, are
+	// the ok requests by finish reason and those without one (as in
+	// report.json), shown as one line: "length 48 / stop 2".
+	FinishReasons  map[string]int
+	NoFinishReason int
 }
 
 // WriteTableWith is WriteTable with o's choices.
@@ -66,6 +74,9 @@ func WriteTableWith(w io.Writer, r *Row, o TableOptions) error {
 	line("rate target / sent / completed (req/s)", rate(r.RequestRate), number(r.SendRate), number(r.CompletionRate))
 	line("concurrency", integer(r.Concurrency))
 	line("arrival", text(r.Arrival))
+	if len(o.FinishReasons) > 0 || o.NoFinishReason > 0 {
+		line("finish reason, ok requests", finishReasons(o.FinishReasons, o.NoFinishReason))
+	}
 	if r.RateWarning != "" {
 		line("WARNING", r.RateWarning)
 	}
@@ -146,6 +157,29 @@ func WriteTableWith(w io.Writer, r *Row, o TableOptions) error {
 		return fmt.Errorf("write summary table: %w", err)
 	}
 	return nil
+}
+
+// finishReasons is "length 48 / stop 2 / none given 1": the most
+// frequent first, ties by name; a server's reasons escaped.
+func finishReasons(counts map[string]int, none int) string {
+	reasons := make([]string, 0, len(counts))
+	for k := range counts {
+		reasons = append(reasons, k)
+	}
+	slices.SortFunc(reasons, func(a, b string) int {
+		if c := cmp.Compare(counts[b], counts[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	cells := make([]string, 0, len(reasons)+1)
+	for _, k := range reasons {
+		cells = append(cells, termtext.Escape(k)+" "+strconv.Itoa(counts[k]))
+	}
+	if none > 0 {
+		cells = append(cells, "none given "+strconv.Itoa(none))
+	}
+	return strings.Join(cells, " / ")
 }
 
 // hasEnergy reports whether the run measured GPU energy.

@@ -119,3 +119,23 @@ func TestWriteTableNoEnergyBlockWithoutEnergy(t *testing.T) {
 		t.Errorf("a measured run lost its Energy block:\n%s", buf.String())
 	}
 }
+
+// TestWriteTableFinishReasons: one line under Requests, the most frequent
+// reason first, a server's control characters escaped; none without
+// counts.
+func TestWriteTableFinishReasons(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteTableWith(&buf, fullRow(), TableOptions{FinishReasons: map[string]int{"stop": 2, "length": 48, "abort": 2, "x\x1b[2J": 1}, NoFinishReason: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "  finish reason, ok requests                     length 48 / abort 2 / stop 2 / x\\x1b[2J 1 / none given 3\n"; !strings.Contains(buf.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, buf.String())
+	}
+	buf.Reset()
+	if err := WriteTableWith(&buf, fullRow(), TableOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "finish reason") {
+		t.Errorf("a finish reason line without counts:\n%s", buf.String())
+	}
+}

@@ -11,7 +11,10 @@ loadgen --backend pytorch measures it:
 
 A streamed prediction is HTTP chunked transfer of newline-delimited JSON:
 one {"text": ...} chunk per generated token, then {"usage": {"prompt_tokens",
-"completion_tokens"}}. Errors are TorchServe's JSON bodies ({"code", "type",
+"completion_tokens"}, "finish_reason": ...}: "stop" when the model produced
+its end-of-sequence token, "length" when max_new_tokens (or the model's
+context) ended it. A whole (non-streamed) answer is {"text", "usage",
+"finish_reason"}. Errors are TorchServe's JSON bodies ({"code", "type",
 "message"}); an error after the stream started is a final {"error": ...}
 line.
 
@@ -281,7 +284,7 @@ class Engine:
         active = [j for j in batch if j.max_new > 0 and not j.cancelled.is_set()]
         for j in batch:
             if j not in active:
-                j.out.put(("end", None))
+                j.out.put(("end", "length"))
         # A prefill for the batch, then one decode step per token; when a
         # sequence finishes, the rest are prefilled again without it (a
         # simple way to drop its rows from the key/value cache).
@@ -301,14 +304,14 @@ class Engine:
                 else:
                     token = int(torch.argmax(row))
                 if token == self.model.eos:
-                    job.out.put(("end", None))
+                    job.out.put(("end", "stop"))
                     continue
                 text = self.model.decode_token(token, job.generated)
                 job.generated.append(token)
                 job.ids.append(token)
                 job.out.put(("token", text))
                 if job.done or len(job.ids) >= self.model.max_len:
-                    job.out.put(("end", None))
+                    job.out.put(("end", "length"))
                 else:
                     still.append(job)
             if len(still) != len(active):
@@ -400,14 +403,16 @@ class Handler(BaseHTTPRequestHandler):
         return {"prompt_tokens": job.prompt_tokens, "completion_tokens": len(job.generated)}
 
     def whole(self, job):
-        text = []
+        text, finish = [], None
         for kind, value in self.events(job):
             if kind == "token":
                 text.append(value)
             elif kind == "error":
                 self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, "InternalServerException", value)
                 return
-        self.send_json(HTTPStatus.OK, {"text": "".join(text), "usage": self.usage(job)})
+            else:
+                finish = value
+        self.send_json(HTTPStatus.OK, {"text": "".join(text), "usage": self.usage(job), "finish_reason": finish})
 
     def stream(self, job):
         self.send_response(HTTPStatus.OK)
@@ -428,7 +433,7 @@ class Handler(BaseHTTPRequestHandler):
                     chunk({"error": value})
                     break
                 else:
-                    chunk({"usage": self.usage(job)})
+                    chunk({"usage": self.usage(job), "finish_reason": value})
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):

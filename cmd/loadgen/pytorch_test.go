@@ -130,6 +130,10 @@ func TestPyTorchBackendAgainstTinyServer(t *testing.T) {
 		if r.PromptTokens == nil || *r.PromptTokens <= 0 {
 			t.Errorf("record %d: prompt tokens %v", r.Seq, deref(r.PromptTokens))
 		}
+		// min = max new tokens: server.py stops at max_new_tokens.
+		if deref(r.FinishReason) != "length" || r.Text != nil || r.Prompt != nil {
+			t.Errorf("record %d: finish reason %v, text %v, prompt %v; want length and no text", r.Seq, deref(r.FinishReason), deref(r.Text), r.Prompt)
+		}
 		if r.TTFT == nil || *r.TTFT <= 0 || r.E2E == nil || len(r.ITL) != maxTokens-1 {
 			t.Fatalf("record %d: ttft %v e2e %v, %d ITLs", r.Seq, deref(r.TTFT), deref(r.E2E), len(r.ITL))
 		}
@@ -156,9 +160,10 @@ func TestPyTorchBackendAgainstTinyServer(t *testing.T) {
 	}
 
 	// --no-stream: server.py answers one JSON body; E2E and usage are
-	// measured, TTFT, ITL and TPOT are not.
+	// measured, TTFT, ITL and TPOT are not. --save-text keeps the prompt
+	// and the answer.
 	out = t.TempDir()
-	res = runCLI(t, "--backend", "pytorch", "--endpoint", base, "--no-stream", "--dataset", "synthetic:mean=40,n=3", "--num-samples", "3",
+	res = runCLI(t, "--backend", "pytorch", "--endpoint", base, "--no-stream", "--save-text", "--dataset", "synthetic:mean=40,n=3", "--num-samples", "3",
 		"--max-tokens", fmt.Sprint(maxTokens), "--min-tokens", fmt.Sprint(maxTokens), "--temperature", "0",
 		"--energy", "none", "--out", out)
 	if res.code != 0 {
@@ -169,6 +174,9 @@ func TestPyTorchBackendAgainstTinyServer(t *testing.T) {
 			r.OutputTokens == nil || *r.OutputTokens != maxTokens || deref(r.TokensSource) != "usage" {
 			t.Errorf("--no-stream record %d: outcome %s e2e %v ttft %v tpot %v itl %v, %v output tokens (%v)", r.Seq, r.Outcome,
 				deref(r.E2E), deref(r.TTFT), deref(r.TPOT), r.ITL, deref(r.OutputTokens), deref(r.TokensSource))
+		}
+		if prompt, _ := r.Prompt.(string); deref(r.FinishReason) != "length" || r.Text == nil || *r.Text == "" || prompt == "" {
+			t.Errorf("--no-stream --save-text record %d: finish reason %v, text %q, prompt %q", r.Seq, deref(r.FinishReason), deref(r.Text), prompt)
 		}
 	}
 	if row := readSummary(t, filepath.Join(out, "summary.csv"))[0]; row.TTFTP50Seconds != nil || row.TPOTMeanSeconds != nil ||

@@ -3,13 +3,16 @@ package main
 import (
 	"cmp"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"runtime/pprof"
 	"strings"
 	"time"
 
+	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/backends/sim"
 	"github.com/tokenwatt/tokenwatt/internal/command"
 	"github.com/tokenwatt/tokenwatt/loadgen"
@@ -45,6 +48,8 @@ type runCmd struct {
 	IgnoreEOS   *bool    `name:"ignore-eos" help:"Generate exactly max_tokens (vLLM ignore_eos)."`
 	Temperature *float64 `help:"Sampling temperature (0: greedy)."`
 	Seed        *int64   `help:"Seed for the server's sampling and for synthetic prompts and arrivals."`
+	ExtraBody   *string  `name:"extra-body" placeholder:"JSON" help:"A JSON object added to every request body, over the scenario's extra_body, e.g. '{\"reasoning_effort\":\"low\"}'; keys tokenwatt sets itself (model, max_tokens, stream, ...) are refused."`
+	SaveText    *bool    `name:"save-text" negatable:"" help:"Keep each request's prompt and answer (up to 1 MiB) in records.jsonl. Off by default: prompts and answers may be private."`
 
 	Dataset       *string `help:"Prompts: a .jsonl/.json/.csv/.txt file, hf://ORG/NAME[?split=&column=], or synthetic[:mean=N,n=N]."`
 	DatasetField  *string `help:"JSON field, CSV column or HF column holding the prompt or conversation (default: prompt, text, messages, conversations, conversation)."`
@@ -123,7 +128,9 @@ func (c *runCmd) Run(e *env) error {
 	}
 	// The table first, whatever could not be written: it may be all that
 	// is left of the run.
-	if err := report.WriteTableWith(e.stdout, res.Row, report.TableOptions{Percentiles: c.Percentiles, Quantile: r.Quantile}); err != nil {
+	finish, noFinish := r.FinishReasons()
+	if err := report.WriteTableWith(e.stdout, res.Row, report.TableOptions{Percentiles: c.Percentiles, Quantile: r.Quantile,
+		FinishReasons: finish, NoFinishReason: noFinish}); err != nil {
 		return err
 	}
 	switch {
@@ -260,6 +267,18 @@ func (c *runCmd) config(e *env) (run.Config, error) {
 	return cfg, nil
 }
 
+// compactJSON is m as compact JSON, keys sorted; "" for none.
+func compactJSON(m map[string]any) string {
+	if len(m) == 0 {
+		return ""
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Sprint(m) // Validate reports it
+	}
+	return string(b)
+}
+
 // startCPUProfile starts a CPU profile into path; the returned function
 // stops it.
 func startCPUProfile(path string) (func(), error) {
@@ -332,8 +351,24 @@ func (c *runCmd) resolveScenario(e *env) (*scenario.Scenario, string, error) {
 	case c.carbon == 0:
 		c.carbon = report.DefaultCarbonIntensity
 	}
+	var extra backends.ExtraBody
+	if c.ExtraBody != nil {
+		var err error
+		if extra, err = backends.ParseExtraBody(*c.ExtraBody); err != nil {
+			return nil, "", usageErrf("--extra-body: %v", err)
+		}
+	}
 	base := *sc
 	c.applyFlags(sc)
+	if len(extra) > 0 {
+		// The flag's keys over the scenario's; base keeps its own map.
+		merged := maps.Clone(sc.ExtraBody)
+		if merged == nil {
+			merged = map[string]any{}
+		}
+		maps.Copy(merged, extra)
+		sc.ExtraBody = merged
+	}
 	for _, note := range c.reconcile(&base, sc) {
 		e.log.Info(note)
 	}
@@ -396,6 +431,7 @@ func (c *runCmd) applyFlags(sc *scenario.Scenario) {
 	set(&sc.DatasetFormat, nonEmpty(c.DatasetFormat))
 	set(&sc.MaxConsecutiveFailures, c.MaxConsecutiveFailures)
 	set(&sc.Timeout, c.Timeout)
+	set(&sc.SaveText, c.SaveText)
 }
 
 func set[T any](dst *T, v *T) {
@@ -476,6 +512,7 @@ func benchmarkName(base, sc *scenario.Scenario) string {
 	add("temperature", deref(base.Temperature), deref(sc.Temperature))
 	add("stream", deref(base.Stream), deref(sc.Stream))
 	add("api", base.API, sc.API)
+	add("extra_body", compactJSON(base.ExtraBody), compactJSON(sc.ExtraBody))
 	if len(changed) == 0 {
 		return sc.Name
 	}

@@ -103,16 +103,17 @@ func NewBackend(sc *scenario.Scenario, apiKey string) (backends.Backend, error) 
 			api = backends.APICompletions
 		}
 		return backends.NewOpenAI(backends.OpenAIConfig{
-			Endpoint: sc.Endpoint,
-			APIKey:   apiKey,
-			API:      api,
-			VLLM:     sc.Backend == "vllm",
+			Endpoint:  sc.Endpoint,
+			APIKey:    apiKey,
+			API:       api,
+			VLLM:      sc.Backend == "vllm",
+			ExtraBody: sc.ExtraBody,
 		})
 	case "pytorch":
 		if apiKey != "" {
 			return nil, errors.New("--api-key is not used by --backend pytorch (TorchServe's inference API has no bearer token here); unset it")
 		}
-		return backends.NewPyTorch(backends.PyTorchConfig{Endpoint: sc.Endpoint})
+		return backends.NewPyTorch(backends.PyTorchConfig{Endpoint: sc.Endpoint, ExtraBody: sc.ExtraBody})
 	default:
 		return nil, fmt.Errorf("unknown backend %q (want vllm, openai or pytorch)", sc.Backend)
 	}

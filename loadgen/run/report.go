@@ -81,6 +81,7 @@ func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *r
 		NumSamples: sc.NumSamples, DurationS: sc.Duration.Seconds(), Rate: sc.Rate, Arrival: arrivalOf(sc),
 		Burstiness: sc.Burstiness, Concurrency: sc.Concurrency, Warmup: sc.Warmup,
 		MaxTokens: sc.MaxTokens, MinTokens: sc.MinTokens, IgnoreEOS: sc.IgnoreEOS, Temperature: sc.Temperature, Seed: sc.Seed,
+		ExtraBody: sc.ExtraBody, SaveText: sc.SaveText,
 		TimeoutS: sc.Timeout.Seconds(), MaxConsecutiveFailures: sc.MaxConsecutiveFailures,
 		EnergySource: row.EnergySource, GPUs: r.gpuUUIDs, GPUSelection: r.selection.How,
 		CarbonIntensityGPerKWh: row.CarbonIntensityGPerKWh,
@@ -94,6 +95,7 @@ func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *r
 	if row.SuccessfulPrompts > 0 {
 		rep.Requests.Outcomes[string(backends.OutcomeOK)] = row.SuccessfulPrompts
 	}
+	rep.Requests.FinishReasons, rep.Requests.NoFinishReason = r.summary.finishReasons()
 	rep.Latency = r.summary.distributions()
 	rep.Client.Saturation = saturation
 	rep.Files.Records, rep.Files.Summary = r.recordsN, r.cfg.SummaryPath

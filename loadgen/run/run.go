@@ -336,6 +336,9 @@ func (r *Run) openSinks() (err error) {
 		// One completion event feeds all three, so they cannot disagree.
 		Sinks:      []loadgen.Sink{r.records, r.summary, metricsSink{r.metrics}, r.openFiles},
 		Attributor: attr,
+		// The OpenAI chat API sends a prompt's messages; completions and
+		// PyTorch send its text.
+		SendsMessages: r.backend.Name() != "pytorch" && r.sc.API != string(backends.APICompletions),
 	})
 	if err != nil {
 		return inputErr(err)
@@ -504,6 +507,11 @@ func (r *Run) Simulated() bool { return r.simulated() }
 
 // Progress is the runner's live counters, for progress lines.
 func (r *Run) Progress() *loadgen.Progress { return &r.runner.Progress }
+
+// FinishReasons are the ok requests' counts by finish reason, and how
+// many had none (report.json's requests.finish_reasons and
+// no_finish_reason).
+func (r *Run) FinishReasons() (map[string]int, int) { return r.summary.finishReasons() }
 
 // Quantile is the q-quantile of a distribution as report.json names it
 // (ttft, itl, tpot, e2e, e2e_from_sched, schedule_lag), for the table.

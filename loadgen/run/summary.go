@@ -39,6 +39,12 @@ func (l *lockedSummary) failures() map[string]int {
 	return l.s.Failures()
 }
 
+func (l *lockedSummary) finishReasons() (map[string]int, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.FinishReasons()
+}
+
 func (l *lockedSummary) distributions() map[string]*report.Distribution {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -171,6 +172,11 @@ func (s *Scenario) Validate() error {
 	}
 	if t := s.Temperature; t != nil && (!(*t >= 0) || math.IsInf(*t, 0)) {
 		add("temperature", "must be 0 (greedy) or more, got %v", *t)
+	}
+	if len(s.ExtraBody) > 0 {
+		if _, err := json.Marshal(s.ExtraBody); err != nil {
+			add("extra_body", "cannot be sent as JSON (%s): use string keys, and numbers that are finite", strings.TrimPrefix(err.Error(), "json: "))
+		}
 	}
 	if len(errs) == 0 {
 		return nil

@@ -402,3 +402,25 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeExtraBodyAndSaveText: extra_body is a map sent as JSON, nested
+// maps included; one that JSON cannot carry is an error at its line.
+func TestDecodeExtraBodyAndSaveText(t *testing.T) {
+	s, err := Decode(strings.NewReader("name: x\nsave_text: true\nextra_body:\n  reasoning_effort: low\n  chat_template_kwargs:\n    enable_thinking: false\n  top_k: 20\n"), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"reasoning_effort": "low", "chat_template_kwargs": map[string]any{"enable_thinking": false}, "top_k": 20}
+	if !s.SaveText || !reflect.DeepEqual(s.ExtraBody, want) {
+		t.Errorf("save_text %v, extra_body %#v; want true, %#v", s.SaveText, s.ExtraBody, want)
+	}
+	for _, bad := range []string{"extra_body:\n  a:\n    1: x\n", "extra_body:\n  a: .nan\n"} {
+		_, err := Decode(strings.NewReader("name: x\n"+bad), "x.yaml")
+		if err == nil || !strings.HasPrefix(err.Error(), "x.yaml:2: extra_body: cannot be sent as JSON") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	if _, err := Decode(strings.NewReader("name: x\nextra_body: low\n"), "x.yaml"); err == nil || !strings.Contains(err.Error(), "x.yaml:2") {
+		t.Errorf("extra_body not a map: %v", err)
+	}
+}

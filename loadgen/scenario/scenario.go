@@ -46,6 +46,15 @@ type Scenario struct {
 	IgnoreEOS   bool     `yaml:"ignore_eos"`
 	Temperature *float64 `yaml:"temperature"`
 	Seed        *int64   `yaml:"seed"`
+	// ExtraBody holds server-specific fields added to every request body
+	// (e.g. reasoning_effort: low); keys tokenwatt sets itself are
+	// refused when the backend is made (backends.ExtraBody).
+	ExtraBody map[string]any `yaml:"extra_body"`
+
+	// SaveText keeps each request's prompt and generated answer in its
+	// record (prompt, text). Off, no prompt or answer text is written
+	// anywhere: they may be private.
+	SaveText bool `yaml:"save_text"`
 
 	// IdleBaseline is how long GPU power is measured before the first
 	// request, for the idle baseline (0: none).
