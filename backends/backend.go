@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Outcome classifies how a request ended. The values are the `outcome` label
@@ -79,7 +80,16 @@ type Request struct {
 	Temperature *float64 // nil = not sent
 	Seed        *int64   // nil = not sent
 	Stream      bool     // stream the response (SSE / chunked)
+	// KeepText asks for the answer's text in Response.Text (multi-turn
+	// replay sends it back as the history); off, nothing is kept.
+	KeepText bool
 }
+
+// MaxText bounds Response.Text: an answer's text beyond it is not kept
+// (Response.TextCut). A megabyte is some 250,000 tokens of English,
+// more than any model's answer; the bound only keeps a broken server
+// from filling the client's memory.
+const MaxText = 1 << 20
 
 // Response is what a client measured for one request. All times are
 // time.Time values carrying Go's monotonic clock reading, so durations
@@ -111,12 +121,53 @@ type Response struct {
 	HTTPStatus int     // 0 when no HTTP response was received
 	Outcome    Outcome // how the request ended
 	Error      string  // server's error message or transport error; "" when ok
+
+	// Text is the answer's text when Request.KeepText asked for it: the
+	// chat API's content (never reasoning_content or reasoning), the
+	// completions API's text, the PyTorch server's text, in order, at
+	// most MaxText bytes (cut on a character boundary; TextCut then says
+	// more came and was dropped). The slice is reused across requests by
+	// Reset.
+	Text    []byte
+	TextCut bool
+	// keepText is Request.KeepText, for the readers.
+	keepText bool
 }
 
-// Reset clears r for reuse, keeping the ITL slice's capacity.
+// keptTextCap is the largest Text buffer Reset keeps for reuse, so that
+// a pooled Response does not pin a rare long answer's memory.
+const keptTextCap = 64 << 10
+
+// Reset clears r for reuse, keeping the ITL slice's capacity and the
+// Text buffer's (up to keptTextCap).
 func (r *Response) Reset() {
-	itl := r.ITL[:0]
-	*r = Response{ITL: itl, PromptTokens: -1, OutputTokens: -1}
+	itl, text := r.ITL[:0], r.Text[:0]
+	if cap(text) > keptTextCap {
+		text = nil
+	}
+	*r = Response{ITL: itl, Text: text, PromptTokens: -1, OutputTokens: -1}
+}
+
+// appendText adds s to the answer's text, up to MaxText bytes; once
+// something had to be dropped, nothing more is added.
+func (r *Response) appendText(s []byte) {
+	if r.TextCut {
+		return
+	}
+	if room := MaxText - len(r.Text); len(s) > room {
+		s = s[:room]
+		// Do not end in the middle of a character.
+		for i := len(s) - 1; i >= 0 && i >= len(s)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(s[i]) {
+				if !utf8.FullRune(s[i:]) {
+					s = s[:i]
+				}
+				break
+			}
+		}
+		r.TextCut = true
+	}
+	r.Text = append(r.Text, s...)
 }
 
 // Backend is a client for one kind of inference server.

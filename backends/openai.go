@@ -175,6 +175,7 @@ func (c *OpenAI) Models(ctx context.Context) ([]string, error) {
 
 // Do sends req and measures it into resp (see Backend.Do).
 func (c *OpenAI) Do(ctx context.Context, req *Request, resp *Response) {
+	resp.keepText = req.KeepText
 	// Headroom for escapes: prompts are mostly plain text.
 	body, err := c.appendBody(make([]byte, 0, len(req.Prompt)+len(req.Prompt)/8+len(req.Model)+256), req)
 	if err != nil {
@@ -313,6 +314,9 @@ func readStream(ctx context.Context, sr *sseReader, resp *Response) {
 			resp.Last = now
 			resp.TextChunks++
 		}
+		if resp.keepText && c.content != nil {
+			resp.keepLiteral(c.content)
+		}
 		if c.usage {
 			// With vLLM's continuous usage stats every chunk carries usage;
 			// the latest counts.
@@ -366,6 +370,9 @@ func readWhole(ctx context.Context, body io.Reader, resp *Response) {
 	if c.text {
 		resp.TextChunks = 1
 	}
+	if resp.keepText && c.content != nil {
+		resp.keepLiteral(c.content)
+	}
 	prompt, completion = c.promptTokens, c.completionTokens
 	resp.Outcome = OutcomeOK
 }
@@ -409,6 +416,23 @@ func checkOutputTokens(resp *Response, maxTokens int) {
 	resp.warnTokens(fmt.Sprintf("usage completion_tokens %d is more than max_tokens %d allows (%d): not believed, text chunks counted instead",
 		resp.OutputTokens, maxTokens, limit))
 	resp.OutputTokens, resp.TokensSource = resp.TextChunks, TokensFromChunks
+}
+
+// keepLiteral adds the text of a JSON string literal (quotes included,
+// already validated by the scanner) to r.Text.
+func (r *Response) keepLiteral(lit []byte) {
+	if r.TextCut {
+		return
+	}
+	raw := lit[1 : len(lit)-1]
+	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		r.appendText(raw)
+		return
+	}
+	var s string
+	if json.Unmarshal(lit, &s) == nil {
+		r.appendText([]byte(s))
+	}
 }
 
 func (r *Response) warnTokens(msg string) {

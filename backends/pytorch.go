@@ -154,6 +154,7 @@ type torchRequest struct {
 // (see Backend.Do). IgnoreEOS is expressed as min_new_tokens =
 // max_new_tokens, the AIEnergyScore way.
 func (c *PyTorch) Do(ctx context.Context, req *Request, resp *Response) {
+	resp.keepText = req.KeepText
 	tr := torchRequest{Prompt: req.Prompt, MaxNewTokens: req.MaxTokens, MinNewTokens: req.MinTokens,
 		Temperature: req.Temperature, Seed: req.Seed, Stream: req.Stream}
 	if req.IgnoreEOS && req.MaxTokens > 0 {
@@ -296,6 +297,9 @@ func readNDJSON(ctx context.Context, body io.Reader, resp *Response) {
 			}
 			if l.Text != nil && *l.Text != "" {
 				resp.textChunk(now)
+				if resp.keepText {
+					resp.appendText([]byte(*l.Text))
+				}
 			}
 			if l.Usage != nil {
 				if l.Usage.PromptTokens != nil {
@@ -334,6 +338,9 @@ func readTextChunks(ctx context.Context, body io.Reader, resp *Response) {
 		now := time.Now()
 		if n > 0 && len(bytes.TrimSpace(buf[:n])) > 0 {
 			resp.textChunk(now)
+		}
+		if n > 0 && resp.keepText {
+			resp.appendText(buf[:n])
 		}
 		if err != nil {
 			resp.Done = now

@@ -178,6 +178,10 @@ func isDoneEvent(data []byte) bool {
 //   - text: some element of "choices" is an object whose "text" is a
 //     non-empty string, or whose "delta" or "message" is an object with a
 //     non-empty string "content", "reasoning_content" or "reasoning".
+//   - content: the raw JSON string literal (quotes included) of the
+//     answer's text in the payload: the last choice's non-empty "text",
+//     or its "delta" or "message" "content" (reasoning is not the
+//     answer); nil when there is none.
 //   - usage: "usage" is an object. promptTokens and completionTokens are
 //     its "prompt_tokens" and "completion_tokens" when those are plain
 //     non-negative integer literals that fit in int64, else -1.
@@ -188,6 +192,7 @@ func isDoneEvent(data []byte) bool {
 //     older shape without "error", of the top-level "message".
 type chunk struct {
 	text             bool
+	content          []byte
 	usage            bool
 	promptTokens     int64
 	completionTokens int64
@@ -582,6 +587,16 @@ func (s *jsonScanner) nonEmptyString() (nonEmpty, ok bool) {
 	return false, s.skipValue()
 }
 
+// nonEmptyLiteral reads any value and, when it is a non-empty string,
+// returns its literal with the quotes; else nil.
+func (s *jsonScanner) nonEmptyLiteral() (lit []byte, ok bool) {
+	lit, ok = s.stringLiteral()
+	if len(lit) <= 2 {
+		lit = nil
+	}
+	return lit, ok
+}
+
 // stringLiteral reads any value and, when it is a string, returns its
 // literal with the quotes.
 func (s *jsonScanner) stringLiteral() (lit []byte, ok bool) {
@@ -638,7 +653,7 @@ func (s *jsonScanner) topObject(c *chunk) bool {
 		}
 		switch string(key) {
 		case "choices":
-			ok = s.choices(&c.text)
+			ok = s.choices(&c.text, &c.content)
 		case "usage":
 			ok = s.usage(c)
 		case "error":
@@ -666,9 +681,9 @@ func (s *jsonScanner) topObject(c *chunk) bool {
 }
 
 // choices reads the "choices" value; text is whether any choice carries
-// text.
-func (s *jsonScanner) choices(text *bool) bool {
-	*text = false
+// text, content the last answer text found.
+func (s *jsonScanner) choices(text *bool, content *[]byte) bool {
+	*text, *content = false, nil
 	if s.i >= len(s.b) || s.b[s.i] != '[' {
 		return s.skipValue()
 	}
@@ -685,7 +700,7 @@ func (s *jsonScanner) choices(text *bool) bool {
 		}
 		var t bool
 		if s.i < len(s.b) && s.b[s.i] == '{' {
-			ok = s.choice(&t)
+			ok = s.choice(&t, content)
 		} else {
 			ok = s.skipValue()
 		}
@@ -696,8 +711,9 @@ func (s *jsonScanner) choices(text *bool) bool {
 	}
 }
 
-// choice reads one element of "choices" (s.i at '{').
-func (s *jsonScanner) choice(text *bool) bool {
+// choice reads one element of "choices" (s.i at '{'); content becomes
+// its answer text when it has some.
+func (s *jsonScanner) choice(text *bool, content *[]byte) bool {
 	if !s.open() {
 		return false
 	}
@@ -712,11 +728,15 @@ func (s *jsonScanner) choice(text *bool) bool {
 		}
 		switch string(key) {
 		case "delta":
-			ok = s.delta(&delta)
+			ok = s.delta(&delta, content)
 		case "message":
-			ok = s.delta(&message)
+			ok = s.delta(&message, content)
 		case "text":
-			plain, ok = s.nonEmptyString()
+			var lit []byte
+			lit, ok = s.nonEmptyLiteral()
+			if plain = lit != nil; plain {
+				*content = lit
+			}
 		default:
 			ok = s.skipValue()
 		}
@@ -729,8 +749,9 @@ func (s *jsonScanner) choice(text *bool) bool {
 }
 
 // delta reads a choice's "delta" (streaming) or "message" (non-streaming)
-// value; text is whether it carries generated or reasoning text.
-func (s *jsonScanner) delta(text *bool) bool {
+// value; text is whether it carries generated or reasoning text, and
+// content becomes its "content" when that is a non-empty string.
+func (s *jsonScanner) delta(text *bool, content *[]byte) bool {
 	*text = false
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
 		return s.skipValue()
@@ -738,7 +759,7 @@ func (s *jsonScanner) delta(text *bool) bool {
 	if !s.open() {
 		return false
 	}
-	var content, reasoningContent, reasoning bool
+	var hasContent, reasoningContent, reasoning bool
 	for first := true; ; first = false {
 		key, more, ok := s.member(first)
 		if !ok {
@@ -749,7 +770,11 @@ func (s *jsonScanner) delta(text *bool) bool {
 		}
 		switch string(key) {
 		case "content":
-			content, ok = s.nonEmptyString()
+			var lit []byte
+			lit, ok = s.nonEmptyLiteral()
+			if hasContent = lit != nil; hasContent {
+				*content = lit
+			}
 		case "reasoning_content":
 			reasoningContent, ok = s.nonEmptyString()
 		case "reasoning":
@@ -761,7 +786,7 @@ func (s *jsonScanner) delta(text *bool) bool {
 			return false
 		}
 	}
-	*text = content || reasoningContent || reasoning
+	*text = hasContent || reasoningContent || reasoning
 	return true
 }
 
