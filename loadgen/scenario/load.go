@@ -31,6 +31,8 @@ var (
 	// scenarioDatasetFormats are loadgen/dataset's formats (this package
 	// may not import it).
 	scenarioDatasetFormats = []string{"auto", "prompt", "chat", "sharegpt"}
+	scenarioHistories      = []string{HistoryServer, HistoryDataset}
+	scenarioThinkTimes     = []string{ThinkConstant, ThinkExponential}
 )
 
 // Builtins decodes every scenario embedded from configs/scenarios
@@ -171,6 +173,21 @@ func (s *Scenario) Validate() error {
 	}
 	if t := s.Temperature; t != nil && (!(*t >= 0) || math.IsInf(*t, 0)) {
 		add("temperature", "must be 0 (greedy) or more, got %v", *t)
+	}
+	oneOf("history", s.History, scenarioHistories)
+	oneOf("think_time_distribution", s.ThinkTimeDistribution, scenarioThinkTimes)
+	if s.ThinkTime < 0 {
+		add("think_time", "must be 0 (none) or more, got %s", s.ThinkTime)
+	}
+	if !s.MultiTurn {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"history", s.History != ""}, {"think_time", s.ThinkTime != 0}, {"think_time_distribution", s.ThinkTimeDistribution != ""}} {
+			if k.set {
+				add(k.key, "applies to multi-turn conversations only: set multi_turn: true (--multi-turn)")
+			}
+		}
 	}
 	if len(errs) == 0 {
 		return nil
