@@ -40,6 +40,11 @@ type Record struct {
 	TextChunks    int     `json:"text_chunks"`
 	PromptIndex   int     `json:"prompt_index"` // index of the prompt in the dataset
 	MaxTokens     *int    `json:"max_tokens"`   // the max_tokens sent: the prompt's own, else the scenario's; null: none
+	// ConversationID and Turn place a multi-turn run's request: the
+	// conversation's 0-based order of starting in the run, and the turn's
+	// 1-based number in it; null outside multi-turn runs.
+	ConversationID *int64 `json:"conversation_id"`
+	Turn           *int   `json:"turn"`
 
 	// Energy attributed to the request (docs/energy.md, "Per-request
 	// attribution"), joules; null without an energy source.
