@@ -55,37 +55,46 @@ type Report struct {
 // Settings are the run's resolved settings: what the scenario, the POC
 // config and the flags came to.
 type Settings struct {
-	Scenario               string   `json:"scenario"`
-	Endpoint               string   `json:"endpoint"` // without user:password
-	Model                  string   `json:"model"`
-	Backend                string   `json:"backend"`
-	API                    string   `json:"api"`
-	Stream                 bool     `json:"stream"`
-	Dataset                string   `json:"dataset"`
-	DatasetField           string   `json:"dataset_field"`
-	DatasetFormat          string   `json:"dataset_format"` // the rows' shape: prompt, chat or sharegpt
-	DatasetPrompts         int      `json:"dataset_prompts"`
-	DatasetSHA256          string   `json:"dataset_sha256"` // of the prompts sent, in order
-	NumSamples             int      `json:"num_samples"`
-	DurationS              float64  `json:"duration_s"`
-	Rate                   float64  `json:"rate"` // 0: closed loop
-	Arrival                string   `json:"arrival"`
-	Burstiness             float64  `json:"burstiness"`
-	Concurrency            int      `json:"concurrency"`
-	Warmup                 int      `json:"warmup"`
-	MaxTokens              int      `json:"max_tokens"`
-	MinTokens              int      `json:"min_tokens"`
-	IgnoreEOS              bool     `json:"ignore_eos"`
-	Temperature            *float64 `json:"temperature"`
-	Seed                   *int64   `json:"seed"`
-	TimeoutS               float64  `json:"timeout_s"`
-	MaxConsecutiveFailures int      `json:"max_consecutive_failures"`
-	EnergySource           string   `json:"energy_source"`
-	EnergyIntervalS        float64  `json:"energy_interval_s"`
-	IdleBaselineS          float64  `json:"idle_baseline_s"`
-	GPUs                   []string `json:"gpus"` // UUIDs
-	GPUSelection           string   `json:"gpu_selection"`
-	CarbonIntensityGPerKWh *float64 `json:"carbon_intensity_g_per_kwh"`
+	Scenario       string  `json:"scenario"`
+	Endpoint       string  `json:"endpoint"` // without user:password
+	Model          string  `json:"model"`
+	Backend        string  `json:"backend"`
+	API            string  `json:"api"`
+	Stream         bool    `json:"stream"`
+	Dataset        string  `json:"dataset"`
+	DatasetField   string  `json:"dataset_field"`
+	DatasetFormat  string  `json:"dataset_format"` // the rows' shape: prompt, chat or sharegpt
+	DatasetPrompts int     `json:"dataset_prompts"`
+	DatasetSHA256  string  `json:"dataset_sha256"` // of the prompts sent, in order
+	NumSamples     int     `json:"num_samples"`
+	DurationS      float64 `json:"duration_s"`
+	Rate           float64 `json:"rate"` // 0: closed loop
+	Arrival        string  `json:"arrival"`
+	Burstiness     float64 `json:"burstiness"`
+	Concurrency    int     `json:"concurrency"`
+	Warmup         int     `json:"warmup"`
+	// MultiTurn is how conversations were replayed; nil: single requests.
+	MultiTurn              *MultiTurn `json:"multi_turn"`
+	MaxTokens              int        `json:"max_tokens"`
+	MinTokens              int        `json:"min_tokens"`
+	IgnoreEOS              bool       `json:"ignore_eos"`
+	Temperature            *float64   `json:"temperature"`
+	Seed                   *int64     `json:"seed"`
+	TimeoutS               float64    `json:"timeout_s"`
+	MaxConsecutiveFailures int        `json:"max_consecutive_failures"`
+	EnergySource           string     `json:"energy_source"`
+	EnergyIntervalS        float64    `json:"energy_interval_s"`
+	IdleBaselineS          float64    `json:"idle_baseline_s"`
+	GPUs                   []string   `json:"gpus"` // UUIDs
+	GPUSelection           string     `json:"gpu_selection"`
+	CarbonIntensityGPerKWh *float64   `json:"carbon_intensity_g_per_kwh"`
+}
+
+// MultiTurn is a multi-turn run's replay settings.
+type MultiTurn struct {
+	History               string  `json:"history"` // server or dataset
+	ThinkTimeS            float64 `json:"think_time_s"`
+	ThinkTimeDistribution string  `json:"think_time_distribution"` // constant or exponential
 }
 
 // Requests counts the measured requests by outcome.
