@@ -179,9 +179,10 @@ func isDoneEvent(data []byte) bool {
 //     non-empty string, or whose "delta" or "message" is an object with a
 //     non-empty string "content", "reasoning_content" or "reasoning".
 //   - content: the raw JSON string literal (quotes included) of the
-//     answer's text in the payload: the last choice's non-empty "text",
-//     or its "delta" or "message" "content" (reasoning is not the
-//     answer); nil when there is none.
+//     answer's text in the payload, nil when there is none: of the last
+//     element of "choices" that has one, its "delta"'s non-empty string
+//     "content", else its "message"'s, else its own non-empty string
+//     "text" (reasoning is not the answer).
 //   - usage: "usage" is an object. promptTokens and completionTokens are
 //     its "prompt_tokens" and "completion_tokens" when those are plain
 //     non-negative integer literals that fit in int64, else -1.
@@ -698,9 +699,15 @@ func (s *jsonScanner) choices(text *bool, content *[]byte) bool {
 		if !more {
 			return true
 		}
-		var t bool
+		var (
+			t bool
+			c []byte
+		)
 		if s.i < len(s.b) && s.b[s.i] == '{' {
-			ok = s.choice(&t, content)
+			ok = s.choice(&t, &c)
+			if c != nil {
+				*content = c
+			}
 		} else {
 			ok = s.skipValue()
 		}
@@ -711,13 +718,16 @@ func (s *jsonScanner) choices(text *bool, content *[]byte) bool {
 	}
 }
 
-// choice reads one element of "choices" (s.i at '{'); content becomes
-// its answer text when it has some.
+// choice reads one element of "choices" (s.i at '{'); content is its
+// answer text's literal, or nil.
 func (s *jsonScanner) choice(text *bool, content *[]byte) bool {
 	if !s.open() {
 		return false
 	}
-	var delta, message, plain bool
+	var (
+		delta, message, plain             bool
+		deltaText, messageText, plainText []byte
+	)
 	for first := true; ; first = false {
 		key, more, ok := s.member(first)
 		if !ok {
@@ -728,15 +738,12 @@ func (s *jsonScanner) choice(text *bool, content *[]byte) bool {
 		}
 		switch string(key) {
 		case "delta":
-			ok = s.delta(&delta, content)
+			ok = s.delta(&delta, &deltaText)
 		case "message":
-			ok = s.delta(&message, content)
+			ok = s.delta(&message, &messageText)
 		case "text":
-			var lit []byte
-			lit, ok = s.nonEmptyLiteral()
-			if plain = lit != nil; plain {
-				*content = lit
-			}
+			plainText, ok = s.nonEmptyLiteral()
+			plain = plainText != nil
 		default:
 			ok = s.skipValue()
 		}
@@ -745,14 +752,22 @@ func (s *jsonScanner) choice(text *bool, content *[]byte) bool {
 		}
 	}
 	*text = delta || message || plain
+	switch {
+	case deltaText != nil:
+		*content = deltaText
+	case messageText != nil:
+		*content = messageText
+	default:
+		*content = plainText
+	}
 	return true
 }
 
 // delta reads a choice's "delta" (streaming) or "message" (non-streaming)
-// value; text is whether it carries generated or reasoning text, and
-// content becomes its "content" when that is a non-empty string.
+// value; text is whether it carries generated or reasoning text, content
+// its "content"'s literal when that is a non-empty string, else nil.
 func (s *jsonScanner) delta(text *bool, content *[]byte) bool {
-	*text = false
+	*text, *content = false, nil
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
 		return s.skipValue()
 	}
@@ -770,11 +785,8 @@ func (s *jsonScanner) delta(text *bool, content *[]byte) bool {
 		}
 		switch string(key) {
 		case "content":
-			var lit []byte
-			lit, ok = s.nonEmptyLiteral()
-			if hasContent = lit != nil; hasContent {
-				*content = lit
-			}
+			*content, ok = s.nonEmptyLiteral()
+			hasContent = *content != nil
 		case "reasoning_content":
 			reasoningContent, ok = s.nonEmptyString()
 		case "reasoning":

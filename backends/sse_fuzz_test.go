@@ -35,6 +35,7 @@ func FuzzSSE(f *testing.F) {
 		"data: {\"object\":\"error\",\"message\":\"bad \\u0022x\\u0022\",\"code\":400}\n\n",
 		"data: {\"cho\\u0069ces\":[{\"text\":\"\\\\\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"completion_tokens\":9.5}}\n\n",
 		"\xef\xbb\xbfdata: {\"a\":\ndata: [1,2]}\n\ndata: {\"choices\":[{\"message\":{\"reasoning\":\"r\"}}]}",
+		"data: {\"choices\":[{\"text\":\"a\",\"delta\":{\"content\":\"b\\u00e9\",\"content\":\"\"},\"text\":\"\"},{\"message\":{\"content\":\"\\ud800\"}},7]}\n\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -131,7 +132,12 @@ func checkChunk(t *testing.T, data []byte) {
 	}
 	got := refChunk{
 		text: c.text, usage: c.usage, prompt: c.promptTokens, completion: c.completionTokens,
-		isError: c.isError, hasMsg: c.errorMessage != nil, msg: c.message(),
+		isError: c.isError, hasMsg: c.errorMessage != nil, msg: c.message(), hasContent: c.content != nil,
+	}
+	if c.content != nil {
+		var resp Response
+		resp.keepLiteral(c.content)
+		got.content = string(resp.Text)
 	}
 	if got != want {
 		t.Fatalf("scanChunk(%q) = %+v, encoding/json says %+v", data, got, want)
@@ -143,6 +149,8 @@ type refChunk struct {
 	prompt, completion int64
 	isError, hasMsg    bool
 	msg                string
+	hasContent         bool
+	content            string
 }
 
 // referenceChunk computes chunk's documented meaning with encoding/json.
@@ -166,6 +174,9 @@ func referenceChunk(data []byte) (refChunk, bool) {
 	if choices, ok := top["choices"].([]any); ok {
 		for _, ch := range choices {
 			r.text = r.text || refChoiceText(ch)
+			if s, ok := refChoiceContent(ch); ok {
+				r.hasContent, r.content = true, s
+			}
 		}
 	}
 	if u, ok := top["usage"].(map[string]any); ok {
@@ -213,6 +224,24 @@ func refChoiceText(ch any) bool {
 		}
 	}
 	return false
+}
+
+// refChoiceContent is a choice's answer text: its delta's non-empty
+// content, else its message's, else its non-empty text.
+func refChoiceContent(ch any) (string, bool) {
+	choice, ok := ch.(map[string]any)
+	if !ok {
+		return "", false
+	}
+	for _, key := range []string{"delta", "message"} {
+		if d, ok := choice[key].(map[string]any); ok {
+			if s, ok := d["content"].(string); ok && s != "" {
+				return s, true
+			}
+		}
+	}
+	s, ok := choice["text"].(string)
+	return s, ok && s != ""
 }
 
 func refCount(v any) int64 {
