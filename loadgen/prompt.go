@@ -16,6 +16,23 @@ type Prompt struct {
 	// MaxTokens is the prompt's own output length; 0: the scenario's
 	// max_tokens.
 	MaxTokens int
+	// Turns, for a conversation, are its user turns in order, which a
+	// multi-turn run sends one after the other with the history so far;
+	// the first is what Text, Messages and MaxTokens send alone. Empty:
+	// a multi-turn run sends the prompt as a conversation of one turn.
+	Turns []Turn
+}
+
+// Turn is one user turn of a conversation.
+type Turn struct {
+	// Messages are the turn's own messages: those after the previous
+	// turn's user message, up to and including this turn's. Assistant
+	// messages among them are the answers the dataset recorded for the
+	// previous turn.
+	Messages []backends.Message
+	// MaxTokens is the turn's own output length; 0: the scenario's
+	// max_tokens.
+	MaxTokens int
 }
 
 // TextPrompts makes prompts that carry only text.

@@ -40,6 +40,11 @@ type Record struct {
 	TextChunks    int     `json:"text_chunks"`
 	PromptIndex   int     `json:"prompt_index"` // index of the prompt in the dataset
 	MaxTokens     *int    `json:"max_tokens"`   // the max_tokens sent: the prompt's own, else the scenario's; null: none
+	// ConversationID and Turn place a multi-turn run's request: the
+	// conversation's 0-based order of starting in the run, and the turn's
+	// 1-based number in it; null outside multi-turn runs.
+	ConversationID *int64 `json:"conversation_id"`
+	Turn           *int   `json:"turn"`
 
 	// FinishReason is why the server says generation ended, as it said
 	// it ("stop": the model's end of sequence or a stop string;

@@ -154,6 +154,10 @@ type Runner struct {
 	// time, until the collector has handed its record to the attributor.
 	inflightMu sync.Mutex
 	inflight   map[int64]time.Time
+
+	// turns numbers a multi-turn run's requests (Record.Seq), across its
+	// conversations.
+	turns atomic.Int64
 }
 
 // NewRunner checks cfg and returns a runner for it.
@@ -297,7 +301,7 @@ func (r *Runner) warmup(n int) {
 				if i >= int64(n) {
 					return
 				}
-				resp := r.send(int(i % int64(len(r.cfg.Prompts))))
+				resp := r.send(&r.cfg.Prompts[i%int64(len(r.cfg.Prompts))], false)
 				r.respPool.Put(resp)
 			}
 		}()
@@ -330,6 +334,10 @@ func (r *Runner) closedLoop(inflight *sync.WaitGroup) {
 				seq := next.Add(1) - 1
 				if limit > 0 && seq >= limit {
 					return
+				}
+				if r.cfg.Scenario.MultiTurn {
+					r.conversation(seq, time.Time{}) // seq numbers conversations
+					continue
 				}
 				r.measure(seq, time.Time{})
 			}
@@ -398,7 +406,12 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 		inflight.Add(1)
 		go func(seq int64) {
 			defer inflight.Done()
-			r.measure(seq, at)
+			if sc.MultiTurn {
+				// seq numbers conversations, each holding its slot to its end.
+				r.conversation(seq, at)
+			} else {
+				r.measure(seq, at)
+			}
 			if slots != nil {
 				<-slots
 			}
@@ -410,6 +423,15 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 // record to the collector. A zero sched means closed loop: the request is
 // due when it is sent, so t_sched = t_send and its schedule lag is 0.
 func (r *Runner) measure(seq int64, sched time.Time) {
+	idx := int(seq % int64(len(r.cfg.Prompts)))
+	r.measurePrompt(seq, sched, idx, &r.cfg.Prompts[idx], nil)
+}
+
+// measurePrompt is measure for prompt p, the dataset's prompt idx or,
+// when turn is not nil, the request of a conversation's turn. It reports
+// whether the request succeeded, when it ended, and the answer's text
+// when the turn asked for it.
+func (r *Runner) measurePrompt(seq int64, sched time.Time, idx int, p *Prompt, turn *turnRef) (ok bool, done time.Time, answer string) {
 	r.Progress.Sent.Add(1)
 	r.Progress.InFlight.Add(1)
 	if r.cfg.Attributor != nil {
@@ -421,24 +443,32 @@ func (r *Runner) measure(seq int64, sched time.Time) {
 		r.inflight[seq] = due
 		r.inflightMu.Unlock()
 	}
-	idx := int(seq % int64(len(r.cfg.Prompts)))
-	resp := r.send(idx)
+	keepText := turn != nil && turn.keepText
+	resp := r.send(p, keepText)
 	r.Progress.InFlight.Add(-1)
 	if sched.IsZero() {
 		sched = resp.Send
 	}
 	rec := newRecord(sched, resp)
 	if r.cfg.Scenario.SaveText {
-		r.saveText(&rec, &r.cfg.Prompts[idx], resp)
+		r.saveText(&rec, p, resp)
+	}
+	if keepText {
+		answer = string(resp.Text)
 	}
 	r.respPool.Put(resp)
 	rec.Seq = seq
 	rec.PromptIndex = idx
-	if maxTokens, _ := requestTokens(r.cfg.Scenario, &r.cfg.Prompts[idx]); maxTokens > 0 {
+	if maxTokens, _ := requestTokens(r.cfg.Scenario, p); maxTokens > 0 {
 		rec.MaxTokens = &maxTokens
 	}
+	if turn != nil {
+		rec.ConversationID, rec.Turn = ptr(turn.conversation), ptr(turn.turn)
+	}
 	r.watchFailures(&rec)
+	ok, done = rec.OK(), rec.done
 	r.records <- rec
+	return ok, done, answer
 }
 
 // saveText puts the prompt sent and the answer into rec (save_text).
@@ -468,11 +498,11 @@ func (r *Runner) watchFailures(rec *Record) {
 	}
 }
 
-// send performs one request with the prompt at idx and returns the
-// measured response (from the pool; the caller puts it back).
-func (r *Runner) send(idx int) *backends.Response {
+// send performs one request with prompt p, keeping the answer's text
+// when keepText, and returns the measured response (from the pool; the
+// caller puts it back).
+func (r *Runner) send(p *Prompt, keepText bool) *backends.Response {
 	sc := r.cfg.Scenario
-	p := &r.cfg.Prompts[idx]
 	maxTokens, minTokens := requestTokens(sc, p)
 	req := backends.Request{
 		Model:       r.cfg.Model,
@@ -484,7 +514,7 @@ func (r *Runner) send(idx int) *backends.Response {
 		Temperature: sc.Temperature,
 		Seed:        sc.Seed,
 		Stream:      sc.Stream == nil || *sc.Stream,
-		KeepText:    sc.SaveText,
+		KeepText:    keepText || sc.SaveText,
 	}
 	ctx, cancel := r.abortCtx, context.CancelFunc(func() {})
 	if sc.Timeout > 0 {

@@ -93,6 +93,15 @@ type Settings struct {
 	// SaveText says whether the records hold prompts and answers
 	// (--save-text); report.json never does.
 	SaveText bool `json:"save_text"`
+	// MultiTurn is how conversations were replayed; nil: single requests.
+	MultiTurn *MultiTurn `json:"multi_turn"`
+}
+
+// MultiTurn is a multi-turn run's replay settings.
+type MultiTurn struct {
+	History               string  `json:"history"` // server or dataset
+	ThinkTimeS            float64 `json:"think_time_s"`
+	ThinkTimeDistribution string  `json:"think_time_distribution"` // constant or exponential
 }
 
 // Requests counts the measured requests by outcome.

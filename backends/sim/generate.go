@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -380,13 +381,22 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, a api) {
 	}
 }
 
+// ttft is the time from admission to a request's first token: TTFT plus
+// the prompt's prefill, PrefillPerToken per prompt token (saturating far
+// beyond any real wait).
+func (s *Server) ttft(promptTokens int) time.Duration {
+	prefill := float64(s.cfg.PrefillPerToken) * float64(promptTokens)
+	return s.cfg.TTFT + time.Duration(min(prefill, float64(math.MaxInt64/2)))
+}
+
 // generate runs an admitted request's schedule: the first token TTFT after
-// admission, each next one an ITL later, on absolute deadlines. It reports
-// whether the request finished (as opposed to being aborted).
+// admission (plus the prompt's prefill), each next one an ITL later, on
+// absolute deadlines. It reports whether the request finished (as opposed
+// to being aborted).
 func (s *Server) generate(ctx context.Context, p *plan, out output, arrival, admitted time.Time) bool {
 	clk := newClock()
 	defer clk.stop()
-	deadline := admitted.Add(p.jitter(s.cfg.TTFT, s.cfg.Jitter))
+	deadline := admitted.Add(p.jitter(s.ttft(p.promptTokens), s.cfg.Jitter))
 	var prev time.Time
 	for k := 1; k <= p.outputTokens; k++ {
 		if k > 1 {

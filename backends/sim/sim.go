@@ -60,7 +60,8 @@ const OwnedBy = "tokenwatt-sim"
 // picks at most one fault, so their sum must not exceed 1.
 type Config struct {
 	Model            string        // served model id; "" means "tokenwatt-sim"
-	TTFT             time.Duration // time from admission (a free sequence slot) to the first token
+	TTFT             time.Duration // time from admission (a free sequence slot) to the first token, plus PrefillPerToken × prompt tokens
+	PrefillPerToken  time.Duration // prefill time per prompt token, added to TTFT: longer prompts (e.g. a conversation's history) take longer to the first token
 	ITL              time.Duration // gap between consecutive tokens with one running sequence
 	Jitter           time.Duration // each TTFT and ITL gets uniform noise in [-Jitter, +Jitter], clamped at 0
 	MaxNumSeqs       int           // sequences decoded at once (vLLM --max-num-seqs); more wait in a FIFO queue; 0 means 256
@@ -124,7 +125,7 @@ func (c Config) validate() error {
 	durations := []struct {
 		name string
 		v    time.Duration
-	}{{"TTFT", c.TTFT}, {"ITL", c.ITL}, {"Jitter", c.Jitter}}
+	}{{"TTFT", c.TTFT}, {"PrefillPerToken", c.PrefillPerToken}, {"ITL", c.ITL}, {"Jitter", c.Jitter}}
 	for _, d := range durations {
 		if d.v < 0 {
 			return fmt.Errorf("simulator config: %s must not be negative, got %v", d.name, d.v)

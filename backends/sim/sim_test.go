@@ -398,6 +398,7 @@ func TestConfigValidation(t *testing.T) {
 		field string
 	}{
 		{"negative TTFT", func(c *Config) { c.TTFT = -time.Millisecond }, "TTFT"},
+		{"negative PrefillPerToken", func(c *Config) { c.PrefillPerToken = -1 }, "PrefillPerToken"},
 		{"negative ITL", func(c *Config) { c.ITL = -1 }, "ITL"},
 		{"negative Jitter", func(c *Config) { c.Jitter = -1 }, "Jitter"},
 		{"negative MaxNumSeqs", func(c *Config) { c.MaxNumSeqs = -1 }, "MaxNumSeqs"},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,6 +127,54 @@ func TestTokensNeverEarly(t *testing.T) {
 	for k, a := range at {
 		if got, due := a.Sub(res.send), ttft+time.Duration(k)*itl; got < due {
 			t.Errorf("token %d at %v, before its deadline %v", k+1, got, due)
+		}
+	}
+}
+
+// TestPrefillAddsToTTFT: PrefillPerToken adds its time per prompt token
+// (as usage reports them) to TTFT, so a longer prompt, chat history or
+// completion text, comes to its first token later, never before
+// TTFT + PrefillPerToken × prompt_tokens. Lateness is not bounded here.
+func TestPrefillAddsToTTFT(t *testing.T) {
+	const ttft, perToken = 2 * time.Millisecond, time.Millisecond
+	srv := startSim(t, Config{TTFT: ttft, PrefillPerToken: perToken})
+	client := warmClient(t, srv.URL)
+	history := []map[string]any{{"role": "user", "content": "Hi"}}
+	for range 3 {
+		history = append(history, map[string]any{"role": "assistant", "content": strings.Repeat("a watt is a joule per second ", 4)},
+			map[string]any{"role": "user", "content": "And then?"})
+	}
+	stream := map[string]any{"stream": true, "stream_options": map[string]any{"include_usage": true}, "max_tokens": 2, "ignore_eos": true}
+	for _, tc := range []struct {
+		name, path string
+		body       map[string]any
+		minTokens  int
+	}{
+		{"chat, one message", "/v1/chat/completions", chatBody(map[string]any{"messages": history[:1]}), 1},
+		{"chat, history", "/v1/chat/completions", chatBody(map[string]any{"messages": history}), 20},
+		{"completions", "/v1/completions", completionBody(map[string]any{"prompt": strings.Repeat("word ", 200)}), 20},
+	} {
+		for k, v := range stream {
+			tc.body[k] = v
+		}
+		res := postStream(t.Context(), t, client, srv.URL+tc.path, tc.body)
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		at := textTimes(t, res.events)
+		prompt := -1
+		for _, e := range res.events {
+			if e.data != "[DONE]" {
+				if c := decodeChunk(t, e.data); c.Usage != nil {
+					prompt = c.Usage.PromptTokens
+				}
+			}
+		}
+		if len(at) != 2 || prompt < tc.minTokens {
+			t.Fatalf("%s: %d text chunks, prompt_tokens %d; want 2 and at least %d", tc.name, len(at), prompt, tc.minTokens)
+		}
+		if got, due := at[0].Sub(res.send), ttft+time.Duration(prompt)*perToken; got < due {
+			t.Errorf("%s: first token after %v, before TTFT + %d prompt tokens × %v = %v", tc.name, got, prompt, perToken, due)
 		}
 	}
 }

@@ -43,6 +43,11 @@ type runCmd struct {
 	Burstiness  *float64       `help:"Gamma arrivals' shape: 1 is poisson, <1 burstier, >1 steadier."`
 	Warmup      *int           `help:"Requests sent first and left out of every result."`
 
+	MultiTurn             *bool          `name:"multi-turn" negatable:"" help:"Replay each conversation of a chat or ShareGPT dataset turn by turn, each turn with the history so far; -c and --rate then count conversations, --num-samples turns."`
+	History               *string        `enum:"server,dataset," default:"" help:"Multi-turn history: server (the server's own earlier answers, the default) or dataset (the answers the dataset recorded)."`
+	ThinkTime             *time.Duration `name:"think-time" help:"Multi-turn: pause between a turn's end and the next turn (its mean with --think-time-distribution exponential)."`
+	ThinkTimeDistribution *string        `name:"think-time-distribution" enum:"constant,exponential," default:"" help:"Multi-turn think time: constant (the default) or exponential."`
+
 	MaxTokens   *int     `help:"max_tokens per request."`
 	MinTokens   *int     `help:"min_tokens per request (vLLM)."`
 	IgnoreEOS   *bool    `name:"ignore-eos" help:"Generate exactly max_tokens (vLLM ignore_eos)."`
@@ -411,6 +416,10 @@ func (c *runCmd) applyFlags(sc *scenario.Scenario) {
 	set(&sc.Arrival, nonEmpty(c.Arrival))
 	set(&sc.Burstiness, c.Burstiness)
 	set(&sc.Warmup, c.Warmup)
+	set(&sc.MultiTurn, c.MultiTurn)
+	set(&sc.History, nonEmpty(c.History))
+	set(&sc.ThinkTime, c.ThinkTime)
+	set(&sc.ThinkTimeDistribution, nonEmpty(c.ThinkTimeDistribution))
 	set(&sc.MaxTokens, c.MaxTokens)
 	set(&sc.MinTokens, c.MinTokens)
 	set(&sc.IgnoreEOS, c.IgnoreEOS)
@@ -505,6 +514,12 @@ func benchmarkName(base, sc *scenario.Scenario) string {
 	if sc.Rate > 0 {
 		add("arrival", cmp.Or(base.Arrival, scenario.ArrivalConstant), cmp.Or(sc.Arrival, scenario.ArrivalConstant))
 		add("burstiness", base.Burstiness, sc.Burstiness)
+	}
+	add("multi_turn", base.MultiTurn, sc.MultiTurn)
+	if sc.MultiTurn {
+		add("history", cmp.Or(base.History, scenario.HistoryServer), cmp.Or(sc.History, scenario.HistoryServer))
+		add("think_time", base.ThinkTime, sc.ThinkTime)
+		add("think_time_distribution", cmp.Or(base.ThinkTimeDistribution, scenario.ThinkConstant), cmp.Or(sc.ThinkTimeDistribution, scenario.ThinkConstant))
 	}
 	add("max_tokens", base.MaxTokens, sc.MaxTokens)
 	add("min_tokens", base.MinTokens, sc.MinTokens)

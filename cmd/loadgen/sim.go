@@ -13,6 +13,7 @@ import (
 // TOKENWATT_SIM_* variables.
 type simFlags struct {
 	TTFT       time.Duration `env:"TOKENWATT_SIM_TTFT" name:"ttft" default:"20ms" help:"Simulated time to first token."`
+	Prefill    time.Duration `env:"TOKENWATT_SIM_PREFILL_PER_TOKEN" name:"prefill-per-token" default:"0s" help:"Simulated prefill time per prompt token, added to the TTFT (e.g. 50us: longer prompts and conversation histories wait longer for their first token)."`
 	ITL        time.Duration `env:"TOKENWATT_SIM_ITL" name:"itl" default:"2ms" help:"Simulated gap between tokens."`
 	Jitter     time.Duration `env:"TOKENWATT_SIM_JITTER" default:"0s" help:"Uniform noise added to each TTFT and ITL, in [-jitter, +jitter]."`
 	MaxNumSeqs int           `env:"TOKENWATT_SIM_MAX_NUM_SEQS" default:"256" help:"Sequences decoded at once; more requests queue (vLLM --max-num-seqs)."`
@@ -34,6 +35,7 @@ func (f *simFlags) config(model string) (sim.Config, error) {
 	cfg := sim.DefaultConfig()
 	cfg.Model = model
 	cfg.TTFT = f.TTFT
+	cfg.PrefillPerToken = f.Prefill
 	cfg.ITL = f.ITL
 	cfg.Jitter = f.Jitter
 	cfg.MaxNumSeqs = f.MaxNumSeqs

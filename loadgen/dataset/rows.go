@@ -103,6 +103,57 @@ type Prompt struct {
 	lengthFrom lengthSource
 }
 
+// Turn is one user turn of a conversation, as multi-turn replay sends
+// it.
+type Turn struct {
+	// Messages are the turn's own messages: those after the previous
+	// turn's user message, up to and including this turn's (the first
+	// turn: from the start). Assistant messages among them are the
+	// recorded answers to the previous turn.
+	Messages []Message
+	// MaxTokens is the turn's output length: the row's own output_len,
+	// max_tokens or output_tokens field, for every turn, else the first
+	// answer recorded after the turn, estimated with EstimateTokens. 0:
+	// none; the scenario's max_tokens applies.
+	MaxTokens int
+}
+
+// Turns splits a conversation row into its user turns, in order; nil for
+// a prompt row. The first turn is what a single-turn request sends
+// (Messages, MaxTokens); answers recorded after the last user turn only
+// set its output length.
+func (p *Prompt) Turns() []Turn {
+	var turns []Turn
+	start := 0
+	for i, m := range p.Conversation {
+		if m.Role != RoleUser {
+			continue
+		}
+		turns = append(turns, Turn{Messages: p.Conversation[start : i+1 : i+1]})
+		start = i + 1
+	}
+	for k := range turns {
+		t := &turns[k]
+		if p.lengthFrom == lengthRow {
+			t.MaxTokens = p.MaxTokens
+			continue
+		}
+		// The recorded answers to turn k are the next turn's first
+		// messages, or the conversation's last.
+		answers := p.Conversation[start:]
+		if k+1 < len(turns) {
+			answers = turns[k+1].Messages
+		}
+		for _, m := range answers {
+			if m.Role == RoleAssistant {
+				t.MaxTokens = EstimateTokens(m.Content)
+				break
+			}
+		}
+	}
+	return turns
+}
+
 // lengthSource is where a prompt's MaxTokens came from.
 type lengthSource uint8
 

@@ -202,7 +202,9 @@ func (r *Run) loadPrompts(ctx context.Context) ([]loadgen.Prompt, error) {
 		Logger: r.log,
 	})
 	var unavailable *dataset.UnavailableError
-	if errors.As(err, &unavailable) && r.simulated() && sc.SimFallbackMeanTokens > 0 {
+	// Synthetic prompts are no conversations: a multi-turn run has no
+	// fallback.
+	if errors.As(err, &unavailable) && r.simulated() && sc.SimFallbackMeanTokens > 0 && !sc.MultiTurn {
 		n := limit
 		if n == 0 {
 			n = 1000
@@ -217,6 +219,10 @@ func (r *Run) loadPrompts(ctx context.Context) ([]loadgen.Prompt, error) {
 	}
 	r.datasetFormat = string(set.Format)
 	r.log.Info(describeDataset(sc, set))
+	if sc.MultiTurn && set.Format != dataset.FormatChat && set.Format != dataset.FormatShareGPT {
+		return nil, inputErrf("multi_turn replays conversations, but dataset %s has %s rows: give a chat (messages) or ShareGPT (conversations) dataset",
+			sc.Dataset, set.Format)
+	}
 	if set.Format == dataset.FormatChat || set.Format == dataset.FormatShareGPT {
 		what := "the completions API"
 		switch {
@@ -231,7 +237,7 @@ func (r *Run) loadPrompts(ctx context.Context) ([]loadgen.Prompt, error) {
 				sc.Dataset, what))
 		}
 	}
-	return enginePrompts(set.Prompts), nil
+	return enginePrompts(set.Prompts, sc.MultiTurn), nil
 }
 
 // describeDataset says what a dataset holds: how many prompts, of which
@@ -269,18 +275,30 @@ func describeDataset(sc *scenario.Scenario, set *dataset.Set) string {
 	return s + "; max_tokens per prompt: " + strings.Join(parts, ", ")
 }
 
-// enginePrompts turns the dataset's prompts into the runner's.
-func enginePrompts(prompts []dataset.Prompt) []loadgen.Prompt {
+// enginePrompts turns the dataset's prompts into the runner's, with
+// their conversations' turns for a multi-turn run.
+func enginePrompts(prompts []dataset.Prompt, multiTurn bool) []loadgen.Prompt {
 	out := make([]loadgen.Prompt, len(prompts))
 	for i := range prompts {
 		p := &prompts[i]
-		out[i] = loadgen.Prompt{Text: p.Text, MaxTokens: p.MaxTokens}
-		if len(p.Messages) > 0 {
-			out[i].Messages = make([]backends.Message, len(p.Messages))
-			for j, m := range p.Messages {
-				out[i].Messages[j] = backends.Message(m)
-			}
+		out[i] = loadgen.Prompt{Text: p.Text, MaxTokens: p.MaxTokens, Messages: engineMessages(p.Messages)}
+		if !multiTurn {
+			continue
 		}
+		for _, t := range p.Turns() {
+			out[i].Turns = append(out[i].Turns, loadgen.Turn{Messages: engineMessages(t.Messages), MaxTokens: t.MaxTokens})
+		}
+	}
+	return out
+}
+
+func engineMessages(msgs []dataset.Message) []backends.Message {
+	if len(msgs) == 0 {
+		return nil
+	}
+	out := make([]backends.Message, len(msgs))
+	for i, m := range msgs {
+		out[i] = backends.Message(m)
 	}
 	return out
 }
@@ -309,6 +327,13 @@ func describeSchedule(sc *scenario.Scenario) string {
 	}
 	if sc.Warmup > 0 {
 		s += fmt.Sprintf(", %d warm-up", sc.Warmup)
+	}
+	if sc.MultiTurn {
+		s += fmt.Sprintf("; multi-turn: concurrency and rate count conversations, requests count turns; history %s",
+			cmp.Or(sc.History, scenario.HistoryServer))
+		if sc.ThinkTime > 0 {
+			s += fmt.Sprintf(", think time %v (%s)", sc.ThinkTime, cmp.Or(sc.ThinkTimeDistribution, scenario.ThinkConstant))
+		}
 	}
 	return s
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/energy"
 	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 	"github.com/tokenwatt/tokenwatt/report"
 )
 
@@ -32,6 +34,8 @@ func checkRunID(id string) error {
 // text, or its messages (each role, 0x1F, content, 0x1E), then its own
 // max_tokens (0x1D and the number) when it has one, then a NUL; a
 // dataset of plain prompts hashes as the texts, each followed by a NUL.
+// In a multi-turn run a conversation's later turns follow its first,
+// each 0x1C, its messages and its own max_tokens as above.
 func promptsHash(prompts []loadgen.Prompt) string {
 	h := sha256.New()
 	for i := range prompts {
@@ -39,19 +43,40 @@ func promptsHash(prompts []loadgen.Prompt) string {
 		if len(p.Messages) == 0 {
 			h.Write([]byte(p.Text))
 		}
-		for _, m := range p.Messages {
-			h.Write([]byte(m.Role))
-			h.Write([]byte{0x1f})
-			h.Write([]byte(m.Content))
-			h.Write([]byte{0x1e})
-		}
-		if p.MaxTokens > 0 {
-			h.Write([]byte{0x1d})
-			h.Write(strconv.AppendInt(nil, int64(p.MaxTokens), 10))
+		hashMessages(h, p.Messages, p.MaxTokens)
+		for _, t := range p.Turns[min(1, len(p.Turns)):] {
+			h.Write([]byte{0x1c})
+			hashMessages(h, t.Messages, t.MaxTokens)
 		}
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+func hashMessages(h hash.Hash, msgs []backends.Message, maxTokens int) {
+	for _, m := range msgs {
+		h.Write([]byte(m.Role))
+		h.Write([]byte{0x1f})
+		h.Write([]byte(m.Content))
+		h.Write([]byte{0x1e})
+	}
+	if maxTokens > 0 {
+		h.Write([]byte{0x1d})
+		h.Write(strconv.AppendInt(nil, int64(maxTokens), 10))
+	}
+}
+
+// multiTurn is report.json's account of a multi-turn run's replay; nil
+// for other runs.
+func multiTurn(sc *scenario.Scenario) *report.MultiTurn {
+	if !sc.MultiTurn {
+		return nil
+	}
+	return &report.MultiTurn{
+		History:               cmp.Or(sc.History, scenario.HistoryServer),
+		ThinkTimeS:            sc.ThinkTime.Seconds(),
+		ThinkTimeDistribution: cmp.Or(sc.ThinkTimeDistribution, scenario.ThinkConstant),
+	}
 }
 
 // report is the run's report.json.
@@ -81,7 +106,7 @@ func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *r
 		NumSamples: sc.NumSamples, DurationS: sc.Duration.Seconds(), Rate: sc.Rate, Arrival: arrivalOf(sc),
 		Burstiness: sc.Burstiness, Concurrency: sc.Concurrency, Warmup: sc.Warmup,
 		MaxTokens: sc.MaxTokens, MinTokens: sc.MinTokens, IgnoreEOS: sc.IgnoreEOS, Temperature: sc.Temperature, Seed: sc.Seed,
-		ExtraBody: sc.ExtraBody, SaveText: sc.SaveText,
+		ExtraBody: sc.ExtraBody, SaveText: sc.SaveText, MultiTurn: multiTurn(sc),
 		TimeoutS: sc.Timeout.Seconds(), MaxConsecutiveFailures: sc.MaxConsecutiveFailures,
 		EnergySource: row.EnergySource, GPUs: r.gpuUUIDs, GPUSelection: r.selection.How,
 		CarbonIntensityGPerKWh: row.CarbonIntensityGPerKWh,

@@ -32,6 +32,8 @@ var (
 	// scenarioDatasetFormats are loadgen/dataset's formats (this package
 	// may not import it).
 	scenarioDatasetFormats = []string{"auto", "prompt", "chat", "sharegpt"}
+	scenarioHistories      = []string{HistoryServer, HistoryDataset}
+	scenarioThinkTimes     = []string{ThinkConstant, ThinkExponential}
 )
 
 // Builtins decodes every scenario embedded from configs/scenarios
@@ -176,6 +178,21 @@ func (s *Scenario) Validate() error {
 	if len(s.ExtraBody) > 0 {
 		if _, err := json.Marshal(s.ExtraBody); err != nil {
 			add("extra_body", "cannot be sent as JSON (%s): use string keys, and numbers that are finite", strings.TrimPrefix(err.Error(), "json: "))
+		}
+	}
+	oneOf("history", s.History, scenarioHistories)
+	oneOf("think_time_distribution", s.ThinkTimeDistribution, scenarioThinkTimes)
+	if s.ThinkTime < 0 {
+		add("think_time", "must be 0 (none) or more, got %s", s.ThinkTime)
+	}
+	if !s.MultiTurn {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"history", s.History != ""}, {"think_time", s.ThinkTime != 0}, {"think_time_distribution", s.ThinkTimeDistribution != ""}} {
+			if k.set {
+				add(k.key, "applies to multi-turn conversations only: set multi_turn: true (--multi-turn)")
+			}
 		}
 	}
 	if len(errs) == 0 {

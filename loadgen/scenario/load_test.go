@@ -343,6 +343,18 @@ func TestValidate(t *testing.T) {
 		{"min without max", func(s *Scenario) { s.MaxTokens, s.MinTokens = 0, 50 }, ""},
 		{"ignore_eos without max", func(s *Scenario) { s.MaxTokens, s.MinTokens, s.IgnoreEOS = 0, 0, true }, "ignore_eos: needs max_tokens > 0"},
 		{"negative temperature", func(s *Scenario) { s.Temperature = &neg }, "temperature: must be 0 (greedy) or more"},
+		{"multi-turn", func(s *Scenario) {
+			s.MultiTurn, s.History, s.ThinkTime, s.ThinkTimeDistribution = true, "dataset", time.Second, "exponential"
+		}, ""},
+		{"unknown history", func(s *Scenario) { s.MultiTurn, s.History = true, "client" },
+			`history: "client" is not supported (allowed: server, dataset)`},
+		{"unknown think-time distribution", func(s *Scenario) { s.MultiTurn, s.ThinkTimeDistribution = true, "normal" },
+			`think_time_distribution: "normal" is not supported (allowed: constant, exponential)`},
+		{"negative think time", func(s *Scenario) { s.MultiTurn, s.ThinkTime = true, -time.Second }, "think_time: must be 0 (none) or more, got -1s"},
+		{"history without multi_turn", func(s *Scenario) { s.History = "server" },
+			"history: applies to multi-turn conversations only: set multi_turn: true (--multi-turn)"},
+		{"think time without multi_turn", func(s *Scenario) { s.ThinkTime = time.Second },
+			"think_time: applies to multi-turn conversations only"},
 		{"several problems", func(s *Scenario) { s.API, s.NumSamples = "x", -1 },
 			`api: "x" is not supported (allowed: chat, completions); num_samples: must be 0 or more, got -1`},
 	}

@@ -40,6 +40,21 @@ type Scenario struct {
 	Burstiness  float64       `yaml:"burstiness"` // gamma shape; 1 = poisson
 	Warmup      int           `yaml:"warmup"`     // requests sent first and excluded from results
 
+	// Multi-turn conversation replay (docs/definitions.md, "Multi-turn
+	// conversations"): each conversation's user turns are sent in order,
+	// each with the history so far. Concurrency and Rate then count
+	// conversations (in progress; started per second), NumSamples and
+	// Warmup requests (turns).
+	MultiTurn bool `yaml:"multi_turn"`
+	// History is what earlier turns' answers are: server (empty: the
+	// server's own answers) or dataset (the answers the dataset recorded).
+	History string `yaml:"history"`
+	// ThinkTime is the pause between a turn's end and the next turn's
+	// intended send time: exactly this long (constant, the default), or
+	// drawn from ThinkTimeDistribution with this mean.
+	ThinkTime             time.Duration `yaml:"think_time"`
+	ThinkTimeDistribution string        `yaml:"think_time_distribution"` // constant | exponential
+
 	// Request shape.
 	MaxTokens   int      `yaml:"max_tokens"`
 	MinTokens   int      `yaml:"min_tokens"`
@@ -84,6 +99,18 @@ const (
 	// request every 11.6 days. Slower, the schedule's offsets leave the
 	// range of a duration (292 years) soon after the first request.
 	MinRate = 1e-6
+)
+
+// History sources (Scenario.History, --history).
+const (
+	HistoryServer  = "server"
+	HistoryDataset = "dataset"
+)
+
+// Think-time distributions (Scenario.ThinkTimeDistribution).
+const (
+	ThinkConstant    = "constant"
+	ThinkExponential = "exponential"
 )
 
 // Arrival process names (Scenario.Arrival, --arrival).
