@@ -40,6 +40,9 @@ type Record struct {
 	TextChunks    int     `json:"text_chunks"`
 	PromptIndex   int     `json:"prompt_index"` // index of the prompt in the dataset
 	MaxTokens     *int    `json:"max_tokens"`   // the max_tokens sent: the prompt's own, else the scenario's; null: none
+	// Stage is the index (0-based) of the stage that sent the request, in
+	// a run with stages or a ramp; null otherwise.
+	Stage *int `json:"stage"`
 
 	// Energy attributed to the request (docs/energy.md, "Per-request
 	// attribution"), joules; null without an energy source.

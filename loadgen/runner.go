@@ -88,6 +88,9 @@ type Result struct {
 	// Open-loop pacing over the whole run: sends the pacer released, and
 	// of them those that waited for an in-flight slot (the cap was full).
 	Paced, CapWaits int64
+	// Stages are the spans of the stages that started (a run with stages
+	// or a ramp), in order.
+	Stages []StageSpan
 }
 
 // ErrTooManyFailures is returned (wrapped) when max_consecutive_failures
@@ -135,6 +138,8 @@ type Runner struct {
 	abort    context.CancelFunc
 
 	schedule Schedule // open loop only
+	stages   *stager  // stages or a ramp only
+	began    atomic.Pointer[time.Time]
 	respPool sync.Pool
 	records  chan Record
 
@@ -166,11 +171,14 @@ func NewRunner(cfg RunConfig) (*Runner, error) {
 		cfg.Grace = DefaultGrace
 	}
 	r := &Runner{cfg: cfg, records: make(chan Record, 4096), inflight: map[int64]time.Time{}}
+	var err error
 	if sc.Rate > 0 {
-		var err error
 		if r.schedule, err = NewSchedule(sc.Arrival, sc.Rate, sc.Burstiness, seedOf(sc)); err != nil {
 			return nil, err
 		}
+	}
+	if r.stages, err = newStager(sc); err != nil {
+		return nil, err
 	}
 	r.stopCtx, r.stopSched = context.WithCancel(context.Background())
 	r.abortCtx, r.abort = context.WithCancel(context.Background())
@@ -217,14 +225,18 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	}()
 
 	start := time.Now()
+	r.began.Store(&start)
 	if sc.Duration > 0 {
 		t := time.AfterFunc(sc.Duration, func() { r.stop(StopDuration) })
 		defer t.Stop()
 	}
 	var inflight sync.WaitGroup
-	if sc.Rate > 0 {
+	switch {
+	case r.stages != nil:
+		r.staged(start, &inflight)
+	case sc.Rate > 0:
 		r.openLoop(start, &inflight)
-	} else {
+	default:
 		r.closedLoop(&inflight)
 	}
 	r.stop(StopCount) // no-op when something else stopped the run first
@@ -234,6 +246,9 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 
 	res.StopReason = r.stopReason
 	res.Paced, res.CapWaits = r.Progress.pacedTotal.Load(), r.Progress.capWaitsTotal.Load()
+	if r.stages != nil {
+		res.Stages = r.stages.spans(start)
+	}
 	if res.StopReason == StopFailures {
 		return res, fmt.Errorf("%w: %d requests in a row failed, last error: %s", ErrTooManyFailures, sc.MaxConsecutiveFailures, r.lastErr)
 	}
@@ -326,7 +341,7 @@ func (r *Runner) closedLoop(inflight *sync.WaitGroup) {
 				if limit > 0 && seq >= limit {
 					return
 				}
-				r.measure(seq, time.Time{})
+				r.measure(seq, time.Time{}, -1)
 			}
 		}()
 	}
@@ -393,7 +408,7 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 		inflight.Add(1)
 		go func(seq int64) {
 			defer inflight.Done()
-			r.measure(seq, at)
+			r.measure(seq, at, -1)
 			if slots != nil {
 				<-slots
 			}
@@ -404,7 +419,8 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 // measure sends measured request seq, intended for sched, and hands its
 // record to the collector. A zero sched means closed loop: the request is
 // due when it is sent, so t_sched = t_send and its schedule lag is 0.
-func (r *Runner) measure(seq int64, sched time.Time) {
+// stage is the index of the stage that sent it; -1 without stages.
+func (r *Runner) measure(seq int64, sched time.Time, stage int) {
 	r.Progress.Sent.Add(1)
 	r.Progress.InFlight.Add(1)
 	if r.cfg.Attributor != nil {
@@ -426,6 +442,9 @@ func (r *Runner) measure(seq int64, sched time.Time) {
 	r.respPool.Put(resp)
 	rec.Seq = seq
 	rec.PromptIndex = idx
+	if stage >= 0 {
+		rec.Stage = &stage
+	}
 	if maxTokens, _ := requestTokens(r.cfg.Scenario, &r.cfg.Prompts[idx]); maxTokens > 0 {
 		rec.MaxTokens = &maxTokens
 	}
