@@ -13,6 +13,7 @@ import (
 	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/energy"
 	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 	"github.com/tokenwatt/tokenwatt/report"
 )
 
@@ -81,9 +82,12 @@ func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *r
 		NumSamples: sc.NumSamples, DurationS: sc.Duration.Seconds(), Rate: sc.Rate, Arrival: arrivalOf(sc),
 		Burstiness: sc.Burstiness, Concurrency: sc.Concurrency, Warmup: sc.Warmup,
 		MaxTokens: sc.MaxTokens, MinTokens: sc.MinTokens, IgnoreEOS: sc.IgnoreEOS, Temperature: sc.Temperature, Seed: sc.Seed,
-		TimeoutS: sc.Timeout.Seconds(), MaxConsecutiveFailures: sc.MaxConsecutiveFailures,
+		TimeoutS: sc.Timeout.Seconds(), MaxConsecutiveFailures: sc.MaxConsecutiveFailures, Stages: scenario.FormatStages(sc.Stages),
 		EnergySource: row.EnergySource, GPUs: r.gpuUUIDs, GPUSelection: r.selection.How,
 		CarbonIntensityGPerKWh: row.CarbonIntensityGPerKWh,
+	}
+	if sc.Ramp != nil {
+		rep.Settings.Ramp = sc.Ramp.String()
 	}
 	if r.meter != nil {
 		rep.Settings.EnergyIntervalS = r.cfg.EnergyInterval.Seconds()
