@@ -123,6 +123,15 @@ func (st *stager) spans(start time.Time) []StageSpan {
 	return out
 }
 
+// Started is when the measured requests started (the schedule's time
+// zero); zero before then.
+func (r *Runner) Started() time.Time {
+	if t := r.began.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
+}
+
 // Target is what the schedule asks for now: the stage, the rate and the
 // concurrency; Stage -1, Rate 0 and Concurrency 0 before the measured
 // requests start and once scheduling has stopped.

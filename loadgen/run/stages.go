@@ -199,3 +199,13 @@ func (r *Run) Target() loadgen.Target {
 	}
 	return r.runner.Target()
 }
+
+// Started is when the measured requests started (zero before then), for
+// progress lines: the idle baseline and the warm-up are not the run's
+// time.
+func (r *Run) Started() time.Time {
+	if r.runner == nil {
+		return time.Time{}
+	}
+	return r.runner.Started()
+}
