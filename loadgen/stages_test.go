@@ -194,7 +194,9 @@ func maxOverlap(recs []Record) int {
 // ends with its last stage. No wall-clock accuracy is asserted: the
 // counts come from the schedule, the overlaps from the records.
 func TestStagedRunKeepsItsStages(t *testing.T) {
-	b := simBackend(t, sim.Config{TTFT: 5 * time.Millisecond, ITL: time.Millisecond})
+	// Requests take about 25 ms: longer than stage 2's gaps of 15.6 ms,
+	// so only its cap keeps them one at a time.
+	b := simBackend(t, sim.Config{TTFT: 5 * time.Millisecond, ITL: 10 * time.Millisecond})
 	sc := scenario.Scenario{MaxTokens: 3, IgnoreEOS: true, Stages: []scenario.Stage{
 		{Duration: 250 * time.Millisecond, Rate: 32}, // arrivals at k·31.25 ms: 8 of them
 		{Duration: 300 * time.Millisecond, Concurrency: 2},
