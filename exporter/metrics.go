@@ -107,9 +107,14 @@ type RunOptions struct {
 	// Settings, on tokenwatt_run_info, so that loadgen dump can fill the
 	// summary's columns from Prometheus as the local summary does. An
 	// empty Endpoint or EnergySource leaves its label empty (unknown).
-	Endpoint     string  // without user:password
-	RequestRate  float64 // configured req/s; 0 is closed loop
-	Concurrency  int
+	Endpoint    string  // without user:password
+	RequestRate float64 // configured req/s; 0 is closed loop
+	Concurrency int
+	// Stages and Ramp are a load that changes over time, as --stages and
+	// --ramp write them (labels stages and ramp, only when set); the rate
+	// and concurrency labels are then empty, since no one value is the
+	// run's.
+	Stages, Ramp string
 	Arrival      string
 	Warmup       int
 	EnergySource string // e.g. dcgm, nvml, scrape; "none" without energy
@@ -214,20 +219,30 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 	})
 
 	m.cl = cl
+	infoLabels := prometheus.Labels{
+		"run_id": cl["run_id"], "scenario": cl["scenario"], "model": cl["model"], "backend": cl["backend"],
+		"version": LabelValue(o.Version), "simulated": boolLabel(o.Simulated),
+		"endpoint": LabelValue(o.Endpoint), "arrival": LabelValue(o.Arrival),
+		"energy_source": LabelValue(o.EnergySource), "energy_method": LabelValue(o.EnergyMethod),
+		"gpu_uuids":   uuidsLabel(o.GPUUUIDs),
+		"benchmark":   LabelValue(o.BenchmarkName),
+		"rate":        strconv.FormatFloat(o.RequestRate, 'g', -1, 64),
+		"concurrency": strconv.Itoa(o.Concurrency),
+		"warmup":      strconv.Itoa(o.Warmup),
+	}
+	if o.Stages != "" || o.Ramp != "" {
+		infoLabels["rate"], infoLabels["concurrency"] = "", ""
+	}
+	if o.Stages != "" {
+		infoLabels["stages"] = LabelValue(o.Stages)
+	}
+	if o.Ramp != "" {
+		infoLabels["ramp"] = LabelValue(o.Ramp)
+	}
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace, Name: "run_info",
-		Help: "Always 1; labels describe the run and its settings (endpoint, rate, concurrency, arrival, warmup, energy_source, energy_method, gpu_uuids: the measured GPUs). simulated=\"true\" marks runs against tokenwatt's simulator (--sim, or a server or energy source found to be it).",
-		ConstLabels: prometheus.Labels{
-			"run_id": cl["run_id"], "scenario": cl["scenario"], "model": cl["model"], "backend": cl["backend"],
-			"version": LabelValue(o.Version), "simulated": boolLabel(o.Simulated),
-			"endpoint": LabelValue(o.Endpoint), "arrival": LabelValue(o.Arrival),
-			"energy_source": LabelValue(o.EnergySource), "energy_method": LabelValue(o.EnergyMethod),
-			"gpu_uuids":   uuidsLabel(o.GPUUUIDs),
-			"benchmark":   LabelValue(o.BenchmarkName),
-			"rate":        strconv.FormatFloat(o.RequestRate, 'g', -1, 64),
-			"concurrency": strconv.Itoa(o.Concurrency),
-			"warmup":      strconv.Itoa(o.Warmup),
-		},
+		Help:        "Always 1; labels describe the run and its settings (endpoint, rate, concurrency, arrival, warmup, stages or ramp when the load changes over time, energy_source, energy_method, gpu_uuids: the measured GPUs). simulated=\"true\" marks runs against tokenwatt's simulator (--sim, or a server or energy source found to be it).",
+		ConstLabels: infoLabels,
 	})
 	info.Set(1)
 	f(info)
@@ -266,6 +281,35 @@ func (m *Run) TrackCapWaits(f func() float64) {
 		Namespace: Namespace, Name: "cap_waits_total", ConstLabels: m.cl,
 		Help: "Open-loop measured sends that waited for an in-flight slot (the --concurrency cap was full).",
 	}, f))
+}
+
+// Target is what a run's schedule asks for at a moment (the runner's).
+type Target struct {
+	Stage       int     // index of the stage; -1: none
+	Rate        float64 // open-loop requests per second; 0: closed loop or nothing scheduled
+	Concurrency int     // closed loop: in flight; open loop: the cap (0: none)
+}
+
+// TrackTarget exports what the schedule asks for, read from f at every
+// scrape: tokenwatt_target_rate and tokenwatt_target_concurrency, and,
+// for a run with stages or a ramp (staged), tokenwatt_stage. Gauges
+// rather than a stage label on the request series, which would multiply
+// every histogram's series by the stages. Call it once, before the
+// registry is served.
+func (m *Run) TrackTarget(staged bool, f func() Target) {
+	gauge := func(name, help string, v func(Target) float64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: name, ConstLabels: m.cl, Help: help,
+		}, func() float64 { return v(f()) }))
+	}
+	gauge("target_rate", "The open-loop request rate the schedule asks for now, requests per second (a ramp's current value); 0 in closed loop, before the measured requests and after scheduling ends.",
+		func(t Target) float64 { return t.Rate })
+	gauge("target_concurrency", "The requests in flight the closed loop keeps now, or the open loop's in-flight cap (0: none); 0 before the measured requests and after scheduling ends.",
+		func(t Target) float64 { return float64(t.Concurrency) })
+	if staged {
+		gauge("stage", "Index (0-based) of the stage being scheduled, as in records' stage; -1 before the first stage (warm-up, idle baseline) and after the last.",
+			func(t Target) float64 { return float64(t.Stage) })
+	}
 }
 
 // SetClientSaturation exports the client's state over the last

@@ -168,3 +168,62 @@ func TestRunningRunHasNoEnd(t *testing.T) {
 		t.Fatalf("start %v, want 1 (kept when End has no start)", got)
 	}
 }
+
+// TestTargetGauges: the schedule's target is read at each scrape; the
+// stage gauge exists for a run with stages, whose run_info carries them
+// and leaves rate and concurrency empty.
+func TestTargetGauges(t *testing.T) {
+	target := Target{Stage: 1, Rate: 12.5, Concurrency: 64}
+	m := NewRun(RunLabels{RunID: "r"}, RunOptions{RequestRate: 3, Concurrency: 2, Stages: "1m@5,2m@12.5/c64,1m@c8"})
+	m.TrackTarget(true, func() Target { return target })
+	want := func(metrics string) {
+		t.Helper()
+		if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(metrics), "tokenwatt_stage", "tokenwatt_target_rate", "tokenwatt_target_concurrency"); err != nil {
+			t.Error(err)
+		}
+	}
+	const head = `# HELP tokenwatt_stage Index (0-based) of the stage being scheduled, as in records' stage; -1 before the first stage (warm-up, idle baseline) and after the last.
+# TYPE tokenwatt_stage gauge
+# HELP tokenwatt_target_concurrency The requests in flight the closed loop keeps now, or the open loop's in-flight cap (0: none); 0 before the measured requests and after scheduling ends.
+# TYPE tokenwatt_target_concurrency gauge
+# HELP tokenwatt_target_rate The open-loop request rate the schedule asks for now, requests per second (a ramp's current value); 0 in closed loop, before the measured requests and after scheduling ends.
+# TYPE tokenwatt_target_rate gauge
+`
+	lbl := `{backend="",model="",run_id="r",scenario=""}`
+	want(head + "tokenwatt_stage" + lbl + " 1\ntokenwatt_target_concurrency" + lbl + " 64\ntokenwatt_target_rate" + lbl + " 12.5\n")
+	target = Target{Stage: 2, Concurrency: 8}
+	want(head + "tokenwatt_stage" + lbl + " 2\ntokenwatt_target_concurrency" + lbl + " 8\ntokenwatt_target_rate" + lbl + " 0\n")
+
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() != "tokenwatt_run_info" {
+			continue
+		}
+		found = true
+		labels := map[string]string{}
+		for _, l := range mf.GetMetric()[0].GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["stages"] != "1m@5,2m@12.5/c64,1m@c8" || labels["rate"] != "" || labels["concurrency"] != "" {
+			t.Errorf("run_info of a staged run: %v", labels)
+		}
+		if _, ok := labels["ramp"]; ok {
+			t.Errorf("run_info has a ramp label without a ramp: %v", labels)
+		}
+	}
+	if !found {
+		t.Fatal("no tokenwatt_run_info")
+	}
+
+	plain := NewRun(RunLabels{RunID: "p"}, RunOptions{})
+	plain.TrackTarget(false, func() Target { return Target{Stage: -1, Rate: 4} })
+	for _, n := range tokenwattNames(t, plain) {
+		if n == "tokenwatt_stage" {
+			t.Error("a run without stages exports tokenwatt_stage")
+		}
+	}
+}

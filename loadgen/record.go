@@ -51,6 +51,9 @@ type Record struct {
 	// "length": max_tokens), at most backends.MaxFinishReason bytes;
 	// null when it gave none.
 	FinishReason *string `json:"finish_reason"`
+	// Stage is the index (0-based) of the stage that sent the request, in
+	// a run with stages or a ramp; null otherwise.
+	Stage *int `json:"stage"`
 
 	// Energy attributed to the request (docs/energy.md, "Per-request
 	// attribution"), joules; null without an energy source.

@@ -93,6 +93,9 @@ type Result struct {
 	// Open-loop pacing over the whole run: sends the pacer released, and
 	// of them those that waited for an in-flight slot (the cap was full).
 	Paced, CapWaits int64
+	// Stages are the spans of the stages that started (a run with stages
+	// or a ramp), in order.
+	Stages []StageSpan
 }
 
 // ErrTooManyFailures is returned (wrapped) when max_consecutive_failures
@@ -140,6 +143,8 @@ type Runner struct {
 	abort    context.CancelFunc
 
 	schedule Schedule // open loop only
+	stages   *stager  // stages or a ramp only
+	began    atomic.Pointer[time.Time]
 	respPool sync.Pool
 	records  chan Record
 
@@ -175,11 +180,14 @@ func NewRunner(cfg RunConfig) (*Runner, error) {
 		cfg.Grace = DefaultGrace
 	}
 	r := &Runner{cfg: cfg, records: make(chan Record, 4096), inflight: map[int64]time.Time{}}
+	var err error
 	if sc.Rate > 0 {
-		var err error
 		if r.schedule, err = NewSchedule(sc.Arrival, sc.Rate, sc.Burstiness, seedOf(sc)); err != nil {
 			return nil, err
 		}
+	}
+	if r.stages, err = newStager(sc); err != nil {
+		return nil, err
 	}
 	r.stopCtx, r.stopSched = context.WithCancel(context.Background())
 	r.abortCtx, r.abort = context.WithCancel(context.Background())
@@ -226,14 +234,18 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	}()
 
 	start := time.Now()
+	r.began.Store(&start)
 	if sc.Duration > 0 {
 		t := time.AfterFunc(sc.Duration, func() { r.stop(StopDuration) })
 		defer t.Stop()
 	}
 	var inflight sync.WaitGroup
-	if sc.Rate > 0 {
+	switch {
+	case r.stages != nil:
+		r.staged(start, &inflight)
+	case sc.Rate > 0:
 		r.openLoop(start, &inflight)
-	} else {
+	default:
 		r.closedLoop(&inflight)
 	}
 	r.stop(StopCount) // no-op when something else stopped the run first
@@ -243,6 +255,9 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 
 	res.StopReason = r.stopReason
 	res.Paced, res.CapWaits = r.Progress.pacedTotal.Load(), r.Progress.capWaitsTotal.Load()
+	if r.stages != nil {
+		res.Stages = r.stages.spans(start)
+	}
 	if res.StopReason == StopFailures {
 		return res, fmt.Errorf("%w: %d requests in a row failed, last error: %s", ErrTooManyFailures, sc.MaxConsecutiveFailures, r.lastErr)
 	}
@@ -339,7 +354,7 @@ func (r *Runner) closedLoop(inflight *sync.WaitGroup) {
 					r.conversation(seq, time.Time{}) // seq numbers conversations
 					continue
 				}
-				r.measure(seq, time.Time{})
+				r.measure(seq, time.Time{}, -1)
 			}
 		}()
 	}
@@ -410,7 +425,7 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 				// seq numbers conversations, each holding its slot to its end.
 				r.conversation(seq, at)
 			} else {
-				r.measure(seq, at)
+				r.measure(seq, at, -1)
 			}
 			if slots != nil {
 				<-slots
@@ -422,16 +437,17 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 // measure sends measured request seq, intended for sched, and hands its
 // record to the collector. A zero sched means closed loop: the request is
 // due when it is sent, so t_sched = t_send and its schedule lag is 0.
-func (r *Runner) measure(seq int64, sched time.Time) {
+// stage is the index of the stage that sent it; -1 without stages.
+func (r *Runner) measure(seq int64, sched time.Time, stage int) {
 	idx := int(seq % int64(len(r.cfg.Prompts)))
-	r.measurePrompt(seq, sched, idx, &r.cfg.Prompts[idx], nil)
+	r.measurePrompt(seq, sched, idx, &r.cfg.Prompts[idx], nil, stage)
 }
 
 // measurePrompt is measure for prompt p, the dataset's prompt idx or,
 // when turn is not nil, the request of a conversation's turn. It reports
 // whether the request succeeded, when it ended, and the answer's text
 // when the turn asked for it.
-func (r *Runner) measurePrompt(seq int64, sched time.Time, idx int, p *Prompt, turn *turnRef) (ok bool, done time.Time, answer string) {
+func (r *Runner) measurePrompt(seq int64, sched time.Time, idx int, p *Prompt, turn *turnRef, stage int) (ok bool, done time.Time, answer string) {
 	r.Progress.Sent.Add(1)
 	r.Progress.InFlight.Add(1)
 	if r.cfg.Attributor != nil {
@@ -459,6 +475,9 @@ func (r *Runner) measurePrompt(seq int64, sched time.Time, idx int, p *Prompt, t
 	r.respPool.Put(resp)
 	rec.Seq = seq
 	rec.PromptIndex = idx
+	if stage >= 0 {
+		rec.Stage = &stage
+	}
 	if maxTokens, _ := requestTokens(r.cfg.Scenario, p); maxTokens > 0 {
 		rec.MaxTokens = &maxTokens
 	}

@@ -23,10 +23,20 @@ type Schedule interface {
 // > 1 more regular), used only by scenario.ArrivalGamma. The same seed
 // gives the same schedule.
 func NewSchedule(arrival string, rate, burstiness float64, seed int64) (Schedule, error) {
+	return newSchedule(arrival, rate, burstiness, scheduleRNG(seed, 0))
+}
+
+// scheduleRNG is the random stream of a schedule: one per stage, so that
+// each stage's arrivals are independent of the others' and the same seed
+// gives the same run. Stage 0's is a plain run's.
+func scheduleRNG(seed int64, stage int) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(seed), 0x746f6b656e77+uint64(stage))) // "tokenw": a fixed stream id
+}
+
+func newSchedule(arrival string, rate, burstiness float64, rng *rand.Rand) (Schedule, error) {
 	if !(rate > 0) || math.IsInf(rate, 0) {
 		return nil, fmt.Errorf("rate must be a positive number of requests per second, got %v", rate)
 	}
-	rng := rand.New(rand.NewPCG(uint64(seed), 0x746f6b656e77)) // "tokenw": a fixed stream id
 	mean := 1 / rate
 	switch arrival {
 	case "", scenario.ArrivalConstant:
@@ -45,6 +55,71 @@ func NewSchedule(arrival string, rate, burstiness float64, seed int64) (Schedule
 	default:
 		return nil, fmt.Errorf("unknown arrival %q (want constant, poisson or gamma)", arrival)
 	}
+}
+
+// NewRampSchedule returns the arrival schedule of a rate that changes
+// linearly from `from` to `to` requests per second over d; its offsets
+// reach d or more once the ramp is over. The arrival process is the same
+// as NewSchedule's, run at one request per second in the ramp's
+// operational time u = Λ(t) = ∫₀ᵗ λ(s) ds and mapped back to real time by
+// t = Λ⁻¹(u) (time rescaling). Constant arrivals then come whenever the
+// integral of the rate reaches the next whole request; poisson arrivals
+// are exactly an inhomogeneous poisson process of rate λ(t) (the
+// time-rescaling theorem), with no candidates thrown away as thinning
+// would; gamma arrivals keep their shape, and so their burstiness, at
+// every rate along the way.
+func NewRampSchedule(arrival string, from, to float64, d time.Duration, burstiness float64, seed int64) (Schedule, error) {
+	return newRampSchedule(arrival, from, to, d, burstiness, scheduleRNG(seed, 0))
+}
+
+func newRampSchedule(arrival string, from, to float64, d time.Duration, burstiness float64, rng *rand.Rand) (Schedule, error) {
+	switch {
+	case !(from >= 0) || !(to >= 0) || math.IsInf(from, 0) || math.IsInf(to, 0) || !(max(from, to) > 0):
+		return nil, fmt.Errorf("a ramp needs rates of 0 or more, not both 0, got %v to %v", from, to)
+	case d <= 0:
+		return nil, fmt.Errorf("a ramp needs a duration, got %v", d)
+	}
+	unit, err := newSchedule(arrival, 1, burstiness, rng)
+	if err != nil {
+		return nil, err
+	}
+	secs := d.Seconds()
+	return &rampSchedule{unit: unit, from: from, slope: (to - from) / secs, d: d, total: (from + to) / 2 * secs}, nil
+}
+
+// rampSchedule maps a one-request-per-second schedule through the inverse
+// of a linear rate's integral.
+type rampSchedule struct {
+	unit        Schedule
+	from, slope float64 // λ(t) = from + slope·t, requests per second
+	d           time.Duration
+	total       float64 // Λ(d): the requests the whole ramp holds
+}
+
+func (s *rampSchedule) Next() time.Duration {
+	u := s.unit.Next().Seconds()
+	if u >= s.total {
+		return s.d
+	}
+	return min(seconds(s.inverse(u)), s.d)
+}
+
+// inverse solves Λ(t) = from·t + slope·t²/2 = u for t in [0, d]. The form
+// 2u / (from + √(from² + 2·slope·u)) is the root that is continuous
+// through slope 0, and loses no precision to cancellation.
+func (s *rampSchedule) inverse(u float64) float64 {
+	if u <= 0 {
+		return 0
+	}
+	disc := s.from*s.from + 2*s.slope*u
+	if disc < 0 { // past the ramp's end (rounding): a falling rate reached 0
+		disc = 0
+	}
+	den := s.from + math.Sqrt(disc)
+	if den <= 0 {
+		return s.d.Seconds()
+	}
+	return 2 * u / den
 }
 
 // constantSchedule sends request k at k/rate. It multiplies instead of

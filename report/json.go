@@ -50,6 +50,52 @@ type Report struct {
 	Energy  *ReportEnergy            `json:"energy"` // null without an energy source
 	Client  Client                   `json:"client"`
 	Files   Files                    `json:"files"`
+	// Stages are a run's stages, or its ramp as one stage, in order;
+	// null for a run without them.
+	Stages []StageStats `json:"stages"`
+}
+
+// StageStats is one stage of a run whose load changes over time: what it
+// asked for and what its requests (those it sent, by their records'
+// stage) got.
+type StageStats struct {
+	Index int    `json:"index"`
+	Spec  string `json:"spec"` // as --stages writes it (60s@5, 2m@c8, 30s@20/c64), or a ramp as --ramp does (1:50:10m)
+	// Rate is an open-loop stage's target, requests per second (a ramp's
+	// at its start, RateTo at its end); null for a closed-loop stage.
+	Rate   *float64 `json:"rate"`
+	RateTo *float64 `json:"rate_to"` // a ramp's end rate; null otherwise
+	// Concurrency is a closed-loop stage's requests in flight, an
+	// open-loop stage's in-flight cap (0: none).
+	Concurrency int     `json:"concurrency"`
+	DurationS   float64 `json:"duration_s"` // as planned
+	// Started is when the stage began (null: the run stopped before it);
+	// RanS how long it ran: its duration, or less when the run stopped
+	// during it.
+	Started *time.Time `json:"started"`
+	RanS    float64    `json:"ran_s"`
+	// Requests, OK and Failed count the stage's requests by outcome.
+	Requests int `json:"requests"`
+	OK       int `json:"ok"`
+	Failed   int `json:"failed"`
+	// SendRate is Requests / RanS; ExpectedRequests what an open-loop
+	// stage's rate asks for in RanS (the rate's integral; null in closed
+	// loop).
+	SendRate         *float64 `json:"send_rate"`
+	ExpectedRequests *float64 `json:"expected_requests"`
+	// Successful requests' mean TTFT and E2E, seconds, and output tokens.
+	TTFTMeanS    *float64 `json:"ttft_mean_s"`
+	E2EMeanS     *float64 `json:"e2e_mean_s"`
+	OutputTokens *int64   `json:"output_tokens"`
+	// EnergyJ is the energy attributed to the stage's requests (prefill
+	// and decode; idle time is no request's), null without an energy
+	// source; JoulesPerOutputToken is that of its successful requests
+	// over their output tokens.
+	EnergyJ              *float64 `json:"energy_j"`
+	JoulesPerOutputToken *float64 `json:"joules_per_output_token"`
+	// Warning says an open-loop stage sent fewer requests than its rate
+	// asks for; empty otherwise.
+	Warning string `json:"warning"`
 }
 
 // Settings are the run's resolved settings: what the scenario, the POC
@@ -78,6 +124,8 @@ type Settings struct {
 	IgnoreEOS              bool     `json:"ignore_eos"`
 	Temperature            *float64 `json:"temperature"`
 	Seed                   *int64   `json:"seed"`
+	Stages                 string   `json:"stages"` // as --stages writes them; empty without
+	Ramp                   string   `json:"ramp"`   // as --ramp writes it; empty without
 	TimeoutS               float64  `json:"timeout_s"`
 	MaxConsecutiveFailures int      `json:"max_consecutive_failures"`
 	EnergySource           string   `json:"energy_source"`

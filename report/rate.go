@@ -59,6 +59,22 @@ func RateShortfall(row *Row, p Pacing) string {
 		fmtRate(&target), fmtRate(row.SendRate), fmtRate(row.CompletionRate), strings.Join(causes, "; "))
 }
 
+// StageShortfall says whether an open-loop stage sent too few requests:
+// fewer than RateTargetShare of ExpectedRequests, less three times sd, the
+// standard deviation of the count its arrival process gives by chance
+// (0 for constant arrivals, √expected for poisson). "" when the stage
+// kept up, or has no rate (closed loop).
+func StageShortfall(s *StageStats, sd float64) string {
+	if s.ExpectedRequests == nil || s.Rate == nil {
+		return ""
+	}
+	want := *s.ExpectedRequests
+	if float64(s.Requests) >= RateTargetShare*want-3*sd {
+		return ""
+	}
+	return fmt.Sprintf("stage %d (%s): sent %d requests (%s req/s), its rate asks for %.0f", s.Index, s.Spec, s.Requests, fmtRate(s.SendRate), want)
+}
+
 func fmtRate(p *float64) string {
 	if p == nil {
 		return "?"

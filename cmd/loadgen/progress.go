@@ -57,7 +57,7 @@ func startProgress(e *env, r progressView) *progress {
 		for {
 			select {
 			case <-t.C:
-				fields := progressFields(r, time.Since(start))
+				fields := progressFields(r, time.Since(measuredStart(r, start)))
 				if e.isTerminal {
 					// Asked each time: the terminal may have been resized.
 					fmt.Fprintf(e.stderr, "\r\033[K%s", fitWidth(fields, width()))
@@ -73,6 +73,20 @@ func startProgress(e *env, r progressView) *progress {
 		}
 	}()
 	return p
+}
+
+// measuredStart is when the run's measured requests started, so that the
+// elapsed time shown leaves out the idle baseline and the warm-up (now,
+// before they start: no time has elapsed); for a view that does not know
+// it, start.
+func measuredStart(r progressView, start time.Time) time.Time {
+	if sv, ok := r.(interface{ Started() time.Time }); ok {
+		if t := sv.Started(); !t.IsZero() {
+			return t
+		}
+		return time.Now()
+	}
+	return start
 }
 
 // stop ends the progress line.
@@ -118,19 +132,33 @@ func progressFields(r progressView, elapsed time.Duration) []progressField {
 	if elapsed > 0 {
 		rate = float64(done) / elapsed.Seconds()
 	}
-	// The share done is of whichever bound ends the run first.
+	// The share done is of whichever bound ends the run first: the
+	// count, or the time (the duration, or the stages' end).
+	limit := sc.TimeLimit()
 	byCount := sc.NumSamples > 0
-	if byCount && sc.Duration > 0 {
-		left := max(sc.Duration-elapsed, 0)
+	if byCount && limit > 0 {
+		left := max(limit-elapsed, 0)
 		byCount = rate > 0 && float64(int64(sc.NumSamples)-done)/rate < left.Seconds()
 	}
 	switch {
 	case byCount:
 		add("", 0, "%s%d/%d (%.0f%%)", simulated, done, sc.NumSamples, 100*float64(done)/float64(sc.NumSamples))
-	case sc.Duration > 0:
-		add("", 0, "%s%d done, %s/%s (%.0f%%)", simulated, done, elapsed.Round(time.Second), sc.Duration, 100*min(elapsed.Seconds()/sc.Duration.Seconds(), 1))
+	case limit > 0:
+		add("", 0, "%s%d done, %s/%s (%.0f%%)", simulated, done, elapsed.Round(time.Second), limit, 100*min(elapsed.Seconds()/limit.Seconds(), 1))
 	default:
 		add("", 0, "%s%d done, %s", simulated, done, elapsed.Round(time.Second))
+	}
+	if tv, ok := r.(interface{ Target() loadgen.Target }); ok && sc.Staged() {
+		if t := tv.Target(); t.Stage >= 0 {
+			switch {
+			case sc.Ramp != nil:
+				add("  ", 8, "ramp %.3g req/s", t.Rate)
+			case t.Rate > 0:
+				add("  ", 8, "stage %d/%d %g req/s", t.Stage+1, len(sc.Stages), t.Rate)
+			default:
+				add("  ", 8, "stage %d/%d c%d", t.Stage+1, len(sc.Stages), t.Concurrency)
+			}
+		}
 	}
 	add("  ", 5, "%.1f req/s", rate)
 	add("  ", 2, "ok %d", done-failed)
@@ -189,8 +217,8 @@ func fitWidth(fs []progressField, width int) string {
 	return line
 }
 
-// progressETA estimates the time left from the count or the duration,
-// whichever ends the run first.
+// progressETA estimates the time left from the count or the time limit
+// (the duration, or the stages' end), whichever ends the run first.
 func progressETA(done int64, rate float64, elapsed time.Duration, sc *scenario.Scenario) (time.Duration, bool) {
 	var eta time.Duration
 	known := false
@@ -198,8 +226,8 @@ func progressETA(done int64, rate float64, elapsed time.Duration, sc *scenario.S
 		eta = time.Duration(float64(int64(sc.NumSamples)-done) / rate * float64(time.Second))
 		known = true
 	}
-	if sc.Duration > 0 {
-		left := max(sc.Duration-elapsed, 0)
+	if limit := sc.TimeLimit(); limit > 0 {
+		left := max(limit-elapsed, 0)
 		if !known || left < eta {
 			eta = left
 		}

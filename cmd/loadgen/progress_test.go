@@ -187,3 +187,61 @@ func TestTimingClientSaturationIsReported(t *testing.T) {
 		t.Errorf("client_saturated %v at 10 req/s\nstderr: %s", deref(row.ClientSaturated), res.stderr)
 	}
 }
+
+// stagedView is a run with stages as the progress line sees it.
+type stagedView struct {
+	fakeView
+	target loadgen.Target
+}
+
+func (v *stagedView) Target() loadgen.Target { return v.target }
+
+// TestProgressLineShowsTheStage: a run with stages shows the stage it is
+// in (counted from 1) and its target, and its share done is of the
+// stages' time.
+func TestProgressLineShowsTheStage(t *testing.T) {
+	v := &stagedView{fakeView: fakeView{sc: &scenario.Scenario{Stages: []scenario.Stage{
+		{Duration: time.Minute, Rate: 5}, {Duration: time.Minute, Rate: 20}, {Duration: 2 * time.Minute, Concurrency: 8}}}}}
+	v.target = loadgen.Target{Stage: 1, Rate: 20}
+	if line := progressLine(v, time.Minute+30*time.Second); !strings.Contains(line, "stage 2/3 20 req/s") || !strings.Contains(line, "1m30s/4m0s (38%)") || !strings.Contains(line, "eta 2m30s") {
+		t.Errorf("open-loop stage: %q", line)
+	}
+	v.target = loadgen.Target{Stage: 2, Concurrency: 8}
+	if line := progressLine(v, 3*time.Minute); !strings.Contains(line, "stage 3/3 c8") {
+		t.Errorf("closed-loop stage: %q", line)
+	}
+	v.target = loadgen.Target{Stage: -1}
+	if line := progressLine(v, 5*time.Minute); strings.Contains(line, "stage") {
+		t.Errorf("after the stages: %q", line)
+	}
+	v.sc = &scenario.Scenario{Ramp: &scenario.Ramp{From: 1, To: 50, Duration: 10 * time.Minute}}
+	v.target = loadgen.Target{Stage: 0, Rate: 25.5}
+	if line := progressLine(v, 5*time.Minute); !strings.Contains(line, "ramp 25.5 req/s") || !strings.Contains(line, "5m0s/10m0s (50%)") {
+		t.Errorf("ramp: %q", line)
+	}
+}
+
+type startedView struct {
+	fakeView
+	started time.Time
+}
+
+func (v *startedView) Started() time.Time { return v.started }
+
+// TestProgressTimeIsTheMeasuredRuns: the elapsed time shown starts with
+// the measured requests, not with the idle baseline before them (a 10 s
+// baseline showed an 11 s ramp 91 % done before its first request).
+func TestProgressTimeIsTheMeasuredRuns(t *testing.T) {
+	progressStart := time.Now().Add(-10 * time.Second)
+	v := &startedView{}
+	if got := time.Since(measuredStart(v, progressStart)); got > 5*time.Second {
+		t.Errorf("before the measured requests: %v elapsed, want none", got)
+	}
+	v.started = progressStart.Add(8 * time.Second)
+	if got := measuredStart(v, progressStart); !got.Equal(v.started) {
+		t.Errorf("measured start %v, want %v", got, v.started)
+	}
+	if got := measuredStart(&v.fakeView, progressStart); !got.Equal(progressStart) {
+		t.Errorf("a view without a start: %v, want the progress line's %v", got, progressStart)
+	}
+}

@@ -42,6 +42,8 @@ type runCmd struct {
 	Arrival     *string        `enum:"constant,poisson,gamma," default:"" help:"Open-loop arrivals: constant, poisson or gamma."`
 	Burstiness  *float64       `help:"Gamma arrivals' shape: 1 is poisson, <1 burstier, >1 steadier."`
 	Warmup      *int           `help:"Requests sent first and left out of every result."`
+	Stages      *string        `placeholder:"DURATION@LOAD,..." help:"Load that changes over time, stage after stage: DURATION@RATE (open loop, req/s), DURATION@cN (closed loop, N in flight) or DURATION@RATE/cN (its own in-flight cap), e.g. 60s@5,60s@20,2m@c8; the run ends with the last. Replaces --rate."`
+	Ramp        *string        `placeholder:"FROM:TO:DURATION" help:"A linear open-loop ramp of the rate, e.g. 1:50:10m (1 to 50 req/s over 10 minutes); the run ends with it. Replaces --rate."`
 
 	MultiTurn             *bool          `name:"multi-turn" negatable:"" help:"Replay each conversation of a chat or ShareGPT dataset turn by turn, each turn with the history so far; -c and --rate then count conversations, --num-samples turns."`
 	History               *string        `enum:"server,dataset," default:"" help:"Multi-turn history: server (the server's own earlier answers, the default) or dataset (the answers the dataset recorded)."`
@@ -89,6 +91,9 @@ type runCmd struct {
 	Saturation saturationFlags `embed:"" prefix:"saturation-" group:"Client saturation (when the load generator, not the server, limits a run)"`
 
 	carbon float64 // the carbon intensity in effect, set by resolveScenario
+	// stages and ramp are --stages and --ramp, parsed.
+	stages []scenario.Stage
+	ramp   *scenario.Ramp
 	// benchmarkName says what ran: the scenario's name, with the
 	// settings the flags changed (set by resolveScenario).
 	benchmarkName string
@@ -356,6 +361,9 @@ func (c *runCmd) resolveScenario(e *env) (*scenario.Scenario, string, error) {
 	case c.carbon == 0:
 		c.carbon = report.DefaultCarbonIntensity
 	}
+	if err := c.parseLoad(); err != nil {
+		return nil, "", err
+	}
 	var extra backends.ExtraBody
 	if c.ExtraBody != nil {
 		var err error
@@ -391,7 +399,7 @@ func (c *runCmd) resolveScenario(e *env) (*scenario.Scenario, string, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, "", usageErr(fmt.Errorf("scenario %s: %w", sc.Name, err))
 	}
-	if sc.NumSamples <= 0 && sc.Duration <= 0 && !isSoak(sc) {
+	if sc.NumSamples <= 0 && sc.Duration <= 0 && !isSoak(sc) && !sc.Staged() {
 		return nil, "", usageErrf("scenario %s has no end: give --num-samples or --duration", sc.Name)
 	}
 	return sc, summaryPath, nil
@@ -400,6 +408,40 @@ func (c *runCmd) resolveScenario(e *env) (*scenario.Scenario, string, error) {
 // isSoak reports whether sc is meant to run until interrupted: open loop
 // with neither a count nor a duration.
 func isSoak(sc *scenario.Scenario) bool { return sc.Rate > 0 }
+
+// parseLoad reads --stages and --ramp, which replace --rate and each
+// other.
+func (c *runCmd) parseLoad() error {
+	switch {
+	case c.Stages != nil && c.Ramp != nil:
+		return usageErrf("--stages and --ramp: give one (a ramp is one open-loop stage whose rate changes linearly)")
+	case (c.Stages != nil || c.Ramp != nil) && c.Rate != nil && *c.Rate > 0:
+		return usageErrf("--rate and --%s: give one (stages and ramps set the rate over time)", map[bool]string{true: "stages", false: "ramp"}[c.Stages != nil])
+	}
+	var err error
+	if c.Stages != nil {
+		if c.stages, err = scenario.ParseStages(*c.Stages); err != nil {
+			return usageErrf("--stages: %v", err)
+		}
+	}
+	if c.Ramp != nil {
+		if c.ramp, err = scenario.ParseRamp(*c.Ramp); err != nil {
+			return usageErrf("--ramp: %v", err)
+		}
+	}
+	return nil
+}
+
+// loadFlag names the flag that set stages or a ramp; "" when none did.
+func (c *runCmd) loadFlag() string {
+	switch {
+	case c.Stages != nil:
+		return "--stages"
+	case c.Ramp != nil:
+		return "--ramp"
+	}
+	return ""
+}
 
 func (c *runCmd) applyFlags(sc *scenario.Scenario) {
 	set(&sc.Backend, nonEmpty(c.Backend))
@@ -420,6 +462,12 @@ func (c *runCmd) applyFlags(sc *scenario.Scenario) {
 	set(&sc.History, nonEmpty(c.History))
 	set(&sc.ThinkTime, c.ThinkTime)
 	set(&sc.ThinkTimeDistribution, nonEmpty(c.ThinkTimeDistribution))
+	switch {
+	case c.Stages != nil:
+		sc.Stages, sc.Ramp = c.stages, nil
+	case c.Ramp != nil:
+		sc.Stages, sc.Ramp = nil, c.ramp
+	}
 	set(&sc.MaxTokens, c.MaxTokens)
 	set(&sc.MinTokens, c.MinTokens)
 	set(&sc.IgnoreEOS, c.IgnoreEOS)
@@ -466,7 +514,17 @@ func (c *runCmd) reconcile(base, sc *scenario.Scenario) []string {
 		notes = append(notes, fmt.Sprintf("min_tokens lowered from %s's %d to --max-tokens %d", base.Name, sc.MinTokens, sc.MaxTokens))
 		sc.MinTokens = sc.MaxTokens
 	}
-	if c.Rate != nil && *c.Rate > 0 && c.Concurrency == nil && base.Rate <= 0 && sc.Concurrency > 0 {
+	if flag := c.loadFlag(); flag != "" {
+		notes = append(notes, c.reconcileLoad(flag, base, sc)...)
+	} else if c.Rate != nil && base.Staged() {
+		what := "stages"
+		if base.Ramp != nil {
+			what = "ramp"
+		}
+		notes = append(notes, fmt.Sprintf("--rate %g replaces %s's %s", sc.Rate, base.Name, what))
+		sc.Stages, sc.Ramp = nil, nil
+	}
+	if c.Rate != nil && *c.Rate > 0 && c.Concurrency == nil && base.Rate <= 0 && !base.Staged() && sc.Concurrency > 0 {
 		notes = append(notes, fmt.Sprintf("--rate %g: no in-flight cap (%s's concurrency %d is for its closed loop; give -c to cap)", sc.Rate, base.Name, sc.Concurrency))
 		sc.Concurrency = 0
 	}
@@ -477,6 +535,31 @@ func (c *runCmd) reconcile(base, sc *scenario.Scenario) []string {
 	if c.NumSamples != nil && *c.NumSamples > 0 && c.Duration == nil && sc.Duration > 0 {
 		notes = append(notes, fmt.Sprintf("--num-samples %d ends the run: %s's duration %s dropped (give --duration too to stop at whichever comes first)", sc.NumSamples, base.Name, sc.Duration))
 		sc.Duration = 0
+	}
+	return notes
+}
+
+// reconcileLoad lets --stages or --ramp (flag) replace the scenario's
+// rate, and end the run unless --num-samples or --duration say otherwise;
+// a closed-loop scenario's concurrency is no cap for them, unless -c
+// gives one.
+func (c *runCmd) reconcileLoad(flag string, base, sc *scenario.Scenario) []string {
+	var notes []string
+	if sc.Rate > 0 {
+		notes = append(notes, fmt.Sprintf("%s replaces %s's rate %g", flag, base.Name, sc.Rate))
+		sc.Rate = 0
+	}
+	if c.NumSamples == nil && sc.NumSamples > 0 {
+		notes = append(notes, fmt.Sprintf("%s ends the run: %s's num_samples %d dropped (give --num-samples too to stop at whichever comes first)", flag, base.Name, sc.NumSamples))
+		sc.NumSamples = 0
+	}
+	if c.Duration == nil && sc.Duration > 0 {
+		notes = append(notes, fmt.Sprintf("%s ends the run: %s's duration %s dropped (give --duration too to stop at whichever comes first)", flag, base.Name, sc.Duration))
+		sc.Duration = 0
+	}
+	if c.Concurrency == nil && base.Rate <= 0 && !base.Staged() && sc.Concurrency > 0 && sc.OpenLoop() {
+		notes = append(notes, fmt.Sprintf("%s: no in-flight cap on open-loop stages (%s's concurrency %d is for its closed loop; give -c to cap)", flag, base.Name, sc.Concurrency))
+		sc.Concurrency = 0
 	}
 	return notes
 }
@@ -509,9 +592,19 @@ func benchmarkName(base, sc *scenario.Scenario) string {
 	add("dataset", base.Dataset, sc.Dataset)
 	add("num_samples", base.NumSamples, sc.NumSamples)
 	add("duration", base.Duration, sc.Duration)
-	add("rate", base.Rate, sc.Rate)
+	if !sc.Staged() {
+		add("rate", base.Rate, sc.Rate)
+	}
 	add("concurrency", base.Concurrency, sc.Concurrency)
-	if sc.Rate > 0 {
+	add("stages", scenario.FormatStages(base.Stages), scenario.FormatStages(sc.Stages))
+	rampOf := func(s *scenario.Scenario) string {
+		if s.Ramp == nil {
+			return ""
+		}
+		return s.Ramp.String()
+	}
+	add("ramp", rampOf(base), rampOf(sc))
+	if sc.OpenLoop() {
 		add("arrival", cmp.Or(base.Arrival, scenario.ArrivalConstant), cmp.Or(sc.Arrival, scenario.ArrivalConstant))
 		add("burstiness", base.Burstiness, sc.Burstiness)
 	}

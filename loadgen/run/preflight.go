@@ -306,6 +306,23 @@ func engineMessages(msgs []dataset.Message) []backends.Message {
 func describeSchedule(sc *scenario.Scenario) string {
 	var s string
 	switch {
+	case sc.Ramp != nil:
+		s = fmt.Sprintf("open loop %s ramp from %g to %g req/s over %v", arrivalOf(sc), sc.Ramp.From, sc.Ramp.To, sc.Ramp.Duration)
+		if sc.Concurrency > 0 {
+			s += fmt.Sprintf(" (cap %d in flight)", sc.Concurrency)
+		}
+	case len(sc.Stages) > 0:
+		s = fmt.Sprintf("%d stages over %v (%s", len(sc.Stages), sc.StagesDuration(), scenario.FormatStages(sc.Stages[:min(len(sc.Stages), 5)]))
+		if len(sc.Stages) > 5 {
+			s += ",…"
+		}
+		s += ")"
+		if sc.OpenLoop() {
+			s += ", " + arrivalOf(sc) + " arrivals"
+			if sc.Concurrency > 0 {
+				s += fmt.Sprintf(", cap %d in flight", sc.Concurrency)
+			}
+		}
 	case sc.Rate > 0:
 		s = fmt.Sprintf("open loop %s %g req/s", arrivalOf(sc), sc.Rate)
 		if sc.Concurrency > 0 {
@@ -322,7 +339,7 @@ func describeSchedule(sc *scenario.Scenario) string {
 	if sc.Duration > 0 {
 		s += fmt.Sprintf(", up to %v", sc.Duration)
 	}
-	if sc.NumSamples <= 0 && sc.Duration <= 0 {
+	if sc.NumSamples <= 0 && sc.Duration <= 0 && !sc.Staged() {
 		s += ", until interrupted"
 	}
 	if sc.Warmup > 0 {
@@ -339,7 +356,7 @@ func describeSchedule(sc *scenario.Scenario) string {
 }
 
 func arrivalOf(sc *scenario.Scenario) string {
-	if sc.Rate <= 0 {
+	if !sc.OpenLoop() {
 		return ""
 	}
 	if sc.Arrival == "" {

@@ -107,9 +107,12 @@ func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *r
 		Burstiness: sc.Burstiness, Concurrency: sc.Concurrency, Warmup: sc.Warmup,
 		MaxTokens: sc.MaxTokens, MinTokens: sc.MinTokens, IgnoreEOS: sc.IgnoreEOS, Temperature: sc.Temperature, Seed: sc.Seed,
 		ExtraBody: sc.ExtraBody, SaveText: sc.SaveText, MultiTurn: multiTurn(sc),
-		TimeoutS: sc.Timeout.Seconds(), MaxConsecutiveFailures: sc.MaxConsecutiveFailures,
+		TimeoutS: sc.Timeout.Seconds(), MaxConsecutiveFailures: sc.MaxConsecutiveFailures, Stages: scenario.FormatStages(sc.Stages),
 		EnergySource: row.EnergySource, GPUs: r.gpuUUIDs, GPUSelection: r.selection.How,
 		CarbonIntensityGPerKWh: row.CarbonIntensityGPerKWh,
+	}
+	if sc.Ramp != nil {
+		rep.Settings.Ramp = sc.Ramp.String()
 	}
 	if r.meter != nil {
 		rep.Settings.EnergyIntervalS = r.cfg.EnergyInterval.Seconds()

@@ -148,6 +148,7 @@ type Run struct {
 	push           *exporter.Push
 	runner         *loadgen.Runner
 	openFiles      *openFilesSink
+	stages         *stageSink // a run with stages or a ramp only
 	// watch is set once the schedule starts; progress lines read it from
 	// their own goroutine, from before then (the idle baseline).
 	watch atomic.Pointer[saturationWatch]
@@ -312,7 +313,10 @@ func (r *Run) openSinks() (err error) {
 	opts := exporter.RunOptions{Version: r.cfg.Version, BenchmarkName: cmp.Or(r.cfg.BenchmarkName, r.sc.Name), Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
 		Endpoint: backends.WithoutUserinfo(r.backend.Endpoint()), RequestRate: r.sc.Rate,
 		Concurrency: r.sc.Concurrency, Arrival: arrivalOf(r.sc), Warmup: r.sc.Warmup, EnergySource: "none",
-		Outcomes: outcomes}
+		Outcomes: outcomes, Stages: scenario.FormatStages(r.sc.Stages)}
+	if r.sc.Ramp != nil {
+		opts.Ramp = r.sc.Ramp.String()
+	}
 	if r.source != nil {
 		opts.EnergySource, opts.EnergyMethod = r.source.Name(), r.source.Method()
 		opts.GPUUUIDs = strings.Join(r.gpuUUIDs, " ")
@@ -330,11 +334,16 @@ func (r *Run) openSinks() (err error) {
 		r.source = nil // the meter owns and closes it now
 		attr = &attributor{meter: r.meter, metrics: r.metrics}
 	}
+	// One completion event feeds them all, so they cannot disagree.
+	sinks := []loadgen.Sink{r.records, r.summary, metricsSink{r.metrics}, r.openFiles}
+	if r.sc.Staged() {
+		r.stages = newStageSink(r.sc)
+		sinks = append(sinks, r.stages)
+	}
 	r.runner, err = loadgen.NewRunner(loadgen.RunConfig{
 		RunID: r.runID, Scenario: r.sc, Backend: r.backend, Model: r.model, Prompts: r.prompts,
 		Simulated: r.simulated(), Grace: r.cfg.Grace,
-		// One completion event feeds all three, so they cannot disagree.
-		Sinks:      []loadgen.Sink{r.records, r.summary, metricsSink{r.metrics}, r.openFiles},
+		Sinks:      sinks,
 		Attributor: attr,
 		// The OpenAI chat API sends a prompt's messages; completions and
 		// PyTorch send its text.
@@ -346,6 +355,7 @@ func (r *Run) openSinks() (err error) {
 	r.records.OnError(r.recordsFailed)
 	r.metrics.TrackInFlight(func() float64 { return float64(r.runner.Progress.InFlight.Load()) })
 	r.metrics.TrackCapWaits(func() float64 { return float64(r.runner.Progress.CapWaitsTotal()) })
+	r.metrics.TrackTarget(r.sc.Staged(), r.target)
 	r.metrics.Start(time.Now())
 	if r.server != nil {
 		if err := r.server.Serve(r.metrics.Registry(), slog.New(minLevel{r.log.Handler(), slog.LevelWarn})); err != nil {
@@ -417,9 +427,11 @@ func (r *Run) Run(ctx context.Context) (*Result, error) {
 		r.metrics.End(time.Time{}, time.Now(), time.Time{})
 	}
 	r.closePush()
-	out.Row = r.row(res, out.Saturated)
+	stages := r.stageStats(res.Stages)
+	out.Row = r.row(res, out.Saturated, stages)
 	out.SummaryPath, out.SummaryErr = r.appendRow(out.Row)
 	out.Report = r.report(res, out.Row, out.Saturation)
+	out.Report.Stages = stages
 	out.Report.Files.Summary = out.SummaryPath
 	out.ReportErr = report.WriteReport(out.ReportPath, out.Report)
 	return out, nil
@@ -457,8 +469,10 @@ func (r *Run) measureIdle(ctx context.Context) error {
 	return nil
 }
 
-// row is the run's summary row.
-func (r *Run) row(res *loadgen.Result, saturated bool) *report.Row {
+// row is the run's summary row. A run with stages has no one rate or
+// concurrency: its request_rate and concurrency are empty, and its
+// rate_warning names the stages that fell short of their rates.
+func (r *Run) row(res *loadgen.Result, saturated bool, stages []report.StageStats) *report.Row {
 	row := r.summary.row(loadgen.RunInfo{
 		Name: cmp.Or(r.cfg.BenchmarkName, r.sc.Name), RunID: r.runID, Scenario: r.sc.Name, Backend: r.backend.Name(), Model: r.model,
 		Endpoint: r.backend.Endpoint(), Start: res.Start, End: res.End, RequestRate: r.sc.Rate,
@@ -466,8 +480,13 @@ func (r *Run) row(res *loadgen.Result, saturated bool) *report.Row {
 		Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
 	})
 	row.ClientSaturated = &saturated
-	row.RateWarning = report.RateShortfall(row, report.Pacing{Paced: res.Paced, CapWaits: res.CapWaits,
-		Concurrency: r.sc.Concurrency, ClientSaturated: saturated})
+	pacing := report.Pacing{Paced: res.Paced, CapWaits: res.CapWaits, Concurrency: r.sc.Concurrency, ClientSaturated: saturated}
+	if r.sc.Staged() {
+		row.RequestRate, row.Concurrency = nil, nil
+		row.RateWarning = stagesWarning(stages, pacing)
+	} else {
+		row.RateWarning = report.RateShortfall(row, pacing)
+	}
 	if row.RateWarning != "" {
 		r.log.Warn(row.RateWarning)
 	}

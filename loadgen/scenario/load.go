@@ -166,6 +166,7 @@ func (s *Scenario) Validate() error {
 	case s.Arrival == ArrivalGamma && s.Burstiness == 0:
 		add("burstiness", "must be > 0 with arrival gamma (1 is poisson, < 1 burstier, > 1 more regular)")
 	}
+	s.validateStages(add)
 	if s.MaxTokens > 0 && s.MinTokens > s.MaxTokens {
 		add("min_tokens", "%d is more than max_tokens %d", s.MinTokens, s.MaxTokens)
 	}
@@ -184,6 +185,9 @@ func (s *Scenario) Validate() error {
 	oneOf("think_time_distribution", s.ThinkTimeDistribution, scenarioThinkTimes)
 	if s.ThinkTime < 0 {
 		add("think_time", "must be 0 (none) or more, got %s", s.ThinkTime)
+	}
+	if s.MultiTurn && (len(s.Stages) > 0 || s.Ramp != nil) {
+		add("multi_turn", "not with stages or a ramp yet: a stage sends single requests")
 	}
 	if !s.MultiTurn {
 		for _, k := range []struct {
@@ -280,7 +284,31 @@ type yamlDoc struct {
 	// collections are kept apart because a mapping value starts on the
 	// line of its first key: yaml.v3 reports a wrongly typed mapping at
 	// that line, and a wrongly typed scalar in it at the same line.
-	scalarLine, collectionLine map[int]string
+	// Items of a list are named by their index: stages[1].rate.
+	collectionLine map[int]string
+	// A line may hold several scalars (a flow mapping such as
+	// {duration: 60s, rate: 5}): each is kept, with its text, so that a
+	// type error names the key of the value it quotes.
+	scalarLine map[int][]scalarAt
+}
+
+// scalarAt is a scalar value of a file and the dotted key path it
+// belongs to.
+type scalarAt struct{ key, value string }
+
+// scalarKey is the key of the scalar at line whose text is value, else
+// of the first scalar of that line.
+func (d *yamlDoc) scalarKey(line int, value string) (string, bool) {
+	at := d.scalarLine[line]
+	for _, s := range at {
+		if s.value == value {
+			return s.key, true
+		}
+	}
+	if len(at) > 0 {
+		return at[0].key, true
+	}
+	return "", false
 }
 
 // locate rewrites err as "source:line: ..." when it names keys of d.
@@ -291,13 +319,32 @@ func (d *yamlDoc) locate(source string, err error) error {
 	}
 	parts := make([]string, len(ke))
 	for i, e := range ke {
-		if line, ok := d.keyLine[e.key]; ok {
+		if line, ok := d.line(e.key); ok {
 			parts[i] = fmt.Sprintf("%s:%d: %s", source, line, e)
 		} else {
 			parts[i] = fmt.Sprintf("%s: %s", source, e)
 		}
 	}
 	return errors.New(strings.Join(parts, "; "))
+}
+
+// line is where key was written or, for a key the file leaves out, its
+// nearest parent: a stage's missing concurrency is reported at the stage
+// (stages[1]).
+func (d *yamlDoc) line(key string) (int, bool) {
+	if line, ok := d.keyLine[key]; ok {
+		return line, true
+	}
+	for {
+		i := strings.LastIndex(key, ".")
+		if i < 0 {
+			return 0, false
+		}
+		key = key[:i]
+		if line, ok := d.keyLine[key]; ok {
+			return line, true
+		}
+	}
 }
 
 func (d *yamlDoc) walk(n *yaml.Node, prefix string) {
@@ -316,20 +363,24 @@ func (d *yamlDoc) walk(n *yaml.Node, prefix string) {
 			d.walk(v, p)
 		}
 	case yaml.SequenceNode:
-		for _, item := range n.Content {
-			d.noteValue(item, prefix)
-			d.walk(item, prefix)
+		for i, item := range n.Content {
+			p := fmt.Sprintf("%s[%d]", prefix, i)
+			if _, seen := d.keyLine[p]; !seen {
+				d.keyLine[p] = item.Line
+			}
+			d.noteValue(item, p)
+			d.walk(item, p)
 		}
 	}
 }
 
 func (d *yamlDoc) noteValue(v *yaml.Node, p string) {
-	lines := d.collectionLine
 	if v.Kind == yaml.ScalarNode {
-		lines = d.scalarLine
+		d.scalarLine[v.Line] = append(d.scalarLine[v.Line], scalarAt{key: p, value: v.Value})
+		return
 	}
-	if _, seen := lines[v.Line]; !seen {
-		lines[v.Line] = p
+	if _, seen := d.collectionLine[v.Line]; !seen {
+		d.collectionLine[v.Line] = p
 	}
 }
 
@@ -353,7 +404,7 @@ func decodeStrict(data []byte, source string, out any) (*yamlDoc, error) {
 	if len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%s:%d: expected a mapping of keys (key: value lines)", source, root.Line)
 	}
-	doc := &yamlDoc{keyLine: map[string]int{}, scalarLine: map[int]string{}, collectionLine: map[int]string{}}
+	doc := &yamlDoc{keyLine: map[string]int{}, scalarLine: map[int][]scalarAt{}, collectionLine: map[int]string{}}
 	doc.walk(root.Content[0], "")
 
 	strict := yaml.NewDecoder(bytes.NewReader(data))
@@ -376,7 +427,7 @@ type structKeys struct {
 // collectKeys maps each struct type reachable from t (by its name, as
 // yaml.v3 writes it in errors) to the keys it accepts.
 func collectKeys(t reflect.Type, prefix string, into map[string]structKeys) {
-	for t.Kind() == reflect.Pointer {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 		t = t.Elem()
 	}
 	if t.Kind() != reflect.Struct {
@@ -444,11 +495,11 @@ func yamlError(source string, err error, known map[string]structKeys, doc *yamlD
 				got = strconv.Quote(got)
 			}
 			want := describeType(u[3])
-			lines := doc.scalarLine
+			key, ok := doc.scalarKey(n, strings.Trim(u[2], "`"))
 			if u[1] == "!!map" || u[1] == "!!seq" {
-				lines = doc.collectionLine
+				key, ok = doc.collectionLine[n]
 			}
-			if key, ok := lines[n]; ok {
+			if ok {
 				parts = append(parts, fmt.Sprintf("%s:%s: %s: want %s, got %s", source, line, key, want, got))
 			} else {
 				parts = append(parts, fmt.Sprintf("%s:%s: want %s, got %s", source, line, want, got))

@@ -342,7 +342,7 @@ func TestPOCLoadErrors(t *testing.T) {
 		{
 			name: "wrong type inside a list",
 			yaml: "backend:\n  device_ids: [0, first]\n",
-			want: `:2: backend.device_ids: want an integer, got "first"`,
+			want: `:2: backend.device_ids[1]: want an integer, got "first"`,
 		},
 		{
 			name: "unsupported backend",

@@ -31,7 +31,8 @@ type Scenario struct {
 
 	// Schedule. Concurrency 1 and Rate 0 is sequential (batch 1);
 	// Rate 0 is closed-loop at Concurrency; Rate > 0 is open-loop at Rate
-	// req/s with Concurrency as the in-flight cap (0: unlimited).
+	// req/s with Concurrency as the in-flight cap (0: unlimited). Stages
+	// or a Ramp replace Rate.
 	NumSamples  int           `yaml:"num_samples"` // 0: no count limit
 	Duration    time.Duration `yaml:"duration"`    // 0: no time limit
 	Concurrency int           `yaml:"concurrency"`
@@ -39,6 +40,14 @@ type Scenario struct {
 	Arrival     string        `yaml:"arrival"`    // constant | poisson | gamma
 	Burstiness  float64       `yaml:"burstiness"` // gamma shape; 1 = poisson
 	Warmup      int           `yaml:"warmup"`     // requests sent first and excluded from results
+	// Load that changes over time, instead of Rate: Stages one after the
+	// other (each open loop at its rate, or closed loop at its
+	// concurrency), or a linear Ramp of the open-loop rate. The run ends
+	// with the last stage (or before, by NumSamples or Duration).
+	// Arrival and Burstiness apply to the open-loop stages and the ramp;
+	// Concurrency is their in-flight cap.
+	Stages []Stage `yaml:"stages"`
+	Ramp   *Ramp   `yaml:"ramp"`
 
 	// Multi-turn conversation replay (docs/definitions.md, "Multi-turn
 	// conversations"): each conversation's user turns are sent in order,
