@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/tokenwatt/tokenwatt/backends"
+	"github.com/tokenwatt/tokenwatt/internal/hostile"
+	"github.com/tokenwatt/tokenwatt/report"
+)
+
+// hostileRunArgs are a short run against a hostile server's URL.
+func hostileRunArgs(url, out string, n int, extra ...string) []string {
+	return append([]string{"--endpoint", url, "--model", hostile.Model, "--energy", "none",
+		"--dataset", "synthetic:mean=8,n=4", "--num-samples", strconv.Itoa(n), "--out", out}, extra...)
+}
+
+// A server streaming more text chunks than a record lists (issue 16,
+// defect 8: an endless stream grew the record line to 130 MB): each
+// record lists backends.MaxITL gaps and counts the rest in
+// itl_truncated, its line stays a few hundred kB, and the summary
+// (report.json) and the ITL histogram still count every gap.
+func TestRecordsCapITLs(t *testing.T) {
+	offlineHF(t)
+	const n, extra = 2, 900
+	chunks := backends.MaxITL + 1 + extra
+	srv := hostile.Start(t, hostile.Config{Mode: hostile.EndlessSSEChunks, Limit: int64(chunks)})
+	out := t.TempDir()
+	res, fams := runScraped(t, hostileRunArgs(srv.URL, out, n, "--timeout", "2m")...)
+	if res.code != 0 {
+		t.Fatalf("exit %d\nstderr: %s", res.code, res.stderr)
+	}
+
+	f, err := os.Open(runFile(t, out, "records.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	lines := 0
+	for sc.Scan() {
+		lines++
+		if len(sc.Bytes()) > 400<<10 {
+			t.Errorf("record line of %d bytes", len(sc.Bytes()))
+		}
+		var rec map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		itl, _ := rec["itl_s"].([]any)
+		if rec["outcome"] != "ok" || len(itl) != backends.MaxITL || rec["itl_truncated"] != float64(extra) ||
+			rec["text_chunks"] != float64(chunks) {
+			t.Errorf("record: outcome %v, %d itl_s, itl_truncated %v, text_chunks %v; want ok, %d, %d, %d",
+				rec["outcome"], len(itl), rec["itl_truncated"], rec["text_chunks"], backends.MaxITL, extra, chunks)
+		}
+	}
+	if err := sc.Err(); err != nil || lines != n {
+		t.Fatalf("%d records (%v), want %d", lines, err, n)
+	}
+
+	raw, err := os.ReadFile(runFile(t, out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	want := n * (chunks - 1)
+	if d := rep.Latency["itl"]; d == nil || d.Count != int64(want) {
+		t.Errorf("report.json ITL distribution %+v, want %d gaps", d, want)
+	}
+	if got := histogramCount(fams, "tokenwatt_request_itl_seconds"); got != uint64(want) {
+		t.Errorf("ITL histogram counted %d gaps, want %d", got, want)
+	}
+}
