@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/tokenwatt/tokenwatt/backends"
@@ -76,5 +77,30 @@ func TestRecordsCapITLs(t *testing.T) {
 	}
 	if got := histogramCount(fams, "tokenwatt_request_itl_seconds"); got != uint64(want) {
 		t.Errorf("ITL histogram counted %d gaps, want %d", got, want)
+	}
+}
+
+// A push target answering 500 with a body without end (issue 16, defect
+// 6: 8.7 GB RSS and a 1.59 GB log line): the run succeeds, and every
+// warning about it quotes at most a few KiB of the body. The target stops
+// after 2 MiB, so that code which reads it all fails here cheaply.
+func TestPushTargetWithEndlessErrorBody(t *testing.T) {
+	offlineHF(t)
+	srv := hostile.Start(t, hostile.Config{Mode: hostile.EndlessBody, Status: 500, Limit: 2 << 20})
+	res := runCLI(t, "--sim", "--sim-ttft", "1ms", "--sim-itl", "1ms", "--dataset", "synthetic:mean=8,n=4",
+		"--num-samples", "20", "--energy", "none", "--out", t.TempDir(), "--metrics-addr=",
+		"--push-url", srv.URL+"/api/v1/import/prometheus", "--push-interval", "20ms")
+	if res.code != 0 {
+		t.Fatalf("exit %d\nstderr: %.2000s", res.code, res.stderr)
+	}
+	warned := false
+	for _, line := range strings.Split(res.stderr, "\n") {
+		if len(line) > 16<<10 {
+			t.Errorf("a %d-byte line on stderr: %.200s…", len(line), line)
+		}
+		warned = warned || strings.Contains(line, "push to "+srv.URL)
+	}
+	if !warned || srv.Requests() == 0 {
+		t.Errorf("%d pushes, no warning about them:\n%.2000s", srv.Requests(), res.stderr)
 	}
 }
