@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/internal/hostile"
@@ -102,5 +103,38 @@ func TestPushTargetWithEndlessErrorBody(t *testing.T) {
 	}
 	if !warned || srv.Requests() == 0 {
 		t.Errorf("%d pushes, no warning about them:\n%.2000s", srv.Requests(), res.stderr)
+	}
+}
+
+// `loadgen dump --timeout` is one deadline for every query of the
+// command (issue 16, defect 7: dump overran --timeout 15s by 10 s):
+// against a Prometheus that answers each query, correctly, in 0.3 s, a
+// 0.7 s timeout ends dump within its third query; against one that never
+// finishes an answer, within the first. Either way: exit 2, saying so.
+func TestDumpTimeoutCoversEveryQuery(t *testing.T) {
+	empty := `{"status":"success","data":{"resultType":"vector","result":[]}}`
+	for _, tc := range []struct {
+		name string
+		cfg  hostile.Config
+	}{
+		{"slow answers", hostile.Config{Mode: hostile.SlowBody, Interval: 100 * time.Millisecond, Limit: 3, Body: empty}},
+		{"endless answer", hostile.Config{Mode: hostile.SlowBody, Interval: 100 * time.Millisecond}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := hostile.Start(t, tc.cfg)
+			start := time.Now()
+			res := runCLI(t, "dump", "--prometheus", srv.URL, "--all", "--timeout", "700ms")
+			if res.code != 2 || !strings.Contains(res.stderr, "did not answer within --timeout 700ms") {
+				t.Errorf("exit %d, stderr %q; want 2 and the timeout named", res.code, res.stderr)
+			}
+			// Generous, for a busy machine: only a deadline per query
+			// (or none) takes this long.
+			if d := time.Since(start); d > 20*time.Second {
+				t.Errorf("dump took %v with --timeout 700ms", d)
+			}
+			if n := srv.Requests(); tc.cfg.Limit > 0 && n < 2 {
+				t.Errorf("%d queries answered before the deadline, want at least 2", n)
+			}
+		})
 	}
 }

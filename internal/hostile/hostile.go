@@ -57,7 +57,8 @@ const (
 	// vector result never ends.
 	EndlessVector
 	// SlowBody answers Config.Status (default 200) and sends one byte of
-	// its body every Config.Interval (default 50ms), forever.
+	// its body, a space, every Config.Interval (default 50ms): forever,
+	// or, with a Limit, that many and then Config.Body.
 	SlowBody
 	// SlowlorisHeaders sends the status line and then one byte of a
 	// header every Config.Interval (default 50ms), never finishing the
@@ -105,6 +106,9 @@ type Config struct {
 	// Interval is the pace of SlowBody and SlowlorisHeaders (default
 	// 50ms).
 	Interval time.Duration
+	// Body ends SlowBody's answer after Limit spaces: a JSON answer, say,
+	// that arrives slowly but whole.
+	Body string
 }
 
 // Server is a running hostile server on 127.0.0.1.
@@ -300,7 +304,11 @@ func (s *Server) trickle(w http.ResponseWriter, r *http.Request) {
 	f := http.NewResponseController(w)
 	tick := time.NewTicker(s.cfg.Interval)
 	defer tick.Stop()
-	for {
+	for n := int64(0); ; n++ {
+		if s.cfg.Limit > 0 && n == s.cfg.Limit {
+			s.write(w, []byte(s.cfg.Body))
+			return
+		}
 		if !s.write(w, []byte{' '}) || f.Flush() != nil {
 			return
 		}
