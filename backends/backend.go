@@ -109,9 +109,14 @@ type Response struct {
 	Done  time.Time // t_done: end of stream ([DONE], EOF or error)
 
 	// ITL holds each gap between consecutive text-carrying chunks, in
-	// arrival order. The first gap (TTFT) is not an ITL. It is empty for a
-	// non-streaming request. The slice is reused across requests by Reset.
+	// arrival order, up to MaxITL of them. The first gap (TTFT) is not an
+	// ITL. It is empty for a non-streaming request. The slice is reused
+	// across requests by Reset.
 	ITL []time.Duration
+	// MoreITL holds the gaps after the first MaxITL, in bounded memory;
+	// nil when there were none. Reset drops it (it is not reused: a
+	// record may hold it).
+	MoreITL *GapSketch
 
 	TextChunks   int    // text-carrying chunks received
 	PromptTokens int    // from usage; -1 when unknown

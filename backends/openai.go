@@ -318,10 +318,13 @@ func readStream(ctx context.Context, sr *sseReader, resp *Response, keepText boo
 		if c.text {
 			// Response.textChunk, by hand: the per-chunk hot path, and the
 			// method is over the inliner's budget.
-			if resp.TextChunks == 0 {
+			switch {
+			case resp.TextChunks == 0:
 				resp.First = now
-			} else {
+			case len(resp.ITL) < MaxITL:
 				resp.ITL = append(resp.ITL, now.Sub(resp.Last))
+			default:
+				resp.AddGap(now.Sub(resp.Last))
 			}
 			resp.Last = now
 			resp.TextChunks++

@@ -210,7 +210,13 @@ func (c *PyTorch) Do(ctx context.Context, req *Request, resp *Response) {
 	mt, _, _ := mime.ParseMediaType(hresp.Header.Get("Content-Type"))
 	switch {
 	case mt == "application/x-ndjson" || mt == "application/json" || mt == "application/jsonl":
-		readNDJSON(ctx, hresp.Body, resp, req.KeepText)
+		// A whole (non-streamed) answer is one line; it may be as long
+		// as an OpenAI server's whole response.
+		maxLine := MaxStreamLine
+		if !req.Stream {
+			maxLine = maxResponseBody
+		}
+		readNDJSON(ctx, hresp.Body, resp, req.KeepText, maxLine)
 	default:
 		readTextChunks(ctx, hresp.Body, resp, req.KeepText)
 	}
@@ -227,7 +233,7 @@ func (c *PyTorch) Do(ctx context.Context, req *Request, resp *Response) {
 // when the server sent no usage.
 func wholeResponse(resp *Response) {
 	resp.First = time.Time{}
-	resp.ITL = resp.ITL[:0]
+	resp.ITL, resp.MoreITL = resp.ITL[:0], nil
 	if resp.Outcome == OutcomeOK {
 		resp.Last = resp.Done
 	}
@@ -240,7 +246,7 @@ func (r *Response) textChunk(now time.Time) {
 	if r.TextChunks == 0 {
 		r.First = now
 	} else {
-		r.ITL = append(r.ITL, now.Sub(r.Last))
+		r.AddGap(now.Sub(r.Last))
 	}
 	r.Last = now
 	r.TextChunks++
@@ -283,54 +289,23 @@ func (l *torchLine) errorMessage() string {
 
 // readNDJSON reads a newline-delimited JSON stream: a text-carrying line
 // is a token arriving (its text kept with keepText); the stream ends at
-// EOF. A line's finish_reason, when a string, is the response's.
-func readNDJSON(ctx context.Context, body io.Reader, resp *Response, keepText bool) {
+// EOF. A line's finish_reason, when a string, is the response's. A line
+// longer than maxLine bytes ends it as a stream_error.
+func readNDJSON(ctx context.Context, body io.Reader, resp *Response, keepText bool, maxLine int) {
 	var prompt, completion int64 = -1, -1
 	defer func() { setTokens(resp, prompt, completion) }()
 	br := bufio.NewReaderSize(body, 16<<10)
+	var long []byte
 	lines := 0
 	for {
-		line, err := br.ReadSlice('\n')
+		line, err := readLine(br, &long, maxLine)
 		now := time.Now()
-		if err == bufio.ErrBufferFull {
-			resp.Done, resp.Outcome = now, OutcomeStreamError
-			resp.Error = fmt.Sprintf("NDJSON line %d longer than %d KiB", lines+1, br.Size()>>10)
-			return
-		}
-		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 {
-			lines++
-			var l torchLine
-			if jerr := json.Unmarshal(trimmed, &l); jerr != nil {
-				resp.Done, resp.Outcome = now, OutcomeStreamError
-				resp.Error = fmt.Sprintf("malformed NDJSON line %d (%v): %q", lines, jerr, snippet(trimmed))
-				return
-			}
-			if msg := l.errorMessage(); msg != "" {
-				resp.Done, resp.Outcome = now, OutcomeStreamError
-				resp.Error = fmt.Sprintf("server error in line %d: %s", lines, clip(msg, maxMessage))
-				return
-			}
-			if l.Text != nil && *l.Text != "" {
-				resp.textChunk(now)
-				if keepText {
-					resp.keepText([]byte(*l.Text))
-				}
-			}
-			if l.FinishReason != nil {
-				resp.setFinishReason(*l.FinishReason)
-			}
-			if l.Usage != nil {
-				if l.Usage.PromptTokens != nil {
-					prompt = *l.Usage.PromptTokens
-				}
-				if l.Usage.CompletionTokens != nil {
-					completion = *l.Usage.CompletionTokens
-				}
-			}
-		}
 		if err != nil {
 			resp.Done = now
 			switch {
+			case err == errLineTooLong:
+				resp.Outcome = OutcomeStreamError
+				resp.Error = fmt.Sprintf("NDJSON line %d longer than %s (the limit of one line)", lines+1, byteSize(maxLine))
 			case err == io.EOF:
 				resp.Outcome = OutcomeOK
 			case ctx.Err() != nil:
@@ -341,7 +316,51 @@ func readNDJSON(ctx context.Context, body io.Reader, resp *Response, keepText bo
 			}
 			return
 		}
+		trimmed := bytes.TrimSpace(line)
+		if len(trimmed) == 0 {
+			continue
+		}
+		lines++
+		var l torchLine
+		if jerr := json.Unmarshal(trimmed, &l); jerr != nil {
+			resp.Done, resp.Outcome = now, OutcomeStreamError
+			resp.Error = fmt.Sprintf("malformed NDJSON line %d (%v): %q", lines, jerr, snippet(trimmed))
+			return
+		}
+		if msg := l.errorMessage(); msg != "" {
+			resp.Done, resp.Outcome = now, OutcomeStreamError
+			resp.Error = fmt.Sprintf("server error in line %d: %s", lines, clip(msg, maxMessage))
+			return
+		}
+		if l.Text != nil && *l.Text != "" {
+			resp.textChunk(now)
+			if keepText {
+				resp.keepText([]byte(*l.Text))
+			}
+		}
+		if l.FinishReason != nil {
+			resp.setFinishReason(*l.FinishReason)
+		}
+		if l.Usage != nil {
+			if l.Usage.PromptTokens != nil {
+				prompt = *l.Usage.PromptTokens
+			}
+			if l.Usage.CompletionTokens != nil {
+				completion = *l.Usage.CompletionTokens
+			}
+		}
 	}
+}
+
+// byteSize writes n bytes as KiB or MiB when it is a whole number of them.
+func byteSize(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // readTextChunks reads a plain-text chunked stream: every read that

@@ -31,14 +31,14 @@ func FuzzNDJSON(f *testing.F) {
 		var resp Response
 		resp.Reset()
 		resp.Send = time.Now()
-		readNDJSON(context.Background(), strings.NewReader(string(data)), &resp, true)
+		readNDJSON(context.Background(), strings.NewReader(string(data)), &resp, true, MaxStreamLine)
 		if resp.Outcome == "" {
 			t.Fatal("no outcome")
 		}
 		if resp.Outcome != OutcomeOK && resp.Error == "" {
 			t.Fatalf("outcome %s without an error message", resp.Outcome)
 		}
-		if resp.TextChunks > 0 && len(resp.ITL) != resp.TextChunks-1 {
+		if resp.TextChunks > 0 && len(resp.ITL)+resp.MoreITL.Count() != resp.TextChunks-1 {
 			t.Fatalf("%d text chunks, %d ITLs", resp.TextChunks, len(resp.ITL))
 		}
 		if resp.TextChunks > 0 && (resp.First.IsZero() || resp.Last.Before(resp.First)) {

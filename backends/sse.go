@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -16,9 +17,13 @@ import (
 // measures. Both avoid reflection and per-chunk allocation so that the
 // client, not the server, is never the bottleneck (docs/performance.md).
 
-// maxEventBytes bounds one SSE line or event. Real chunks are a few hundred
-// bytes; the bound only stops a broken server from exhausting memory.
-const maxEventBytes = 16 << 20
+// MaxStreamLine bounds, in bytes, one line of a streamed response: an SSE
+// line or event (all its data lines together), an NDJSON line. Real
+// chunks are a few hundred bytes; the bound only stops a server that
+// never ends a line from taking more than about twice this much memory
+// per request in flight. A longer line ends the request as a
+// stream_error that names the limit (docs/definitions.md).
+const MaxStreamLine = 1 << 20
 
 // sseBufferSize is the bufio buffer size; lines longer than this are
 // assembled in sseReader.long.
@@ -32,8 +37,11 @@ const maxPooledBytes = 1 << 20
 // accepts exactly what json.Valid accepts.
 const maxJSONDepth = 10000
 
-// errEventTooLong reports an SSE line or event over maxEventBytes.
-var errEventTooLong = fmt.Errorf("SSE event longer than %d MiB", maxEventBytes>>20)
+// errEventTooLong reports an SSE line or event over MaxStreamLine.
+var errEventTooLong = fmt.Errorf("SSE event longer than %d MiB (the limit of one line or event)", MaxStreamLine>>20)
+
+// errLineTooLong reports a line over readLine's limit.
+var errLineTooLong = errors.New("line too long")
 
 var utf8BOM = []byte("\xef\xbb\xbf")
 
@@ -119,7 +127,7 @@ func (r *sseReader) next() (data []byte, errorEvent bool, err error) {
 		}
 		switch string(field) {
 		case "data":
-			if len(r.data)+len(value)+1 > maxEventBytes {
+			if len(r.data)+len(value)+1 > MaxStreamLine {
 				return nil, false, errEventTooLong
 			}
 			if hasData {
@@ -136,8 +144,24 @@ func (r *sseReader) next() (data []byte, errorEvent bool, err error) {
 // readLine returns the next line without its LF or CRLF. The final line
 // of a body that does not end in a newline is returned before io.EOF.
 func (r *sseReader) readLine() ([]byte, error) {
-	line, err := r.br.ReadSlice('\n')
+	line, err := readLine(r.br, &r.long, MaxStreamLine)
+	if err == errLineTooLong {
+		err = errEventTooLong
+	}
+	return line, err
+}
+
+// readLine returns the next line of br without its LF or CRLF, or
+// errLineTooLong once the line, newline included, is known to exceed
+// limit bytes: it never holds more than limit bytes of a line. A line
+// longer than br's buffer is assembled in *long, which the line returned
+// may alias until the next call. The final line of a body that does not
+// end in a newline is returned before io.EOF.
+func readLine(br *bufio.Reader, long *[]byte, limit int) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
 	switch {
+	case len(line) > limit:
+		return nil, errLineTooLong
 	case err == nil:
 		return trimEOL(line), nil
 	case err == io.EOF && len(line) > 0:
@@ -145,16 +169,17 @@ func (r *sseReader) readLine() ([]byte, error) {
 	case err != bufio.ErrBufferFull:
 		return nil, err
 	}
-	r.long = append(r.long[:0], line...)
+	buf := append((*long)[:0], line...)
+	defer func() { *long = buf[:0] }()
 	for {
-		line, err = r.br.ReadSlice('\n')
-		if len(r.long)+len(line) > maxEventBytes {
-			return nil, errEventTooLong
+		line, err = br.ReadSlice('\n')
+		if len(buf)+len(line) > limit {
+			return nil, errLineTooLong
 		}
-		r.long = append(r.long, line...)
+		buf = append(buf, line...)
 		switch {
 		case err == nil, err == io.EOF:
-			return trimEOL(r.long), nil
+			return trimEOL(buf), nil
 		case err != bufio.ErrBufferFull:
 			return nil, err
 		}

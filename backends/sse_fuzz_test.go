@@ -68,7 +68,7 @@ func FuzzSSE(f *testing.F) {
 		if resp.Outcome != OutcomeOK && resp.Outcome != OutcomeStreamError {
 			t.Fatalf("outcome %q from an in-memory stream", resp.Outcome)
 		}
-		if n := max(resp.TextChunks-1, 0); len(resp.ITL) != n {
+		if n := max(resp.TextChunks-1, 0); len(resp.ITL)+resp.MoreITL.Count() != n {
 			t.Fatalf("%d ITLs for %d text chunks", len(resp.ITL), resp.TextChunks)
 		}
 		if len(resp.Text) > MaxText || len(resp.FinishReason) > MaxFinishReason {

@@ -206,12 +206,12 @@ func TestSSEReaderErrors(t *testing.T) {
 		t.Fatalf("cut stream = %q, %v; want the read error and the partial event dropped", data, err)
 	}
 
-	huge := "data: " + strings.Repeat("x", maxEventBytes) + "\n\n"
+	huge := "data: " + strings.Repeat("x", MaxStreamLine) + "\n\n"
 	r = newSSEReader(strings.NewReader(huge), sseBufferSize)
 	if _, _, err := r.next(); !errors.Is(err, errEventTooLong) {
 		t.Fatalf("huge line: %v, want errEventTooLong", err)
 	}
-	many := strings.Repeat("data: "+strings.Repeat("x", 1<<20)+"\n", 17) + "\n"
+	many := strings.Repeat("data: "+strings.Repeat("x", MaxStreamLine/16)+"\n", 17) + "\n"
 	r = newSSEReader(strings.NewReader(many), sseBufferSize)
 	if _, _, err := r.next(); !errors.Is(err, errEventTooLong) {
 		t.Fatalf("huge event: %v, want errEventTooLong", err)

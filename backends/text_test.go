@@ -94,11 +94,15 @@ func TestKeepTextIsBounded(t *testing.T) {
 	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
 		startStream(w)
 		// "é" is two bytes: only one byte of room is left for it.
-		writeEvents(w, roleChunk(), textChunk(long), textChunk("é"), textChunk("b"), finishChunk(), usageChunk(1, 3), "[DONE]")
+		// The long answer in four chunks: one event may not exceed
+		// MaxStreamLine.
+		q := len(long) / 4
+		writeEvents(w, roleChunk(), textChunk(long[:q]), textChunk(long[q:2*q]), textChunk(long[2*q:3*q]), textChunk(long[3*q:]),
+			textChunk("é"), textChunk("b"), finishChunk(), usageChunk(1, 6), "[DONE]")
 	})
 	c := newTestClient(t, srv.URL, OpenAIConfig{})
 	resp := do(c, context.Background(), &Request{Model: "m", Prompt: "hi", Stream: true, KeepText: true})
-	if resp.Outcome != OutcomeOK || resp.TextChunks != 3 {
+	if resp.Outcome != OutcomeOK || resp.TextChunks != 6 {
 		t.Fatalf("%s: %s, %d text chunks", resp.Outcome, resp.Error, resp.TextChunks)
 	}
 	if string(resp.Text) != long || !resp.TextTruncated || !utf8.Valid(resp.Text) {

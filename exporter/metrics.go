@@ -355,9 +355,13 @@ func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 // Observation is what the run's metrics take from one completed request:
 // its record's values, nil where the record has none.
 type Observation struct {
-	Outcome                    string
-	TTFT, TPOT, E2E            *float64
-	ITL                        []float64
+	Outcome         string
+	TTFT, TPOT, E2E *float64
+	ITL             []float64
+	// MoreITL, when set, calls its argument for the gaps left out of ITL
+	// (a record lists at most backends.MaxITL), grouped by value: each
+	// value and how many gaps have it.
+	MoreITL                    func(func(seconds float64, count int))
 	ScheduleLag                float64
 	PromptTokens, OutputTokens *int
 	EnergyJ                    *float64
@@ -387,6 +391,13 @@ func (m *Run) Observe(r *Observation) {
 	}
 	for _, gap := range r.ITL {
 		m.itl.Observe(gap)
+	}
+	if r.MoreITL != nil {
+		r.MoreITL(func(gap float64, n int) {
+			for range n {
+				m.itl.Observe(gap)
+			}
+		})
 	}
 	if r.TPOT != nil {
 		m.tpot.Observe(*r.TPOT)

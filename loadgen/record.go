@@ -29,6 +29,7 @@ type Record struct {
 	E2E          *float64  `json:"e2e_s"`
 	TPOT         *float64  `json:"tpot_s"`
 	ITL          []float64 `json:"itl_s"`
+	ITLTruncated int       `json:"itl_truncated"` // gaps after the first backends.MaxITL, left out of itl_s (still in the statistics)
 	ScheduleLag  float64   `json:"schedule_lag_s"`
 	E2EFromSched *float64  `json:"e2e_from_sched_s"`
 	PromptTokens *int      `json:"prompt_tokens"`
@@ -74,7 +75,16 @@ type Record struct {
 	// The same instants as SendUnix, TTFT and DoneUnix, with Go's
 	// monotonic clock, for energy attribution.
 	send, first, done time.Time
+
+	// moreITL holds the ITLTruncated gaps left out of ITL, for the
+	// statistics; nil when none were.
+	moreITL *backends.GapSketch
 }
+
+// MoreITL calls f for the gaps left out of ITL (ITLTruncated of them),
+// grouped by value to within backends.GapAccuracy: each value and how
+// many gaps have it. It does nothing when none were left out.
+func (r *Record) MoreITL(f func(seconds float64, count int)) { r.moreITL.ForEach(f) }
 
 // Times returns when the request was sent, got its first text (zero if
 // never) and ended, on the monotonic clock.
@@ -121,10 +131,16 @@ func newRecord(sched time.Time, resp *backends.Response) Record {
 	}
 	// A streamed request with text has its gaps (none for one chunk: []);
 	// without a first chunk, or not streamed, ITL is unmeasured: null.
+	// Past backends.MaxITL gaps the record lists only the first ones and
+	// says how many it left out; the statistics still get them all.
 	if !resp.First.IsZero() {
 		rec.ITL = make([]float64, len(resp.ITL))
 		for i, d := range resp.ITL {
 			rec.ITL[i] = d.Seconds()
+		}
+		rec.ITLTruncated = resp.MoreITL.Count()
+		if rec.ITLTruncated > 0 {
+			rec.moreITL = resp.MoreITL
 		}
 	}
 	if resp.PromptTokens >= 0 {

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"math"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/report"
 )
 
@@ -498,5 +500,57 @@ func TestSummaryFinishReasons(t *testing.T) {
 	counts, none = s.FinishReasons()
 	if counts["r01"] != 2 || counts[OtherFinishReason] != 40-MaxFinishReasons+1 || none != 2 {
 		t.Errorf("merged: counts %v, none %d", counts, none)
+	}
+}
+
+// A record lists at most backends.MaxITL gaps (itl_s) and says how many
+// it left out (itl_truncated); the summary still counts every gap as if
+// each had been observed: the same count, extremes, percentiles (to the
+// bit: the left-out gaps are binned at the summary's own accuracy), and
+// sum, mean and standard deviation to rounding (issue 16, defect 8).
+func TestSummaryCountsTruncatedITLs(t *testing.T) {
+	const n = backends.MaxITL + 2500
+	rng := rand.New(rand.NewPCG(1, 2))
+	gaps := make([]time.Duration, n)
+	for i := range gaps {
+		// 1-40 ms, the later ones slower, so that the left-out gaps
+		// shape the upper percentiles.
+		gaps[i] = time.Duration(1e6 + rng.Float64()*float64(19e6) + float64(i)*2e3)
+	}
+	send := time.Now()
+	resp := backends.Response{Send: send, First: send.Add(100 * time.Millisecond), Outcome: backends.OutcomeOK,
+		TextChunks: n + 1, OutputTokens: n + 1, PromptTokens: 1, TokensSource: backends.TokensFromUsage}
+	resp.Last = resp.First
+	all := &Record{Outcome: "ok"}
+	for _, g := range gaps {
+		resp.AddGap(g)
+		resp.Last = resp.Last.Add(g)
+		all.ITL = append(all.ITL, g.Seconds())
+	}
+	resp.Done = resp.Last
+	rec := newRecord(send, &resp)
+	if len(rec.ITL) != backends.MaxITL || rec.ITLTruncated != n-backends.MaxITL {
+		t.Fatalf("record lists %d gaps and left out %d; want %d and %d", len(rec.ITL), rec.ITLTruncated, backends.MaxITL, n-backends.MaxITL)
+	}
+	line, err := json.Marshal(&rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(line, []byte(`"itl_truncated":2500`)) {
+		t.Errorf("record line lacks itl_truncated: %.300s", line)
+	}
+
+	got, want := summaryOf([]*Record{&rec}).Distributions()["itl"], summaryOf([]*Record{all}).Distributions()["itl"]
+	if got == nil || got.Count != n || got.Min != want.Min || got.Max != want.Max {
+		t.Fatalf("itl %+v, want %+v", got, want)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Abs(b) }
+	if !near(got.Mean, want.Mean) || !near(got.Std, want.Std) {
+		t.Errorf("itl mean %v std %v, want %v %v", got.Mean, got.Std, want.Mean, want.Std)
+	}
+	for key, w := range want.Percentiles {
+		if got.Percentiles[key] != w {
+			t.Errorf("itl %s = %v, want %v", key, got.Percentiles[key], w)
+		}
 	}
 }

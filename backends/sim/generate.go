@@ -162,11 +162,22 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, a api) (*generate
 	if minTokens < 0 {
 		return nil, 0, 0, badRequest("min_tokens", "min_tokens must be greater than or equal to 0, got %d.", minTokens)
 	}
+	// vLLM's checks of the context length: the prompt must leave room,
+	// and max_tokens must fit in what it leaves. They also bound what one
+	// request can make the simulator generate.
+	ctxLen := s.cfg.MaxModelLen
+	if promptTokens >= ctxLen {
+		return nil, 0, 0, badRequest("", "This model's maximum context length is %d tokens. However, your request has %d input tokens. Please reduce the length of the input messages.", ctxLen, promptTokens)
+	}
+	room := ctxLen - promptTokens
 	limit := s.cfg.DefaultMaxTokens
 	if maxTokens != nil {
 		limit = *maxTokens
 		if limit < 1 {
 			return nil, 0, 0, badRequest("max_tokens", "max_tokens must be at least 1, got %d.", limit)
+		}
+		if limit > room {
+			return nil, 0, 0, badRequest("max_tokens", "'max_tokens' or 'max_completion_tokens' is too large: %d. This model's maximum context length is %d tokens and your request has %d input tokens (%d > %d - %d).", limit, ctxLen, promptTokens, limit, ctxLen, promptTokens)
 		}
 		if minTokens > limit {
 			return nil, 0, 0, badRequest("min_tokens", "min_tokens must be less than or equal to max_tokens=%d, got %d.", limit, minTokens)
@@ -174,8 +185,11 @@ func (s *Server) parse(w http.ResponseWriter, r *http.Request, a api) (*generate
 	} else {
 		// vLLM's default max_tokens is the rest of the context, which is
 		// never below a sensible min_tokens; the simulator's default is
-		// small, so it gives way.
-		limit = max(limit, minTokens)
+		// small, so it gives way, up to the rest of the context.
+		if minTokens > room {
+			return nil, 0, 0, badRequest("min_tokens", "min_tokens must be less than or equal to max_tokens=%d, got %d.", room, minTokens)
+		}
+		limit = min(max(limit, minTokens), room)
 	}
 	return &req, promptTokens, limit, nil
 }

@@ -52,9 +52,9 @@ const OwnedBy = "tokenwatt-sim"
 // Config is the simulator's latency and failure model. DefaultConfig gives
 // a realistic starting point. New takes the durations, probabilities and
 // powers as they are (zero TTFT and ITL give an instant server, zero watts
-// a GPU that uses no energy); only Model, MaxNumSeqs, DefaultMaxTokens and
-// GPUs, for which zero means nothing, fall back to DefaultConfig's values
-// when zero.
+// a GPU that uses no energy); only Model, MaxNumSeqs, DefaultMaxTokens,
+// MaxModelLen and GPUs, for which zero means nothing, fall back to
+// DefaultConfig's values when zero.
 //
 // The five fault probabilities are exclusive per request: one uniform draw
 // picks at most one fault, so their sum must not exceed 1.
@@ -67,6 +67,7 @@ type Config struct {
 	MaxNumSeqs       int           // sequences decoded at once (vLLM --max-num-seqs); more wait in a FIFO queue; 0 means 256
 	SlowdownPerSeq   float64       // ITL is multiplied by 1 + SlowdownPerSeq × (running − 1)
 	DefaultMaxTokens int           // max_tokens when a request sets none; 0 means 256
+	MaxModelLen      int           // context length (vLLM --max-model-len): prompt + max_tokens above it is answered 400; 0 means DefaultMaxModelLen
 	Fail500          float64       // probability of an HTTP 500 (OpenAI error JSON) instead of a response
 	Fail429          float64       // probability of an HTTP 429 (OpenAI error JSON) instead of a response
 	Disconnect       float64       // probability that the connection is closed mid-response
@@ -84,10 +85,15 @@ type Config struct {
 	GPUs           int     // number of simulated GPUs; 0 means 1
 }
 
+// DefaultMaxModelLen is the simulator's default context length, in
+// tokens: Llama 3.1's 128k. It bounds what one request can make the
+// simulator generate (and hold, for a non-streamed answer).
+const DefaultMaxModelLen = 131072
+
 // DefaultConfig returns the simulator's defaults: model "tokenwatt-sim",
 // TTFT 50 ms, ITL 10 ms, no jitter, 256 sequences, 256 default max tokens,
-// no slow-down, no faults, seed 1, and one GPU drawing 100 W idle plus
-// 50 W per running sequence.
+// a context of DefaultMaxModelLen tokens, no slow-down, no faults, seed 1,
+// and one GPU drawing 100 W idle plus 50 W per running sequence.
 func DefaultConfig() Config {
 	return Config{
 		Model:            "tokenwatt-sim",
@@ -95,6 +101,7 @@ func DefaultConfig() Config {
 		ITL:              10 * time.Millisecond,
 		MaxNumSeqs:       256,
 		DefaultMaxTokens: 256,
+		MaxModelLen:      DefaultMaxModelLen,
 		Seed:             1,
 		IdleWatts:        100,
 		WattsPerSeq:      50,
@@ -113,6 +120,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DefaultMaxTokens == 0 {
 		c.DefaultMaxTokens = d.DefaultMaxTokens
+	}
+	if c.MaxModelLen == 0 {
+		c.MaxModelLen = d.MaxModelLen
 	}
 	if c.GPUs == 0 {
 		c.GPUs = d.GPUs
@@ -136,6 +146,9 @@ func (c Config) validate() error {
 	}
 	if c.DefaultMaxTokens < 0 {
 		return fmt.Errorf("simulator config: DefaultMaxTokens must be at least 1, got %d", c.DefaultMaxTokens)
+	}
+	if c.MaxModelLen < 0 {
+		return fmt.Errorf("simulator config: MaxModelLen must be at least 1, got %d", c.MaxModelLen)
 	}
 	if !(c.SlowdownPerSeq >= 0) || math.IsInf(c.SlowdownPerSeq, 1) {
 		return fmt.Errorf("simulator config: SlowdownPerSeq must be a non-negative number, got %v", c.SlowdownPerSeq)
@@ -254,11 +267,12 @@ func (s *Server) serveModels(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, modelList{
 		Object: "list",
 		Data: []modelCard{{
-			ID:      s.cfg.Model,
-			Object:  "model",
-			Created: s.created,
-			OwnedBy: OwnedBy,
-			Root:    s.cfg.Model,
+			ID:          s.cfg.Model,
+			Object:      "model",
+			Created:     s.created,
+			OwnedBy:     OwnedBy,
+			Root:        s.cfg.Model,
+			MaxModelLen: s.cfg.MaxModelLen,
 			Permission: []modelPermission{{
 				ID:            "modelperm-tokenwatt-sim",
 				Object:        "model_permission",

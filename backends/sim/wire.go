@@ -25,14 +25,15 @@ type modelList struct {
 // modelCard is vLLM's ModelCard plus "simulated", which OpenAI-compatible
 // clients ignore and people reading the output do not.
 type modelCard struct {
-	ID         string            `json:"id"`
-	Object     string            `json:"object"`
-	Created    int64             `json:"created"`
-	OwnedBy    string            `json:"owned_by"`
-	Root       string            `json:"root"`
-	Parent     *string           `json:"parent"`
-	Permission []modelPermission `json:"permission"`
-	Simulated  bool              `json:"simulated"`
+	ID          string            `json:"id"`
+	Object      string            `json:"object"`
+	Created     int64             `json:"created"`
+	OwnedBy     string            `json:"owned_by"`
+	Root        string            `json:"root"`
+	Parent      *string           `json:"parent"`
+	MaxModelLen int               `json:"max_model_len"`
+	Permission  []modelPermission `json:"permission"`
+	Simulated   bool              `json:"simulated"`
 }
 
 type modelPermission struct {

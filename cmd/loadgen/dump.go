@@ -34,7 +34,7 @@ type dumpCmd struct {
 	EnergyMetric    string        `name:"energy-metric" env:"TOKENWATT_DUMP_ENERGY_METRIC" default:"auto" enum:"auto,tokenwatt,dcgm,none" help:"GPU energy: auto (the run's own; vllm: dcgm, else tokenwatt), tokenwatt (tokenwatt_gpu_energy_joules_total), dcgm (DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION) or none."`
 	GPUSelector     string        `name:"gpu-selector" env:"TOKENWATT_DUMP_GPU_SELECTOR" placeholder:"MATCHERS" help:"PromQL label matchers choosing the GPUs whose energy counts, e.g. 'Hostname=\"node-1\"' (default: the run's own GPUs; dcgm/vllm: all)."`
 	CarbonIntensity *float64      `name:"carbon-intensity" placeholder:"G_PER_KWH" help:"Grid carbon intensity, g CO2eq per kWh (default: the run's own)."`
-	Timeout         time.Duration `default:"1m" env:"TOKENWATT_DUMP_TIMEOUT" help:"Give up on Prometheus after this long."`
+	Timeout         time.Duration `default:"1m" env:"TOKENWATT_DUMP_TIMEOUT" help:"Give up on Prometheus after this long, all queries together."`
 }
 
 // promDuration is a flag in Prometheus' duration syntax (7d, 24h, 30m).
@@ -123,6 +123,8 @@ func (c *dumpCmd) explainErr(err error) error {
 		return usageErr(err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return usageErrf("Prometheus at %s did not answer within --timeout %v", c.Prometheus, c.Timeout)
+	case errors.Is(err, dump.ErrResponseTooLarge):
+		return usageErrf("%v: narrow the window (--since, --start, --end) or the run (--run-id)", err)
 	case errors.As(err, &ue) || errors.As(err, &ne):
 		return usageErrf("cannot reach Prometheus at %s: %v", c.Prometheus, rootCause(err))
 	}

@@ -17,6 +17,7 @@ type simFlags struct {
 	ITL        time.Duration `env:"TOKENWATT_SIM_ITL" name:"itl" default:"2ms" help:"Simulated gap between tokens."`
 	Jitter     time.Duration `env:"TOKENWATT_SIM_JITTER" default:"0s" help:"Uniform noise added to each TTFT and ITL, in [-jitter, +jitter]."`
 	MaxNumSeqs int           `env:"TOKENWATT_SIM_MAX_NUM_SEQS" default:"256" help:"Sequences decoded at once; more requests queue (vLLM --max-num-seqs)."`
+	MaxLen     int           `env:"TOKENWATT_SIM_MAX_MODEL_LEN" name:"max-model-len" default:"131072" help:"Context length in tokens: a prompt plus max_tokens above it is answered 400, as vLLM does (vLLM --max-model-len)."`
 	Slowdown   float64       `env:"TOKENWATT_SIM_SLOWDOWN" default:"0" help:"ITL grows by this fraction per extra running sequence (batching slow-down)."`
 	Fail500    float64       `env:"TOKENWATT_SIM_FAIL_500" name:"fail-500" default:"0" help:"Probability of an HTTP 500 per request."`
 	Fail429    float64       `env:"TOKENWATT_SIM_FAIL_429" name:"fail-429" default:"0" help:"Probability of an HTTP 429 per request."`
@@ -39,6 +40,7 @@ func (f *simFlags) config(model string) (sim.Config, error) {
 	cfg.ITL = f.ITL
 	cfg.Jitter = f.Jitter
 	cfg.MaxNumSeqs = f.MaxNumSeqs
+	cfg.MaxModelLen = f.MaxLen
 	cfg.SlowdownPerSeq = f.Slowdown
 	cfg.Fail500 = f.Fail500
 	cfg.Fail429 = f.Fail429
