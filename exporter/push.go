@@ -57,7 +57,16 @@ func StartPush(pushURL string, interval time.Duration, reg prometheus.Gatherer, 
 	}
 	u, err := url.Parse(pushURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--push-url %q: want an http(s) URL such as http://victoria:8428/api/v1/import/prometheus", pushURL)
+		shown := pushURL
+		switch {
+		case err == nil && u.User != nil:
+			shown = u.Redacted()
+		case strings.Contains(shown, "@"):
+			// Not a URL with a host: hide whatever precedes the last @,
+			// where credentials would be.
+			shown = "…" + shown[strings.LastIndex(shown, "@"):]
+		}
+		return nil, fmt.Errorf("--push-url %q: want an http(s) URL such as http://victoria:8428/api/v1/import/prometheus", shown)
 	}
 	if interval <= 0 {
 		return nil, fmt.Errorf("--push-interval %v: must be positive", interval)
