@@ -426,9 +426,7 @@ func (r *Runner) measure(seq int64, sched time.Time) {
 	r.respPool.Put(resp)
 	rec.Seq = seq
 	rec.PromptIndex = idx
-	if maxTokens, _ := requestTokens(r.cfg.Scenario, &r.cfg.Prompts[idx]); maxTokens > 0 {
-		rec.MaxTokens = &maxTokens
-	}
+	setTargets(&rec, r.cfg.Scenario, &r.cfg.Prompts[idx])
 	r.watchFailures(&rec)
 	r.records <- rec
 }
