@@ -193,13 +193,22 @@ func (r *Run) loadPrompts(ctx context.Context) ([]loadgen.Prompt, error) {
 	if sc.Seed != nil {
 		seed = *sc.Seed
 	}
-	set, err := dataset.Load(ctx, sc.Dataset, dataset.Options{
-		Field:  sc.DatasetField,
-		Format: dataset.Format(sc.DatasetFormat),
-		Limit:  limit,
-		Seed:   seed,
-		Logger: r.log,
-	})
+	opts := dataset.Options{
+		Field:    sc.DatasetField,
+		Format:   dataset.Format(sc.DatasetFormat),
+		Limit:    limit,
+		Seed:     seed,
+		Logger:   r.log,
+		InputLen: sc.InputLen,
+		Chat:     r.sendsChat(),
+	}
+	if isSynthetic(sc.Dataset) {
+		var err error
+		if opts.Tokenizer, err = r.pickTokenizer(ctx); err != nil {
+			return nil, err
+		}
+	}
+	set, err := dataset.Load(ctx, sc.Dataset, opts)
 	var unavailable *dataset.UnavailableError
 	if errors.As(err, &unavailable) && r.simulated() && sc.SimFallbackMeanTokens > 0 {
 		n := limit
@@ -209,7 +218,18 @@ func (r *Run) loadPrompts(ctx context.Context) ([]loadgen.Prompt, error) {
 		r.log.Info(fmt.Sprintf("dataset %s is not reachable and not cached; SIMULATED run uses %d synthetic prompts of about %d tokens instead (pass --dataset FILE for real prompts)",
 			sc.Dataset, n, sc.SimFallbackMeanTokens))
 		r.datasetFormat = string(dataset.FormatPrompt)
-		return loadgen.TextPrompts(dataset.Synthetic(n, sc.SimFallbackMeanTokens, seed)...), nil
+		if opts.Tokenizer, err = r.pickTokenizer(ctx); err != nil {
+			return nil, err
+		}
+		spec := dataset.SyntheticSpec{N: n, Input: dataset.MeanLength(sc.SimFallbackMeanTokens)}
+		made, stats, err := dataset.MakeSynthetic(ctx, spec, opts.Tokenizer, opts.Chat, seed)
+		if err != nil {
+			return nil, inputErr(fmt.Errorf("synthetic prompts: %w", err))
+		}
+		r.logSynthetic(stats, 0)
+		prompts := enginePrompts(made)
+		r.applyOutputLen(prompts, seed)
+		return prompts, nil
 	}
 	if err != nil {
 		return nil, inputErr(err)
@@ -230,7 +250,13 @@ func (r *Run) loadPrompts(ctx context.Context) ([]loadgen.Prompt, error) {
 				sc.Dataset, what))
 		}
 	}
-	return enginePrompts(set.Prompts), nil
+	if set.Synthetic != nil {
+		spec, _ := dataset.ParseSynthetic(sc.Dataset, limit, sc.InputLen)
+		r.logSynthetic(set.Synthetic, spec.Prefix)
+	}
+	prompts := enginePrompts(set.Prompts)
+	r.applyOutputLen(prompts, seed)
+	return prompts, nil
 }
 
 // describeDataset says what a dataset holds: how many prompts, of which
@@ -273,7 +299,7 @@ func enginePrompts(prompts []dataset.Prompt) []loadgen.Prompt {
 	out := make([]loadgen.Prompt, len(prompts))
 	for i := range prompts {
 		p := &prompts[i]
-		out[i] = loadgen.Prompt{Text: p.Text, MaxTokens: p.MaxTokens}
+		out[i] = loadgen.Prompt{Text: p.Text, MaxTokens: p.MaxTokens, InputTokens: p.InputTokens}
 		if len(p.Messages) > 0 {
 			out[i].Messages = make([]backends.Message, len(p.Messages))
 			for j, m := range p.Messages {

@@ -85,6 +85,15 @@ func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *r
 		EnergySource: row.EnergySource, GPUs: r.gpuUUIDs, GPUSelection: r.selection.How,
 		CarbonIntensityGPerKWh: row.CarbonIntensityGPerKWh,
 	}
+	if !sc.InputLen.IsZero() {
+		rep.Settings.InputLen = ptr(sc.InputLen.String())
+	}
+	if !sc.OutputLen.IsZero() {
+		rep.Settings.OutputLen = ptr(sc.OutputLen.String())
+	}
+	if r.promptTokenizer != "" {
+		rep.Settings.PromptTokenizer = ptr(r.promptTokenizer)
+	}
 	if r.meter != nil {
 		rep.Settings.EnergyIntervalS = r.cfg.EnergyInterval.Seconds()
 		rep.Settings.IdleBaselineS = r.cfg.IdleBaseline.Seconds()
