@@ -118,3 +118,43 @@ func derefInt(p *int) any {
 	}
 	return *p
 }
+
+// TestRunnerExactLengths: a prompt's own min_tokens (output_len) makes
+// its output exact without ignore_eos, and its input target is recorded
+// beside the prompt_tokens the server reports.
+func TestRunnerExactLengths(t *testing.T) {
+	srv, err := sim.Start(context.Background(), "127.0.0.1:0", sim.Config{TTFT: time.Millisecond, ITL: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	bodies, endpoint := recordBodies(t, srv.URL)
+	b, err := backends.NewOpenAI(backends.OpenAIConfig{Endpoint: endpoint, API: backends.APICompletions, VLLM: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompts := []Prompt{
+		{Text: "twelve chars", MaxTokens: 7, MinTokens: 7, InputTokens: 3},
+		{Text: "plain"},
+	}
+	sc := scenario.Scenario{Name: "test", NumSamples: 2, Concurrency: 1, MaxTokens: 20}
+	c := &collector{}
+	r, err := NewRunner(RunConfig{RunID: "r1", Scenario: &sc, Backend: b, Model: "tokenwatt-sim", Prompts: prompts, Sinks: []Sink{c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := r.Run(context.Background()); err != nil || res.OK != 2 {
+		t.Fatalf("Run: %+v, %v", res, err)
+	}
+	sort.Slice(c.recs, func(i, j int) bool { return c.recs[i].Seq < c.recs[j].Seq })
+	exact, plain := c.recs[0], c.recs[1]
+	if derefInt(exact.OutputTokens) != 7 || derefInt(exact.MaxTokens) != 7 || bodies.bodies[0]["min_tokens"] != float64(7) {
+		t.Errorf("exact: output %v, max_tokens %v, sent min_tokens %v", derefInt(exact.OutputTokens), derefInt(exact.MaxTokens), bodies.bodies[0]["min_tokens"])
+	}
+	if derefInt(exact.PromptTokensTarget) != 3 || derefInt(exact.PromptTokens) != 3 {
+		t.Errorf("exact: prompt_tokens_target %v, prompt_tokens %v", derefInt(exact.PromptTokensTarget), derefInt(exact.PromptTokens))
+	}
+	if plain.PromptTokensTarget != nil || bodies.bodies[1]["min_tokens"] != nil {
+		t.Errorf("plain: prompt_tokens_target %v, min_tokens %v", derefInt(plain.PromptTokensTarget), bodies.bodies[1]["min_tokens"])
+	}
+}

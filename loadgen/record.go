@@ -33,8 +33,12 @@ type Record struct {
 	ScheduleLag  float64   `json:"schedule_lag_s"`
 	E2EFromSched *float64  `json:"e2e_from_sched_s"`
 	PromptTokens *int      `json:"prompt_tokens"`
-	OutputTokens *int      `json:"output_tokens"`
-	TokensSource *string   `json:"tokens_source"`
+	// PromptTokensTarget is the prompt length the request was made to
+	// have (synthetic prompts, input_len), to compare with PromptTokens;
+	// null for other prompts.
+	PromptTokensTarget *int    `json:"prompt_tokens_target"`
+	OutputTokens       *int    `json:"output_tokens"`
+	TokensSource       *string `json:"tokens_source"`
 	// TokensWarning says why the server's usage was not believed (an
 	// implausible count); null when it was, or when there was none.
 	TokensWarning *string `json:"tokens_warning"`

@@ -478,9 +478,7 @@ func (r *Runner) measurePrompt(seq int64, sched time.Time, idx int, p *Prompt, t
 	if stage >= 0 {
 		rec.Stage = &stage
 	}
-	if maxTokens, _ := requestTokens(r.cfg.Scenario, p); maxTokens > 0 {
-		rec.MaxTokens = &maxTokens
-	}
+	setTargets(&rec, r.cfg.Scenario, p)
 	if turn != nil {
 		rec.ConversationID, rec.Turn = ptr(turn.conversation), ptr(turn.turn)
 	}

@@ -101,17 +101,24 @@ type StageStats struct {
 // Settings are the run's resolved settings: what the scenario, the POC
 // config and the flags came to.
 type Settings struct {
-	Scenario               string   `json:"scenario"`
-	Endpoint               string   `json:"endpoint"` // without user:password
-	Model                  string   `json:"model"`
-	Backend                string   `json:"backend"`
-	API                    string   `json:"api"`
-	Stream                 bool     `json:"stream"`
-	Dataset                string   `json:"dataset"`
-	DatasetField           string   `json:"dataset_field"`
-	DatasetFormat          string   `json:"dataset_format"` // the rows' shape: prompt, chat or sharegpt
-	DatasetPrompts         int      `json:"dataset_prompts"`
-	DatasetSHA256          string   `json:"dataset_sha256"` // of the prompts sent, in order
+	Scenario       string `json:"scenario"`
+	Endpoint       string `json:"endpoint"` // without user:password
+	Model          string `json:"model"`
+	Backend        string `json:"backend"`
+	API            string `json:"api"`
+	Stream         bool   `json:"stream"`
+	Dataset        string `json:"dataset"`
+	DatasetField   string `json:"dataset_field"`
+	DatasetFormat  string `json:"dataset_format"` // the rows' shape: prompt, chat or sharegpt
+	DatasetPrompts int    `json:"dataset_prompts"`
+	DatasetSHA256  string `json:"dataset_sha256"` // of the prompts sent, in order
+	// InputLen and OutputLen are the length distributions asked for
+	// (compact form), PromptTokenizer what counted synthetic prompts'
+	// tokens: "server" (its POST /tokenize), "tokenizer.json" or
+	// "estimate"; null when not used.
+	InputLen               *string  `json:"input_len"`
+	OutputLen              *string  `json:"output_len"`
+	PromptTokenizer        *string  `json:"prompt_tokenizer"`
 	NumSamples             int      `json:"num_samples"`
 	DurationS              float64  `json:"duration_s"`
 	Rate                   float64  `json:"rate"` // 0: closed loop

@@ -8,6 +8,9 @@ loadgen --backend pytorch measures it:
   GET  /models                {"models": [{"modelName": ..., "modelUrl": ...}]}
   POST /predictions/{model}   JSON {"prompt", "max_new_tokens", "min_new_tokens",
                               "temperature", "seed", "stream"}
+  POST /tokenize              JSON {"prompt"} -> {"count", "max_model_len", "tokens"}:
+                              the prompt's token ids, exactly as usage counts them
+                              (vLLM's /tokenize shape; not part of TorchServe)
 
 A streamed prediction is HTTP chunked transfer of newline-delimited JSON:
 one {"text": ...} chunk per generated token, then {"usage": {"prompt_tokens",
@@ -354,6 +357,9 @@ class Handler(BaseHTTPRequestHandler):
         model = self.server.model
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
+        if self.path.split("?")[0] == "/tokenize":
+            self.tokenize(raw)
+            return
         if not self.path.startswith("/predictions/"):
             self.send_error_json(HTTPStatus.NOT_FOUND, "ResourceNotFoundException", f"Requested resource is not found: {self.path}")
             return
@@ -391,6 +397,29 @@ class Handler(BaseHTTPRequestHandler):
             self.stream(job)
         else:
             self.whole(job)
+
+    def tokenize(self, raw):
+        """vLLM's POST /tokenize for a prompt: the ids a prediction of the
+        same prompt counts as its prompt_tokens (model.encode, special
+        tokens included as a prediction adds them)."""
+        model = self.server.model
+        try:
+            req = json.loads(raw)
+            if not isinstance(req, dict):
+                raise ValueError("the body must be a JSON object")
+            prompt = req.get("prompt")
+            if not isinstance(prompt, str):
+                raise ValueError('"prompt" must be a string (this server has no chat template: no "messages")')
+            name = req.get("model")
+            if name not in (None, "", model.name):
+                self.send_error_json(HTTPStatus.NOT_FOUND, "ModelNotFoundException",
+                                     f"Model not found: {name} (this server serves {model.name})")
+                return
+        except (ValueError, TypeError) as e:
+            self.send_error_json(HTTPStatus.BAD_REQUEST, "BadRequestException", f"bad request body: {e}")
+            return
+        ids = [int(i) for i in model.encode(prompt)]
+        self.send_json(HTTPStatus.OK, {"count": len(ids), "max_model_len": int(model.max_len), "tokens": ids})
 
     def events(self, job):
         while True:

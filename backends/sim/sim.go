@@ -1,6 +1,6 @@
 // Package sim is the built-in vLLM simulator: an HTTP server that speaks
 // vLLM's OpenAI-compatible API (chat and text completions, streaming and
-// not, /v1/models, /health, /metrics with vllm:* series) with a
+// not, /v1/models, /health, /tokenize, /metrics with vllm:* series) with a
 // configurable, deterministic latency and failure model, so that the load
 // generator can be tested and demonstrated without a GPU.
 //
@@ -230,6 +230,7 @@ func (s *Server) Config() Config { return s.cfg }
 //	GET  /v1/models            the served model (OpenAI list shape)
 //	POST /v1/chat/completions  chat completions, streaming or not
 //	POST /v1/completions       text completions, streaming or not
+//	POST /tokenize             vLLM's: a prompt's or messages' token ids, as usage counts them
 //	GET  /metrics              Prometheus exposition: vllm:* series, simulated GPU energy
 //
 // An injected disconnect aborts the connection by panicking with
@@ -248,6 +249,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		allowed, h = http.MethodPost, func(w http.ResponseWriter, r *http.Request) { s.serveGenerate(w, r, apiChat) }
 	case "/v1/completions":
 		allowed, h = http.MethodPost, func(w http.ResponseWriter, r *http.Request) { s.serveGenerate(w, r, apiCompletions) }
+	case "/tokenize":
+		allowed, h = http.MethodPost, s.serveTokenize
 	case "/metrics":
 		allowed, h = http.MethodGet, s.metricsH.ServeHTTP
 	default:

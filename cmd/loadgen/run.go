@@ -16,6 +16,7 @@ import (
 	"github.com/tokenwatt/tokenwatt/backends/sim"
 	"github.com/tokenwatt/tokenwatt/internal/command"
 	"github.com/tokenwatt/tokenwatt/loadgen"
+	"github.com/tokenwatt/tokenwatt/loadgen/lengths"
 	"github.com/tokenwatt/tokenwatt/loadgen/run"
 	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
 	"github.com/tokenwatt/tokenwatt/report"
@@ -58,9 +59,12 @@ type runCmd struct {
 	ExtraBody   *string  `name:"extra-body" placeholder:"JSON" help:"A JSON object added to every request body, over the scenario's extra_body, e.g. '{\"reasoning_effort\":\"low\"}'; keys tokenwatt sets itself (model, max_tokens, stream, ...) are refused."`
 	SaveText    *bool    `name:"save-text" negatable:"" help:"Keep each request's prompt and answer (up to 1 MiB) in records.jsonl. Off by default: prompts and answers may be private."`
 
-	Dataset       *string `help:"Prompts: a .jsonl/.json/.csv/.txt file, hf://ORG/NAME[?split=&column=], or synthetic[:mean=N,n=N]."`
+	Dataset       *string `help:"Prompts: a .jsonl/.json/.csv/.txt file, hf://ORG/NAME[?split=&column=], or synthetic[:mean=N,n=N,prefix=N,groups=G]."`
 	DatasetField  *string `help:"JSON field, CSV column or HF column holding the prompt or conversation (default: prompt, text, messages, conversations, conversation)."`
 	DatasetFormat *string `enum:"auto,prompt,chat,sharegpt," default:"" help:"Dataset rows' shape: auto (detected from the first row), prompt, chat (OpenAI messages) or sharegpt (conversations of from/value)."`
+	InputLen      *string `name:"input-len" placeholder:"DIST" help:"Synthetic prompts' length in tokens, made exact with the server's or the model's tokenizer: N, uniform:min=N,max=N, normal:mean=N,std=N[,min=N,max=N] or lognormal:... (with prefix=: the part after the prefix)."`
+	OutputLen     *string `name:"output-len" placeholder:"DIST" help:"Each prompt's exact output length in tokens (sent as max_tokens and min_tokens), same forms as --input-len; replaces --max-tokens and --min-tokens."`
+	Tokenizer     string  `name:"tokenizer" placeholder:"PATH" help:"The model's tokenizer.json (or its directory), for exact synthetic prompt lengths when the server has no POST /tokenize (default: the Hugging Face cache's copy, if any)."`
 
 	Out                    string         `default:"results" help:"Output directory: OUT/RUN_ID/ gets the run's records.jsonl, energy.jsonl and report.json; OUT/summary.csv gets a row (also under --config: instead of its output_dir and reporter.output_file)."`
 	RunID                  string         `name:"run-id" help:"Run identifier (default: generated)."`
@@ -255,7 +259,7 @@ func (c *runCmd) config(e *env) (run.Config, error) {
 		CarbonIntensity: c.carbon, Grace: c.Grace, Version: version,
 		MetricsAddr: c.MetricsAddr, WebConfigFile: c.WebConfigFile, PushURL: c.PushURL, PushInterval: c.PushInterval,
 		Energy: c.Energy, EnergyInterval: c.EnergyInterval, IdleBaseline: sc.IdleBaseline, DCGMAddr: c.DCGMAddr,
-		GPUs: c.GPUs, GPUSelector: c.GPUSelector, Hostname: c.Hostname,
+		GPUs: c.GPUs, GPUSelector: c.GPUSelector, Hostname: c.Hostname, Tokenizer: c.Tokenizer,
 		Logger: e.log,
 	}
 	if c.IdleBaseline != nil {
@@ -382,6 +386,9 @@ func (c *runCmd) resolveScenario(e *env) (*scenario.Scenario, string, error) {
 		maps.Copy(merged, extra)
 		sc.ExtraBody = merged
 	}
+	if err := c.applyLengths(sc); err != nil {
+		return nil, "", usageErr(err)
+	}
 	for _, note := range c.reconcile(&base, sc) {
 		e.log.Info(note)
 	}
@@ -489,6 +496,25 @@ func (c *runCmd) applyFlags(sc *scenario.Scenario) {
 	set(&sc.MaxConsecutiveFailures, c.MaxConsecutiveFailures)
 	set(&sc.Timeout, c.Timeout)
 	set(&sc.SaveText, c.SaveText)
+}
+
+// applyLengths sets the length distributions given as flags.
+func (c *runCmd) applyLengths(sc *scenario.Scenario) error {
+	for _, f := range []struct {
+		flag string
+		v    *string
+		dst  *lengths.Dist
+	}{{"--input-len", c.InputLen, &sc.InputLen}, {"--output-len", c.OutputLen, &sc.OutputLen}} {
+		if f.v == nil {
+			continue
+		}
+		d, err := lengths.Parse(*f.v)
+		if err != nil {
+			return fmt.Errorf("%s %w", f.flag, err)
+		}
+		*f.dst = d
+	}
+	return nil
 }
 
 func set[T any](dst *T, v *T) {
@@ -614,6 +640,8 @@ func benchmarkName(base, sc *scenario.Scenario) string {
 		add("think_time", base.ThinkTime, sc.ThinkTime)
 		add("think_time_distribution", cmp.Or(base.ThinkTimeDistribution, scenario.ThinkConstant), cmp.Or(sc.ThinkTimeDistribution, scenario.ThinkConstant))
 	}
+	add("input_len", base.InputLen, sc.InputLen)
+	add("output_len", base.OutputLen, sc.OutputLen)
 	add("max_tokens", base.MaxTokens, sc.MaxTokens)
 	add("min_tokens", base.MinTokens, sc.MinTokens)
 	add("ignore_eos", base.IgnoreEOS, sc.IgnoreEOS)

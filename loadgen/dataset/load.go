@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tokenwatt/tokenwatt/loadgen/lengths"
 )
 
 // Options tunes Load. The zero value loads every prompt of a file with
@@ -50,6 +52,15 @@ type Options struct {
 	// HTTPClient fetches hf:// datasets; nil means a client with a
 	// one-minute timeout per request.
 	HTTPClient *http.Client
+	// InputLen is synthetic prompts' length distribution (the
+	// scenario's input_len); zero: the source's mean=, else the default.
+	// Other sources do not take one.
+	InputLen lengths.Dist
+	// Tokenizer, if set, makes synthetic prompts exactly their target
+	// length, as it counts them; Chat counts them as the chat API sends
+	// them. Without one, lengths are estimated (SyntheticStats.Estimated).
+	Tokenizer Tokenizer
+	Chat      bool
 	// Logger, if set, gets as warnings what a user should see but that
 	// does not stop loading: a cache that could not be read or written, or
 	// an offline run that falls back to the prompts cached.
@@ -95,8 +106,9 @@ const maxLineBytes = 64 << 20
 //   - hf://ORG/NAME[?config=C&split=S&column=COL]: rows fetched from the
 //     Hugging Face datasets-server and cached on disk (see
 //     Options.CacheDir), so later runs work offline;
-//   - synthetic or synthetic:mean=TOKENS,n=COUNT: generated prompts (see
-//     Synthetic).
+//   - synthetic or synthetic:mean=TOKENS,n=COUNT,prefix=TOKENS,groups=G:
+//     generated prompts (see ParseSynthetic and MakeSynthetic), of exact
+//     lengths with Options.Tokenizer.
 //
 // JSON rows and Hugging Face rows are prompts, chat messages or ShareGPT
 // conversations (see Format and Prompt), detected from the first row
@@ -122,15 +134,26 @@ func Load(ctx context.Context, source string, opts Options) (*Set, error) {
 	switch {
 	case source == "":
 		return nil, errors.New("no dataset given: pass --dataset FILE, hf://ORG/NAME or synthetic")
+	case !opts.InputLen.IsZero() && source != syntheticName && !strings.HasPrefix(source, syntheticName+":"):
+		return nil, fmt.Errorf("dataset %s: input_len (--input-len %s) sets the length of synthetic prompts: use --dataset synthetic, "+
+			"or leave it out for the dataset's own prompts", source, opts.InputLen)
 	case strings.HasPrefix(source, hfScheme):
 		prompts, err = loadHF(ctx, source, &opts, p)
 	case source == syntheticName || strings.HasPrefix(source, syntheticName+":"):
 		if format.conversational() {
 			return nil, fmt.Errorf("dataset %s: synthetic prompts are plain text, not %s rows: drop --dataset-format %s", source, format, format)
 		}
-		var texts []string
-		texts, err = loadSynthetic(source, opts)
-		prompts, p.format = Texts(texts), FormatPrompt
+		var spec SyntheticSpec
+		if spec, err = ParseSynthetic(source, opts.Limit, opts.InputLen); err != nil {
+			return nil, err
+		}
+		var stats *SyntheticStats
+		if prompts, stats, err = MakeSynthetic(ctx, spec, opts.Tokenizer, opts.Chat, opts.Seed); err != nil {
+			return nil, fmt.Errorf("dataset %s: %w", source, err)
+		}
+		p.format = FormatPrompt
+		set := &Set{Prompts: prompts, Format: FormatPrompt, Detected: format == FormatAuto, Synthetic: stats}
+		return set, nil
 	default:
 		prompts, err = loadFile(source, opts, p)
 	}

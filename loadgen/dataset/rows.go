@@ -94,6 +94,9 @@ type Prompt struct {
 	// rows) the first answer recorded after Messages, estimated with
 	// EstimateTokens. 0: none; the scenario's max_tokens applies.
 	MaxTokens int
+	// InputTokens is a synthetic prompt's target length: the prompt
+	// tokens it was made to count (see MakeSynthetic). 0: none.
+	InputTokens int
 	// Conversation is every turn of a conversation row, in order, the
 	// recorded answers included; nil for prompt rows. Messages is a prefix
 	// of it.
@@ -188,6 +191,9 @@ type Set struct {
 	// parts hold only answers. A dataset read from the hf:// cache does
 	// not count them again.
 	NoUserTurn int
+	// Synthetic says how exact synthetic prompts came out; nil for other
+	// sources.
+	Synthetic *SyntheticStats
 }
 
 // EstimateTokens is the token measure used where no tokenizer is at hand:

@@ -194,13 +194,22 @@ func (r *Run) loadPrompts(ctx context.Context) ([]loadgen.Prompt, error) {
 	if sc.Seed != nil {
 		seed = *sc.Seed
 	}
-	set, err := dataset.Load(ctx, sc.Dataset, dataset.Options{
-		Field:  sc.DatasetField,
-		Format: dataset.Format(sc.DatasetFormat),
-		Limit:  limit,
-		Seed:   seed,
-		Logger: r.log,
-	})
+	opts := dataset.Options{
+		Field:    sc.DatasetField,
+		Format:   dataset.Format(sc.DatasetFormat),
+		Limit:    limit,
+		Seed:     seed,
+		Logger:   r.log,
+		InputLen: sc.InputLen,
+		Chat:     r.sendsChat(),
+	}
+	if isSynthetic(sc.Dataset) {
+		var err error
+		if opts.Tokenizer, err = r.pickTokenizer(ctx); err != nil {
+			return nil, err
+		}
+	}
+	set, err := dataset.Load(ctx, sc.Dataset, opts)
 	var unavailable *dataset.UnavailableError
 	// Synthetic prompts are no conversations: a multi-turn run has no
 	// fallback.
@@ -212,7 +221,18 @@ func (r *Run) loadPrompts(ctx context.Context) ([]loadgen.Prompt, error) {
 		r.log.Info(fmt.Sprintf("dataset %s is not reachable and not cached; SIMULATED run uses %d synthetic prompts of about %d tokens instead (pass --dataset FILE for real prompts)",
 			sc.Dataset, n, sc.SimFallbackMeanTokens))
 		r.datasetFormat = string(dataset.FormatPrompt)
-		return loadgen.TextPrompts(dataset.Synthetic(n, sc.SimFallbackMeanTokens, seed)...), nil
+		if opts.Tokenizer, err = r.pickTokenizer(ctx); err != nil {
+			return nil, err
+		}
+		spec := dataset.SyntheticSpec{N: n, Input: dataset.MeanLength(sc.SimFallbackMeanTokens)}
+		made, stats, err := dataset.MakeSynthetic(ctx, spec, opts.Tokenizer, opts.Chat, seed)
+		if err != nil {
+			return nil, inputErr(fmt.Errorf("synthetic prompts: %w", err))
+		}
+		r.logSynthetic(stats, 0)
+		prompts := enginePrompts(made, sc.MultiTurn)
+		r.applyOutputLen(prompts, seed)
+		return prompts, nil
 	}
 	if err != nil {
 		return nil, inputErr(err)
@@ -237,7 +257,13 @@ func (r *Run) loadPrompts(ctx context.Context) ([]loadgen.Prompt, error) {
 				sc.Dataset, what))
 		}
 	}
-	return enginePrompts(set.Prompts, sc.MultiTurn), nil
+	if set.Synthetic != nil {
+		spec, _ := dataset.ParseSynthetic(sc.Dataset, limit, sc.InputLen)
+		r.logSynthetic(set.Synthetic, spec.Prefix)
+	}
+	prompts := enginePrompts(set.Prompts, sc.MultiTurn)
+	r.applyOutputLen(prompts, seed)
+	return prompts, nil
 }
 
 // describeDataset says what a dataset holds: how many prompts, of which
@@ -281,7 +307,7 @@ func enginePrompts(prompts []dataset.Prompt, multiTurn bool) []loadgen.Prompt {
 	out := make([]loadgen.Prompt, len(prompts))
 	for i := range prompts {
 		p := &prompts[i]
-		out[i] = loadgen.Prompt{Text: p.Text, MaxTokens: p.MaxTokens, Messages: engineMessages(p.Messages)}
+		out[i] = loadgen.Prompt{Text: p.Text, MaxTokens: p.MaxTokens, InputTokens: p.InputTokens, Messages: engineMessages(p.Messages)}
 		if !multiTurn {
 			continue
 		}

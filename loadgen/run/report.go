@@ -114,6 +114,15 @@ func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *r
 	if sc.Ramp != nil {
 		rep.Settings.Ramp = sc.Ramp.String()
 	}
+	if !sc.InputLen.IsZero() {
+		rep.Settings.InputLen = ptr(sc.InputLen.String())
+	}
+	if !sc.OutputLen.IsZero() {
+		rep.Settings.OutputLen = ptr(sc.OutputLen.String())
+	}
+	if r.promptTokenizer != "" {
+		rep.Settings.PromptTokenizer = ptr(r.promptTokenizer)
+	}
 	if r.meter != nil {
 		rep.Settings.EnergyIntervalS = r.cfg.EnergyInterval.Seconds()
 		rep.Settings.IdleBaselineS = r.cfg.IdleBaseline.Seconds()

@@ -96,6 +96,12 @@ type Config struct {
 	// hostname.
 	Hostname string
 
+	// Tokenizer is the model's tokenizer.json (or its directory), which
+	// makes synthetic prompts exactly their target length when the
+	// server does not answer POST /tokenize; empty: the Hugging Face
+	// cache's copy of the model's, if any, else lengths are estimated.
+	Tokenizer string
+
 	// Saturation are the limits past which the client counts as
 	// saturated: a zero field is its default, a negative one turns its
 	// signal off.
@@ -162,6 +168,9 @@ type Run struct {
 	promptsSHA string
 	// datasetFormat is the shape the dataset's rows were read as.
 	datasetFormat string
+	// promptTokenizer is what counted synthetic prompts' tokens (report
+	// settings' prompt_tokenizer); "" when none were made.
+	promptTokenizer string
 	// detected says why Start found the target simulated without
 	// Config.Sim: the server's answer, the energy source.
 	detected []string

@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tokenwatt/tokenwatt/configs"
+	"github.com/tokenwatt/tokenwatt/loadgen/lengths"
 )
 
 // The values Validate accepts for the enumerated scenario keys. The empty
@@ -170,7 +171,18 @@ func (s *Scenario) Validate() error {
 	if s.MaxTokens > 0 && s.MinTokens > s.MaxTokens {
 		add("min_tokens", "%d is more than max_tokens %d", s.MinTokens, s.MaxTokens)
 	}
-	if s.IgnoreEOS && s.MaxTokens == 0 {
+	for _, d := range []struct {
+		key string
+		d   lengths.Dist
+	}{{"input_len", s.InputLen}, {"output_len", s.OutputLen}} {
+		if err := d.d.Validate(); err != nil {
+			add(d.key, "%v", err)
+		}
+	}
+	if !s.InputLen.IsZero() && s.Dataset != "" && s.Dataset != "synthetic" && !strings.HasPrefix(s.Dataset, "synthetic:") {
+		add("input_len", "sets the length of synthetic prompts, but the dataset is %s: use dataset synthetic (or leave input_len out)", s.Dataset)
+	}
+	if s.IgnoreEOS && s.MaxTokens == 0 && s.OutputLen.IsZero() {
 		add("ignore_eos", "needs max_tokens > 0, or every request generates until the model's context is full")
 	}
 	if t := s.Temperature; t != nil && (!(*t >= 0) || math.IsInf(*t, 0)) {

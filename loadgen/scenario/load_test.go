@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenwatt/tokenwatt/loadgen/lengths"
 )
 
 func TestBuiltins(t *testing.T) {
@@ -90,6 +92,11 @@ func TestDecodeErrors(t *testing.T) {
 			name: "dash instead of underscore",
 			yaml: "name: x\nignore-eos: true\n",
 			want: []string{`test.yaml:2: unknown key "ignore-eos" (did you mean "ignore_eos"?)`},
+		},
+		{
+			name: "bad length distributions name their lines",
+			yaml: "name: x\ninput_len: lognormal:mean=500,sd=3\noutput_len:\n  dist: normal\n  mean: -4\n",
+			want: []string{`test.yaml:2: "lognormal:mean=500,sd=3": unknown parameter "sd"`, "test.yaml:4: normal mean must be from 1"},
 		},
 		{
 			name:    "far key has no suggestion",
@@ -355,6 +362,20 @@ func TestValidate(t *testing.T) {
 			"history: applies to multi-turn conversations only: set multi_turn: true (--multi-turn)"},
 		{"think time without multi_turn", func(s *Scenario) { s.ThinkTime = time.Second },
 			"think_time: applies to multi-turn conversations only"},
+		{"input and output lengths", func(s *Scenario) {
+			s.Dataset = "synthetic:prefix=100"
+			s.InputLen = lengths.Dist{Dist: lengths.LogNormal, Mean: 500, Std: 100, Min: 16, Max: 4096}
+			s.OutputLen = lengths.Dist{Dist: lengths.Fixed, Value: 64}
+		}, ""},
+		{"ignore_eos with output_len", func(s *Scenario) {
+			s.MaxTokens, s.MinTokens, s.IgnoreEOS, s.OutputLen = 0, 0, true, lengths.Dist{Dist: lengths.Fixed, Value: 8}
+		}, ""},
+		{"invalid input_len", func(s *Scenario) { s.InputLen = lengths.Dist{Dist: lengths.Uniform, Min: 9, Max: 3} },
+			"input_len: uniform min 9 is more than max 3"},
+		{"invalid output_len", func(s *Scenario) { s.OutputLen = lengths.Dist{Dist: "zipf"} }, `output_len: unknown distribution "zipf"`},
+		{"input_len with a file", func(s *Scenario) {
+			s.Dataset, s.InputLen = "prompts.jsonl", lengths.Dist{Dist: lengths.Fixed, Value: 8}
+		}, "input_len: sets the length of synthetic prompts, but the dataset is prompts.jsonl"},
 		{"several problems", func(s *Scenario) { s.API, s.NumSamples = "x", -1 },
 			`api: "x" is not supported (allowed: chat, completions); num_samples: must be 0 or more, got -1`},
 	}

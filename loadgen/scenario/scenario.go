@@ -1,6 +1,10 @@
 package scenario
 
-import "time"
+import (
+	"time"
+
+	"github.com/tokenwatt/tokenwatt/loadgen/lengths"
+)
 
 // Scenario is everything a run needs to know about the load it applies:
 // which prompts, how they are scheduled, and how each request is shaped.
@@ -24,6 +28,11 @@ type Scenario struct {
 	// DatasetFormat is the rows' shape: auto (empty: detected from the
 	// first row), prompt, chat (OpenAI messages) or sharegpt.
 	DatasetFormat string `yaml:"dataset_format"`
+	// InputLen is the length distribution of synthetic prompts, in
+	// tokens (with a shared prefix: of the part after it), made exact
+	// with the server's or the model's tokenizer; zero: the dataset's
+	// mean=, else the default. Only for synthetic datasets.
+	InputLen lengths.Dist `yaml:"input_len"`
 	// SimFallbackMeanTokens is the mean prompt length, in tokens, of the
 	// synthetic prompts used under --sim when Dataset cannot be loaded
 	// (no network, no cache). 0 disables the fallback.
@@ -65,11 +74,16 @@ type Scenario struct {
 	ThinkTimeDistribution string        `yaml:"think_time_distribution"` // constant | exponential
 
 	// Request shape.
-	MaxTokens   int      `yaml:"max_tokens"`
-	MinTokens   int      `yaml:"min_tokens"`
-	IgnoreEOS   bool     `yaml:"ignore_eos"`
-	Temperature *float64 `yaml:"temperature"`
-	Seed        *int64   `yaml:"seed"`
+	// OutputLen draws each prompt's output length, sent as max_tokens and
+	// min_tokens alike (vLLM; PyTorch: max_new_tokens, min_new_tokens),
+	// so that every answer is exactly that long; it replaces max_tokens,
+	// min_tokens and datasets' own output lengths. Zero: not set.
+	OutputLen   lengths.Dist `yaml:"output_len"`
+	MaxTokens   int          `yaml:"max_tokens"`
+	MinTokens   int          `yaml:"min_tokens"`
+	IgnoreEOS   bool         `yaml:"ignore_eos"`
+	Temperature *float64     `yaml:"temperature"`
+	Seed        *int64       `yaml:"seed"`
 	// ExtraBody holds server-specific fields added to every request body
 	// (e.g. reasoning_effort: low); keys tokenwatt sets itself are
 	// refused when the backend is made (backends.ExtraBody).
