@@ -21,7 +21,7 @@ func TestBuiltins(t *testing.T) {
 	for _, s := range all {
 		names = append(names, s.Name)
 	}
-	if want := []string{"energy_star", "soak", "throughput"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"chat_mix", "energy_star", "multi_turn_chat", "prefix_caching", "soak", "throughput"}; !reflect.DeepEqual(names, want) {
 		t.Fatalf("built-in names = %v, want %v", names, want)
 	}
 	for _, s := range all {
@@ -202,8 +202,8 @@ func TestLoadUnknownName(t *testing.T) {
 		notWant string
 	}{
 		{"energystar", []string{`unknown scenario "energystar"`, `(did you mean "energy_star"?)`,
-			"built-in scenarios: energy_star, soak, throughput"}, ""},
-		{"nightly", []string{`unknown scenario "nightly"`, "built-in scenarios: energy_star, soak, throughput",
+			"built-in scenarios: chat_mix, energy_star, multi_turn_chat, prefix_caching, soak, throughput"}, ""},
+		{"nightly", []string{`unknown scenario "nightly"`, "built-in scenarios: chat_mix, energy_star, multi_turn_chat, prefix_caching, soak, throughput",
 			"path of a YAML scenario file"}, "did you mean"},
 	}
 	for _, tt := range tests {
