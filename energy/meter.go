@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -274,6 +275,27 @@ func (e *Meter[ID]) MeasureIdle(ctx context.Context, d time.Duration) error {
 	e.mu.Unlock()
 	return nil
 }
+
+// SetIdle sets the idle baseline to one measured before, instead of
+// MeasureIdle: perGPU is watts per device, in the source's order (as
+// Idle returns them), e.g. a sweep's first run's for its later runs.
+func (e *Meter[ID]) SetIdle(perGPU []float64) error {
+	if n := len(e.src.Devices()); len(perGPU) != n {
+		return fmt.Errorf("idle baseline: %d GPUs measured before, %d now", len(perGPU), n)
+	}
+	total := 0.0
+	for _, w := range perGPU {
+		total += w
+	}
+	e.mu.Lock()
+	e.idleGPU, e.idleTotal = slices.Clone(perGPU), total
+	e.mu.Unlock()
+	return nil
+}
+
+// Idle is the idle baseline, watts per device in the source's order;
+// nil until measured (MeasureIdle) or set (SetIdle).
+func (e *Meter[ID]) Idle() []float64 { return slices.Clone(e.idlePower()) }
 
 // BeginWindow starts tracking peak power: call it when measurement
 // starts (before the warm-up, which the peak leaves out).

@@ -64,3 +64,34 @@ func TestMeterPeakPowerLeavesOutTheWarmUp(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An idle baseline measured before (a sweep's first run's) stands in for
+// measuring one: the summary has it, and a baseline for another number
+// of GPUs is refused.
+func TestMeterSetIdle(t *testing.T) {
+	blocked := make(chan struct{})
+	src := &gpuTestSource{method: MethodCounter, devices: testDevices(2), block: make(chan struct{}), blocked: blocked}
+	m, err := StartMeter[int](src, MeterOptions{Interval: time.Hour, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-blocked
+	if m.Idle() != nil || !math.IsNaN(m.Summary().IdlePowerW) {
+		t.Errorf("idle before any baseline: %v, %v W", m.Idle(), m.Summary().IdlePowerW)
+	}
+	if err := m.SetIdle([]float64{60}); err == nil {
+		t.Error("a one-GPU baseline for two GPUs was taken")
+	}
+	per := []float64{60, 45}
+	if err := m.SetIdle(per); err != nil {
+		t.Fatal(err)
+	}
+	per[0] = 0 // the meter keeps its own copy
+	if got := m.Idle(); len(got) != 2 || got[0] != 60 || got[1] != 45 || m.Summary().IdlePowerW != 105 {
+		t.Errorf("idle %v, %v W; want [60 45], 105 W", got, m.Summary().IdlePowerW)
+	}
+	close(src.block)
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -150,6 +150,10 @@ type Settings struct {
 	SaveText bool `json:"save_text"`
 	// MultiTurn is how conversations were replayed; nil: single requests.
 	MultiTurn *MultiTurn `json:"multi_turn"`
+	// IdleBaselineFrom is the run whose idle baseline this run used
+	// instead of measuring one (a sweep's first point; IdleBaselineS is
+	// then 0); empty otherwise.
+	IdleBaselineFrom string `json:"idle_baseline_from"`
 }
 
 // MultiTurn is a multi-turn run's replay settings.

@@ -37,6 +37,7 @@ const (
 // `loadgen --scenario energy_star` works.
 type cli struct {
 	Run       runCmd       `cmd:"" default:"withargs" help:"Run a scenario against an endpoint (the default command)."`
+	Sweep     sweepCmd     `cmd:"" help:"Run a scenario at a list or range of rates or concurrencies, one run each, and find the energy-latency frontier."`
 	Sim       simCmd       `cmd:"" help:"Serve the built-in vLLM-compatible simulator (no GPU needed)."`
 	Dump      dumpCmd      `cmd:"" help:"Compute summary rows from Prometheus or VictoriaMetrics (loadgen runs, or a vLLM server alone)."`
 	Scenarios scenariosCmd `cmd:"" help:"List the built-in scenarios."`

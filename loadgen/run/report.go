@@ -126,6 +126,9 @@ func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *r
 	if r.meter != nil {
 		rep.Settings.EnergyIntervalS = r.cfg.EnergyInterval.Seconds()
 		rep.Settings.IdleBaselineS = r.cfg.IdleBaseline.Seconds()
+		if k := r.cfg.KnownIdle; k != nil {
+			rep.Settings.IdleBaselineS, rep.Settings.IdleBaselineFrom = 0, k.RunID
+		}
 		rep.Files.Energy = filepath.Join(r.runDir, energy.FileName)
 	}
 	rep.Requests.Outcomes = r.summary.failures()

@@ -83,6 +83,10 @@ type Config struct {
 	// IdleBaseline measures idle GPU power this long before the first
 	// request; zero measures none.
 	IdleBaseline time.Duration
+	// KnownIdle, if not nil, is an idle baseline measured before, used
+	// instead of measuring one (IdleBaseline is then ignored): a sweep
+	// measures it at its first point and gives it to the others.
+	KnownIdle *IdlePower
 	// DCGMAddr is a standalone DCGM host engine's HOST:PORT; empty runs
 	// DCGM embedded.
 	DCGMAddr string
@@ -109,6 +113,24 @@ type Config struct {
 
 	// Logger gets the run's notices and warnings; nil discards them.
 	Logger *slog.Logger
+}
+
+// IdlePower is an idle baseline: the measured GPUs' power with nothing
+// running.
+type IdlePower struct {
+	// PerGPUW is watts per measured GPU, in the energy source's order.
+	PerGPUW []float64
+	// RunID is the run that measured it.
+	RunID string
+}
+
+// TotalW is the baseline over all GPUs.
+func (p *IdlePower) TotalW() float64 {
+	var t float64
+	for _, w := range p.PerGPUW {
+		t += w
+	}
+	return t
 }
 
 // InputError is a run stopped by bad input before it measured anything:
@@ -206,6 +228,9 @@ type Result struct {
 	// files": this process's open-files limit failed them, not the
 	// server.
 	OpenFileErrors int64
+	// Idle is the idle baseline the run's energy figures used: measured
+	// by it (RunID its own) or Config.KnownIdle; nil when none.
+	Idle *IdlePower
 	// SimAcceptErrors is the connections the built-in simulator could not
 	// accept (with Config.Sim), its OpenFiles those refused for the
 	// open-files limit.
@@ -341,6 +366,11 @@ func (r *Run) openSinks() (err error) {
 			return err
 		}
 		r.source = nil // the meter owns and closes it now
+		if k := r.cfg.KnownIdle; k != nil {
+			if err := r.meter.SetIdle(k.PerGPUW); err != nil {
+				return inputErrf("%v (the baseline of run %s)", err, k.RunID)
+			}
+		}
 		attr = &attributor{meter: r.meter, metrics: r.metrics}
 	}
 	// One completion event feeds them all, so they cannot disagree.
@@ -439,6 +469,14 @@ func (r *Run) Run(ctx context.Context) (*Result, error) {
 	stages := r.stageStats(res.Stages)
 	out.Row = r.row(res, out.Saturated, stages)
 	out.SummaryPath, out.SummaryErr = r.appendRow(out.Row)
+	if r.meter != nil {
+		if per := r.meter.Idle(); per != nil {
+			out.Idle = &IdlePower{PerGPUW: per, RunID: r.runID}
+			if k := r.cfg.KnownIdle; k != nil {
+				out.Idle.RunID = k.RunID
+			}
+		}
+	}
 	out.Report = r.report(res, out.Row, out.Saturation)
 	out.Report.Stages = stages
 	out.Report.Files.Summary = out.SummaryPath
@@ -464,6 +502,10 @@ func (r *Run) appendRow(row *report.Row) (string, error) {
 
 // measureIdle measures the idle baseline before the first request.
 func (r *Run) measureIdle(ctx context.Context) error {
+	if k := r.cfg.KnownIdle; k != nil {
+		r.log.Info(fmt.Sprintf("idle GPU power %.4g W, measured by run %s: not measured again", k.TotalW(), k.RunID))
+		return nil
+	}
 	d := r.cfg.IdleBaseline
 	if d <= 0 {
 		return nil
