@@ -39,6 +39,7 @@ type cli struct {
 	Run       runCmd       `cmd:"" default:"withargs" help:"Run a scenario against an endpoint (the default command)."`
 	Sim       simCmd       `cmd:"" help:"Serve the built-in vLLM-compatible simulator (no GPU needed)."`
 	Dump      dumpCmd      `cmd:"" help:"Compute summary rows from Prometheus or VictoriaMetrics (loadgen runs, or a vLLM server alone)."`
+	Report    reportCmd    `cmd:"" help:"Write a self-contained HTML report with charts of a run, several runs compared, or a sweep."`
 	Scenarios scenariosCmd `cmd:"" help:"List the built-in scenarios."`
 	Version   versionCmd   `cmd:"" help:"Print loadgen's version."`
 }
