@@ -351,6 +351,7 @@ func sweepChart(id, title, xlabel, ylabel string, u unit, pts []*sweepPoint, y f
 	// Throughput rises with latency, J per token falls: the legend goes
 	// where the curve is not.
 	p.Legend.Top = frontierLine
+	p.Legend.XOffs = -vg.Points(6)
 	if !frontierLine {
 		p.Legend.YOffs = vg.Points(8)
 	}
