@@ -40,6 +40,7 @@ type cli struct {
 	Sweep     sweepCmd     `cmd:"" help:"Run a scenario at a list or range of rates or concurrencies, one run each, and find the energy-latency frontier."`
 	Sim       simCmd       `cmd:"" help:"Serve the built-in vLLM-compatible simulator (no GPU needed)."`
 	Dump      dumpCmd      `cmd:"" help:"Compute summary rows from Prometheus or VictoriaMetrics (loadgen runs, or a vLLM server alone)."`
+	Report    reportCmd    `cmd:"" help:"Write a self-contained HTML report with charts of a run, several runs compared, or a sweep."`
 	Scenarios scenariosCmd `cmd:"" help:"List the built-in scenarios."`
 	Version   versionCmd   `cmd:"" help:"Print loadgen's version."`
 }
