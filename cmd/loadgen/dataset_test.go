@@ -37,7 +37,9 @@ func logRequests(t *testing.T, target string) (*requestLog, string) {
 	l := &requestLog{}
 	proxy := httputil.NewSingleHostReverseProxy(u)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
+		// Inference requests only: not the /tokenize probe that sizes
+		// synthetic prompts.
+		if r.Method == http.MethodPost && !strings.HasSuffix(r.URL.Path, "/tokenize") {
 			body, _ := io.ReadAll(r.Body)
 			var m map[string]any
 			if err := json.Unmarshal(body, &m); err != nil {
