@@ -437,6 +437,7 @@ func (r *Runner) measure(seq int64, sched time.Time) {
 	if maxTokens, _ := requestTokens(r.cfg.Scenario, &r.cfg.Prompts[idx]); maxTokens > 0 {
 		rec.MaxTokens = &maxTokens
 	}
+	rec.SLOMet = MeetsSLO(r.cfg.Scenario.SLO, &rec)
 	r.watchFailures(&rec)
 	r.records <- rec
 }

@@ -312,7 +312,7 @@ func (r *Run) openSinks() (err error) {
 	opts := exporter.RunOptions{Version: r.cfg.Version, BenchmarkName: cmp.Or(r.cfg.BenchmarkName, r.sc.Name), Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
 		Endpoint: backends.WithoutUserinfo(r.backend.Endpoint()), RequestRate: r.sc.Rate,
 		Concurrency: r.sc.Concurrency, Arrival: arrivalOf(r.sc), Warmup: r.sc.Warmup, EnergySource: "none",
-		Outcomes: outcomes}
+		Outcomes: outcomes, SLO: r.sc.SLO.String()}
 	if r.source != nil {
 		opts.EnergySource, opts.EnergyMethod = r.source.Name(), r.source.Method()
 		opts.GPUUUIDs = strings.Join(r.gpuUUIDs, " ")
@@ -463,7 +463,7 @@ func (r *Run) row(res *loadgen.Result, saturated bool) *report.Row {
 		Name: cmp.Or(r.cfg.BenchmarkName, r.sc.Name), RunID: r.runID, Scenario: r.sc.Name, Backend: r.backend.Name(), Model: r.model,
 		Endpoint: r.backend.Endpoint(), Start: res.Start, End: res.End, RequestRate: r.sc.Rate,
 		Concurrency: r.sc.Concurrency, Arrival: arrivalOf(r.sc), Warmup: r.sc.Warmup,
-		Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
+		Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity, SLO: r.sc.SLO.String(),
 	})
 	row.ClientSaturated = &saturated
 	row.RateWarning = report.RateShortfall(row, report.Pacing{Paced: res.Paced, CapWaits: res.CapWaits,

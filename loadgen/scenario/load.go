@@ -178,6 +178,13 @@ func (s *Scenario) Validate() error {
 			add("extra_body", "cannot be sent as JSON (%s): use string keys, and numbers that are finite", strings.TrimPrefix(err.Error(), "json: "))
 		}
 	}
+	if s.SLO != nil {
+		if err := s.SLO.check(); err != nil {
+			add("slo", "%v", err)
+		} else if s.Stream != nil && !*s.Stream && (s.SLO.TTFT > 0 || s.SLO.TPOT > 0) {
+			add("slo", "ttft and tpot are not measured without streaming (stream: false): bound e2e only")
+		}
+	}
 	if len(errs) == 0 {
 		return nil
 	}
