@@ -84,7 +84,8 @@ type Settings struct {
 	EnergySource           string   `json:"energy_source"`
 	EnergyIntervalS        float64  `json:"energy_interval_s"`
 	IdleBaselineS          float64  `json:"idle_baseline_s"`
-	GPUs                   []string `json:"gpus"` // UUIDs
+	GPUs                   []string `json:"gpus"`       // UUIDs
+	GPUModels              []string `json:"gpu_models"` // the GPUs' models, in the same order
 	GPUSelection           string   `json:"gpu_selection"`
 	CarbonIntensityGPerKWh *float64 `json:"carbon_intensity_g_per_kwh"`
 

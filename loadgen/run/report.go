@@ -84,7 +84,7 @@ func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *r
 		MaxTokens: sc.MaxTokens, MinTokens: sc.MinTokens, IgnoreEOS: sc.IgnoreEOS, Temperature: sc.Temperature, Seed: sc.Seed,
 		ExtraBody: sc.ExtraBody, SaveText: sc.SaveText,
 		TimeoutS: sc.Timeout.Seconds(), MaxConsecutiveFailures: sc.MaxConsecutiveFailures,
-		EnergySource: row.EnergySource, GPUs: r.gpuUUIDs, GPUSelection: r.selection.How,
+		EnergySource: row.EnergySource, GPUs: r.gpuUUIDs, GPUModels: r.gpuModels, GPUSelection: r.selection.How,
 		CarbonIntensityGPerKWh: row.CarbonIntensityGPerKWh,
 	}
 	if r.meter != nil {

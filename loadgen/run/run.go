@@ -141,6 +141,7 @@ type Run struct {
 	selection      energy.Selection
 	energyWarnings []string
 	gpuUUIDs       []string // the measured GPUs
+	gpuModels      []string // and their models, in the same order
 	meter          *energy.Meter[*loadgen.Record]
 	records        *loadgen.RecordsFile
 	summary        *lockedSummary
