@@ -90,9 +90,13 @@ func failOn(figs []Figure, ts []Threshold) (breached, untested []string) {
 }
 
 // signedPct is a percentage with its sign and one decimal: "+10.3",
-// "-0.4", "+0.0".
+// "-0.4", "+0.0" (only for 0 itself: "+0.02" otherwise).
 func signedPct(v float64) string {
 	s := strconv.FormatFloat(v, 'f', 1, 64)
+	if (s == "0.0" || s == "-0.0") && v != 0 {
+		// Not zero: an interval's end just off 0 says which side it is.
+		s = strconv.FormatFloat(v, 'g', 1, 64)
+	}
 	if s == "-0.0" {
 		s = "0.0"
 	}
