@@ -99,6 +99,9 @@ func loadgenRow(ctx context.Context, q *querier, o Options, r *run, now time.Tim
 			*c.dst = ptr(intOf(t.total))
 		}
 	}
+	if err := sloGoodput(ctx, q, r, row, runSel, start, counterEnd, limit, d); err != nil {
+		return nil, err
+	}
 	if d > 0 {
 		row.CompletionRate = ptr(float64(ok) / d)
 	}
@@ -299,6 +302,43 @@ func runEnergy(ctx context.Context, q *querier, o Options, r *run, runSel string
 		e.UUIDs = runGPUUUIDs(r)
 	}
 	return e, ok, err
+}
+
+// sloGoodput fills the row's SLO columns from the SLO counters, when
+// every loadgen of the run had the same SLO (tokenwatt_run_info's slo);
+// the J per SLO-meeting output token comes with the energy.
+func sloGoodput(ctx context.Context, q *querier, r *run, row *report.Row, runSel string, start, counterEnd, limit time.Time, d float64) error {
+	slo := string(r.targets[0].info["slo"])
+	for _, t := range r.targets {
+		if string(t.info["slo"]) != slo {
+			q.warn("the run's loadgens had different SLOs: no goodput")
+			return nil
+		}
+	}
+	if slo == "" {
+		return nil
+	}
+	reqs, _, err := readCounter(ctx, q, withMatchers("tokenwatt_slo_requests_total", runSel), "slo", start, counterEnd, limit)
+	if err != nil || !reqs.found {
+		return err
+	}
+	tokens, _, err := readCounter(ctx, q, withMatchers("tokenwatt_slo_output_tokens_total", runSel), "", start, counterEnd, limit)
+	if err != nil {
+		return err
+	}
+	row.SLO = slo
+	met := int(intOf(reqs.byLabel["met"]))
+	row.SLOMetRequests = &met
+	if tokens.found {
+		row.SLOOutputTokens = ptr(intOf(tokens.total))
+	}
+	if d > 0 {
+		row.GoodputRequestsPerSecond = ptr(float64(met) / d)
+		if row.SLOOutputTokens != nil {
+			row.GoodputOutputTokensPerSecond = ptr(float64(*row.SLOOutputTokens) / d)
+		}
+	}
+	return nil
 }
 
 // runGPUUUIDs are the GPUs the run's loadgens measured

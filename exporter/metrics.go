@@ -125,6 +125,9 @@ type RunOptions struct {
 	// Outcomes are every value of the outcome label, exported at 0 from
 	// the start so that rate() and ratios work before the first failure.
 	Outcomes []string
+	// SLO is the run's SLO ("ttft=500ms,tpot=50ms"; label slo of
+	// tokenwatt_run_info); with one, the SLO counters are exported.
+	SLO string
 }
 
 // Run holds one run's metrics in its own registry. Observe feeds it from
@@ -150,7 +153,11 @@ type Run struct {
 	saturated                              prometheus.Gauge
 	clientCPU                              prometheus.Gauge
 	recordsWriteErrors                     prometheus.Counter
-	cl                                     prometheus.Labels
+	// With an SLO only: requests by SLO outcome (met, missed), and the
+	// output tokens of those that met it.
+	sloRequests *prometheus.CounterVec
+	sloTokens   prometheus.Counter
+	cl          prometheus.Labels
 }
 
 // NewRun creates a run's metrics and their registry, with the Go and
@@ -205,6 +212,16 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 	m.outputTokens = counter("output_tokens_total", "Output tokens of successful measured requests, from usage or counted chunks.")
 	m.failedPromptTokens = counter("failed_prompt_tokens_total", "Prompt tokens of failed or canceled measured requests (not in throughput or J per token).")
 	m.failedOutputTokens = counter("failed_output_tokens_total", "Output tokens of failed or canceled measured requests (not in throughput or J per token).")
+	if o.SLO != "" {
+		m.sloRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "slo_requests_total", ConstLabels: cl,
+			Help: "Measured requests by SLO outcome (slo: met, missed; a failed request misses); the SLO is tokenwatt_run_info's slo label.",
+		}, []string{"slo"})
+		f(m.sloRequests)
+		m.sloRequests.WithLabelValues("met")
+		m.sloRequests.WithLabelValues("missed")
+		m.sloTokens = counter("slo_output_tokens_total", "Output tokens of measured requests that met the SLO (goodput in tokens).")
+	}
 	m.recordsWriteErrors = counter("records_write_errors_total", "Write errors of the run's records.jsonl (a full disk): the first stops the run, so it is 0 or 1.")
 	m.runStart = gauge("run_start_timestamp_seconds", "Unix time the run's measurement started (its first measured send, once known).")
 	// Registered by End, with the end time.
@@ -229,6 +246,7 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 		"rate":        strconv.FormatFloat(o.RequestRate, 'g', -1, 64),
 		"concurrency": strconv.Itoa(o.Concurrency),
 		"warmup":      strconv.Itoa(o.Warmup),
+		"slo":         LabelValue(o.SLO),
 	}
 	if o.Stages != "" || o.Ramp != "" {
 		infoLabels["rate"], infoLabels["concurrency"] = "", ""
@@ -241,7 +259,7 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 	}
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace, Name: "run_info",
-		Help:        "Always 1; labels describe the run and its settings (endpoint, rate, concurrency, arrival, warmup, stages or ramp when the load changes over time, energy_source, energy_method, gpu_uuids: the measured GPUs). simulated=\"true\" marks runs against tokenwatt's simulator (--sim, or a server or energy source found to be it).",
+		Help:        "Always 1; labels describe the run and its settings (endpoint, rate, concurrency, arrival, warmup, stages or ramp when the load changes over time, energy_source, energy_method, gpu_uuids: the measured GPUs, slo: the SLO, empty without one). simulated=\"true\" marks runs against tokenwatt's simulator (--sim, or a server or energy source found to be it).",
 		ConstLabels: infoLabels,
 	})
 	info.Set(1)
@@ -365,6 +383,8 @@ type Observation struct {
 	ScheduleLag                float64
 	PromptTokens, OutputTokens *int
 	EnergyJ                    *float64
+	// SLOMet is whether the request met the run's SLO; nil without one.
+	SLOMet *bool
 }
 
 // Observe records one completed request. Like the local summary, the
@@ -374,6 +394,16 @@ type Observation struct {
 func (m *Run) Observe(r *Observation) {
 	m.requests.WithLabelValues(r.Outcome).Inc()
 	m.scheduleLag.Observe(r.ScheduleLag)
+	if m.sloRequests != nil && r.SLOMet != nil {
+		if *r.SLOMet {
+			m.sloRequests.WithLabelValues("met").Inc()
+			if r.OutputTokens != nil {
+				m.sloTokens.Add(float64(*r.OutputTokens))
+			}
+		} else {
+			m.sloRequests.WithLabelValues("missed").Inc()
+		}
+	}
 	if r.EnergyJ != nil {
 		m.energy.Observe(*r.EnergyJ)
 	}

@@ -21,19 +21,19 @@ func ptr[T any](v T) *T { return &v }
 func completions() []Observation {
 	return []Observation{
 		{Outcome: "ok", TTFT: ptr(0.12), E2E: ptr(0.5), TPOT: ptr(0.02), ITL: []float64{0.018, 0.02, 0.022},
-			PromptTokens: ptr(100), OutputTokens: ptr(4), EnergyJ: ptr(42.5)},
+			PromptTokens: ptr(100), OutputTokens: ptr(4), EnergyJ: ptr(42.5), SLOMet: ptr(true)},
 		{Outcome: "ok", TTFT: ptr(0.05), E2E: ptr(0.09), TPOT: ptr(0.04), ITL: []float64{0.04},
-			OutputTokens: ptr(2)},
-		{Outcome: "http_5xx"},
-		{Outcome: "timeout", TTFT: ptr(1.5), ITL: []float64{}, PromptTokens: ptr(20)},
+			OutputTokens: ptr(2), SLOMet: ptr(true)},
+		{Outcome: "http_5xx", SLOMet: ptr(false)},
+		{Outcome: "timeout", TTFT: ptr(1.5), ITL: []float64{}, PromptTokens: ptr(20), SLOMet: ptr(false)},
 		{Outcome: "ok", TTFT: ptr(0.3), E2E: ptr(2.5), TPOT: ptr(0.011), ITL: []float64{0.01, 0.012},
-			PromptTokens: ptr(7), OutputTokens: ptr(3), ScheduleLag: 0.0042},
+			PromptTokens: ptr(7), OutputTokens: ptr(3), ScheduleLag: 0.0042, SLOMet: ptr(false)},
 	}
 }
 
 func newTestRun() *Run {
 	m := NewRun(RunLabels{RunID: "run-1", Scenario: "energy_star", Model: "m", Backend: "vllm"},
-		RunOptions{Version: "v0.1.0", Simulated: true, CarbonIntensity: 475,
+		RunOptions{Version: "v0.1.0", Simulated: true, CarbonIntensity: 475, SLO: "ttft=200ms,e2e=1s",
 			Outcomes: []string{"ok", "http_4xx", "http_5xx", "timeout", "canceled", "stream_error", "connect_error"}})
 	m.TrackInFlight(func() float64 { return 2 })
 	m.Start(time.Unix(1700000000, 0))
@@ -70,6 +70,9 @@ func TestExpositionGolden(t *testing.T) {
 		{"failed prompt tokens", testutil.ToFloat64(m.failedPromptTokens), 20}, // the timeout's
 		{"failed output tokens", testutil.ToFloat64(m.failedOutputTokens), 0},
 		{"records write errors", testutil.ToFloat64(m.recordsWriteErrors), 0},
+		{"slo met", testutil.ToFloat64(m.sloRequests.WithLabelValues("met")), 2},
+		{"slo missed", testutil.ToFloat64(m.sloRequests.WithLabelValues("missed")), 3}, // failures miss
+		{"slo output tokens", testutil.ToFloat64(m.sloTokens), 6},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)

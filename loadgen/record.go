@@ -66,6 +66,10 @@ type Record struct {
 	PrefillEnergyJ *float64 `json:"prefill_energy_j"`
 	DecodeEnergyJ  *float64 `json:"decode_energy_j"`
 
+	// SLOMet says whether the request met the run's SLO (--slo, slo):
+	// it succeeded and each bound held (MeetsSLO); null without an SLO.
+	SLOMet *bool `json:"slo_met"`
+
 	// Only with save_text (--save-text), else null: prompts and answers
 	// may be private. Prompt is what was sent: the text, or the chat
 	// messages ([{"role", "content"}, ...]) when the chat API sent

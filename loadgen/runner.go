@@ -482,6 +482,7 @@ func (r *Runner) measurePrompt(seq int64, sched time.Time, idx int, p *Prompt, t
 	if turn != nil {
 		rec.ConversationID, rec.Turn = ptr(turn.conversation), ptr(turn.turn)
 	}
+	rec.SLOMet = MeetsSLO(r.cfg.Scenario.SLO, &rec)
 	r.watchFailures(&rec)
 	ok, done = rec.OK(), rec.done
 	r.records <- rec

@@ -64,6 +64,9 @@ type Summary struct {
 	// and those it gave none.
 	finishReasons  map[string]int
 	noFinishReason int
+
+	// The requests' SLO outcomes (with an SLO).
+	slo sloCount
 }
 
 // MaxFinishReasons bounds the distinct finish reasons a Summary counts
@@ -195,6 +198,7 @@ func newSketch() *ddsketch.DDSketchWithExactSummaryStatistics {
 // succeeded, every value it carries (nil values contribute nothing).
 func (s *Summary) Add(r *Record) {
 	s.total++
+	s.slo.add(r)
 	observeWith(s.lag, s.spread["schedule_lag"], &r.ScheduleLag)
 	if send, _, _ := r.Times(); !send.IsZero() {
 		if s.firstSend.IsZero() || send.Before(s.firstSend) {
@@ -352,6 +356,7 @@ func (s *Summary) Merge(o *Summary) error {
 		s.countFinish(k, n)
 	}
 	s.noFinishReason += o.noFinishReason
+	s.slo.merge(&o.slo)
 	addTokens(&s.promptTokens, o.promptTokens)
 	addTokens(&s.outputTokens, o.outputTokens)
 	s.promptReports += o.promptReports
@@ -414,6 +419,9 @@ type RunInfo struct {
 	Simulated   bool // the target was tokenwatt's simulator (--sim, or detected)
 	// CarbonIntensity is in g CO2eq/kWh; 0 leaves the column unknown.
 	CarbonIntensity float64
+	// SLO is the run's SLO as scenario.SLO writes it; "" leaves the SLO
+	// columns unknown.
+	SLO string
 }
 
 // Row returns the run's CSV summary. Values that nothing measured (no
@@ -485,9 +493,11 @@ func (s *Summary) Row(info RunInfo) *report.Row {
 	}
 
 	if info.Start.IsZero() || info.End.IsZero() || info.End.Before(info.Start) {
+		s.slo.apply(row, info.SLO, 0)
 		return row
 	}
 	d := info.End.Sub(info.Start).Seconds()
+	s.slo.apply(row, info.SLO, d)
 	row.TotalDurationSeconds = new(d)
 	if d > 0 {
 		row.ThroughputTokensPerSecond = perSecond(row.TotalTokens, d)

@@ -3,6 +3,7 @@ package report
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -93,6 +94,12 @@ func fullRow() *Row {
 		FailedPromptTokens:              new(int64(120)),
 		FailedOutputTokens:              new(int64(7)),
 		RateWarning:                     "target 2 req/s not reached (sent 1.5, completed 1.4 req/s): the client sent behind its schedule",
+		SLO:                             "ttft=500ms,e2e=2s",
+		SLOMetRequests:                  new(8),
+		SLOOutputTokens:                 new(int64(1800)),
+		GoodputRequestsPerSecond:        new(0.64),
+		GoodputOutputTokensPerSecond:    new(144.0),
+		JoulesPerSLOOutputToken:         new(0.1388888888888889),
 	}
 }
 
@@ -116,6 +123,8 @@ func TestColumns(t *testing.T) {
 		"emissions_g_co2eq", "simulated", "warmup_requests", "concurrency", "arrival",
 		"client_saturated", "gpu_uuids", "gpu_selection", "energy_warning",
 		"send_rate", "completion_rate", "failures", "failed_prompt_tokens", "failed_output_tokens", "rate_warning",
+		"slo", "slo_met_requests", "slo_output_tokens", "goodput_requests_per_second",
+		"goodput_output_tokens_per_second", "joules_per_slo_output_token",
 	}
 	if got := Columns(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Columns() =\n%q\nwant\n%q", got, want)
@@ -239,7 +248,7 @@ func TestAppendCSVHeaderMismatch(t *testing.T) {
 		{"renamed column", renamed, `column 8 is "avg_latency", want "avg_latency_seconds"`},
 		{"the Python POC's 13 columns", cols[:13], `it has the Python POC's 13 columns only`},
 		{"older, shorter schema", cols[:20], `header ends after column 20, want "ttft_p90_seconds" next`},
-		{"newer, longer schema", append(Columns(), "future_column"), `column 58 "future_column" is not in the schema`},
+		{"newer, longer schema", append(Columns(), "future_column"), fmt.Sprintf(`column %d "future_column" is not in the schema`, len(cols)+1)},
 		{"reordered", append([]string{cols[1], cols[0]}, cols[2:]...), `column 1 is "backend", want "benchmark_name"`},
 	}
 	for _, tt := range tests {

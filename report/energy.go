@@ -21,7 +21,8 @@ const joulesPerWh = 3600
 
 // ApplyEnergy fills the energy columns from e and the counts already in
 // the row (docs/energy.md, "Run figures"): active energy
-// E − P_idle·(T1 − T0), average power E/(T1 − T0), J per output token,
+// E − P_idle·(T1 − T0), average power E/(T1 − T0), J per output token
+// (and per SLO-meeting output token, with an SLO),
 // Wh per 1,000 successful queries, and emissions at the row's carbon
 // intensity. A column whose inputs are unknown stays empty.
 func (r *Row) ApplyEnergy(e Energy) {
@@ -46,6 +47,9 @@ func (r *Row) ApplyEnergy(e Energy) {
 	}
 	if t := r.TotalCompletionTokens; t != nil && *t > 0 {
 		r.JoulesPerOutputToken = ptrF(e.EnergyJ / float64(*t))
+	}
+	if t := r.SLOOutputTokens; t != nil && *t > 0 {
+		r.JoulesPerSLOOutputToken = ptrF(e.EnergyJ / float64(*t))
 	}
 	if r.SuccessfulPrompts > 0 {
 		r.WhPer1000Queries = ptrF(e.EnergyJ / joulesPerWh / float64(r.SuccessfulPrompts) * 1000)

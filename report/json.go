@@ -48,6 +48,7 @@ type Report struct {
 	Latency map[string]*Distribution `json:"latency_s"`
 	Tokens  Tokens                   `json:"tokens"`
 	Energy  *ReportEnergy            `json:"energy"` // null without an energy source
+	SLO     *ReportSLO               `json:"slo"`    // null without an SLO (--slo)
 	Client  Client                   `json:"client"`
 	Files   Files                    `json:"files"`
 	// Stages are a run's stages, or its ramp as one stage, in order;
@@ -138,7 +139,8 @@ type Settings struct {
 	EnergySource           string   `json:"energy_source"`
 	EnergyIntervalS        float64  `json:"energy_interval_s"`
 	IdleBaselineS          float64  `json:"idle_baseline_s"`
-	GPUs                   []string `json:"gpus"` // UUIDs
+	GPUs                   []string `json:"gpus"`       // UUIDs
+	GPUModels              []string `json:"gpu_models"` // the GPUs' models, in the same order
 	GPUSelection           string   `json:"gpu_selection"`
 	CarbonIntensityGPerKWh *float64 `json:"carbon_intensity_g_per_kwh"`
 
@@ -223,6 +225,28 @@ type ReportEnergy struct {
 	Warning              string   `json:"warning"`
 }
 
+// ReportSLO is the run's SLO goodput (docs/definitions.md, "SLO
+// goodput"): how many requests met the SLO, and what that gave.
+type ReportSLO struct {
+	Spec string `json:"spec"` // as --slo takes it: "ttft=500ms,tpot=50ms"
+	// The bounds, seconds; null: not bound.
+	TTFTS *float64 `json:"ttft_s"`
+	TPOTS *float64 `json:"tpot_s"`
+	E2ES  *float64 `json:"e2e_s"`
+	// Met and Missed count the measured requests (a failed one misses);
+	// Attainment is Met over all of them.
+	Met        int      `json:"met"`
+	Missed     int      `json:"missed"`
+	Attainment *float64 `json:"attainment"`
+	// OutputTokens are the output tokens of the requests that met it.
+	OutputTokens                 *int64   `json:"output_tokens"`
+	GoodputRequestsPerSecond     *float64 `json:"goodput_requests_per_s"`
+	GoodputOutputTokensPerSecond *float64 `json:"goodput_output_tokens_per_s"`
+	// JoulesPerSLOOutputToken is the run's GPU energy over OutputTokens;
+	// null without energy.
+	JoulesPerSLOOutputToken *float64 `json:"joules_per_slo_output_token"`
+}
+
 // Client is whether the load generator limited the run.
 type Client struct {
 	Saturated  *bool  `json:"saturated"`
@@ -257,6 +281,15 @@ func (rep *Report) FillFromRow(r *Row) {
 	}
 	rep.Client.Saturated = r.ClientSaturated
 	rep.Settings.CarbonIntensityGPerKWh = r.CarbonIntensityGPerKWh
+	if r.SLO != "" && r.SLOMetRequests != nil {
+		met := *r.SLOMetRequests
+		rep.SLO = &ReportSLO{Spec: r.SLO, Met: met, Missed: r.TotalPrompts - met, OutputTokens: r.SLOOutputTokens,
+			GoodputRequestsPerSecond: r.GoodputRequestsPerSecond, GoodputOutputTokensPerSecond: r.GoodputOutputTokensPerSecond,
+			JoulesPerSLOOutputToken: r.JoulesPerSLOOutputToken}
+		if r.TotalPrompts > 0 {
+			rep.SLO.Attainment = ptrF(float64(met) / float64(r.TotalPrompts))
+		}
+	}
 }
 
 // WriteReport writes rep as indented JSON to path, atomically (a

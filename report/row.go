@@ -110,6 +110,19 @@ type Row struct {
 	// RateWarning says that the run did not reach its target rate, and
 	// why (the in-flight cap, the client, or the server); empty otherwise.
 	RateWarning string
+
+	// SLO goodput (docs/definitions.md, "SLO goodput"), with an SLO
+	// (--slo): SLO is the promise, "ttft=500ms,tpot=50ms" (empty: none,
+	// and the other SLO columns are unknown); SLOMetRequests the
+	// requests that met it and SLOOutputTokens their output tokens;
+	// goodput is those per second of the window; JoulesPerSLOOutputToken
+	// is the run's GPU energy over SLOOutputTokens.
+	SLO                          string
+	SLOMetRequests               *int
+	SLOOutputTokens              *int64
+	GoodputRequestsPerSecond     *float64
+	GoodputOutputTokensPerSecond *float64
+	JoulesPerSLOOutputToken      *float64
 }
 
 // column binds one CSV column to a Row field. The single table below
@@ -181,6 +194,12 @@ var schema = []column{
 	intColumn("failed_prompt_tokens", func(r *Row) **int64 { return &r.FailedPromptTokens }),
 	intColumn("failed_output_tokens", func(r *Row) **int64 { return &r.FailedOutputTokens }),
 	textColumn("rate_warning", func(r *Row) *string { return &r.RateWarning }),
+	textColumn("slo", func(r *Row) *string { return &r.SLO }),
+	intColumn("slo_met_requests", func(r *Row) **int { return &r.SLOMetRequests }),
+	intColumn("slo_output_tokens", func(r *Row) **int64 { return &r.SLOOutputTokens }),
+	floatColumn("goodput_requests_per_second", func(r *Row) **float64 { return &r.GoodputRequestsPerSecond }),
+	floatColumn("goodput_output_tokens_per_second", func(r *Row) **float64 { return &r.GoodputOutputTokensPerSecond }),
+	floatColumn("joules_per_slo_output_token", func(r *Row) **float64 { return &r.JoulesPerSLOOutputToken }),
 }
 
 // Columns returns the CSV header of schema version SchemaVersion, in

@@ -126,6 +126,15 @@ func WriteTableWith(w io.Writer, r *Row, o TableOptions) error {
 	line("output throughput (tok/s)", number(r.OutputThroughputTokensPerSecond))
 	line("prompt+output throughput (tok/s)", number(r.ThroughputTokensPerSecond))
 
+	if r.SLO != "" {
+		section("SLO " + termtext.Escape(r.SLO))
+		line("met / missed", sloMet(r))
+		line("goodput (req/s) / (output tok/s)", number(r.GoodputRequestsPerSecond), number(r.GoodputOutputTokensPerSecond))
+		if hasEnergy(r) {
+			line("J per SLO-meeting output token", number(r.JoulesPerSLOOutputToken))
+		}
+	}
+
 	// Without an energy source there is nothing to show but dashes, and
 	// a carbon intensity that applies to no energy.
 	if hasEnergy(r) {
@@ -180,6 +189,20 @@ func finishReasons(counts map[string]int, none int) string {
 		cells = append(cells, "none given "+strconv.Itoa(none))
 	}
 	return strings.Join(cells, " / ")
+}
+
+// sloMet is "95 / 5 (95.0 %)": the requests that met the SLO, those
+// that did not, and the share that did.
+func sloMet(r *Row) string {
+	if r.SLOMetRequests == nil {
+		return unknownCell
+	}
+	met := *r.SLOMetRequests
+	s := fmt.Sprintf("%d / %d", met, r.TotalPrompts-met)
+	if r.TotalPrompts > 0 {
+		s += fmt.Sprintf(" (%.1f %%)", 100*float64(met)/float64(r.TotalPrompts))
+	}
+	return s
 }
 
 // hasEnergy reports whether the run measured GPU energy.

@@ -131,20 +131,14 @@ func FromReport(rep *report.Report) Point {
 
 // goodput is the run's SLO goodput, requests per second within the SLO.
 //
-// HOOK(slo): report.json has no SLO figures on this branch: --slo
-// (issue 18, point 2) lands with branch i18-compare as Report.SLO
-// (json "slo", null without --slo) and its GoodputRequestsPerSecond
-// (json "goodput_requests_per_s"). Once both are merged, this is
-//
-//	if rep.SLO != nil {
-//		return rep.SLO.GoodputRequestsPerSecond
-//	}
-//	return nil
-//
-// and the point's goodput_rps, the table's goodput column and the "SLO
-// goodput falls" stop rule (Saturation, unit-tested) work with no other
-// change; `loadgen sweep` takes --slo with the other run flags.
-func goodput(*report.Report) *float64 { return nil }
+// goodput is a point's SLO goodput in requests per second (report.json's
+// slo.goodput_requests_per_s), nil without --slo.
+func goodput(rep *report.Report) *float64 {
+	if rep.SLO != nil {
+		return rep.SLO.GoodputRequestsPerSecond
+	}
+	return nil
+}
 
 // Latency names one latency figure of a run: a distribution of
 // report.json's latency_s (ttft, itl, tpot, e2e, e2e_from_sched) and a

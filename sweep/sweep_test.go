@@ -236,3 +236,15 @@ func TestTable(t *testing.T) {
 }
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o644) }
+
+// A point's goodput is its report.json's slo.goodput_requests_per_s, and
+// unknown without an SLO.
+func TestGoodputFromReport(t *testing.T) {
+	g := 3.5
+	if got := goodput(&report.Report{SLO: &report.ReportSLO{GoodputRequestsPerSecond: &g}}); got == nil || *got != 3.5 {
+		t.Errorf("with an SLO: %v", got)
+	}
+	if got := goodput(&report.Report{}); got != nil {
+		t.Errorf("without an SLO: %v", *got)
+	}
+}

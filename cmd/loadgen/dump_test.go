@@ -196,6 +196,32 @@ func checkEnergy(t *testing.T, got *report.Row, local *report.Row) {
 	}
 }
 
+// checkSLO compares a dumped row's SLO goodput with the local summary's:
+// the same counts, so the same figures.
+func checkSLO(t *testing.T, got, local *report.Row) {
+	t.Helper()
+	if local.SLO == "" || local.SLOMetRequests == nil || *local.SLOMetRequests == 0 || *local.SLOMetRequests == local.TotalPrompts {
+		t.Fatalf("local summary: slo %q, met %v of %d: want some requests met and some missed", local.SLO, deref(local.SLOMetRequests), local.TotalPrompts)
+	}
+	if got.SLO != local.SLO || deref(got.SLOMetRequests) != *local.SLOMetRequests || deref(got.SLOOutputTokens) != deref(local.SLOOutputTokens) {
+		t.Errorf("slo: dump %q met %v tokens %v, local %q %v %v", got.SLO, deref(got.SLOMetRequests), deref(got.SLOOutputTokens),
+			local.SLO, *local.SLOMetRequests, deref(local.SLOOutputTokens))
+	}
+	for _, c := range []struct {
+		name       string
+		got, local *float64
+		tol        float64
+	}{
+		{"goodput_requests_per_second", got.GoodputRequestsPerSecond, local.GoodputRequestsPerSecond, 1e-3},
+		{"goodput_output_tokens_per_second", got.GoodputOutputTokensPerSecond, local.GoodputOutputTokensPerSecond, 1e-3},
+		{"joules_per_slo_output_token", got.JoulesPerSLOOutputToken, local.JoulesPerSLOOutputToken, 0.01},
+	} {
+		if c.got == nil || c.local == nil || math.Abs(*c.got / *c.local - 1) > c.tol {
+			t.Errorf("%s: dump %v, local %v", c.name, deref(c.got), deref(c.local))
+		}
+	}
+}
+
 // TestDumpAgreesWithLocalSummary: a --sim run with simulated energy,
 // scraped every second by a real Prometheus with native histograms; the
 // row loadgen dump computes from Prometheus agrees with summary.csv.
@@ -207,7 +233,7 @@ func TestDumpAgreesWithLocalSummary(t *testing.T) {
 
 	out := t.TempDir()
 	const runID = "dump-prom"
-	res := runCLI(t, dumpRunArgs(runID, out, "--metrics-addr", addr, "--linger", "2500ms")...)
+	res := runCLI(t, dumpRunArgs(runID, out, "--metrics-addr", addr, "--linger", "2500ms", "--slo", "ttft=8500us,e2e=40ms")...)
 	if res.code != 0 {
 		t.Fatalf("exit %d\nstderr: %s", res.code, res.stderr)
 	}
@@ -216,6 +242,7 @@ func TestDumpAgreesWithLocalSummary(t *testing.T) {
 	t.Logf("dump stderr:\n%s", stderr)
 	checkAgreement(t, got, local)
 	checkEnergy(t, got, local.row)
+	checkSLO(t, got, local.row)
 	if got.RunID != runID || got.Scenario != local.row.Scenario || got.Model != local.row.Model || got.Backend != local.row.Backend || !got.Simulated {
 		t.Errorf("labels: dump %q %q %q %q simulated %v, local %q %q %q %q", got.RunID, got.Scenario, got.Model, got.Backend, got.Simulated,
 			local.row.RunID, local.row.Scenario, local.row.Model, local.row.Backend)

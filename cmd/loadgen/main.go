@@ -41,6 +41,7 @@ type cli struct {
 	Sim       simCmd       `cmd:"" help:"Serve the built-in vLLM-compatible simulator (no GPU needed)."`
 	Dump      dumpCmd      `cmd:"" help:"Compute summary rows from Prometheus or VictoriaMetrics (loadgen runs, or a vLLM server alone)."`
 	Report    reportCmd    `cmd:"" help:"Write a self-contained HTML report with charts of a run, several runs compared, or a sweep."`
+	Compare   compareCmd   `cmd:"" help:"Compare runs (their directories or report.json): key figures side by side, with bootstrap confidence intervals from their records."`
 	Scenarios scenariosCmd `cmd:"" help:"List the built-in scenarios."`
 	Version   versionCmd   `cmd:"" help:"Print loadgen's version."`
 }

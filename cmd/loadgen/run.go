@@ -87,6 +87,8 @@ type runCmd struct {
 	GPUSelector    string         `name:"gpu-selector" placeholder:"MATCHERS" help:"With --energy scrape:URL, count only the GPU series matching these label matchers, e.g. 'pod=\"vllm-0\",namespace=\"llm\"' (dcgm-exporter's Kubernetes labels)."`
 	Hostname       string         `name:"hostname" placeholder:"NAME" help:"The hostname label of this host's GPUs (default: $NODE_NAME, else the OS hostname)."`
 
+	SLO *string `name:"slo" placeholder:"ttft=500ms,tpot=50ms,e2e=2s" help:"Latency SLO each request is held to (any of ttft, tpot, e2e): records get slo_met, the summary goodput and J per SLO-meeting output token; 'none' drops the scenario's."`
+
 	Percentiles []float64 `default:"50,90,99" sep:"," placeholder:"P,P,..." help:"Latency percentiles the table shows (0 < P < 100); report.json always has p50, p90, p95, p99 and p99.9."`
 
 	LowLatency bool   `name:"low-latency" help:"Keep CPUs out of deep idle states during the run (PM QoS, Linux, root) so wake-ups add no latency; costs CPU power."`
@@ -373,6 +375,16 @@ func (c *runCmd) resolveScenario(e *env) (*scenario.Scenario, string, error) {
 		var err error
 		if extra, err = backends.ParseExtraBody(*c.ExtraBody); err != nil {
 			return nil, "", usageErrf("--extra-body: %v", err)
+		}
+	}
+	if c.SLO != nil {
+		sc.SLO = nil
+		if s := strings.TrimSpace(*c.SLO); s != "" && s != "none" {
+			slo, err := scenario.ParseSLO(s)
+			if err != nil {
+				return nil, "", usageErrf("--slo: %v", err)
+			}
+			sc.SLO = slo
 		}
 	}
 	base := *sc

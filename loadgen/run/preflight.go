@@ -62,6 +62,9 @@ func (r *Run) openEnergy(ctx context.Context) error {
 	}
 	r.selection = energy.SelectionOf(src)
 	r.gpuUUIDs = energy.UUIDs(src.Devices())
+	for _, d := range src.Devices() {
+		r.gpuModels = append(r.gpuModels, d.Model)
+	}
 	chosen := ""
 	if r.selection.How != "" {
 		chosen = " chosen by " + r.selection.How

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/energy"
@@ -108,7 +109,7 @@ func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *r
 		MaxTokens: sc.MaxTokens, MinTokens: sc.MinTokens, IgnoreEOS: sc.IgnoreEOS, Temperature: sc.Temperature, Seed: sc.Seed,
 		ExtraBody: sc.ExtraBody, SaveText: sc.SaveText, MultiTurn: multiTurn(sc),
 		TimeoutS: sc.Timeout.Seconds(), MaxConsecutiveFailures: sc.MaxConsecutiveFailures, Stages: scenario.FormatStages(sc.Stages),
-		EnergySource: row.EnergySource, GPUs: r.gpuUUIDs, GPUSelection: r.selection.How,
+		EnergySource: row.EnergySource, GPUs: r.gpuUUIDs, GPUModels: r.gpuModels, GPUSelection: r.selection.How,
 		CarbonIntensityGPerKWh: row.CarbonIntensityGPerKWh,
 	}
 	if sc.Ramp != nil {
@@ -137,6 +138,15 @@ func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *r
 	}
 	rep.Requests.FinishReasons, rep.Requests.NoFinishReason = r.summary.finishReasons()
 	rep.Latency = r.summary.distributions()
+	if rep.SLO != nil {
+		bound := func(d time.Duration) *float64 {
+			if d <= 0 {
+				return nil
+			}
+			return new(d.Seconds())
+		}
+		rep.SLO.TTFTS, rep.SLO.TPOTS, rep.SLO.E2ES = bound(sc.SLO.TTFT), bound(sc.SLO.TPOT), bound(sc.SLO.E2E)
+	}
 	rep.Client.Saturation = saturation
 	rep.Files.Records, rep.Files.Summary = r.recordsN, r.cfg.SummaryPath
 	return rep

@@ -86,7 +86,8 @@ func TestReportJSON(t *testing.T) {
 	st := rep.Settings
 	if st.Scenario != "lib-test" || st.Backend != "vllm" || st.Model == "" || !strings.HasPrefix(st.Endpoint, "http://127.0.0.1:") ||
 		!st.Stream || st.NumSamples != 20 || st.Concurrency != 2 || st.MaxTokens != 8 || st.DatasetPrompts != 20 ||
-		len(st.DatasetSHA256) != 64 || st.EnergySource != "scrape" || st.API != "chat" || len(st.GPUs) != 1 || st.EnergyIntervalS != 0.02 {
+		len(st.DatasetSHA256) != 64 || st.EnergySource != "scrape" || st.API != "chat" || len(st.GPUs) != 1 || st.EnergyIntervalS != 0.02 ||
+		len(st.GPUModels) != 1 || st.GPUModels[0] == "" {
 		t.Errorf("settings: %+v", st)
 	}
 	if rep.Requests.Total != 20 || rep.Requests.OK != 20 || rep.Requests.Outcomes["ok"] != 20 {

@@ -169,6 +169,7 @@ type Run struct {
 	selection      energy.Selection
 	energyWarnings []string
 	gpuUUIDs       []string // the measured GPUs
+	gpuModels      []string // and their models, in the same order
 	meter          *energy.Meter[*loadgen.Record]
 	records        *loadgen.RecordsFile
 	summary        *lockedSummary
@@ -347,7 +348,7 @@ func (r *Run) openSinks() (err error) {
 	opts := exporter.RunOptions{Version: r.cfg.Version, BenchmarkName: cmp.Or(r.cfg.BenchmarkName, r.sc.Name), Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
 		Endpoint: backends.WithoutUserinfo(r.backend.Endpoint()), RequestRate: r.sc.Rate,
 		Concurrency: r.sc.Concurrency, Arrival: arrivalOf(r.sc), Warmup: r.sc.Warmup, EnergySource: "none",
-		Outcomes: outcomes, Stages: scenario.FormatStages(r.sc.Stages)}
+		Outcomes: outcomes, SLO: r.sc.SLO.String(), Stages: scenario.FormatStages(r.sc.Stages)}
 	if r.sc.Ramp != nil {
 		opts.Ramp = r.sc.Ramp.String()
 	}
@@ -528,7 +529,7 @@ func (r *Run) row(res *loadgen.Result, saturated bool, stages []report.StageStat
 		Name: cmp.Or(r.cfg.BenchmarkName, r.sc.Name), RunID: r.runID, Scenario: r.sc.Name, Backend: r.backend.Name(), Model: r.model,
 		Endpoint: r.backend.Endpoint(), Start: res.Start, End: res.End, RequestRate: r.sc.Rate,
 		Concurrency: r.sc.Concurrency, Arrival: arrivalOf(r.sc), Warmup: r.sc.Warmup,
-		Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
+		Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity, SLO: r.sc.SLO.String(),
 	})
 	row.ClientSaturated = &saturated
 	pacing := report.Pacing{Paced: res.Paced, CapWaits: res.CapWaits, Concurrency: r.sc.Concurrency, ClientSaturated: saturated}

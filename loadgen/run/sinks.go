@@ -25,7 +25,7 @@ type metricsSink struct{ m *exporter.Run }
 func (s metricsSink) Observe(r *loadgen.Record) {
 	s.m.Observe(&exporter.Observation{
 		Outcome: r.Outcome, TTFT: r.TTFT, TPOT: r.TPOT, E2E: r.E2E, ITL: r.ITL, MoreITL: r.MoreITL, ScheduleLag: r.ScheduleLag,
-		PromptTokens: r.PromptTokens, OutputTokens: r.OutputTokens, EnergyJ: r.EnergyJ,
+		PromptTokens: r.PromptTokens, OutputTokens: r.OutputTokens, EnergyJ: r.EnergyJ, SLOMet: r.SLOMet,
 	})
 }
 

@@ -211,6 +211,13 @@ func (s *Scenario) Validate() error {
 			}
 		}
 	}
+	if s.SLO != nil {
+		if err := s.SLO.check(); err != nil {
+			add("slo", "%v", err)
+		} else if s.Stream != nil && !*s.Stream && (s.SLO.TTFT > 0 || s.SLO.TPOT > 0) {
+			add("slo", "ttft and tpot are not measured without streaming (stream: false): bound e2e only")
+		}
+	}
 	if len(errs) == 0 {
 		return nil
 	}

@@ -98,6 +98,11 @@ type Scenario struct {
 	// request, for the idle baseline (0: none).
 	IdleBaseline time.Duration `yaml:"idle_baseline"`
 
+	// SLO, if set, is the latency promise each request is held to: its
+	// record says whether it met it, and the run reports goodput
+	// (--slo, "ttft=500ms,tpot=50ms,e2e=2s").
+	SLO *SLO `yaml:"slo"`
+
 	// Failure handling.
 	MaxConsecutiveFailures int           `yaml:"max_consecutive_failures"` // 0: never stop
 	Timeout                time.Duration `yaml:"timeout"`                  // per request; 0: none
