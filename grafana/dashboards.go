@@ -47,6 +47,7 @@ func Dashboards() ([]Dashboard, error) {
 		{"energy-overview.json", energyOverview()},
 		{"latency.json", latency()},
 		{"soak-regressions.json", soak()},
+		{"compare-runs.json", compareRuns()},
 	}
 	out := make([]Dashboard, 0, len(builders))
 	for _, x := range builders {
@@ -153,9 +154,12 @@ func variables() []cog.Builder[dashboard.VariableModel] {
 // runAnnotations mark each run's start and end on the time axis, from the
 // loadgen's tokenwatt_run_start/end_timestamp_seconds gauges (the value is
 // the time).
-func runAnnotations() []cog.Builder[dashboard.AnnotationQuery] {
+func runAnnotations() []cog.Builder[dashboard.AnnotationQuery] { return runAnnotationsFor(run) }
+
+// runAnnotationsFor is runAnnotations for the runs matching sel.
+func runAnnotationsFor(sel string) []cog.Builder[dashboard.AnnotationQuery] {
 	a := func(name, metric, color, title string) *dashboard.AnnotationQueryBuilder {
-		expr := fmt.Sprintf(`max by (run_id, scenario, model) (%s{%s}) * 1000`, metric, run)
+		expr := fmt.Sprintf(`max by (run_id, scenario, model) (%s{%s}) * 1000`, metric, sel)
 		return dashboard.NewAnnotationQueryBuilder().
 			Name(name).
 			Datasource(datasource()).
@@ -425,4 +429,139 @@ avg_over_time(`+rec1h+`{`+run+`}[7d])`, "{{run_id}}")).
 			query("A", `cluster:vllm_joules_per_generation_token:ratio_rate1h`, "cluster"))).
 		WithPanel(ts("Schedule lag p99 (1h)", "Hourly p99 of send minus intended send; above 50 ms for 10m fires TokenwattLoadgenBehindSchedule.", "s", 8, 8,
 			query("A", `run_id:tokenwatt_request_schedule_lag_seconds:p99_rate1h{`+run+`}`, "{{run_id}}")))
+}
+
+// instant is an instant query at the end of the dashboard's range.
+func instant(ref, expr, legend string) *prometheus.DataqueryBuilder {
+	return prometheus.NewDataqueryBuilder().
+		Datasource(datasource()).
+		RefId(ref).
+		Expr(expr).
+		LegendFormat(legend).
+		Instant()
+}
+
+// compareRuns sets two chosen runs side by side: their whole-run figures
+// over the dashboard's time range (which must hold both runs), and the
+// new run's over the base run's. A sweep's points and the runs of
+// `loadgen compare` carry run_id and scenario like any run, so any two
+// can be chosen.
+func compareRuns() *dashboard.DashboardBuilder {
+	single := func(name, label, description string) *dashboard.QueryVariableBuilder {
+		q := `label_values(tokenwatt_run_info{scenario=~"$scenario"}, run_id)`
+		return dashboard.NewQueryVariableBuilder(name).
+			Label(label).
+			Description(description).
+			Datasource(datasource()).
+			Query(dashboard.StringOrMap{String: cog.ToPtr(q)}).
+			Definition(q).
+			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+			Sort(dashboard.VariableSortAlphabeticalAsc).
+			Multi(false).
+			IncludeAll(false)
+	}
+	scenarioVar := dashboard.NewQueryVariableBuilder("scenario").
+		Label("Scenario").
+		Description("Scenario of the runs to choose from (tokenwatt_run_info).").
+		Datasource(datasource()).
+		Query(dashboard.StringOrMap{String: cog.ToPtr(`label_values(tokenwatt_run_info, scenario)`)}).
+		Definition(`label_values(tokenwatt_run_info, scenario)`).
+		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+		Multi(true).
+		IncludeAll(true).
+		AllValue(".*")
+	// Whole-run figures of run $v: increase() over the range is the run's
+	// own total when the range holds it.
+	jPerToken := func(v string) string {
+		return `sum(increase(tokenwatt_attributed_energy_joules_total{run_id="$` + v + `"}[$__range]))
+  /
+sum(increase(tokenwatt_output_tokens_total{run_id="$` + v + `"}[$__range]))`
+	}
+	duration := func(v string) string {
+		return `(max(last_over_time(tokenwatt_run_end_timestamp_seconds{run_id="$` + v + `"}[$__range]))
+  - min(last_over_time(tokenwatt_run_start_timestamp_seconds{run_id="$` + v + `"}[$__range])))`
+	}
+	tokensPerSecond := func(v string) string {
+		return `sum(increase(tokenwatt_output_tokens_total{run_id="$` + v + `"}[$__range])) / ` + duration(v)
+	}
+	powerW := func(v string) string {
+		return `sum(increase(tokenwatt_attributed_energy_joules_total{run_id="$` + v + `"}[$__range])) / ` + duration(v)
+	}
+	q := func(quant float64, metric, v string) string {
+		return fmt.Sprintf(`histogram_quantile(%g, sum(increase(%s{run_id="$%s"}[$__range])))`+
+			"\n  or\n"+
+			`histogram_quantile(%g, sum by (le, vmrange) (increase(%s_bucket{run_id="$%s"}[$__range])))`,
+			quant, metric, v, quant, metric, v)
+	}
+	pair := func(title, description, unit string, decimals float64, expr func(v string) string) *stat.PanelBuilder {
+		return stat.NewPanelBuilder().
+			Title(title).
+			Description(description).
+			Datasource(datasource()).
+			Unit(unit).
+			Decimals(decimals).
+			Span(6).
+			Height(5).
+			GraphMode(common.BigValueGraphModeNone).
+			ColorMode(common.BigValueColorModeNone).
+			TextMode(common.BigValueTextModeValueAndName).
+			ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})).
+			WithTarget(instant("A", expr("base"), "base $base")).
+			WithTarget(instant("B", expr("new"), "new $new"))
+	}
+	ratio := func(title, description string, expr func(v string) string, higherIsWorse bool) *stat.PanelBuilder {
+		steps := []dashboard.Threshold{{Color: "green"}, {Value: cog.ToPtr(1.05), Color: "orange"}, {Value: cog.ToPtr(1.10), Color: "red"}}
+		if !higherIsWorse {
+			steps = []dashboard.Threshold{{Color: "red"}, {Value: cog.ToPtr(0.90), Color: "orange"}, {Value: cog.ToPtr(0.95), Color: "green"}}
+		}
+		return stat.NewPanelBuilder().
+			Title(title).
+			Description(description).
+			Datasource(datasource()).
+			Unit("percentunit").
+			Decimals(1).
+			Span(6).
+			Height(5).
+			GraphMode(common.BigValueGraphModeNone).
+			ColorMode(common.BigValueColorModeBackground).
+			Thresholds(dashboard.NewThresholdsConfigBuilder().Mode(dashboard.ThresholdsModeAbsolute).Steps(steps)).
+			ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})).
+			WithTarget(instant("A", "("+expr("new")+")\n  /\n("+expr("base")+")", "new / base"))
+	}
+	ttftP99 := func(v string) string { return q(0.99, "tokenwatt_request_ttft_seconds", v) }
+	ttftP50 := func(v string) string { return q(0.5, "tokenwatt_request_ttft_seconds", v) }
+	e2eP99 := func(v string) string { return q(0.99, "tokenwatt_request_duration_seconds", v) }
+	itlP50 := func(v string) string { return q(0.5, "tokenwatt_request_itl_seconds", v) }
+	return dashboard.NewDashboardBuilder("tokenwatt / Compare two runs").
+		Uid("tokenwatt-compare").
+		Description("Two chosen runs side by side (a base and a new one: two sweep points, a before and an after), each figure over the whole run, and the new run's over the base run's. The time range must hold both runs. For a verdict with confidence intervals, use `loadgen compare BASE NEW` on their run directories.").
+		Tags([]string{"tokenwatt"}).
+		Editable().
+		Time("now-24h", "now").
+		Timezone(common.TimeZoneBrowser).
+		Variables([]cog.Builder[dashboard.VariableModel]{
+			scenarioVar,
+			single("base", "Base run", "The run to compare against."),
+			single("new", "New run", "The run compared with the base."),
+		}).
+		Annotations(runAnnotationsFor(`run_id=~"$base|$new"`)).
+		Link(dashboard.NewDashboardLinkBuilder("tokenwatt").
+			Type(dashboard.DashboardLinkTypeDashboards).
+			Tags([]string{"tokenwatt"}).
+			AsDropdown(true).
+			IncludeVars(false).
+			KeepTime(true)).
+		WithRow(row("New over base")).
+		WithPanel(ratio("J per output token, new / base", "Above 1: the new run spends more energy per output token. Orange from +5 %, red from +10 % (the regression alert's threshold).", jPerToken, true)).
+		WithPanel(ratio("TTFT p99, new / base", "Above 1: the new run's p99 time to first token is slower.", ttftP99, true)).
+		WithPanel(ratio("E2E p99, new / base", "Above 1: the new run's p99 end-to-end latency is slower.", e2eP99, true)).
+		WithPanel(ratio("Output tokens/s, new / base", "Below 1: the new run generated fewer output tokens per second of its window.", tokensPerSecond, false)).
+		WithRow(row("Side by side")).
+		WithPanel(pair("J per output token", "Attributed GPU energy over output tokens of successful requests, whole run.", "J", 3, jPerToken)).
+		WithPanel(pair("Output tokens/s", "Output tokens of successful requests over the run window (start to end timestamps).", "short", 1, tokensPerSecond)).
+		WithPanel(pair("Average power (W)", "Attributed GPU energy over the run window.", "watt", 1, powerW)).
+		WithPanel(pair("TTFT p50", "Median time to first token over the whole run.", "s", 4, ttftP50)).
+		WithPanel(pair("TTFT p99", "p99 time to first token over the whole run.", "s", 4, ttftP99)).
+		WithPanel(pair("ITL p50", "Median inter-token latency over the whole run.", "s", 4, itlP50)).
+		WithPanel(pair("E2E p99", "p99 end-to-end latency over the whole run.", "s", 4, e2eP99))
 }

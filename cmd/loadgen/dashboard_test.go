@@ -117,6 +117,8 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 
 	vars := map[string]string{
 		"run_id": runID, "scenario": "soak", "model": cfg.Model, "gpu": "0",
+		// The compare dashboard's two runs: the same one, so each ratio is 1.
+		"base": runID, "new": runID,
 		// Grafana's own: a rate window covering the run, and the range.
 		"__rate_interval": "1m", "__range": "1h", "__interval": "15s",
 	}
@@ -125,7 +127,7 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 			expr = strings.ReplaceAll(expr, "${"+k+"}", v)
 		}
 		// Longest names first, so $__range_s could not be cut short.
-		for _, k := range []string{"__rate_interval", "__interval", "__range", "scenario", "run_id", "model", "gpu"} {
+		for _, k := range []string{"__rate_interval", "__interval", "__range", "scenario", "run_id", "model", "gpu", "base", "new"} {
 			expr = strings.ReplaceAll(expr, "$"+k, vars[k])
 		}
 		return expr
@@ -177,6 +179,10 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 			}
 			if allNaN {
 				t.Errorf("%s returns only NaN: %s = %v", name, expr, v)
+			}
+			// The compare dashboard's ratios of a run to itself are 1.
+			if strings.Contains(q.Where, "new / base") && (len(v) != 1 || math.Abs(float64(v[0].Value)-1) > 1e-9) {
+				t.Errorf("%s: a run over itself is %v, want 1", name, v)
 			}
 		}
 	}
