@@ -174,7 +174,11 @@ func TestOpenLoopFollowsItsSchedule(t *testing.T) {
 		offsets = append(offsets, at)
 	}
 	recs := readRecords(t, runFile(t, out, "records.jsonl"))
-	if len(recs) != len(offsets) {
+	// --duration also stops scheduling by the wall clock: a pacer that a
+	// busy machine holds back sends a prefix of the schedule. What was
+	// sent follows the schedule exactly; all of it only when the machine
+	// keeps time.
+	if len(recs) > len(offsets) || len(recs) < len(offsets)/2 || (timingEnabled() && len(recs) != len(offsets)) {
 		t.Fatalf("%d records, want the schedule's %d sends in %v", len(recs), len(offsets), duration)
 	}
 	slices.SortFunc(recs, func(a, b loadgen.Record) int { return int(a.Seq - b.Seq) })
