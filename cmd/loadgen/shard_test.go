@@ -29,8 +29,8 @@ import (
 // sums of the shards' summaries, whose rate and concurrency are the
 // run's, and whose achieved send rate is the union's.
 func TestShardedRun(t *testing.T) {
+	bin := buildLoadgen(t) // before offlineHF, which moves the build cache
 	offlineHF(t)
-	bin := buildLoadgen(t)
 	cfg := sim.DefaultConfig()
 	cfg.TTFT, cfg.ITL = 5*time.Millisecond, 2*time.Millisecond
 	simURL := startSim(t, cfg)
