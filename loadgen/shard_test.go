@@ -270,3 +270,55 @@ func ExampleShard_Share() {
 	// shard 1/3: 33.33 req/s, cap 3, 333 requests
 	// shard 2/3: 33.33 req/s, cap 3, 333 requests
 }
+
+// TestShardedConversations: the shards of a multi-turn run split its
+// conversations, conversation k going to shard k mod N with the prompt the
+// unsharded run gives it, whole; num_samples (turns) splits evenly, and
+// every turn's seq is the shard's.
+func TestShardedConversations(t *testing.T) {
+	b := simBackend(t, sim.Config{Model: "tokenwatt-sim", TTFT: time.Millisecond, ITL: time.Millisecond})
+	const n = 2
+	for _, sc := range []scenario.Scenario{
+		{Name: "closed", MultiTurn: true, NumSamples: 21, Concurrency: 4, MaxTokens: 2},
+		{Name: "open", MultiTurn: true, NumSamples: 21, Rate: 200, MaxTokens: 2},
+	} {
+		t.Run(sc.Name, func(t *testing.T) {
+			var seqs []int64
+			for i := range n {
+				c := &collector{}
+				r, err := NewRunner(RunConfig{RunID: "conv", Scenario: &sc, Shard: Shard{i, n}, Backend: b, Model: "tokenwatt-sim",
+					Prompts: conversations(), Sinks: []Sink{c}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := r.Run(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := []int{11, 10}[i]; res.Requests != want {
+					t.Errorf("shard %d sent %d turns, want %d", i, res.Requests, want)
+				}
+				turns := map[int64][]int{}
+				for _, rec := range c.recs {
+					conv := *rec.ConversationID
+					if conv%n != int64(i) || rec.PromptIndex != int(conv%3) || rec.Seq%n != int64(i) {
+						t.Errorf("shard %d: turn %d (seq %d) of conversation %d with prompt %d", i, *rec.Turn, rec.Seq, conv, rec.PromptIndex)
+					}
+					turns[conv] = append(turns[conv], *rec.Turn)
+					seqs = append(seqs, rec.Seq)
+				}
+				for conv, ts := range turns {
+					slices.Sort(ts)
+					for k, turn := range ts {
+						if turn != k+1 {
+							t.Errorf("shard %d: conversation %d has turns %v", i, conv, ts)
+							break
+						}
+					}
+				}
+			}
+			slices.Sort(seqs)
+			wantSeqs(t, seqs, sc.NumSamples) // the unsharded run's
+		})
+	}
+}
