@@ -128,6 +128,10 @@ type RunOptions struct {
 	// SLO is the run's SLO ("ttft=500ms,tpot=50ms"; label slo of
 	// tokenwatt_run_info); with one, the SLO counters are exported.
 	SLO string
+	// Shard is the run's shard, "1/4" (label shard, only when set): the
+	// rate, concurrency, warmup, stages and ramp labels are then the
+	// shard's share, which loadgen dump sums over the shards.
+	Shard string
 }
 
 // Run holds one run's metrics in its own registry. Observe feeds it from
@@ -257,9 +261,12 @@ func NewRun(l RunLabels, o RunOptions) *Run {
 	if o.Ramp != "" {
 		infoLabels["ramp"] = LabelValue(o.Ramp)
 	}
+	if o.Shard != "" {
+		infoLabels["shard"] = LabelValue(o.Shard)
+	}
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace, Name: "run_info",
-		Help:        "Always 1; labels describe the run and its settings (endpoint, rate, concurrency, arrival, warmup, stages or ramp when the load changes over time, energy_source, energy_method, gpu_uuids: the measured GPUs, slo: the SLO, empty without one). simulated=\"true\" marks runs against tokenwatt's simulator (--sim, or a server or energy source found to be it).",
+		Help:        "Always 1; labels describe the run and its settings (endpoint, rate, concurrency, arrival, warmup, stages or ramp when the load changes over time, shard when the run is one of several shards, energy_source, energy_method, gpu_uuids: the measured GPUs, slo: the SLO, empty without one). simulated=\"true\" marks runs against tokenwatt's simulator (--sim, or a server or energy source found to be it).",
 		ConstLabels: infoLabels,
 	})
 	info.Set(1)

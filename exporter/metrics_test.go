@@ -230,3 +230,27 @@ func TestTargetGauges(t *testing.T) {
 		}
 	}
 }
+
+// TestRunInfoShard: a shard's run_info says which it is; an unsharded
+// run's has no shard label.
+func TestRunInfoShard(t *testing.T) {
+	for _, shard := range []string{"1/4", ""} {
+		m := NewRun(RunLabels{RunID: "r"}, RunOptions{Shard: shard, RequestRate: 2.5})
+		mfs, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "tokenwatt_run_info" {
+				continue
+			}
+			labels := map[string]string{}
+			for _, l := range mf.GetMetric()[0].GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if got, ok := labels["shard"]; got != shard || ok != (shard != "") || labels["rate"] != "2.5" {
+				t.Errorf("shard %q: run_info labels %v", shard, labels)
+			}
+		}
+	}
+}

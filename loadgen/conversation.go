@@ -87,7 +87,7 @@ func (r *Runner) conversation(conv int64, sched time.Time) {
 		req := Prompt{Text: flatten(history), Messages: history, MaxTokens: t.MaxTokens}
 		ref := turnRef{conversation: conv, turn: k + 1, keepText: serverHistory && k+1 < len(turns)}
 		var ok bool
-		if ok, prevDone, answer = r.measurePrompt(seq, sched, idx, &req, &ref, -1); !ok {
+		if ok, prevDone, answer = r.measurePrompt(r.shard.global(seq), sched, idx, &req, &ref, -1); !ok {
 			return
 		}
 	}

@@ -12,7 +12,7 @@ import (
 // Durations are seconds.
 type Record struct {
 	RunID      string  `json:"run_id"`
-	Seq        int64   `json:"seq"` // 0-based order of scheduling among measured requests
+	Seq        int64   `json:"seq"` // 0-based order of scheduling among measured requests; a shard's are the unsharded run's (k mod N = its index)
 	Scenario   string  `json:"scenario"`
 	Model      string  `json:"model"`
 	Backend    string  `json:"backend"`

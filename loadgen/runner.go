@@ -34,8 +34,16 @@ func (f SinkFunc) Observe(rec *Record) { f(rec) }
 // RunConfig is one run: where requests go, what they carry and how they
 // are scheduled. Scenario holds final values (flags already applied).
 type RunConfig struct {
-	RunID     string
-	Scenario  *scenario.Scenario
+	RunID    string
+	Scenario *scenario.Scenario
+	// Shard, when Count > 1, makes this run one shard of Scenario: it
+	// sends its share (Shard.Share) of the requests, each numbered (Seq)
+	// and with the prompt as in the unsharded run.
+	Shard Shard
+	// StartAt, if not zero, is when the schedule starts (its time zero),
+	// after the warm-up: Run waits for it. A StartAt already past starts
+	// the schedule at once, and Result.LateStart says by how much.
+	StartAt   time.Time
 	Backend   backends.Backend
 	Model     string
 	Prompts   []Prompt
@@ -96,6 +104,9 @@ type Result struct {
 	// Stages are the spans of the stages that started (a run with stages
 	// or a ramp), in order.
 	Stages []StageSpan
+	// LateStart is how long after RunConfig.StartAt the schedule started,
+	// when StartAt had passed by the time the warm-up ended; 0 otherwise.
+	LateStart time.Duration
 }
 
 // ErrTooManyFailures is returned (wrapped) when max_consecutive_failures
@@ -132,6 +143,10 @@ func (p *Progress) CapWaitsTotal() int64 { return p.capWaitsTotal.Load() }
 type Runner struct {
 	cfg      RunConfig
 	Progress Progress
+	// shard is the run's shard: cfg.Scenario is its share of the
+	// scenario given, whose schedules it selects from.
+	shard    Shard
+	warmedUp bool // the warm-up was sent (Warmup)
 
 	stopOnce   sync.Once
 	stopCtx    context.Context // done once scheduling must stop
@@ -179,14 +194,20 @@ func NewRunner(cfg RunConfig) (*Runner, error) {
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
 	}
-	r := &Runner{cfg: cfg, records: make(chan Record, 4096), inflight: map[int64]time.Time{}}
-	var err error
+	share, err := cfg.Shard.Share(sc)
+	if err != nil {
+		return nil, fmt.Errorf("shard %s: %w", cfg.Shard, err)
+	}
+	cfg.Scenario = share
+	r := &Runner{cfg: cfg, shard: cfg.Shard, records: make(chan Record, 4096), inflight: map[int64]time.Time{}}
 	if sc.Rate > 0 {
-		if r.schedule, err = NewSchedule(sc.Arrival, sc.Rate, sc.Burstiness, seedOf(sc)); err != nil {
+		sched, err := NewSchedule(sc.Arrival, sc.Rate, sc.Burstiness, seedOf(sc))
+		if err != nil {
 			return nil, err
 		}
+		r.schedule = cfg.Shard.Select(sched)
 	}
-	if r.stages, err = newStager(sc); err != nil {
+	if r.stages, err = newStager(sc, share, cfg.Shard); err != nil {
 		return nil, err
 	}
 	r.stopCtx, r.stopSched = context.WithCancel(context.Background())
@@ -218,9 +239,11 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 		}
 	}()
 
-	if sc.Warmup > 0 && !r.stopped() {
+	if !r.warmedUp && sc.Warmup > 0 && !r.stopped() {
 		r.warmup(sc.Warmup)
 	}
+	r.warmedUp = true
+	start := r.waitStart(res)
 	if r.stopped() {
 		res.StopReason = r.stopReason
 		res.Paced, res.CapWaits = r.Progress.pacedTotal.Load(), r.Progress.capWaitsTotal.Load()
@@ -233,7 +256,6 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 		r.collect(res)
 	}()
 
-	start := time.Now()
 	r.began.Store(&start)
 	if sc.Duration > 0 {
 		t := time.AfterFunc(sc.Duration, func() { r.stop(StopDuration) })
@@ -262,6 +284,53 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 		return res, fmt.Errorf("%w: %d requests in a row failed, last error: %s", ErrTooManyFailures, sc.MaxConsecutiveFailures, r.lastErr)
 	}
 	return res, nil
+}
+
+// waitStart waits for RunConfig.StartAt, if set and still ahead, and
+// returns the schedule's time zero: StartAt itself, or now when it is not
+// set or has passed (res.LateStart then says by how much). It returns at
+// once when scheduling stops while it waits.
+func (r *Runner) waitStart(res *Result) time.Time {
+	now := time.Now()
+	if r.cfg.StartAt.IsZero() {
+		return now
+	}
+	// StartAt on the monotonic clock, as every later deadline of the
+	// schedule: a step of the wall clock during the run moves none.
+	at := now.Add(r.cfg.StartAt.Sub(now))
+	if !now.Before(at) {
+		res.LateStart = now.Sub(at)
+		return now
+	}
+	// hrtimer wakes up within tens of microseconds, where runtime timers
+	// may be a millisecond late: every shard's first send is that close
+	// to the common start.
+	timer, err := hrtimer.New()
+	if err != nil {
+		timer = &hrtimer.Timer{}
+	}
+	defer timer.Close()
+	timer.SleepUntil(r.stopCtx, at)
+	return at
+}
+
+// Warmup sends the warm-up requests now, ahead of Run (which then sends
+// none), so that what comes between them and the schedule (an idle
+// baseline measured just before RunConfig.StartAt) follows the warm-up.
+// A canceled ctx stops it, and Run then returns at once.
+func (r *Runner) Warmup(ctx context.Context) {
+	if r.warmedUp {
+		return
+	}
+	r.warmedUp = true
+	stop := context.AfterFunc(ctx, func() {
+		r.stop(StopInterrupted)
+		r.startGrace()
+	})
+	defer stop()
+	if n := r.cfg.Scenario.Warmup; n > 0 && !r.stopped() {
+		r.warmup(n)
+	}
 }
 
 // stop ends scheduling for reason. Requests in flight get the grace period
@@ -316,7 +385,7 @@ func (r *Runner) warmup(n int) {
 				if i >= int64(n) {
 					return
 				}
-				resp := r.send(&r.cfg.Prompts[i%int64(len(r.cfg.Prompts))], false)
+				resp := r.send(&r.cfg.Prompts[r.shard.global(i)%int64(len(r.cfg.Prompts))], false)
 				r.respPool.Put(resp)
 			}
 		}()
@@ -351,10 +420,10 @@ func (r *Runner) closedLoop(inflight *sync.WaitGroup) {
 					return
 				}
 				if r.cfg.Scenario.MultiTurn {
-					r.conversation(seq, time.Time{}) // seq numbers conversations
+					r.conversation(r.shard.global(seq), time.Time{}) // seq numbers conversations
 					continue
 				}
-				r.measure(seq, time.Time{}, -1)
+				r.measure(r.shard.global(seq), time.Time{}, -1)
 			}
 		}()
 	}
@@ -421,6 +490,7 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 		inflight.Add(1)
 		go func(seq int64) {
 			defer inflight.Done()
+			seq = r.shard.global(seq)
 			if sc.MultiTurn {
 				// seq numbers conversations, each holding its slot to its end.
 				r.conversation(seq, at)
@@ -434,8 +504,9 @@ func (r *Runner) openLoop(start time.Time, inflight *sync.WaitGroup) {
 	}
 }
 
-// measure sends measured request seq, intended for sched, and hands its
-// record to the collector. A zero sched means closed loop: the request is
+// measure sends measured request seq (the unsharded run's number: a
+// shard's are Shard.global), intended for sched, and hands its record to
+// the collector. A zero sched means closed loop: the request is
 // due when it is sent, so t_sched = t_send and its schedule lag is 0.
 // stage is the index of the stage that sent it; -1 without stages.
 func (r *Runner) measure(seq int64, sched time.Time, stage int) {

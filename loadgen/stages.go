@@ -64,8 +64,11 @@ type stager struct {
 	stopAt   time.Time     // when the dispatcher returned
 }
 
-// newStager plans sc's stages or ramp; nil when it has neither.
-func newStager(sc *scenario.Scenario) (*stager, error) {
+// newStager plans sc's stages or ramp; nil when it has neither. The
+// schedules are drawn from sc and the shard's part selected from them;
+// the rates (targets) and concurrencies are share's, the shard's share
+// of sc (sc itself when not sharded).
+func newStager(sc, share *scenario.Scenario, shard Shard) (*stager, error) {
 	if !sc.Staged() {
 		return nil, nil
 	}
@@ -76,20 +79,21 @@ func newStager(sc *scenario.Scenario) (*stager, error) {
 		if err != nil {
 			return nil, err
 		}
-		st.plan = []stagePlan{{dur: r.Duration, open: true, rate: r.From, rateTo: r.To, conc: sc.Concurrency, sched: sched}}
+		st.plan = []stagePlan{{dur: r.Duration, open: true, rate: share.Ramp.From, rateTo: share.Ramp.To, conc: share.Concurrency, sched: shard.Select(sched)}}
 		return st, nil
 	}
 	var at time.Duration
-	for k, s := range sc.Stages {
+	for k, s := range share.Stages {
 		p := stagePlan{start: at, dur: s.Duration, open: s.Rate > 0, rate: s.Rate, rateTo: s.Rate, conc: s.Concurrency}
 		if p.open {
 			if p.conc == 0 {
-				p.conc = sc.Concurrency
+				p.conc = share.Concurrency
 			}
-			var err error
-			if p.sched, err = newSchedule(sc.Arrival, s.Rate, sc.Burstiness, scheduleRNG(seed, k)); err != nil {
+			sched, err := newSchedule(sc.Arrival, sc.Stages[k].Rate, sc.Burstiness, scheduleRNG(seed, k))
+			if err != nil {
 				return nil, err
 			}
+			p.sched = shard.Select(sched)
 		}
 		st.plan = append(st.plan, p)
 		at += s.Duration
@@ -224,7 +228,7 @@ func (d *stageDispatch) launch(sched time.Time, stage int) {
 	d.inflight.Add(1)
 	go func() {
 		defer d.inflight.Done()
-		d.r.measure(seq, sched, stage)
+		d.r.measure(d.r.shard.global(seq), sched, stage)
 		d.st.release()
 	}()
 }

@@ -156,6 +156,13 @@ type Settings struct {
 	// instead of measuring one (a sweep's first point; IdleBaselineS is
 	// then 0); empty otherwise.
 	IdleBaselineFrom string `json:"idle_baseline_from"`
+	// Shard is the run's shard as --shard writes it ("1/4"), the load
+	// settings above (num_samples, rate, concurrency, warmup, stages,
+	// ramp) then being the shard's share; empty when not sharded.
+	Shard string `json:"shard"`
+	// StartAt is when the schedule was to start (--start-at); nil when
+	// it started as soon as the run was ready.
+	StartAt *time.Time `json:"start_at"`
 }
 
 // MultiTurn is a multi-turn run's replay settings.

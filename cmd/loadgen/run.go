@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,6 +70,8 @@ type runCmd struct {
 
 	Out                    string         `default:"results" help:"Output directory: OUT/RUN_ID/ gets the run's records.jsonl, energy.jsonl and report.json; OUT/summary.csv gets a row (also under --config: instead of its output_dir and reporter.output_file)."`
 	RunID                  string         `name:"run-id" help:"Run identifier (default: generated)."`
+	Shard                  string         `name:"shard" env:"TOKENWATT_SHARD" placeholder:"I/N" help:"Run shard I (0 to N-1) of N load generators that share the scenario and --run-id: requests and open-loop arrivals I, I+N, I+2N, ... of the unsharded run, and an even share of the concurrency, num_samples and warm-up. /N takes I from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)."`
+	StartAt                string         `name:"start-at" env:"TOKENWATT_START_AT" placeholder:"TIME" help:"Start the schedule at TIME, RFC 3339 (2025-06-01T12:00:00Z) or Unix seconds, the same for every shard: the run warms up, then waits, measuring the idle baseline at the end of the wait."`
 	MaxConsecutiveFailures *int           `help:"Stop after this many failures in a row (0: never)."`
 	Timeout                *time.Duration `help:"Per-request timeout (0: none)."`
 	Grace                  time.Duration  `default:"30s" help:"After Ctrl-C, how long in-flight requests may finish before they are canceled."`
@@ -236,7 +240,7 @@ func exitStatus(res *run.Result) error {
 func exitError(err error) error {
 	var input *run.InputError
 	switch {
-	case errors.Is(err, run.ErrInterruptedIdle):
+	case errors.Is(err, run.ErrInterruptedIdle), errors.Is(err, run.ErrInterruptedStart):
 		return command.Exit(exitInterrupted, err)
 	case errors.As(err, &input):
 		return usageErr(input.Err)
@@ -267,6 +271,9 @@ func (c *runCmd) config(e *env) (run.Config, error) {
 	if c.IdleBaseline != nil {
 		cfg.IdleBaseline = *c.IdleBaseline
 	}
+	if cfg.Shard, cfg.StartAt, err = c.shardAndStart(time.Now()); err != nil {
+		return run.Config{}, err
+	}
 	if cfg.Saturation, err = c.Saturation.thresholds(); err != nil {
 		return run.Config{}, usageErr(err)
 	}
@@ -281,6 +288,79 @@ func (c *runCmd) config(e *env) (run.Config, error) {
 		cfg.Sim = &simCfg
 	}
 	return cfg, nil
+}
+
+// maxStartAhead bounds how far ahead --start-at may be: further is most
+// likely a Unix time in milliseconds, or a wrong date.
+const maxStartAhead = 24 * time.Hour
+
+// shardAndStart reads --shard (its index from JOB_COMPLETION_INDEX when
+// it gives only /N) and --start-at.
+func (c *runCmd) shardAndStart(now time.Time) (loadgen.Shard, time.Time, error) {
+	var shard loadgen.Shard
+	if c.Shard != "" {
+		var err error
+		if shard, err = loadgen.ParseShard(c.Shard, os.Getenv("JOB_COMPLETION_INDEX")); err != nil {
+			return shard, time.Time{}, usageErrf("--shard %v", err)
+		}
+		if shard.Sharded() && c.RunID == "" {
+			return shard, time.Time{}, usageErrf("--shard %s: give every shard the same --run-id, so that their results are one run", shard)
+		}
+		if shard.Sharded() && c.PushURL != "" && !pushNamesInstance(c.PushURL) {
+			return shard, time.Time{}, usageErrf("--shard %s with --push-url: give each shard's pushed series an instance label of its own, or the shards' series collide (they differ only there): "+
+				"add extra_label=instance=NAME to a VictoriaMetrics or vmagent URL (…/api/v1/import/prometheus?extra_label=instance=loadgen-%d), "+
+				"or /instance/NAME to a Pushgateway's (…/metrics/job/loadgen/instance/loadgen-%d)", shard, shard.Index, shard.Index)
+		}
+	}
+	if c.StartAt == "" {
+		return shard, time.Time{}, nil
+	}
+	at, err := parseStartAt(c.StartAt)
+	if err != nil {
+		return shard, time.Time{}, usageErrf("--start-at %v", err)
+	}
+	if ahead := at.Sub(now); ahead > maxStartAhead {
+		return shard, time.Time{}, usageErrf("--start-at %s is %v ahead, more than %v (a Unix time in seconds, not milliseconds?)",
+			at.UTC().Format(time.RFC3339Nano), ahead.Round(time.Second), maxStartAhead)
+	}
+	return shard, at, nil
+}
+
+// pushNamesInstance reports whether a push URL gives the pushed series
+// an instance label: VictoriaMetrics' extra_label=instance=NAME, or a
+// Pushgateway grouping key's /instance/NAME (or /instance@base64/).
+func pushNamesInstance(pushURL string) bool {
+	u, err := url.Parse(pushURL)
+	if err != nil {
+		return true // StartPush says what is wrong with it
+	}
+	for _, v := range u.Query()["extra_label"] {
+		if name, value, _ := strings.Cut(v, "="); name == "instance" && value != "" {
+			return true
+		}
+	}
+	return strings.Contains(u.Path, "/instance/") || strings.Contains(u.Path, "/instance@base64/")
+}
+
+// parseStartAt reads a time as RFC 3339 (with a zone; fractions of a
+// second allowed) or as Unix seconds, e.g. 1767225600 or 1767225600.25,
+// read exactly to the nanosecond.
+func parseStartAt(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	sec, frac, _ := strings.Cut(s, ".")
+	n, err := strconv.ParseInt(sec, 10, 64)
+	ok := err == nil && n >= 0 && len(frac) <= 9 && strings.Trim(frac, "0123456789") == "" && !strings.HasPrefix(sec, "+")
+	if !ok {
+		return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time (2025-06-01T12:00:00Z) or Unix seconds (1748779200)", s)
+	}
+	ns := 0
+	if frac != "" {
+		ns, _ = strconv.Atoi(frac + strings.Repeat("0", 9-len(frac)))
+	}
+	return time.Unix(n, int64(ns)), nil
 }
 
 // compactJSON is m as compact JSON, keys sorted; "" for none.

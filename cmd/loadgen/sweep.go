@@ -41,6 +41,8 @@ func (c *sweepCmd) Run(e *env) error {
 		return usageErrf("--stages, --ramp: each point of a sweep runs one steady load (--rates or --concurrencies)")
 	case f.RunID != "":
 		return usageErrf("--run-id: a sweep names its points' runs after --sweep-id (SWEEP_ID-r4, SWEEP_ID-c16)")
+	case f.Shard != "" || f.StartAt != "":
+		return usageErrf("--shard, --start-at: a sweep runs in one process (shard a run instead: loadgen --shard I/N --start-at TIME)")
 	case c.Concurrencies != "" && f.Concurrency != nil:
 		return usageErrf("-c: --concurrencies sets each point's")
 	}

@@ -332,6 +332,15 @@ func engineMessages(msgs []dataset.Message) []backends.Message {
 	return out
 }
 
+// describeLoad is the run's schedule for its first log line: a shard's
+// share, then the whole run's.
+func (r *Run) describeLoad() string {
+	if !r.cfg.Shard.Sharded() {
+		return describeSchedule(r.sc)
+	}
+	return fmt.Sprintf("shard %s: %s (the whole run: %s)", r.cfg.Shard, describeSchedule(r.share), describeSchedule(r.sc))
+}
+
 func describeSchedule(sc *scenario.Scenario) string {
 	var s string
 	switch {

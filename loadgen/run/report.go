@@ -111,9 +111,20 @@ func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *r
 		TimeoutS: sc.Timeout.Seconds(), MaxConsecutiveFailures: sc.MaxConsecutiveFailures, Stages: scenario.FormatStages(sc.Stages),
 		EnergySource: row.EnergySource, GPUs: r.gpuUUIDs, GPUModels: r.gpuModels, GPUSelection: r.selection.How,
 		CarbonIntensityGPerKWh: row.CarbonIntensityGPerKWh,
+		Shard:                  r.cfg.Shard.String(),
 	}
-	if sc.Ramp != nil {
-		rep.Settings.Ramp = sc.Ramp.String()
+	if load := r.share; load != sc {
+		// A shard's own share of the load; the whole run's is N times
+		// it, and its stages' (Settings.Stages) likewise.
+		rep.Settings.NumSamples, rep.Settings.Rate, rep.Settings.Concurrency, rep.Settings.Warmup = load.NumSamples, load.Rate, load.Concurrency, load.Warmup
+		rep.Settings.Stages = scenario.FormatStages(load.Stages)
+	}
+	if at := r.cfg.StartAt; !at.IsZero() {
+		at = at.UTC()
+		rep.Settings.StartAt = &at
+	}
+	if load := r.share; load.Ramp != nil {
+		rep.Settings.Ramp = load.Ramp.String()
 	}
 	if !sc.InputLen.IsZero() {
 		rep.Settings.InputLen = ptr(sc.InputLen.String())

@@ -111,6 +111,16 @@ type Config struct {
 	// signal off.
 	Saturation loadgen.SaturationThresholds
 
+	// Shard, when its Count is more than 1, makes the run one of
+	// several load generators sharing the scenario and the run id
+	// (loadgen.Shard): it sends its share of the requests, and its
+	// metrics, summary row and report.json describe that share.
+	Shard loadgen.Shard
+	// StartAt, if not zero, is when the schedule starts, the same for
+	// every shard: the run warms up, then waits for it, measuring the
+	// idle baseline at the end of the wait.
+	StartAt time.Time
+
 	// Logger gets the run's notices and warnings; nil discards them.
 	Logger *slog.Logger
 }
@@ -151,11 +161,19 @@ func inputErrf(format string, args ...any) error { return inputErr(fmt.Errorf(fo
 // baseline was measured: nothing was sent.
 var ErrInterruptedIdle = errors.New("interrupted while measuring the idle baseline; nothing was sent")
 
+// ErrInterruptedStart is returned by Run when ctx ended while it waited
+// for Config.StartAt to measure the idle baseline: nothing measured was
+// sent.
+var ErrInterruptedStart = errors.New("interrupted while waiting for --start-at; nothing measured was sent")
+
 // Run is a started run. Create it with Start, then call Run once and
 // Close always.
 type Run struct {
-	cfg     Config
-	sc      *scenario.Scenario
+	cfg Config
+	sc  *scenario.Scenario
+	// share is the shard's share of sc (sc itself when not sharded):
+	// what the metrics, the row and report.json describe.
+	share   *scenario.Scenario
 	log     *slog.Logger
 	runID   string
 	model   string
@@ -256,6 +274,9 @@ func Start(ctx context.Context, cfg Config) (r *Run, err error) {
 	if err := checkRunID(r.runID); err != nil {
 		return r, inputErr(err)
 	}
+	if _, err := cfg.Shard.Share(r.sc); err != nil {
+		return r, inputErrf("--shard %s: %v", cfg.Shard, err)
+	}
 	r.runDir = filepath.Join(cfg.Out, r.runID)
 	// A records file that is not a regular file (a link to /dev/null)
 	// holds no results.
@@ -285,6 +306,9 @@ func Start(ctx context.Context, cfg Config) (r *Run, err error) {
 	if err := r.startSim(ctx); err != nil {
 		return r, err
 	}
+	if r.share, err = cfg.Shard.Share(r.sc); err != nil {
+		return r, inputErr(err)
+	}
 	if err := r.openEnergy(ctx); err != nil {
 		return r, err
 	}
@@ -303,7 +327,7 @@ func Start(ctx context.Context, cfg Config) (r *Run, err error) {
 		return r, err
 	}
 	r.log.Info(fmt.Sprintf("run %s: scenario %s, %s %s model %q, %s, %d prompts",
-		r.runID, r.sc.Name, r.backend.Name(), r.backend.Endpoint(), r.model, describeSchedule(r.sc), len(r.prompts)))
+		r.runID, r.sc.Name, r.backend.Name(), r.backend.Endpoint(), r.model, r.describeLoad(), len(r.prompts)))
 	return r, nil
 }
 
@@ -345,12 +369,13 @@ func (r *Run) openSinks() (err error) {
 	}
 	r.summary = &lockedSummary{s: loadgen.NewSummary()}
 	r.openFiles = &openFilesSink{}
+	load := r.share
 	opts := exporter.RunOptions{Version: r.cfg.Version, BenchmarkName: cmp.Or(r.cfg.BenchmarkName, r.sc.Name), Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity,
-		Endpoint: backends.WithoutUserinfo(r.backend.Endpoint()), RequestRate: r.sc.Rate,
-		Concurrency: r.sc.Concurrency, Arrival: arrivalOf(r.sc), Warmup: r.sc.Warmup, EnergySource: "none",
-		Outcomes: outcomes, SLO: r.sc.SLO.String(), Stages: scenario.FormatStages(r.sc.Stages)}
-	if r.sc.Ramp != nil {
-		opts.Ramp = r.sc.Ramp.String()
+		Endpoint: backends.WithoutUserinfo(r.backend.Endpoint()), RequestRate: load.Rate,
+		Concurrency: load.Concurrency, Arrival: arrivalOf(r.sc), Warmup: load.Warmup, EnergySource: "none",
+		Outcomes: outcomes, SLO: r.sc.SLO.String(), Stages: scenario.FormatStages(load.Stages), Shard: r.cfg.Shard.String()}
+	if load.Ramp != nil {
+		opts.Ramp = load.Ramp.String()
 	}
 	if r.source != nil {
 		opts.EnergySource, opts.EnergyMethod = r.source.Name(), r.source.Method()
@@ -381,7 +406,7 @@ func (r *Run) openSinks() (err error) {
 		sinks = append(sinks, r.stages)
 	}
 	r.runner, err = loadgen.NewRunner(loadgen.RunConfig{
-		RunID: r.runID, Scenario: r.sc, Backend: r.backend, Model: r.model, Prompts: r.prompts,
+		RunID: r.runID, Scenario: r.sc, Shard: r.cfg.Shard, StartAt: r.cfg.StartAt, Backend: r.backend, Model: r.model, Prompts: r.prompts,
 		Simulated: r.simulated(), Grace: r.cfg.Grace,
 		Sinks:      sinks,
 		Attributor: attr,
@@ -441,6 +466,13 @@ func (r *Run) RecordsErr() error {
 // (RecordsErr, SummaryErr, ReportErr: the row is never lost, see
 // Result.SummaryErr).
 func (r *Run) Run(ctx context.Context) (*Result, error) {
+	if at := r.cfg.StartAt; !at.IsZero() {
+		r.log.Info(fmt.Sprintf("the schedule starts at %s (--start-at), in %v%s", at.UTC().Format(time.RFC3339Nano),
+			time.Until(at).Round(time.Millisecond), map[bool]string{true: ", after the warm-up"}[r.share.Warmup > 0]))
+		// The warm-up goes first, so that the idle baseline is measured
+		// at the end of the wait, right before the start.
+		r.runner.Warmup(ctx)
+	}
 	if r.meter != nil {
 		if err := r.measureIdle(ctx); err != nil {
 			return nil, err
@@ -450,6 +482,10 @@ func (r *Run) Run(ctx context.Context) (*Result, error) {
 	watch := startSaturationWatch(r.runner, r.cfg.Saturation, r.metrics, r.log)
 	r.watch.Store(watch)
 	res, runErr := r.runner.Run(ctx)
+	if res.LateStart > 0 {
+		r.log.Warn(fmt.Sprintf("--start-at %s had passed when the run was ready: its schedule started %v late, so the shards did not start together (start them earlier)",
+			r.cfg.StartAt.UTC().Format(time.RFC3339Nano), res.LateStart.Round(time.Millisecond)))
+	}
 	out := &Result{Result: *res, RecordsPath: r.recordsN, SummaryPath: r.cfg.SummaryPath, RunDir: r.runDir,
 		ReportPath: filepath.Join(r.runDir, report.ReportFileName)}
 	// The caller says so once its progress line is gone.
@@ -501,7 +537,8 @@ func (r *Run) appendRow(row *report.Row) (string, error) {
 	return fallback, err
 }
 
-// measureIdle measures the idle baseline before the first request.
+// measureIdle measures the idle baseline before the first request; with
+// Config.StartAt, at the end of the wait for it (idleBefore).
 func (r *Run) measureIdle(ctx context.Context) error {
 	if k := r.cfg.KnownIdle; k != nil {
 		r.log.Info(fmt.Sprintf("idle GPU power %.4g W, measured by run %s: not measured again", k.TotalW(), k.RunID))
@@ -510,6 +547,15 @@ func (r *Run) measureIdle(ctx context.Context) error {
 	d := r.cfg.IdleBaseline
 	if d <= 0 {
 		return nil
+	}
+	if !r.cfg.StartAt.IsZero() {
+		if ctx.Err() != nil {
+			return nil // interrupted in the warm-up: the runner returns at once
+		}
+		var err error
+		if d, err = r.idleBefore(ctx, d); d <= 0 || err != nil {
+			return err
+		}
 	}
 	r.log.Info(fmt.Sprintf("measuring idle GPU power for %v before the first request", d))
 	if err := r.meter.MeasureIdle(ctx, d); err != nil {
@@ -521,18 +567,52 @@ func (r *Run) measureIdle(ctx context.Context) error {
 	return nil
 }
 
+// minStartIdle is the shortest idle baseline a run measures in what is
+// left of the wait for Config.StartAt.
+const minStartIdle = time.Second
+
+// idleBefore waits until the idle baseline of length d can be measured
+// just before Config.StartAt, and returns how long to measure it. When
+// less than d is left, the baseline is what is left, with a warning (the
+// start stays common to every shard); when less than minStartIdle is
+// left, none is measured (0). A margin of a few energy samples is kept:
+// a measurement starts and ends on a sample.
+func (r *Run) idleBefore(ctx context.Context, d time.Duration) (time.Duration, error) {
+	at := r.cfg.StartAt
+	margin := 3 * r.cfg.EnergyInterval
+	left := time.Until(at) - margin
+	switch {
+	case left < minStartIdle:
+		r.log.Warn(fmt.Sprintf("no idle baseline: %v left before --start-at %s, less than %v (start the run at least --idle-baseline %v before it)",
+			max(0, left+margin).Round(time.Millisecond), at.UTC().Format(time.RFC3339Nano), minStartIdle, d))
+		return 0, nil
+	case left < d:
+		r.log.Warn(fmt.Sprintf("idle baseline shortened from %v to %v, the time left before --start-at %s (start the run at least --idle-baseline before it)",
+			d, left.Round(time.Millisecond), at.UTC().Format(time.RFC3339Nano)))
+		return left, nil
+	}
+	t := time.NewTimer(left - d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return d, nil
+	case <-ctx.Done():
+		return 0, ErrInterruptedStart
+	}
+}
+
 // row is the run's summary row. A run with stages has no one rate or
 // concurrency: its request_rate and concurrency are empty, and its
 // rate_warning names the stages that fell short of their rates.
 func (r *Run) row(res *loadgen.Result, saturated bool, stages []report.StageStats) *report.Row {
 	row := r.summary.row(loadgen.RunInfo{
 		Name: cmp.Or(r.cfg.BenchmarkName, r.sc.Name), RunID: r.runID, Scenario: r.sc.Name, Backend: r.backend.Name(), Model: r.model,
-		Endpoint: r.backend.Endpoint(), Start: res.Start, End: res.End, RequestRate: r.sc.Rate,
-		Concurrency: r.sc.Concurrency, Arrival: arrivalOf(r.sc), Warmup: r.sc.Warmup,
+		Endpoint: r.backend.Endpoint(), Start: res.Start, End: res.End, RequestRate: r.share.Rate,
+		Concurrency: r.share.Concurrency, Arrival: arrivalOf(r.sc), Warmup: r.share.Warmup,
 		Simulated: r.simulated(), CarbonIntensity: r.cfg.CarbonIntensity, SLO: r.sc.SLO.String(),
 	})
 	row.ClientSaturated = &saturated
-	pacing := report.Pacing{Paced: res.Paced, CapWaits: res.CapWaits, Concurrency: r.sc.Concurrency, ClientSaturated: saturated}
+	pacing := report.Pacing{Paced: res.Paced, CapWaits: res.CapWaits, Concurrency: r.share.Concurrency, ClientSaturated: saturated}
 	if r.sc.Staged() {
 		row.RequestRate, row.Concurrency = nil, nil
 		row.RateWarning = stagesWarning(stages, pacing)
@@ -568,8 +648,15 @@ func (r *Run) closePush() {
 func (r *Run) ID() string { return r.runID }
 
 // Scenario is the scenario being run, as resolved (the simulator's
-// endpoint and model filled in under Config.Sim).
-func (r *Run) Scenario() *scenario.Scenario { return r.sc }
+// endpoint and model filled in under Config.Sim); a shard's share of it
+// (loadgen.Shard.Share: its rate, concurrency, num_samples, warm-up) in a
+// sharded run.
+func (r *Run) Scenario() *scenario.Scenario {
+	if r.share == nil { // before Start chose it
+		return r.sc
+	}
+	return r.share
+}
 
 // Simulated reports whether the run is simulated: under Config.Sim, or
 // because Start found the server answering X-Tokenwatt-Simulated: true or

@@ -103,7 +103,9 @@ func (p *stagePlan) expected(ran float64) float64 {
 // countSD is the standard deviation of the count of arrivals the
 // scenario's process gives around its expected value by chance: none for
 // constant arrivals, √n for poisson, √(n/k) for gamma of shape k (a
-// renewal process's count has variance n·CV² of its gaps).
+// renewal process's count has variance n·CV² of its gaps). A shard's,
+// every N-th arrival, is a renewal process whose gaps are sums of N: √N
+// times less.
 func countSD(sc *scenario.Scenario, n float64) float64 {
 	switch sc.Arrival {
 	case scenario.ArrivalPoisson:
@@ -121,7 +123,7 @@ func (r *Run) stageStats(spans []loadgen.StageSpan) []report.StageStats {
 	if r.stages == nil {
 		return nil
 	}
-	plans := stagePlans(r.sc)
+	plans := stagePlans(r.share)
 	out := make([]report.StageStats, len(plans))
 	for i := range plans {
 		p := &plans[i]
@@ -155,7 +157,7 @@ func (r *Run) stageStats(spans []loadgen.StageSpan) []report.StageStats {
 			}
 		}
 		if s.ExpectedRequests != nil {
-			s.Warning = report.StageShortfall(&s, countSD(r.sc, *s.ExpectedRequests))
+			s.Warning = report.StageShortfall(&s, countSD(r.sc, *s.ExpectedRequests)/math.Sqrt(float64(max(1, r.cfg.Shard.Count))))
 		}
 		out[i] = s
 	}
