@@ -307,9 +307,9 @@ func (c *runCmd) shardAndStart(now time.Time) (loadgen.Shard, time.Time, error) 
 			return shard, time.Time{}, usageErrf("--shard %s: give every shard the same --run-id, so that their results are one run", shard)
 		}
 		if shard.Sharded() && c.PushURL != "" && !pushNamesInstance(c.PushURL) {
-			return shard, time.Time{}, usageErrf("--shard %s with --push-url: give each shard's pushed series an instance label of its own, or the shards' series collide (they differ only there): "+
-				"add extra_label=instance=NAME to a VictoriaMetrics or vmagent URL (…/api/v1/import/prometheus?extra_label=instance=loadgen-%d), "+
-				"or /instance/NAME to a Pushgateway's (…/metrics/job/loadgen/instance/loadgen-%d)", shard, shard.Index, shard.Index)
+			// The shards' series differ only by instance: without one of
+			// their own, pushed series would collide.
+			c.PushURL = withShardInstance(c.PushURL, shard)
 		}
 	}
 	if c.StartAt == "" {
@@ -324,6 +324,26 @@ func (c *runCmd) shardAndStart(now time.Time) (loadgen.Shard, time.Time, error) 
 			at.UTC().Format(time.RFC3339Nano), ahead.Round(time.Second), maxStartAhead)
 	}
 	return shard, at, nil
+}
+
+// withShardInstance is pushURL giving a shard's pushed series the
+// instance label shard-I: a Pushgateway's grouping key gets
+// /instance/shard-I, any other URL (VictoriaMetrics, vmagent) the query
+// parameter extra_label=instance=shard-I.
+func withShardInstance(pushURL string, shard loadgen.Shard) string {
+	u, err := url.Parse(pushURL)
+	if err != nil {
+		return pushURL // StartPush says what is wrong with it
+	}
+	name := fmt.Sprintf("shard-%d", shard.Index)
+	if strings.Contains(u.Path, "/metrics/job/") {
+		u.Path = strings.TrimSuffix(u.Path, "/") + "/instance/" + name
+		return u.String()
+	}
+	q := u.Query()
+	q.Add("extra_label", "instance="+name)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // pushNamesInstance reports whether a push URL gives the pushed series

@@ -207,6 +207,28 @@ func checkAgreementCounts(t *testing.T, locals []localRun) {
 }
 
 // TestShardFlags: what --shard and --start-at refuse.
+// A sharded run's push URL without an instance label of its own gets
+// instance=shard-I, so that the shards' pushed series do not collide; one
+// that names an instance is kept.
+func TestShardPushInstance(t *testing.T) {
+	shard := loadgen.Shard{Index: 2, Count: 4}
+	for in, want := range map[string]string{
+		"http://vm:8428/api/v1/import/prometheus":                       "http://vm:8428/api/v1/import/prometheus?extra_label=instance%3Dshard-2",
+		"http://vm:8428/api/v1/import/prometheus?extra_label=team%3Dllm": "http://vm:8428/api/v1/import/prometheus?extra_label=team%3Dllm&extra_label=instance%3Dshard-2",
+		"http://pgw:9091/metrics/job/loadgen":                           "http://pgw:9091/metrics/job/loadgen/instance/shard-2",
+	} {
+		if got := withShardInstance(in, shard); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+		if !pushNamesInstance(withShardInstance(in, shard)) {
+			t.Errorf("%s: the result names no instance", in)
+		}
+	}
+	if named := "http://vm:8428/api/v1/import/prometheus?extra_label=instance=pod-7"; !pushNamesInstance(named) {
+		t.Errorf("%s names its instance", named)
+	}
+}
+
 func TestShardFlags(t *testing.T) {
 	offlineHF(t)
 	base := []string{"--sim", "--dataset", "synthetic", "--out", t.TempDir(), "--metrics-addr="}
@@ -220,7 +242,6 @@ func TestShardFlags(t *testing.T) {
 		{[]string{"--shard", "/2", "--run-id", "x", "-c", "4", "--num-samples", "10"}, map[string]string{"JOB_COMPLETION_INDEX": "2"}, "from 0 to 1"},
 		{[]string{"--run-id", "x", "-c", "4", "--num-samples", "10"}, map[string]string{"TOKENWATT_SHARD": "5/4"}, "from 0 to 3"},
 		{[]string{"--shard", "0/4", "--run-id", "x", "-c", "3", "--num-samples", "10"}, nil, "concurrency 3 is less than the 4 shards"},
-		{[]string{"--shard", "0/2", "--run-id", "x", "-c", "4", "--num-samples", "10", "--push-url", "http://127.0.0.1:1/api/v1/import/prometheus"}, nil, "extra_label=instance="},
 		{[]string{"--start-at", "2025-13-01T00:00:00Z", "--num-samples", "1"}, nil, "RFC 3339"},
 		{[]string{"--start-at", fmt.Sprint(time.Now().Add(time.Hour).UnixMilli()), "--num-samples", "1"}, nil, "not milliseconds"},
 		{[]string{"--num-samples", "1"}, map[string]string{"TOKENWATT_START_AT": "soon"}, "--start-at"},
