@@ -213,9 +213,9 @@ func checkAgreementCounts(t *testing.T, locals []localRun) {
 func TestShardPushInstance(t *testing.T) {
 	shard := loadgen.Shard{Index: 2, Count: 4}
 	for in, want := range map[string]string{
-		"http://vm:8428/api/v1/import/prometheus":                       "http://vm:8428/api/v1/import/prometheus?extra_label=instance%3Dshard-2",
+		"http://vm:8428/api/v1/import/prometheus":                        "http://vm:8428/api/v1/import/prometheus?extra_label=instance%3Dshard-2",
 		"http://vm:8428/api/v1/import/prometheus?extra_label=team%3Dllm": "http://vm:8428/api/v1/import/prometheus?extra_label=team%3Dllm&extra_label=instance%3Dshard-2",
-		"http://pgw:9091/metrics/job/loadgen":                           "http://pgw:9091/metrics/job/loadgen/instance/shard-2",
+		"http://pgw:9091/metrics/job/loadgen":                            "http://pgw:9091/metrics/job/loadgen/instance/shard-2",
 	} {
 		if got := withShardInstance(in, shard); got != want {
 			t.Errorf("%s: %s, want %s", in, got, want)
