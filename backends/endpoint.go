@@ -138,39 +138,3 @@ func WithoutUserinfo(endpoint string) string {
 	u.User = nil
 	return u.String()
 }
-
-// redactedURL is u as messages show it: a password becomes xxxxx (as
-// url.URL.Redacted writes it), and so does a user name given without a
-// password, which is then usually a token. Requests still send the
-// credentials (basic auth); only logs, errors and records go without.
-func redactedURL(u *url.URL) string {
-	if u.User == nil {
-		return u.String()
-	}
-	if _, ok := u.User.Password(); ok {
-		return u.Redacted()
-	}
-	c := *u
-	c.User = url.User("xxxxx")
-	return c.String()
-}
-
-// redactRawURL hides the credentials of an address that may not parse as
-// a URL, for the message that says so: everything between the scheme's
-// "://" (or the start) and the last "@" before any query or fragment
-// becomes xxxxx. It errs on hiding too much: a password may hold an
-// unescaped "/".
-func redactRawURL(raw string) string {
-	start := 0
-	if i := strings.Index(raw, "://"); i >= 0 {
-		start = i + len("://")
-	}
-	end := len(raw)
-	if j := strings.IndexAny(raw[start:], "?#"); j >= 0 {
-		end = start + j
-	}
-	if at := strings.LastIndex(raw[start:end], "@"); at >= 0 {
-		return raw[:start] + "xxxxx" + raw[start+at:]
-	}
-	return raw
-}

@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tokenwatt/tokenwatt/internal/redact"
 )
 
 // PyTorchConfig configures a client for a PyTorch model server speaking
@@ -73,14 +75,14 @@ func NewPyTorch(cfg PyTorchConfig) (*PyTorch, error) {
 	case errors.As(err, &ee) && ee.problem == endpointEmpty:
 		return nil, errors.New("no endpoint: pass --endpoint http://HOST:8080")
 	case err != nil:
-		return nil, fmt.Errorf("endpoint %q is not an http(s) URL", redactRawURL(cfg.Endpoint))
+		return nil, fmt.Errorf("endpoint %q is not an http(s) URL", redact.Raw(cfg.Endpoint))
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	extra, err := cfg.ExtraBody.encode(reservedPyTorch)
 	if err != nil {
 		return nil, err
 	}
-	c := &PyTorch{base: u.String(), shown: redactedURL(u), extra: extra, client: noRedirects(cfg.HTTPClient)}
+	c := &PyTorch{base: u.String(), shown: redact.URL(u), extra: extra, client: noRedirects(cfg.HTTPClient)}
 	return c, nil
 }
 

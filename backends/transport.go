@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tokenwatt/tokenwatt/internal/redact"
 )
 
 // This file holds the HTTP plumbing the OpenAI and PyTorch clients share:
@@ -94,9 +96,9 @@ func isRedirect(code int) bool {
 func redirectMessage(hresp *http.Response) string {
 	where := "nowhere (no Location header)"
 	if loc, err := hresp.Location(); err == nil {
-		where = clip(redactedURL(loc), maxMessage/2)
+		where = clip(redact.URL(loc), maxMessage/2)
 	} else if raw := hresp.Header.Get("Location"); raw != "" {
-		where = strconv.Quote(clip(redactRawURL(raw), maxMessage/2))
+		where = strconv.Quote(clip(redact.Raw(raw), maxMessage/2))
 	}
 	return "HTTP " + hresp.Status + ": redirect to " + where + " not followed (tokenwatt follows no redirect, which would take " +
 		"the request and its credentials to another server; if that server is the one to measure, pass its address as --endpoint)"
@@ -155,7 +157,7 @@ func roundTrip(ctx context.Context, client *http.Client, hreq *http.Request, sen
 		return nil
 	}
 	resp.Outcome = OutcomeConnectError
-	resp.Error = hreq.Method + " " + redactedURL(hreq.URL) + ": " + describeTransportError(err)
+	resp.Error = hreq.Method + " " + redact.URL(hreq.URL) + ": " + describeTransportError(err)
 	return nil
 }
 

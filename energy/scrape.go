@@ -19,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/tokenwatt/tokenwatt/internal/redact"
 )
 
 // scrapeOptions are the settings the scrape source takes.
@@ -143,15 +144,15 @@ func openScrape(ctx context.Context, rawURL string, opts scrapeOptions) (Source,
 	}
 	spec, err := ParseGPUs(opts.GPUs)
 	if err != nil {
-		return nil, fmt.Errorf("energy source scrape:%s: %w", redactedURL(u), err)
+		return nil, fmt.Errorf("energy source scrape:%s: %w", redact.URL(u), err)
 	}
 	sel, err := parseSelector(opts.Selector)
 	if err != nil {
-		return nil, fmt.Errorf("energy source scrape:%s: %w", redactedURL(u), err)
+		return nil, fmt.Errorf("energy source scrape:%s: %w", redact.URL(u), err)
 	}
 	s := &scrapeSource{
 		target: u.String(),
-		url:    redactedURL(u),
+		url:    redact.URL(u),
 		client: opts.HTTPClient,
 		opts:   opts,
 		parser: newScrapeParser(),
@@ -356,49 +357,12 @@ func scrapeURL(raw string) (*url.URL, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("energy source scrape: %q is not an http(s) URL; write scrape:http://HOST:PORT/metrics", redactRawURL(raw))
+		return nil, fmt.Errorf("energy source scrape: %q is not an http(s) URL; write scrape:http://HOST:PORT/metrics", redact.Raw(raw))
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/metrics"
 	}
 	return u, nil
-}
-
-// redactedURL is u as messages show it: a password becomes xxxxx (as
-// url.URL.Redacted writes it), and so does a user name given without a
-// password, which is then usually a token. The URL's credentials are
-// still sent (basic auth); they are only kept out of logs, errors and
-// files.
-func redactedURL(u *url.URL) string {
-	if u.User == nil {
-		return u.String()
-	}
-	if _, ok := u.User.Password(); ok {
-		return u.Redacted()
-	}
-	c := *u
-	c.User = url.User("xxxxx")
-	return c.String()
-}
-
-// redactRawURL hides the credentials of an address that may not parse as
-// a URL, for the message that says so: everything between the scheme's
-// "://" (or the start) and the last "@" before any query or fragment
-// becomes xxxxx. It errs on hiding too much: a password may hold an
-// unescaped "/".
-func redactRawURL(raw string) string {
-	start := 0
-	if i := strings.Index(raw, "://"); i >= 0 {
-		start = i + len("://")
-	}
-	end := len(raw)
-	if j := strings.IndexAny(raw[start:], "?#"); j >= 0 {
-		end = start + j
-	}
-	if at := strings.LastIndex(raw[start:end], "@"); at >= 0 {
-		return raw[:start] + "xxxxx" + raw[start+at:]
-	}
-	return raw
 }
 
 func seriesNames(f scrapeFormat) string {

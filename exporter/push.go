@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
+	"github.com/tokenwatt/tokenwatt/internal/redact"
 )
 
 // Push sends a registry's tokenwatt metrics, as Prometheus text, to a URL
@@ -57,16 +58,7 @@ func StartPush(pushURL string, interval time.Duration, reg prometheus.Gatherer, 
 	}
 	u, err := url.Parse(pushURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		shown := pushURL
-		switch {
-		case err == nil && u.User != nil:
-			shown = u.Redacted()
-		case strings.Contains(shown, "@"):
-			// Not a URL with a host: hide whatever precedes the last @,
-			// where credentials would be.
-			shown = "…" + shown[strings.LastIndex(shown, "@"):]
-		}
-		return nil, fmt.Errorf("--push-url %q: want an http(s) URL such as http://victoria:8428/api/v1/import/prometheus", shown)
+		return nil, fmt.Errorf("--push-url %q: want an http(s) URL such as http://victoria:8428/api/v1/import/prometheus", redact.String(pushURL))
 	}
 	if interval <= 0 {
 		return nil, fmt.Errorf("--push-interval %v: must be positive", interval)
@@ -74,7 +66,7 @@ func StartPush(pushURL string, interval time.Duration, reg prometheus.Gatherer, 
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Push{
 		url:      pushURL,
-		redacted: u.Redacted(),
+		redacted: redact.URL(u),
 		gzip:     !strings.Contains(u.Path, "/metrics/job/"),
 		interval: interval,
 		reg:      reg,

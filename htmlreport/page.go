@@ -17,9 +17,9 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/tokenwatt/tokenwatt/internal/atomicfile"
 	"github.com/tokenwatt/tokenwatt/report"
 )
 
@@ -135,22 +135,7 @@ func WriteFile(path string, dirs []string, opt Options) (Kind, error) {
 	if err != nil {
 		return "", err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".report-*.html")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b.Bytes()); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return "", err
-	}
-	return kind, os.Rename(tmp.Name(), path)
+	return kind, atomicfile.Write(path, b.Bytes())
 }
 
 func orDefault(s, def string) string {

@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/tokenwatt/tokenwatt/internal/atomicfile"
 )
 
 // ReportSchema names the version of report.json's layout
@@ -302,27 +303,16 @@ func (rep *Report) FillFromRow(r *Row) {
 // WriteReport writes rep as indented JSON to path, atomically (a
 // temporary file renamed into place), so a reader never sees half a
 // report.
-func WriteReport(path string, rep *Report) error {
-	b, err := json.MarshalIndent(rep, "", "  ")
+func WriteReport(path string, rep *Report) error { return WriteJSON(path, rep) }
+
+// WriteJSON writes v as indented JSON and a final newline to path,
+// atomically: report.json, sweep.json.
+func WriteJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".report-*.json")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, append(b, '\n'))
 }
 
 // ReadReport reads a report.json, refusing another schema.
