@@ -366,7 +366,7 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, a api) {
 
 	var out output
 	if p.stream {
-		out = newSSEOutput(w, p, s.cfg.Model)
+		out = newSSEOutput(w, p, s.cfg.Model, s.cfg.StampChunks)
 	} else {
 		out = &jsonOutput{w: w, p: p, model: s.cfg.Model}
 	}
@@ -434,7 +434,7 @@ func (s *Server) generate(ctx context.Context, p *plan, out output, arrival, adm
 		prev = now
 		s.metrics.generationTokens.Inc()
 		s.power.addToken()
-		if err := out.emit(); err != nil {
+		if err := out.emit(deadline); err != nil {
 			return false
 		}
 		if p.fault == faultDisconnect && k == p.faultToken {

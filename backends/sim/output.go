@@ -4,14 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // output writes one request's response as its tokens are generated.
 type output interface {
 	begin() error                   // before queueing: a stream's headers
 	stage(k int, text string) error // prepare the k-th token (1-based) ahead of its deadline
-	emit() error                    // at the deadline: send what stage prepared
+	emit(deadline time.Time) error  // at the deadline: send what stage prepared
 	end() error                     // after the last token
 }
 
@@ -23,10 +25,12 @@ type sseOutput struct {
 	model string
 	buf   []byte
 	next  []byte // the staged token's events
+	stamp bool   // Config.StampChunks: each token's write starts with a StampPrefix line
+	out   []byte // a stamped write: the stamp line, then next
 }
 
-func newSSEOutput(w http.ResponseWriter, p *plan, model string) *sseOutput {
-	return &sseOutput{w: w, rc: http.NewResponseController(w), p: p, model: model}
+func newSSEOutput(w http.ResponseWriter, p *plan, model string, stamp bool) *sseOutput {
+	return &sseOutput{w: w, rc: http.NewResponseController(w), p: p, model: model, stamp: stamp}
 }
 
 func (o *sseOutput) begin() error {
@@ -80,8 +84,22 @@ func (o *sseOutput) raw(payload []byte) error {
 
 // emit sends the staged token. Formatting happened in stage, before the
 // deadline, so the bytes leave at the deadline rather than a JSON
-// encoding later.
-func (o *sseOutput) emit() error { return o.send(o.next) }
+// encoding later. With stamps, the write starts with the StampPrefix
+// line: the time just before the write and how late that is after the
+// deadline, formatted into a reused buffer (no allocation).
+func (o *sseOutput) emit(deadline time.Time) error {
+	if !o.stamp {
+		return o.send(o.next)
+	}
+	now := time.Now()
+	b := append(o.out[:0], StampPrefix...)
+	b = strconv.AppendInt(b, now.UnixNano(), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(now.Sub(deadline)), 10)
+	b = append(append(b, '\n'), o.next...)
+	o.out = b
+	return o.send(b)
+}
 
 // stage formats the k-th token's events (for the first token, the role
 // chunk too: vLLM sends both with its first engine output, and one flush
@@ -169,7 +187,7 @@ func (o *jsonOutput) stage(k int, text string) error {
 	return nil
 }
 
-func (o *jsonOutput) emit() error { return nil }
+func (o *jsonOutput) emit(time.Time) error { return nil }
 
 func (o *jsonOutput) end() error {
 	p := o.p

@@ -46,6 +46,17 @@ import (
 // simulator, so that no output can be mistaken for a real server's.
 const SimulatedHeader = "X-Tokenwatt-Simulated"
 
+// StampPrefix opens the SSE comment line with which a simulator with
+// Config.StampChunks starts each token's write of a stream:
+// ": tokenwatt-sent <unix_ns> <timer_late_ns>\n". unix_ns is
+// time.Now().UnixNano() taken immediately before the write and its
+// flush; timer_late_ns is that instant minus the token's deadline (how
+// late the simulator's own timer woke it; negative if early). The first
+// token's stamp precedes the role chunk, which carries no text. SSE
+// clients ignore comment lines; tokenwatt's client reads them
+// (backends, which has the same constant).
+const StampPrefix = ": tokenwatt-sent "
+
 // OwnedBy is the owned_by field of the simulator's model card.
 const OwnedBy = "tokenwatt-sim"
 
@@ -75,6 +86,12 @@ type Config struct {
 	Garbage          float64       // probability that one SSE data line (or a non-streaming body) is not valid JSON
 	Reasoning        bool          // chat: the first half of the tokens are delta.reasoning_content, like vLLM's reasoning models
 	Seed             int64         // seed of every random decision; see the package comment
+
+	// StampChunks starts each token's write of a stream with the SSE
+	// comment line ": tokenwatt-sent <unix_ns> <timer_late_ns>\n" (see
+	// StampPrefix), so that a client on the same host can tell its own
+	// lateness from the simulator's. Off, the bytes are vLLM's.
+	StampChunks bool
 
 	// The power model. The simulated GPUs draw IdleWatts plus WattsPerSeq
 	// per running sequence (admitted and generating), and JoulesPerToken

@@ -30,6 +30,7 @@ type simFlags struct {
 	GPUs       int           `env:"TOKENWATT_SIM_GPUS" name:"gpus" default:"1" help:"Simulated GPUs sharing that power evenly."`
 	Reasoning  bool          `env:"TOKENWATT_SIM_REASONING" help:"Stream the first half of each answer as reasoning_content."`
 	SimSeed    int64         `env:"TOKENWATT_SIM_SEED" name:"seed" default:"1" help:"Seed for the simulator's token lengths, jitter and failures."`
+	Stamp      bool          `env:"TOKENWATT_SIM_STAMP_CHUNKS" name:"stamp-chunks" help:"Start each token's write with an SSE comment line ': tokenwatt-sent <unix_ns> <timer_late_ns>' (when it was written, and how late the simulator's timer was), from which a loadgen on the same host measures its own lateness (report.json client.lateness_s). Off, the bytes are vLLM's."`
 }
 
 func (f *simFlags) config(model string) (sim.Config, error) {
@@ -53,6 +54,7 @@ func (f *simFlags) config(model string) (sim.Config, error) {
 	cfg.JoulesPerToken = f.TokenJ
 	cfg.GPUs = f.GPUs
 	cfg.Seed = f.SimSeed
+	cfg.StampChunks = f.Stamp
 	if _, err := sim.New(cfg); err != nil {
 		return cfg, err
 	}
