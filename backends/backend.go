@@ -118,6 +118,25 @@ type Response struct {
 	// record may hold it).
 	MoreITL *GapSketch
 
+	// Lateness holds, for each text-carrying chunk that a simulator's
+	// stamp preceded (sim.Config.StampChunks, `loadgen sim
+	// --stamp-chunks`; see StampPrefix), its client lateness: the
+	// chunk's arrival (the instant t_k is taken, as Unix nanoseconds)
+	// minus the server's stamp of when it wrote the chunk. It is the
+	// whole path's delay: the server's write and flush, the kernel,
+	// and the client reading and parsing. Only meaningful when server
+	// and client share a clock (the same host). A lateness below
+	// -MaxClockSkew means the clocks disagree: it is not kept but
+	// counted in LatenessSkewed. ServerLate holds, for every stamped
+	// text chunk, how late the server's own timer wrote it (the
+	// stamp's timer_late_ns: its write minus the token's deadline).
+	// Both keep the first MaxITL stamped chunks; StampsDropped counts
+	// those after. The slices are reused across requests by Reset.
+	Lateness       []time.Duration
+	ServerLate     []time.Duration
+	LatenessSkewed int
+	StampsDropped  int
+
 	TextChunks   int    // text-carrying chunks received
 	PromptTokens int    // from usage; -1 when unknown
 	OutputTokens int    // from usage, or TextChunks when no usage came; -1 when unknown
@@ -151,15 +170,44 @@ const MaxFinishReason = 64
 // request; a larger one (a long answer) is let go.
 const keptTextCap = 64 << 10
 
-// Reset clears r for reuse, keeping the ITL slice's capacity (and the
-// Text buffer's, when small).
+// Reset clears r for reuse, keeping the ITL, Lateness and ServerLate
+// slices' capacity (and the Text buffer's, when small).
 func (r *Response) Reset() {
-	itl := r.ITL[:0]
+	itl, late, server := r.ITL[:0], r.Lateness[:0], r.ServerLate[:0]
 	var text []byte
 	if cap(r.Text) <= keptTextCap {
 		text = r.Text[:0]
 	}
-	*r = Response{ITL: itl, Text: text, PromptTokens: -1, OutputTokens: -1}
+	*r = Response{ITL: itl, Lateness: late, ServerLate: server, Text: text, PromptTokens: -1, OutputTokens: -1}
+}
+
+// MaxClockSkew is how far below zero a client lateness (Response.Lateness)
+// may be before the server's clock and the client's are taken to
+// disagree: a stamp is written before its chunk is read, so on one clock
+// the difference is never negative; a little is let through, as it is.
+const MaxClockSkew = time.Millisecond
+
+// StampPrefix opens the SSE comment line with which tokenwatt's simulator
+// (with sim.Config.StampChunks; backends/sim has the same constant)
+// starts each token's write: ": tokenwatt-sent <unix_ns>
+// <timer_late_ns>". The SSE reader keeps the latest such stamp until a
+// text-carrying chunk takes it (Response.Lateness, ServerLate); other
+// comment lines are ignored.
+const StampPrefix = ": tokenwatt-sent "
+
+// addStamp records one stamped text chunk: its client lateness late and
+// the server's timer lateness server.
+func (r *Response) addStamp(late, server time.Duration) {
+	if len(r.ServerLate) >= MaxITL {
+		r.StampsDropped++
+		return
+	}
+	r.ServerLate = append(r.ServerLate, server)
+	if late < -MaxClockSkew {
+		r.LatenessSkewed++
+		return
+	}
+	r.Lateness = append(r.Lateness, late)
 }
 
 // keepText appends piece to r.Text up to MaxText, cutting at a UTF-8

@@ -251,7 +251,9 @@ func (c *OpenAI) stream(ctx context.Context, cancel context.CancelFunc, hresp *h
 
 // readStream reads SSE events from sr until [DONE], the end of the body,
 // an error or ctx's end, and fills resp's timings, token counts, finish
-// reason and outcome, and with keepText its answer text. It is the
+// reason and outcome, with keepText its answer text, and for each
+// text-carrying chunk that a simulator's stamp preceded its lateness
+// (Response.Lateness, ServerLate). It is the
 // per-chunk hot path: no allocation per chunk (but for the finish reason,
 // once, and the kept text).
 func readStream(ctx context.Context, sr *sseReader, resp *Response, keepText bool) {
@@ -328,6 +330,10 @@ func readStream(ctx context.Context, sr *sseReader, resp *Response, keepText boo
 			}
 			resp.Last = now
 			resp.TextChunks++
+			if sr.stamped {
+				sr.stamped = false
+				resp.addStamp(time.Duration(now.UnixNano()-sr.stampSent), time.Duration(sr.stampLate))
+			}
 		}
 		if keepText && c.answer != nil {
 			resp.keepAnswer(&c)

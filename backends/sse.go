@@ -48,14 +48,22 @@ var utf8BOM = []byte("\xef\xbb\xbf")
 // sseReader reads the events of a text/event-stream body. It implements
 // the parts of the WHATWG event-stream format that OpenAI-compatible
 // servers use: data fields (joined with "\n" when an event has several),
-// the event type (so `event: error` is recognised), comments, id/retry
-// fields (ignored), LF or CRLF line ends and a leading BOM. A bare CR is
-// not treated as a line end.
+// the event type (so `event: error` is recognised), comments (ignored,
+// but for tokenwatt's simulator's stamps, StampPrefix, the latest of which
+// is kept for the next text-carrying chunk), id/retry fields (ignored),
+// LF or CRLF line ends and a leading BOM. A bare CR is not treated as a
+// line end.
 type sseReader struct {
 	br    *bufio.Reader
 	data  []byte // data of the event being read; returned by next
 	long  []byte // assembles a line longer than br's buffer
 	start bool   // nothing read yet: a BOM may follow
+
+	// The latest simulator stamp (a StampPrefix comment line) that no
+	// text-carrying chunk has taken yet: stamped says there is one,
+	// stampSent is its unix_ns, stampLate its timer_late_ns.
+	stamped              bool
+	stampSent, stampLate int64
 }
 
 func newSSEReader(src io.Reader, size int) *sseReader {
@@ -85,6 +93,7 @@ func (r *sseReader) reset(src io.Reader) {
 	r.data = r.data[:0]
 	r.long = r.long[:0]
 	r.start = true
+	r.stamped = false
 }
 
 // next returns the data of the next event that has a data field, and
@@ -116,6 +125,10 @@ func (r *sseReader) next() (data []byte, errorEvent bool, err error) {
 			continue
 		}
 		if line[0] == ':' {
+			// A comment; tokenwatt's simulator stamps its writes in one.
+			if len(line) > len(StampPrefix) && string(line[:len(StampPrefix)]) == StampPrefix {
+				r.stamp(line[len(StampPrefix):])
+			}
 			continue
 		}
 		field, value := line, []byte(nil)
@@ -139,6 +152,50 @@ func (r *sseReader) next() (data []byte, errorEvent bool, err error) {
 			errorEvent = string(value) == "error"
 		}
 	}
+}
+
+// stamp keeps a stamp's "<unix_ns> <timer_late_ns>" as the latest one;
+// a malformed one is ignored, like any other comment.
+func (r *sseReader) stamp(b []byte) {
+	sent, rest, ok := parseInt64(b)
+	if !ok || len(rest) == 0 || rest[0] != ' ' {
+		return
+	}
+	late, rest, ok := parseInt64(rest[1:])
+	if !ok || len(rest) != 0 {
+		return
+	}
+	r.stamped, r.stampSent, r.stampLate = true, sent, late
+}
+
+// parseInt64 reads a decimal integer (an optional '-', then digits) that
+// fits in an int64 from the start of b, without allocating, and returns
+// what follows it.
+func parseInt64(b []byte) (n int64, rest []byte, ok bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	i := 0
+	var u uint64
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		if u > (1<<63)/10 {
+			return 0, nil, false
+		}
+		u = u*10 + uint64(b[i]-'0')
+		if u > 1<<63 {
+			return 0, nil, false
+		}
+	}
+	switch {
+	case i == 0:
+		return 0, nil, false
+	case neg:
+		return -int64(u), b[i:], true // -1<<63 included: -int64(1<<63) wraps to itself
+	case u > 1<<63-1:
+		return 0, nil, false
+	}
+	return int64(u), b[i:], true
 }
 
 // readLine returns the next line without its LF or CRLF. The final line

@@ -29,6 +29,17 @@ func vllmChatStream(n int) (stream []byte, chunks int) {
 // scanner, timing and token bookkeeping) on an in-memory vLLM stream.
 func BenchmarkSSEChat(b *testing.B) {
 	stream, chunks := vllmChatStream(256)
+	benchmarkStream(b, stream, chunks)
+}
+
+// BenchmarkSSEChatStamped is BenchmarkSSEChat with a simulator's stamp
+// before each text chunk (client lateness, sim --stamp-chunks).
+func BenchmarkSSEChatStamped(b *testing.B) {
+	stream, chunks := vllmChatStream(256)
+	benchmarkStream(b, stampedStream(stream), chunks)
+}
+
+func benchmarkStream(b *testing.B, stream []byte, chunks int) {
 	src := bytes.NewReader(stream)
 	sr := newSSEReader(src, sseBufferSize)
 	var resp Response
