@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"slices"
 	"time"
 
 	"github.com/tokenwatt/tokenwatt/backends"
@@ -51,6 +52,11 @@ type Record struct {
 	ConversationID *int64 `json:"conversation_id"`
 	Turn           *int   `json:"turn"`
 
+	// ClientLatenessMax is the largest client lateness of the request's
+	// stamped text chunks (backends.Response.Lateness: a simulator with
+	// --stamp-chunks on the same host); null when none was stamped.
+	ClientLatenessMax *float64 `json:"client_lateness_max_s"`
+
 	// FinishReason is why the server says generation ended, as it said
 	// it ("stop": the model's end of sequence or a stop string;
 	// "length": max_tokens), at most backends.MaxFinishReason bytes;
@@ -87,6 +93,13 @@ type Record struct {
 	// moreITL holds the ITLTruncated gaps left out of ITL, for the
 	// statistics; nil when none were.
 	moreITL *backends.GapSketch
+
+	// lateness and serverLate are the response's Lateness and ServerLate
+	// (stamped text chunks' client and simulator timer lateness), for
+	// the statistics and the saturation monitor; skewed counts the
+	// stamps whose client lateness the clocks could not agree on.
+	lateness, serverLate []time.Duration
+	skewed               int
 }
 
 // MoreITL calls f for the gaps left out of ITL (ITLTruncated of them),
@@ -151,6 +164,17 @@ func newRecord(sched time.Time, resp *backends.Response) Record {
 			rec.moreITL = resp.MoreITL
 		}
 	}
+	if n, m := len(resp.Lateness), len(resp.ServerLate); n+m > 0 {
+		// One allocation for both: the response's slices are reused.
+		buf := make([]time.Duration, n+m)
+		copy(buf, resp.Lateness)
+		copy(buf[n:], resp.ServerLate)
+		rec.lateness, rec.serverLate = buf[:n:n], buf[n:]
+		if n > 0 {
+			rec.ClientLatenessMax = ptr(slices.Max(rec.lateness).Seconds())
+		}
+	}
+	rec.skewed = resp.LatenessSkewed
 	if resp.PromptTokens >= 0 {
 		rec.PromptTokens = ptr(resp.PromptTokens)
 	}

@@ -132,6 +132,14 @@ type Progress struct {
 
 	// The same over the whole run (the monitor resets the above).
 	pacedTotal, capWaitsTotal atomic.Int64
+
+	// The client lateness of every stamped text chunk (a simulator's
+	// --stamp-chunks), for the saturation monitor, and how many stamps
+	// came whose client lateness the clocks could not agree on (below
+	// -backends.MaxClockSkew), over the run. The collector counts each
+	// request's as it takes its record.
+	lateness    latenessHist
+	ClockSkewed atomic.Int64
 }
 
 // CapWaitsTotal is how many open-loop sends have waited for an in-flight
@@ -691,6 +699,12 @@ func (r *Runner) account(res *Result, rec *Record) {
 		res.LastSend = send
 	}
 	res.Requests++
+	for _, d := range rec.lateness {
+		r.Progress.lateness.add(d)
+	}
+	if rec.skewed > 0 {
+		r.Progress.ClockSkewed.Add(int64(rec.skewed))
+	}
 	r.Progress.Done.Add(1)
 	if rec.OK() {
 		res.OK++

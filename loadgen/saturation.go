@@ -39,13 +39,20 @@ const (
 	// same runs read at most 157 µs per window without the busy loops
 	// and 86 µs to 694 µs with them (every run had windows over 200 µs).
 	SaturatedRunqueueWait = 200 * time.Microsecond
+	// SaturatedLateness: the 99th percentile of the client lateness of
+	// a window's stamped text chunks (a simulator's --stamp-chunks on
+	// the same host: a chunk's arrival minus when the simulator wrote
+	// it) above this. It is the whole path's delay, kernel and client,
+	// the very error of every TTFT and ITL the client stamps.
+	SaturatedLateness = 5 * time.Millisecond
 )
 
 // Minimum samples in a window for its scheduling signals to count: with
 // fewer, a percentile or mean is one or two outliers.
 const (
-	minSchedSamples = 50
-	minRunqueueRuns = 50
+	minSchedSamples    = 50
+	minRunqueueRuns    = 50
+	minLatenessSamples = 50
 )
 
 // SaturationThresholds are the limits past which a window counts as
@@ -56,6 +63,7 @@ type SaturationThresholds struct {
 	CPU          float64       // process CPU / (window × GOMAXPROCS)
 	SchedLatency time.Duration // Go scheduling latency p99
 	RunqueueWait time.Duration // mean kernel run-queue wait per time a thread ran
+	Lateness     time.Duration // client lateness p99 of stamped text chunks
 }
 
 func (t SaturationThresholds) withDefaults() SaturationThresholds {
@@ -70,6 +78,9 @@ func (t SaturationThresholds) withDefaults() SaturationThresholds {
 	}
 	if t.RunqueueWait == 0 {
 		t.RunqueueWait = SaturatedRunqueueWait
+	}
+	if t.Lateness == 0 {
+		t.Lateness = SaturatedLateness
 	}
 	return t
 }
@@ -91,17 +102,23 @@ type Saturation struct {
 	// of times they were given one (Linux /proc/self/task/*/schedstat);
 	// -1 unknown or too few.
 	RunqueueWait time.Duration
-	Saturated    bool
-	Reason       string // why, when Saturated: every signal that fired
+	// LatenessP99 is the 99th percentile (its histogram bucket's lower
+	// bound, within 6.25 % under) of the client lateness of the text
+	// chunks stamped by a simulator (--stamp-chunks) whose requests
+	// completed in the window; -1 without stamps or with too few.
+	LatenessP99 time.Duration
+	Saturated   bool
+	Reason      string // why, when Saturated: every signal that fired
 
 	severity float64 // the largest value / threshold of the signals that fired
 }
 
 // SaturationMonitor watches a run for a client that, rather than the
 // server, limits what is measured: an open-loop pacer that cannot keep
-// its schedule, a process that uses all the CPU it may, or goroutines and
+// its schedule, a process that uses all the CPU it may, goroutines and
 // threads kept waiting for a CPU (by this process's own load or by other
-// work on the machine). Call Tick about once a second from one goroutine.
+// work on the machine), or, against a simulator that stamps its chunks,
+// chunks read late. Call Tick about once a second from one goroutine.
 type SaturationMonitor struct {
 	p     *Progress
 	th    SaturationThresholds
@@ -118,6 +135,9 @@ type SaturationMonitor struct {
 	lastRuns    uint64
 	lastRunqOK  bool
 	lastSchedOK bool
+	// The lateness histogram's counts at the last Tick, and a buffer
+	// for the next reading.
+	lastLate, curLate []uint64
 
 	windows, saturated int
 	worst              Saturation
@@ -143,11 +163,12 @@ func (m *SaturationMonitor) start(now time.Time) {
 	if m.runq != nil {
 		m.lastRunq, m.lastRuns, m.lastRunqOK = m.runq()
 	}
+	m.lastLate = m.p.lateness.read(m.lastLate)
 }
 
 // Tick closes the window that began at the previous Tick and returns it.
 func (m *SaturationMonitor) Tick(now time.Time) Saturation {
-	s := Saturation{Window: now.Sub(m.last), CPU: -1, SchedP99: -1, RunqueueWait: -1,
+	s := Saturation{Window: now.Sub(m.last), CPU: -1, SchedP99: -1, RunqueueWait: -1, LatenessP99: -1,
 		Paced: m.p.Paced.Swap(0), Late: m.p.Late.Swap(0), CapWaits: m.p.CapWaits.Swap(0)}
 	if cpu, ok := m.cpu(); ok && s.Window > 0 {
 		s.CPU = float64(cpu-m.lastCPU) / float64(s.Window) / float64(m.procs)
@@ -169,6 +190,9 @@ func (m *SaturationMonitor) Tick(now time.Time) Saturation {
 			m.lastRunq, m.lastRuns, m.lastRunqOK = wait, runs, true
 		}
 	}
+	m.curLate = m.p.lateness.read(m.curLate)
+	s.LatenessP99 = histQuantile(m.curLate, m.lastLate, latenessBounds, 0.99, minLatenessSamples)
+	m.lastLate, m.curLate = m.curLate, m.lastLate
 	m.last = now
 	m.judge(&s)
 	m.windows++
@@ -204,6 +228,10 @@ func (m *SaturationMonitor) judge(s *Saturation) {
 	if th.RunqueueWait > 0 && s.RunqueueWait > th.RunqueueWait {
 		fired(float64(s.RunqueueWait), float64(th.RunqueueWait),
 			fmt.Sprintf("threads waited %v on average for a CPU (threshold %v)", roundDur(s.RunqueueWait), th.RunqueueWait))
+	}
+	if th.Lateness > 0 && s.LatenessP99 > th.Lateness {
+		fired(float64(s.LatenessP99), float64(th.Lateness),
+			fmt.Sprintf("client lateness p99 %v (threshold %v)", roundDur(s.LatenessP99), th.Lateness))
 	}
 	s.Reason = strings.Join(reasons, "; ")
 }

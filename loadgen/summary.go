@@ -44,6 +44,12 @@ type Summary struct {
 	ttft, itl, tpot, e2e, e2eSched *ddsketch.DDSketchWithExactSummaryStatistics
 	// Of every send.
 	lag *ddsketch.DDSketchWithExactSummaryStatistics
+	// Of every stamped text chunk, whatever became of its request
+	// (report.json's client.lateness_s and server_timer_lateness_s):
+	// the client's lateness and the simulator's timer lateness.
+	lateness, timerLate *ddsketch.DDSketchWithExactSummaryStatistics
+	// Stamps whose client lateness the clocks could not agree on.
+	skewed int64
 	// Their standard deviations, by the sketches' names in report.json.
 	spread map[string]*moments
 
@@ -88,9 +94,19 @@ func NewSummary() *Summary {
 		e2e:      newSketch(),
 		e2eSched: newSketch(),
 		lag:      newSketch(),
-		spread:   map[string]*moments{"ttft": {}, "itl": {}, "tpot": {}, "e2e": {}, "e2e_from_sched": {}, "schedule_lag": {}},
+		spread: map[string]*moments{"ttft": {}, "itl": {}, "tpot": {}, "e2e": {}, "e2e_from_sched": {}, "schedule_lag": {},
+			latenessName: {}, timerLatenessName: {}},
+		lateness:  newSketch(),
+		timerLate: newSketch(),
 	}
 }
+
+// The client-lateness distributions' names (report.json's client object,
+// and their moments in Summary.spread).
+const (
+	latenessName      = "lateness"
+	timerLatenessName = "server_timer_lateness"
+)
 
 // sketches are the summary's distributions by their report.json names.
 func (s *Summary) sketches() map[string]*ddsketch.DDSketchWithExactSummaryStatistics {
@@ -149,25 +165,41 @@ func observeWith(sk *ddsketch.DDSketchWithExactSummaryStatistics, m *moments, v 
 func (s *Summary) Distributions() map[string]*report.Distribution {
 	out := map[string]*report.Distribution{}
 	for name, sk := range s.sketches() {
-		if sk.IsEmpty() {
-			out[name] = nil
-			continue
-		}
-		lo, _ := sk.GetMinValue()
-		hi, _ := sk.GetMaxValue()
-		d := &report.Distribution{Count: int64(sk.GetCount()), Mean: sk.GetSum() / sk.GetCount(),
-			Min: lo, Max: hi, Percentiles: map[string]float64{}}
-		if m := s.spread[name]; m != nil {
-			d.Std = m.std()
-		}
-		for _, p := range report.ReportPercentiles {
-			if v := quantile(sk, p/100); v != nil {
-				d.Percentiles[report.PercentileKey(p)] = *v
-			}
-		}
-		out[name] = d
+		out[name] = distribution(sk, s.spread[name])
 	}
 	return out
+}
+
+// ClientLateness is the distribution, in seconds, of every stamped text
+// chunk's client lateness (backends.Response.Lateness: a simulator's
+// stamp of when it wrote the chunk to its arrival), and of the
+// simulator's timer lateness (Response.ServerLate), as report.json's
+// client.lateness_s and server_timer_lateness_s; nil when no stamp came.
+// skewed counts the stamps whose client lateness the clocks could not
+// agree on (left out).
+func (s *Summary) ClientLateness() (lateness, timer *report.Distribution, skewed int64) {
+	return distribution(s.lateness, s.spread[latenessName]), distribution(s.timerLate, s.spread[timerLatenessName]), s.skewed
+}
+
+// distribution is sk with its moments m (nil: no std) as report.json has
+// it; nil when sk is empty.
+func distribution(sk *ddsketch.DDSketchWithExactSummaryStatistics, m *moments) *report.Distribution {
+	if sk.IsEmpty() {
+		return nil
+	}
+	lo, _ := sk.GetMinValue()
+	hi, _ := sk.GetMaxValue()
+	d := &report.Distribution{Count: int64(sk.GetCount()), Mean: sk.GetSum() / sk.GetCount(),
+		Min: lo, Max: hi, Percentiles: map[string]float64{}}
+	if m != nil {
+		d.Std = m.std()
+	}
+	for _, p := range report.ReportPercentiles {
+		if v := quantile(sk, p/100); v != nil {
+			d.Percentiles[report.PercentileKey(p)] = *v
+		}
+	}
+	return d
 }
 
 // Quantile is the q-quantile (0 ≤ q ≤ 1) of the named distribution (as
@@ -200,6 +232,7 @@ func (s *Summary) Add(r *Record) {
 	s.total++
 	s.slo.add(r)
 	observeWith(s.lag, s.spread["schedule_lag"], &r.ScheduleLag)
+	s.addLateness(r)
 	if send, _, _ := r.Times(); !send.IsZero() {
 		if s.firstSend.IsZero() || send.Before(s.firstSend) {
 			s.firstSend = send
@@ -243,6 +276,21 @@ func (s *Summary) Add(r *Record) {
 		addTokens(&s.outputTokens, int64(*r.OutputTokens))
 		s.outputReports++
 	}
+}
+
+// addLateness counts a record's stamped chunks, whatever its outcome:
+// the client's lateness is the client's, not the server's.
+func (s *Summary) addLateness(r *Record) {
+	late, timer := s.spread[latenessName], s.spread[timerLatenessName]
+	for _, d := range r.lateness {
+		v := d.Seconds()
+		observeWith(s.lateness, late, &v)
+	}
+	for _, d := range r.serverLate {
+		v := d.Seconds()
+		observeWith(s.timerLate, timer, &v)
+	}
+	s.skewed += int64(r.skewed)
 }
 
 // countFinish counts n successful requests that finished for reason.
@@ -329,6 +377,8 @@ func (s *Summary) Merge(o *Summary) error {
 		{"e2e", s.e2e, o.e2e},
 		{"e2e from schedule", s.e2eSched, o.e2eSched},
 		{"schedule lag", s.lag, o.lag},
+		{"client lateness", s.lateness, o.lateness},
+		{"server timer lateness", s.timerLate, o.timerLate},
 	}
 	// Check every pair before changing any, so a failure leaves s whole.
 	for _, p := range pairs {
@@ -349,6 +399,7 @@ func (s *Summary) Merge(o *Summary) error {
 	}
 	s.total += o.total
 	s.ok += o.ok
+	s.skewed += o.skewed
 	for k, n := range o.outcomes {
 		s.outcomes[k] += n
 	}

@@ -255,10 +255,19 @@ type ReportSLO struct {
 	JoulesPerSLOOutputToken *float64 `json:"joules_per_slo_output_token"`
 }
 
-// Client is whether the load generator limited the run.
+// Client is whether the load generator limited the run, and, against a
+// simulator that stamps its chunks (--stamp-chunks), how late the client
+// read them.
 type Client struct {
 	Saturated  *bool  `json:"saturated"`
 	Saturation string `json:"saturation"` // how often and how badly, when saturated
+	// LatenessS is the distribution of every stamped text chunk's client
+	// lateness (its arrival minus the simulator's stamp of its write:
+	// kernel and client, docs/definitions.md), ServerTimerLatenessS of
+	// the simulator's own timer lateness (its write minus the token's
+	// deadline), in seconds; null when no stamp came.
+	LatenessS            *Distribution `json:"lateness_s"`
+	ServerTimerLatenessS *Distribution `json:"server_timer_lateness_s"`
 }
 
 // Files are the run's other outputs, as paths.

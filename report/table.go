@@ -44,6 +44,12 @@ type TableOptions struct {
 	// report.json), shown as one line: "length 48 / stop 2".
 	FinishReasons  map[string]int
 	NoFinishReason int
+
+	// ClientLateness and ServerTimerLateness, when not nil, are
+	// report.json's client.lateness_s and server_timer_lateness_s
+	// (stamped chunks, sim --stamp-chunks), shown as "client lateness
+	// p50 / p99 / max" and "simulator timer lateness p99".
+	ClientLateness, ServerTimerLateness *Distribution
 }
 
 // WriteTableWith is WriteTable with o's choices.
@@ -120,6 +126,12 @@ func WriteTableWith(w io.Writer, r *Row, o TableOptions) error {
 	}
 	line("E2E mean, ok requests", millis(r.AvgLatencySeconds))
 	line("schedule lag p99", millis(r.ScheduleLagP99Seconds))
+	if d := o.ClientLateness; d != nil {
+		line("client lateness p50 / p99 / max", millis(percentile(d, 50), percentile(d, 99), &d.Max))
+	}
+	if d := o.ServerTimerLateness; d != nil {
+		line("simulator timer lateness p99", millis(percentile(d, 99)))
+	}
 
 	section("Tokens, ok requests")
 	line("prompt / output / total", integer(r.TotalPromptTokens), integer(r.TotalCompletionTokens), integer(r.TotalTokens))
@@ -166,6 +178,16 @@ func WriteTableWith(w io.Writer, r *Row, o TableOptions) error {
 		return fmt.Errorf("write summary table: %w", err)
 	}
 	return nil
+}
+
+// percentile is d's percentile p (one of ReportPercentiles); nil when
+// it has none.
+func percentile(d *Distribution, p float64) *float64 {
+	v, ok := d.Percentiles[PercentileKey(p)]
+	if !ok {
+		return nil
+	}
+	return &v
 }
 
 // finishReasons is "length 48 / stop 2 / none given 1": the most

@@ -139,3 +139,30 @@ func TestWriteTableFinishReasons(t *testing.T) {
 		t.Errorf("a finish reason line without counts:\n%s", buf.String())
 	}
 }
+
+// TestWriteTableClientLateness: with stamped chunks, one line of the
+// client's lateness and one of the simulator's timer lateness, in ms;
+// none without.
+func TestWriteTableClientLateness(t *testing.T) {
+	late := &Distribution{Count: 100, Max: 0.0042, Percentiles: map[string]float64{"p50": 0.000123, "p99": 0.00156}}
+	timer := &Distribution{Count: 100, Max: 0.001, Percentiles: map[string]float64{"p50": 0.00002, "p99": 0.000061}}
+	var buf bytes.Buffer
+	if err := WriteTableWith(&buf, fullRow(), TableOptions{ClientLateness: late, ServerTimerLateness: timer}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`\n  client lateness p50 / p99 / max +0\.123 / 1\.56 / 4\.20 ms\n`),
+		regexp.MustCompile(`\n  simulator timer lateness p99 +0\.0610 ms\n`),
+	} {
+		if !want.MatchString(buf.String()) {
+			t.Errorf("table lacks %v:\n%s", want, buf.String())
+		}
+	}
+	buf.Reset()
+	if err := WriteTableWith(&buf, fullRow(), TableOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "lateness") {
+		t.Errorf("a lateness line without stamps:\n%s", buf.String())
+	}
+}

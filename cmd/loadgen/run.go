@@ -149,8 +149,9 @@ func (c *runCmd) Run(e *env) error {
 	// The table first, whatever could not be written: it may be all that
 	// is left of the run.
 	finish, noFinish := r.FinishReasons()
+	late, timer := r.ClientLateness()
 	if err := report.WriteTableWith(e.stdout, res.Row, report.TableOptions{Percentiles: c.Percentiles, Quantile: r.Quantile,
-		FinishReasons: finish, NoFinishReason: noFinish}); err != nil {
+		FinishReasons: finish, NoFinishReason: noFinish, ClientLateness: late, ServerTimerLateness: timer}); err != nil {
 		return err
 	}
 	switch {

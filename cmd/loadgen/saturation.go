@@ -15,12 +15,13 @@ type saturationFlags struct {
 	CPU          float64       `name:"cpu" default:"0.95" help:"Saturated when the process uses this share of the CPUs it may run on (GOMAXPROCS) (0: off)."`
 	SchedLatency time.Duration `name:"sched-latency" default:"2ms" help:"Saturated when the p99 of the time goroutines wait, runnable, for the Go scheduler exceeds this (0: off)."`
 	RunqueueWait time.Duration `name:"runqueue-wait" default:"200us" help:"Saturated when this process's threads wait longer than this on average on the kernel's run queue each time they get a CPU: other work on the machine, or too little CPU for this one (Linux; 0: off)."`
+	Lateness     time.Duration `name:"lateness" default:"5ms" help:"Saturated when the p99 of a second's client lateness (a chunk's arrival minus when the simulator wrote it; only against a simulator on this host with --stamp-chunks) exceeds this (0: off)."`
 }
 
 // thresholds are the flags as the run library takes them, where zero is
 // the default and a negative value turns a signal off.
 func (f *saturationFlags) thresholds() (loadgen.SaturationThresholds, error) {
-	if f.Late < 0 || f.CPU < 0 || f.SchedLatency < 0 || f.RunqueueWait < 0 {
+	if f.Late < 0 || f.CPU < 0 || f.SchedLatency < 0 || f.RunqueueWait < 0 || f.Lateness < 0 {
 		return loadgen.SaturationThresholds{}, fmt.Errorf("--saturation-* thresholds must not be negative (0 turns a signal off)")
 	}
 	off := func(v float64) float64 {
@@ -36,5 +37,5 @@ func (f *saturationFlags) thresholds() (loadgen.SaturationThresholds, error) {
 		return d
 	}
 	return loadgen.SaturationThresholds{LateShare: off(f.Late), CPU: off(f.CPU),
-		SchedLatency: offDur(f.SchedLatency), RunqueueWait: offDur(f.RunqueueWait)}, nil
+		SchedLatency: offDur(f.SchedLatency), RunqueueWait: offDur(f.RunqueueWait), Lateness: offDur(f.Lateness)}, nil
 }

@@ -18,18 +18,18 @@ func TestSaturationFlags(t *testing.T) {
 	}
 	got, err := grammar.Run.Saturation.thresholds()
 	want := loadgen.SaturationThresholds{LateShare: loadgen.SaturatedLateShare, CPU: loadgen.SaturatedCPU,
-		SchedLatency: loadgen.SaturatedSchedLatency, RunqueueWait: loadgen.SaturatedRunqueueWait}
+		SchedLatency: loadgen.SaturatedSchedLatency, RunqueueWait: loadgen.SaturatedRunqueueWait, Lateness: loadgen.SaturatedLateness}
 	if err != nil || got != want {
 		t.Errorf("defaults %+v, %v; want %+v", got, err, want)
 	}
 
 	grammar, _, err = parseLoadgen(t, []string{"run", "--saturation-cpu", "0.8", "--saturation-late", "0",
-		"--saturation-sched-latency", "5ms", "--saturation-runqueue-wait", "0"})
+		"--saturation-sched-latency", "5ms", "--saturation-runqueue-wait", "0", "--saturation-lateness", "12ms"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err = grammar.Run.Saturation.thresholds()
-	want = loadgen.SaturationThresholds{LateShare: -1, CPU: 0.8, SchedLatency: 5 * time.Millisecond, RunqueueWait: -1}
+	want = loadgen.SaturationThresholds{LateShare: -1, CPU: 0.8, SchedLatency: 5 * time.Millisecond, RunqueueWait: -1, Lateness: 12 * time.Millisecond}
 	if err != nil || got != want {
 		t.Errorf("set %+v, %v; want %+v", got, err, want)
 	}

@@ -159,6 +159,7 @@ func (r *Run) report(res *loadgen.Result, row *report.Row, saturation string) *r
 		rep.SLO.TTFTS, rep.SLO.TPOTS, rep.SLO.E2ES = bound(sc.SLO.TTFT), bound(sc.SLO.TPOT), bound(sc.SLO.E2E)
 	}
 	rep.Client.Saturation = saturation
+	rep.Client.LatenessS, rep.Client.ServerTimerLatenessS = r.summary.clientLateness()
 	rep.Files.Records, rep.Files.Summary = r.recordsN, r.cfg.SummaryPath
 	return rep
 }

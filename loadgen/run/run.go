@@ -675,6 +675,14 @@ func (r *Run) FinishReasons() (map[string]int, int) { return r.summary.finishRea
 // (ttft, itl, tpot, e2e, e2e_from_sched, schedule_lag), for the table.
 func (r *Run) Quantile(name string, q float64) (float64, bool) { return r.summary.quantile(name, q) }
 
+// ClientLateness is the distribution of the stamped chunks' client
+// lateness and of the simulator's timer lateness (report.json's
+// client.lateness_s and server_timer_lateness_s), for the table; nil
+// when no stamp came.
+func (r *Run) ClientLateness() (lateness, timer *report.Distribution) {
+	return r.summary.clientLateness()
+}
+
 // TTFTP50 is the median TTFT so far, for progress lines.
 func (r *Run) TTFTP50() (float64, bool) { return r.summary.ttftP50() }
 

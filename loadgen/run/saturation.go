@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/exporter"
 	"github.com/tokenwatt/tokenwatt/loadgen"
 )
@@ -19,13 +20,30 @@ type saturationWatch struct {
 	latest  atomic.Pointer[loadgen.Saturation]
 	quit    chan struct{}
 	done    chan struct{}
+
+	// The stamps whose clocks disagreed: warned of once.
+	progress   *loadgen.Progress
+	log        *slog.Logger
+	skewWarned bool
 }
 
 func startSaturationWatch(r *loadgen.Runner, th loadgen.SaturationThresholds, m *exporter.Run, log *slog.Logger) *saturationWatch {
 	w := &saturationWatch{mon: loadgen.NewSaturationMonitor(&r.Progress, th), metrics: m,
-		quit: make(chan struct{}), done: make(chan struct{})}
+		quit: make(chan struct{}), done: make(chan struct{}), progress: &r.Progress, log: log}
 	go w.loop(log)
 	return w
+}
+
+// warnSkew warns, once, that stamped chunks arrived more than
+// backends.MaxClockSkew before the simulator says it wrote them.
+func (w *saturationWatch) warnSkew() {
+	n := w.progress.ClockSkewed.Load()
+	if w.skewWarned || n == 0 {
+		return
+	}
+	w.skewWarned = true
+	w.log.Warn(fmt.Sprintf("%d stamped chunks arrived more than %v before the simulator says it wrote them: its clock and this host's disagree, and their client lateness is left out (stamps need the simulator on this host)",
+		n, backends.MaxClockSkew))
 }
 
 func (w *saturationWatch) loop(log *slog.Logger) {
@@ -43,6 +61,7 @@ func (w *saturationWatch) loop(log *slog.Logger) {
 				warned = true
 				log.Warn(fmt.Sprintf("the client is saturated (%s): latencies may describe the load generator, not the server", st.Reason))
 			}
+			w.warnSkew()
 		case <-w.quit:
 			return
 		}
@@ -56,6 +75,7 @@ func (w *saturationWatch) stop() (saturated bool, summary string) {
 	<-w.done
 	st := w.mon.Tick(time.Now())
 	w.metrics.SetClientSaturation(st.Saturated, st.CPU)
+	w.warnSkew()
 	n, windows, worst := w.mon.Summary()
 	if n == 0 {
 		return false, ""

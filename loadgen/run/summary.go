@@ -56,3 +56,10 @@ func (l *lockedSummary) quantile(name string, q float64) (float64, bool) {
 	defer l.mu.Unlock()
 	return l.s.Quantile(name, q)
 }
+
+func (l *lockedSummary) clientLateness() (lateness, timer *report.Distribution) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lateness, timer, _ = l.s.ClientLateness()
+	return lateness, timer
+}
