@@ -12,6 +12,12 @@
 //   - sse: the SSE reader's Go benchmark (chunks/s/core, allocs/chunk).
 //   - memory: peak RSS of loadgen after 100k and 1M requests.
 //   - timer: internal/hrtimer's wake-up lateness (p50, p99, max).
+//   - scale: a concurrency sweep (100 to 10,000 streams) against the
+//     simulator at TTFT 100 ms and ITL 20 ms with its chunk stamps on:
+//     the client's own lateness per chunk (receive − server write), the
+//     simulator's timer lateness, CPU per 1,000 chunks/s, RSS per 1,000
+//     streams, whether the run flagged itself saturated, and which limit
+//     each point hit.
 //
 // It ends with a table of every figure against its target. The tests
 // assert none of these by default (a busy machine cannot keep them);
@@ -34,7 +40,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,15 +64,19 @@ type bench struct {
 	rounds   int
 	conc     int
 	memory   []int
+	scale    []int
+	scaleDur time.Duration
 	targets  []target
 }
 
 func main() {
-	sections := flag.String("sections", "maxrate,pacing,timing,sse,memory,timer", "comma-separated sections to run")
+	sections := flag.String("sections", "maxrate,pacing,timing,sse,memory,timer,scale", "comma-separated sections to run")
 	duration := flag.Duration("duration", 10*time.Second, "length of each maxrate round and pacing run")
 	rounds := flag.Int("rounds", 3, "maxrate rounds per client and mode (alternating)")
 	conc := flag.Int("concurrency", 32, "maxrate concurrency, the same for both clients")
 	memory := flag.String("memory-requests", "100000,1000000", "request counts for the memory section")
+	scale := flag.String("scale-concurrency", "100,1000,3000,10000", "concurrencies (streams) for the scale section")
+	scaleDur := flag.Duration("scale-duration", 10*time.Second, "length of each scale run")
 	flag.Parse()
 
 	dir, err := os.MkdirTemp("", "tokenwatt-bench-")
@@ -75,14 +84,9 @@ func main() {
 		fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{dir: dir, duration: *duration, rounds: *rounds, conc: *conc}
-	for _, s := range strings.Split(*memory, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			fatal(fmt.Errorf("-memory-requests: %q is not a positive count", s))
-		}
-		b.memory = append(b.memory, n)
-	}
+	b := &bench{dir: dir, duration: *duration, rounds: *rounds, conc: *conc, scaleDur: *scaleDur}
+	b.memory = counts("-memory-requests", *memory)
+	b.scale = counts("-scale-concurrency", *scale)
 
 	fmt.Printf("# tokenwatt benchmarks\n\n%s, %s, GOMAXPROCS %d, %s\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
 		cpuModel(), runtime.GOMAXPROCS(0), runtime.Version())
@@ -112,6 +116,8 @@ func main() {
 			b.memoryGrowth()
 		case "timer":
 			b.timer()
+		case "scale":
+			b.scaleSweep()
 		default:
 			fatal(fmt.Errorf("unknown section %q", s))
 		}
@@ -139,6 +145,19 @@ func (b *bench) printTargets() {
 	for _, t := range b.targets {
 		fmt.Printf("| %s | %s | %s | %s |\n", t.name, t.want, t.got, map[bool]string{true: "yes", false: "**no**"}[t.met])
 	}
+}
+
+// counts parses a comma-separated list of positive counts.
+func counts(flagName, list string) []int {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fatal(fmt.Errorf("%s: %q is not a positive count", flagName, s))
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 func fatal(err error) {
@@ -181,16 +200,7 @@ func (b *bench) startSim(args ...string) (url string, stop func()) {
 		fatal(err)
 	}
 	url = "http://" + addr
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if resp, err := http.Get(url + "/health"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			fatal(errors.New("the simulator did not start"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitHealthy(url)
 	return url, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 }
 
