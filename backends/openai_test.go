@@ -562,6 +562,50 @@ func TestDoKeepsTextUpToMaxText(t *testing.T) {
 	}
 }
 
+// TestDoLongerThanTheBuffers: the connection's buffers and the SSE
+// reader's are sized for ordinary chunks and prompts; a prompt far longer
+// than the write buffer arrives whole, and events longer than the read
+// buffers (either side of each size, and of the 32 KiB the buffers once
+// were) are assembled whole, the text kept intact, the chunks timed.
+func TestDoLongerThanTheBuffers(t *testing.T) {
+	prompt := strings.Repeat("a long prompt ", 10000) // 140 KB
+	var sizes []int
+	for _, n := range []int{sseBufferSize, connBufferSize, 32 << 10} {
+		sizes = append(sizes, n-100, n-1, n, n+1, 2*n+1)
+	}
+	var want strings.Builder
+	for i, n := range sizes {
+		want.WriteString(strings.Repeat(string(rune('a'+i%26)), n))
+	}
+	got := make(chan string, 1)
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Messages []struct{ Content string } `json:"messages"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.Messages) != 1 {
+			got <- fmt.Sprintf("bad body (%v)", err)
+		} else {
+			got <- body.Messages[0].Content
+		}
+		startStream(w)
+		for i, n := range sizes {
+			writeEvents(w, textChunk(strings.Repeat(string(rune('a'+i%26)), n)))
+		}
+		writeEvents(w, finishChunk(), "[DONE]")
+	})
+	c := newTestClient(t, srv.URL, OpenAIConfig{API: APIChat})
+	resp := do(c, context.Background(), &Request{Model: "m", Prompt: prompt, Stream: true, KeepText: true})
+	if p := <-got; p != prompt {
+		t.Errorf("the server got a %d-byte prompt, want the %d bytes sent", len(p), len(prompt))
+	}
+	if resp.Outcome != OutcomeOK || resp.TextChunks != len(sizes) || len(resp.ITL) != len(sizes)-1 {
+		t.Fatalf("outcome %s, %d text chunks, %d gaps (want %d chunks): %s", resp.Outcome, resp.TextChunks, len(resp.ITL), len(sizes), resp.Error)
+	}
+	if string(resp.Text) != want.String() {
+		t.Errorf("kept %d bytes of text, want the %d sent", len(resp.Text), want.Len())
+	}
+}
+
 func TestDoInvalidTemperature(t *testing.T) {
 	c := newTestClient(t, "http://"+refusedAddr(t), OpenAIConfig{})
 	nan := 0.0
