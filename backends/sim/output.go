@@ -23,6 +23,7 @@ type sseOutput struct {
 	model string
 	buf   []byte
 	next  []byte // the staged token's events
+	tmpl  tokenTemplates
 }
 
 func newSSEOutput(w http.ResponseWriter, p *plan, model string) *sseOutput {
@@ -88,6 +89,9 @@ func (o *sseOutput) emit() error { return o.send(o.next) }
 // carrying both keeps a text-less chunk from waking the client on its
 // own).
 func (o *sseOutput) stage(k int, text string) error {
+	if o.staged(k, text) {
+		return nil
+	}
 	o.next = o.next[:0]
 	p := o.p
 	last := k == p.outputTokens
