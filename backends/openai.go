@@ -1,7 +1,6 @@
 package backends
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -198,12 +197,14 @@ func (c *OpenAI) Do(ctx context.Context, req *Request, resp *Response) {
 	reqCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var sent sendStamp
-	reqCtx = httptrace.WithClientTrace(reqCtx, &httptrace.ClientTrace{WroteHeaders: sent.mark})
-	hreq, err := http.NewRequestWithContext(reqCtx, http.MethodPost, c.url, bytes.NewReader(body))
+	sb := newSentBody(body)
+	reqCtx = httptrace.WithClientTrace(reqCtx, &httptrace.ClientTrace{WroteHeaders: sent.mark, WroteRequest: sb.sent})
+	hreq, err := http.NewRequestWithContext(reqCtx, http.MethodPost, c.url, &sb.r)
 	if err != nil {
 		resp.Outcome, resp.Error = OutcomeConnectError, c.redact(fmt.Sprintf("POST %s: build request: %v", c.url, err))
 		return
 	}
+	resendable(hreq, func() ([]byte, error) { return c.appendBody(nil, req) })
 	hreq.Header = c.wholeHeader
 	if req.Stream {
 		hreq.Header = c.streamHeader

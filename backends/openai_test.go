@@ -1,6 +1,7 @@
 package backends
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -559,6 +561,135 @@ func TestDoKeepsTextUpToMaxText(t *testing.T) {
 	c = newTestClient(t, srv.URL, OpenAIConfig{})
 	if resp := do(c, context.Background(), &Request{Model: "m", Prompt: "hi"}); resp.FinishReason != strings.Repeat("ü", MaxFinishReason/2) {
 		t.Errorf("long finish reason kept as %q", resp.FinishReason)
+	}
+}
+
+// TestDoLongerThanTheBuffers: the connection's buffers and the SSE
+// reader's are sized for ordinary chunks and prompts; a prompt far longer
+// than the write buffer arrives whole, and events longer than the read
+// buffers (either side of each size, and of the 32 KiB the buffers once
+// were) are assembled whole, the text kept intact, the chunks timed.
+func TestDoLongerThanTheBuffers(t *testing.T) {
+	prompt := strings.Repeat("a long prompt ", 10000) // 140 KB
+	var sizes []int
+	for _, n := range []int{sseBufferSize, connBufferSize, 32 << 10} {
+		sizes = append(sizes, n-100, n-1, n, n+1, 2*n+1)
+	}
+	var want strings.Builder
+	for i, n := range sizes {
+		want.WriteString(strings.Repeat(string(rune('a'+i%26)), n))
+	}
+	got := make(chan string, 1)
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Messages []struct{ Content string } `json:"messages"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.Messages) != 1 {
+			got <- fmt.Sprintf("bad body (%v)", err)
+		} else {
+			got <- body.Messages[0].Content
+		}
+		startStream(w)
+		for i, n := range sizes {
+			writeEvents(w, textChunk(strings.Repeat(string(rune('a'+i%26)), n)))
+		}
+		writeEvents(w, finishChunk(), "[DONE]")
+	})
+	c := newTestClient(t, srv.URL, OpenAIConfig{API: APIChat})
+	resp := do(c, context.Background(), &Request{Model: "m", Prompt: prompt, Stream: true, KeepText: true})
+	if p := <-got; p != prompt {
+		t.Errorf("the server got a %d-byte prompt, want the %d bytes sent", len(p), len(prompt))
+	}
+	if resp.Outcome != OutcomeOK || resp.TextChunks != len(sizes) || len(resp.ITL) != len(sizes)-1 {
+		t.Fatalf("outcome %s, %d text chunks, %d gaps (want %d chunks): %s", resp.Outcome, resp.TextChunks, len(resp.ITL), len(sizes), resp.Error)
+	}
+	if string(resp.Text) != want.String() {
+		t.Errorf("kept %d bytes of text, want the %d sent", len(resp.Text), want.Len())
+	}
+}
+
+// bodyCheck is a RoundTripper that, once the real transport has sent a
+// request and got its response's headers, records how many bytes the
+// request body still holds and what GetBody gives.
+type bodyCheck struct {
+	http.RoundTripper
+	held  []int64
+	again []string
+}
+
+func (b *bodyCheck) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := b.RoundTripper.RoundTrip(r)
+	held := int64(-1) // not a bytes.Reader in io.NopCloser
+	if v := reflect.ValueOf(r.Body); v.Kind() == reflect.Struct && v.NumField() == 1 {
+		if br, ok := v.Field(0).Interface().(*bytes.Reader); ok {
+			held = br.Size()
+		}
+	}
+	b.held = append(b.held, held)
+	again := "GetBody is nil"
+	if r.GetBody != nil {
+		rc, gerr := r.GetBody()
+		if gerr != nil {
+			again = gerr.Error()
+		} else {
+			raw, _ := io.ReadAll(rc)
+			again = string(raw)
+		}
+	}
+	b.again = append(b.again, again)
+	return resp, err
+}
+
+// writeCounter counts the writes to its connection.
+type writeCounter struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c writeCounter) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestDoLetsGoOfTheSentBody: once a request is sent its body's bytes are
+// no longer held (a stream holds its request to the end, and at thousands
+// of streams of long prompts the bodies were most of the heap); a short
+// request still goes out in one write, headers and body together; and
+// GetBody, which net/http uses to send the request again on a kept-alive
+// connection the server had closed, gives the same body again.
+func TestDoLetsGoOfTheSentBody(t *testing.T) {
+	got := make(chan string, 1)
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		got <- string(raw)
+		startStream(w)
+		writeEvents(w, textChunk("a"), finishChunk(), "[DONE]")
+	})
+	var writes atomic.Int64
+	dial := (&net.Dialer{}).DialContext
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		return writeCounter{Conn: conn, writes: &writes}, err
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	check := &bodyCheck{RoundTripper: tr}
+	c := newTestClient(t, srv.URL, OpenAIConfig{HTTPClient: &http.Client{Transport: check}})
+	for _, prompt := range []string{"a short prompt", strings.Repeat("a long prompt ", 5000)} {
+		before := writes.Load()
+		resp := do(c, context.Background(), &Request{Model: "m", Prompt: prompt, MaxTokens: 4, Stream: true})
+		if resp.Outcome != OutcomeOK {
+			t.Fatalf("outcome %s: %s", resp.Outcome, resp.Error)
+		}
+		sent := <-got
+		if n := writes.Load() - before; len(prompt) < 100 && n != 1 {
+			t.Errorf("a %d-byte request went out in %d writes, want 1", len(sent), n)
+		}
+		if held := check.held[len(check.held)-1]; held != 0 {
+			t.Errorf("%d-byte prompt: the request body still holds %d bytes once sent (-1: not a bytes.Reader)", len(prompt), held)
+		}
+		if again := check.again[len(check.again)-1]; again != sent {
+			t.Errorf("%d-byte prompt: GetBody gives %.80q..., the server got %.80q...", len(prompt), again, sent)
+		}
 	}
 }
 

@@ -26,8 +26,10 @@ import (
 const MaxStreamLine = 1 << 20
 
 // sseBufferSize is the bufio buffer size; lines longer than this are
-// assembled in sseReader.long.
-const sseBufferSize = 32 << 10
+// assembled in sseReader.long. Every stream in flight holds one, so it
+// is sized for real chunks (a few hundred bytes, a few KiB with
+// logprobs), not for the longest line.
+const sseBufferSize = 4 << 10
 
 // maxPooledBytes keeps a reader that once assembled a huge event from
 // pinning that memory in the pool forever.

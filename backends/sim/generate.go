@@ -408,8 +408,7 @@ func (s *Server) ttft(promptTokens int) time.Duration {
 // absolute deadlines. It reports whether the request finished (as opposed
 // to being aborted).
 func (s *Server) generate(ctx context.Context, p *plan, out output, arrival, admitted time.Time) bool {
-	clk := newClock()
-	defer clk.stop()
+	clk := s.timers.newClock()
 	deadline := admitted.Add(p.jitter(s.ttft(p.promptTokens), s.cfg.Jitter))
 	var prev time.Time
 	for k := 1; k <= p.outputTokens; k++ {

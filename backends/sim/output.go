@@ -27,6 +27,7 @@ type sseOutput struct {
 	next  []byte // the staged token's events
 	stamp bool   // Config.StampChunks: each token's write starts with a StampPrefix line
 	out   []byte // a stamped write: the stamp line, then next
+	tmpl  tokenTemplates
 }
 
 func newSSEOutput(w http.ResponseWriter, p *plan, model string, stamp bool) *sseOutput {
@@ -106,6 +107,9 @@ func (o *sseOutput) emit(deadline time.Time) error {
 // carrying both keeps a text-less chunk from waking the client on its
 // own).
 func (o *sseOutput) stage(k int, text string) error {
+	if o.staged(k, text) {
+		return nil
+	}
 	o.next = o.next[:0]
 	p := o.p
 	last := k == p.outputTokens

@@ -206,6 +206,7 @@ type Server struct {
 	registry *prometheus.Registry
 	metricsH http.Handler
 	arrivals atomic.Uint64 // numbers valid generation requests; see the package comment
+	timers   timers        // the streams' token deadlines
 }
 
 // New validates cfg and returns a simulator. Its error names the bad field.

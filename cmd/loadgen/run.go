@@ -97,6 +97,7 @@ type runCmd struct {
 
 	LowLatency bool   `name:"low-latency" help:"Keep CPUs out of deep idle states during the run (PM QoS, Linux, root) so wake-ups add no latency; costs CPU power."`
 	CPUProfile string `name:"cpuprofile" placeholder:"FILE" help:"Write a Go CPU profile of the run to FILE (go tool pprof FILE)."`
+	MemProfile string `name:"memprofile" placeholder:"FILE" help:"Write a Go heap profile to FILE when the run ends: the live heap as of the last garbage collection, and every allocation of the run (go tool pprof -sample_index=alloc_space FILE)."`
 
 	Saturation saturationFlags `embed:"" prefix:"saturation-" group:"Client saturation (when the load generator, not the server, limits a run)"`
 
@@ -127,6 +128,9 @@ func (c *runCmd) Run(e *env) error {
 		}
 		defer stop()
 	}
+	if err := checkMemProfile(c.MemProfile); err != nil {
+		return usageErr(err)
+	}
 	r, err := run.Start(e.ctx, cfg)
 	if err != nil {
 		return exitError(err)
@@ -137,6 +141,8 @@ func (c *runCmd) Run(e *env) error {
 	res, err := r.Run(e.ctx)
 	unwatch()
 	prog.stop()
+	// Before Close: the connections and the run's state are still there.
+	writeMemProfile(e, c.MemProfile)
 	if err != nil {
 		return exitError(err)
 	}
@@ -411,6 +417,39 @@ func startCPUProfile(path string) (func(), error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// checkMemProfile makes sure --memprofile's file can be written before
+// the run rather than after it.
+func checkMemProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--memprofile: %v", err)
+	}
+	return f.Close()
+}
+
+// writeMemProfile writes a heap profile into path (none when empty). It
+// forces no garbage collection: the live heap is the last collection's,
+// during the run rather than after it. A failure is logged: the run's
+// results matter more.
+func writeMemProfile(e *env, path string) {
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		e.log.Warn(fmt.Sprintf("--memprofile: %v", err))
+	}
 }
 
 // lowLatency holds the PM QoS request if it can, warning if not: timing

@@ -415,6 +415,34 @@ func TestWarmupIsExcluded(t *testing.T) {
 	}
 }
 
+// TestMemProfile: --memprofile writes a heap profile (gzipped protobuf,
+// pprof's format) once the run is over, and a file it cannot create is a
+// usage error before anything is sent.
+func TestMemProfile(t *testing.T) {
+	out := t.TempDir()
+	path := filepath.Join(out, "heap.prof")
+	res := runCLI(t, "--sim", "--sim-ttft", "1ms", "--sim-itl", "1ms", "--dataset", "synthetic",
+		"--num-samples", "5", "--max-tokens", "4", "--out", out, "--memprofile", path)
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("%s: %d bytes, not a gzipped pprof profile", path, len(b))
+	}
+	bad := filepath.Join(out, "missing", "heap.prof")
+	res = runCLI(t, "--sim", "--num-samples", "1", "--out", out, "--memprofile", bad)
+	if res.code != exitUsage || !strings.Contains(res.stderr, "--memprofile") {
+		t.Fatalf("exit %d, want %d naming --memprofile: %s", res.code, exitUsage, res.stderr)
+	}
+	if recs := readRecords(t, runFile(t, out, "records.jsonl")); len(recs) != 5 {
+		t.Fatalf("%d records: the run with a bad --memprofile ran", len(recs))
+	}
+}
+
 func TestAPIVariants(t *testing.T) {
 	for _, tc := range []struct {
 		name string

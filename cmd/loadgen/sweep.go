@@ -93,6 +93,10 @@ func (c *sweepCmd) Run(e *env) error {
 		}
 		defer stop()
 	}
+	if err := checkMemProfile(f.MemProfile); err != nil {
+		return usageErr(err)
+	}
+	defer writeMemProfile(e, f.MemProfile)
 
 	started := time.Now().UTC()
 	s := &sweep.Sweep{SweepID: id, Load: load, Planned: values, StopOnSaturation: c.StopOnSaturation,
