@@ -211,7 +211,10 @@ func (b *bench) loadgenRun(args ...string) (*report.Row, string) {
 	if err != nil {
 		fatal(err)
 	}
-	args = append(args, "--out", out, "--metrics-addr=", "--energy", "none", "--idle-baseline", "0s")
+	// Each run writes OUT/<run_id>/records.jsonl; OUT/summary.csv is
+	// the appended table.
+	const runID = "bench"
+	args = append(args, "--out", out, "--run-id", runID, "--metrics-addr=", "--energy", "none", "--idle-baseline", "0s")
 	cmd := exec.Command(b.loadgen, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -223,7 +226,7 @@ func (b *bench) loadgenRun(args ...string) (*report.Row, string) {
 	if err != nil || len(rows) != 1 {
 		fatal(fmt.Errorf("summary: %v", err))
 	}
-	return rows[0], filepath.Join(out, "records.jsonl")
+	return rows[0], filepath.Join(out, runID, "records.jsonl")
 }
 
 const prompt = "Explain in one paragraph how the energy of a GPU is measured per generated token."
