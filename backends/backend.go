@@ -92,6 +92,17 @@ type Request struct {
 	// Response.Text (up to MaxText): records with --save-text, and
 	// multi-turn history. Off, nothing of the answer is kept.
 	KeepText bool
+	// Lateness, when set, is told each stamped text chunk's client
+	// lateness as the chunk arrives (Response.Lateness gets it too), so
+	// that a watcher sees the client's own error while the request is
+	// still streaming. Lateness the clocks disagree on is not told.
+	Lateness LatenessObserver
+}
+
+// LatenessObserver takes the client lateness of stamped text chunks
+// (StampPrefix), from many requests at once.
+type LatenessObserver interface {
+	ObserveLateness(time.Duration)
 }
 
 // Response is what a client measured for one request. All times are
@@ -196,8 +207,13 @@ const MaxClockSkew = time.Millisecond
 const StampPrefix = ": tokenwatt-sent "
 
 // addStamp records one stamped text chunk: its client lateness late and
-// the server's timer lateness server.
-func (r *Response) addStamp(late, server time.Duration) {
+// the server's timer lateness server. It tells obs (when not nil) the
+// client lateness at once, also past the MaxITL chunks kept, unless the
+// clocks disagree on it.
+func (r *Response) addStamp(late, server time.Duration, obs LatenessObserver) {
+	if obs != nil && late >= -MaxClockSkew {
+		obs.ObserveLateness(late)
+	}
 	if len(r.ServerLate) >= MaxITL {
 		r.StampsDropped++
 		return

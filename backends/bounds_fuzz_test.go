@@ -62,7 +62,7 @@ func FuzzStreamBounds(f *testing.F) {
 		var resp Response
 		resp.Reset()
 		resp.Send = time.Now()
-		readStream(context.Background(), sr, &resp, true)
+		readStream(context.Background(), sr, &resp, true, nil)
 		checkBounded(t, "SSE", &resp)
 		if c := max(cap(sr.long), cap(sr.data)); c > 2*MaxStreamLine {
 			t.Fatalf("SSE reader holds a %d-byte buffer", c)

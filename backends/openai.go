@@ -225,7 +225,7 @@ func (c *OpenAI) Do(ctx context.Context, req *Request, resp *Response) {
 		return
 	}
 	if req.Stream {
-		c.stream(ctx, cancel, hresp, resp, req.KeepText)
+		c.stream(ctx, cancel, hresp, resp, req.KeepText, req.Lateness)
 	} else {
 		readWhole(ctx, hresp.Body, resp, req.KeepText)
 	}
@@ -234,10 +234,10 @@ func (c *OpenAI) Do(ctx context.Context, req *Request, resp *Response) {
 }
 
 // stream measures an SSE response.
-func (c *OpenAI) stream(ctx context.Context, cancel context.CancelFunc, hresp *http.Response, resp *Response, keepText bool) {
+func (c *OpenAI) stream(ctx context.Context, cancel context.CancelFunc, hresp *http.Response, resp *Response, keepText bool, obs LatenessObserver) {
 	sr := getSSEReader(hresp.Body)
 	defer putSSEReader(sr)
-	readStream(ctx, sr, resp, keepText)
+	readStream(ctx, sr, resp, keepText, obs)
 	switch {
 	case resp.Outcome == OutcomeOK:
 		stop := time.AfterFunc(drainWait, cancel)
@@ -257,7 +257,7 @@ func (c *OpenAI) stream(ctx context.Context, cancel context.CancelFunc, hresp *h
 // (Response.Lateness, ServerLate). It is the
 // per-chunk hot path: no allocation per chunk (but for the finish reason,
 // once, and the kept text).
-func readStream(ctx context.Context, sr *sseReader, resp *Response, keepText bool) {
+func readStream(ctx context.Context, sr *sseReader, resp *Response, keepText bool, obs LatenessObserver) {
 	done := ctx.Done()
 	var (
 		c                  chunk
@@ -333,7 +333,7 @@ func readStream(ctx context.Context, sr *sseReader, resp *Response, keepText boo
 			resp.TextChunks++
 			if sr.stamped {
 				sr.stamped = false
-				resp.addStamp(time.Duration(now.UnixNano()-sr.stampSent), time.Duration(sr.stampLate))
+				resp.addStamp(time.Duration(now.UnixNano()-sr.stampSent), time.Duration(sr.stampLate), obs)
 			}
 		}
 		if keepText && c.answer != nil {

@@ -64,7 +64,7 @@ func FuzzSSE(f *testing.F) {
 
 		var resp Response
 		resp.Reset()
-		readStream(context.Background(), newSSEReader(bytes.NewReader(stream), 16), &resp, true)
+		readStream(context.Background(), newSSEReader(bytes.NewReader(stream), 16), &resp, true, nil)
 		if resp.Outcome != OutcomeOK && resp.Outcome != OutcomeStreamError {
 			t.Fatalf("outcome %q from an in-memory stream", resp.Outcome)
 		}

@@ -246,7 +246,7 @@ func TestReadStreamTestdata(t *testing.T) {
 			}
 			var resp Response
 			resp.Reset()
-			readStream(context.Background(), newSSEReader(bytes.NewReader(stream), sseBufferSize), &resp, true)
+			readStream(context.Background(), newSSEReader(bytes.NewReader(stream), sseBufferSize), &resp, true, nil)
 			if resp.FinishReason != tt.finish || string(resp.Text) != tt.text || resp.TextTruncated {
 				t.Errorf("finish reason %q, text %q (truncated %v); want %q, %q", resp.FinishReason, resp.Text, resp.TextTruncated, tt.finish, tt.text)
 			}
@@ -254,7 +254,7 @@ func TestReadStreamTestdata(t *testing.T) {
 			// finish reason still is.
 			var bare Response
 			bare.Reset()
-			readStream(context.Background(), newSSEReader(bytes.NewReader(stream), sseBufferSize), &bare, false)
+			readStream(context.Background(), newSSEReader(bytes.NewReader(stream), sseBufferSize), &bare, false, nil)
 			if bare.FinishReason != tt.finish || bare.Text != nil {
 				t.Errorf("without KeepText: finish reason %q, text %q; want %q and none", bare.FinishReason, bare.Text, tt.finish)
 			}

@@ -48,7 +48,7 @@ func benchmarkStream(b *testing.B, stream []byte, chunks int) {
 		src.Reset(stream)
 		sr.reset(src)
 		resp.Reset()
-		readStream(ctx, sr, &resp, false)
+		readStream(ctx, sr, &resp, false, nil)
 	}
 	run()
 	if resp.Outcome != OutcomeOK || resp.TextChunks != chunks-3 || resp.OutputTokens != chunks-3 {

@@ -95,7 +95,8 @@ func TestReadStreamStamps(t *testing.T) {
 		"data: [DONE]\n\n"
 	var resp Response
 	resp.Reset()
-	readStream(context.Background(), newSSEReader(strings.NewReader(stream), sseBufferSize), &resp, false)
+	var told latenessLog
+	readStream(context.Background(), newSSEReader(strings.NewReader(stream), sseBufferSize), &resp, false, &told)
 	after := time.Now()
 	if resp.Outcome != OutcomeOK || resp.TextChunks != 5 {
 		t.Fatalf("outcome %s, %d text chunks, error %q", resp.Outcome, resp.TextChunks, resp.Error)
@@ -105,6 +106,11 @@ func TestReadStreamStamps(t *testing.T) {
 	}
 	if len(resp.Lateness) != 2 || resp.LatenessSkewed != 1 || resp.StampsDropped != 0 {
 		t.Fatalf("Lateness %v, %d skewed, %d dropped; want 2 values, 1 skewed", resp.Lateness, resp.LatenessSkewed, resp.StampsDropped)
+	}
+	// The observer was told each kept lateness as its chunk came, and
+	// not the skewed one.
+	if fmt.Sprint(told) != fmt.Sprint(resp.Lateness) {
+		t.Errorf("observer told %v, want %v", told, resp.Lateness)
 	}
 	for i, l := range resp.Lateness {
 		// Each is its chunk's arrival minus sent: between ago and ago
@@ -127,7 +133,7 @@ func TestReadStreamStamps(t *testing.T) {
 		t.Fatalf("stamp alone: %v, stamped %v", err, sr.stamped)
 	}
 	sr.reset(strings.NewReader(chatChunk("x") + "data: [DONE]\n\n"))
-	readStream(context.Background(), sr, &resp, false)
+	readStream(context.Background(), sr, &resp, false, nil)
 	if len(resp.Lateness) != 0 || len(resp.ServerLate) != 0 {
 		t.Errorf("a stamp outlived its stream: Lateness %v, ServerLate %v", resp.Lateness, resp.ServerLate)
 	}
@@ -145,7 +151,7 @@ func TestReadStreamStampsCapped(t *testing.T) {
 	b.WriteString("data: [DONE]\n\n")
 	var resp Response
 	resp.Reset()
-	readStream(context.Background(), newSSEReader(strings.NewReader(b.String()), sseBufferSize), &resp, false)
+	readStream(context.Background(), newSSEReader(strings.NewReader(b.String()), sseBufferSize), &resp, false, nil)
 	if len(resp.Lateness) != MaxITL || len(resp.ServerLate) != MaxITL || resp.StampsDropped != 3 {
 		t.Errorf("%d latenesses, %d timer latenesses, %d dropped; want %d, %d, 3", len(resp.Lateness), len(resp.ServerLate),
 			resp.StampsDropped, MaxITL, MaxITL)
@@ -165,7 +171,7 @@ func TestReadStreamStampsDoNotAllocate(t *testing.T) {
 			src.Reset(stream)
 			sr.reset(src)
 			resp.Reset()
-			readStream(context.Background(), sr, &resp, false)
+			readStream(context.Background(), sr, &resp, false, nil)
 		}
 		run()
 		if resp.Outcome != OutcomeOK || resp.TextChunks != chunks-3 {
@@ -236,3 +242,8 @@ func TestDoStampsFromSimulator(t *testing.T) {
 		}
 	}
 }
+
+// latenessLog is a LatenessObserver that keeps what it is told.
+type latenessLog []time.Duration
+
+func (l *latenessLog) ObserveLateness(d time.Duration) { *l = append(*l, d) }

@@ -68,6 +68,10 @@ func latenessLower(i int) int64 {
 
 func (h *latenessHist) add(d time.Duration) { h.counts[latenessIndex(d)].Add(1) }
 
+// ObserveLateness counts one stamped chunk as it arrives
+// (backends.LatenessObserver).
+func (h *latenessHist) ObserveLateness(d time.Duration) { h.add(d) }
+
 // read appends the cumulative counts to dst[:0].
 func (h *latenessHist) read(dst []uint64) []uint64 {
 	dst = dst[:0]

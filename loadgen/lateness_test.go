@@ -3,7 +3,10 @@ package loadgen
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -179,5 +182,105 @@ func TestRunnerCountsClientLateness(t *testing.T) {
 	}
 	if chunks != 6*20 || hist != uint64(chunks) || r.Progress.ClockSkewed.Load() != 0 {
 		t.Errorf("%d text chunks, %d in the progress histogram, %d skewed; want %d, %d, 0", chunks, hist, r.Progress.ClockSkewed.Load(), 6*20, 6*20)
+	}
+}
+
+// TestExactLatenessDecidesOverItsEstimates: Go's scheduling latency and
+// the run-queue wait estimate the client's lateness; in a window with
+// enough stamped chunks, the measured lateness decides instead. A burst
+// of runnable goroutines (scheduling latency p99 well over 2 ms) with
+// every chunk read within 0.2 ms is not saturation; the same burst
+// without stamps is.
+func TestExactLatenessDecidesOverItsEstimates(t *testing.T) {
+	var p Progress
+	// Go's scheduling latencies, cumulative: every window gains 100
+	// samples at 10 ms.
+	buckets := []float64{0, 0.001, 0.01, 0.1, math.Inf(1)}
+	var ticks, runs uint64
+	m := &SaturationMonitor{p: &p, procs: 2, cpu: func() (time.Duration, bool) { return 0, true },
+		sched: func() ([]uint64, []float64, bool) {
+			ticks++
+			return []uint64{0, 0, ticks * 100, 0}, buckets, true
+		},
+		// 1 ms of run-queue wait per run, 100 runs a window.
+		runq: func() (time.Duration, uint64, bool) {
+			runs += 100
+			return time.Duration(runs) * time.Millisecond, runs, true
+		}}
+	t0 := time.Unix(1000, 0)
+	m.start(t0)
+
+	// No stamps: the estimates decide.
+	s := m.Tick(t0.Add(time.Second))
+	if !s.Saturated || !strings.Contains(s.Reason, "Go scheduling latency") || !strings.Contains(s.Reason, "waited") {
+		t.Errorf("window without stamps: %+v", s)
+	}
+	// 1,000 stamped chunks read within 0.2 ms: not saturated, though
+	// the estimates are as high.
+	for range 1000 {
+		p.lateness.ObserveLateness(200 * time.Microsecond)
+	}
+	s = m.Tick(t0.Add(2 * time.Second))
+	if s.Saturated || s.SchedP99 <= 2*time.Millisecond || s.RunqueueWait <= 200*time.Microsecond {
+		t.Errorf("window with prompt stamped chunks: %+v", s)
+	}
+	// With the lateness signal off, the estimates decide again.
+	m.th.Lateness = -1
+	for range 1000 {
+		p.lateness.ObserveLateness(200 * time.Microsecond)
+	}
+	if s := m.Tick(t0.Add(3 * time.Second)); !s.Saturated {
+		t.Errorf("lateness signal off: %+v", s)
+	}
+}
+
+// TestRunnerCountsLatenessWhileStreaming: each stamped chunk reaches the
+// saturation monitor's histogram as it arrives, not when its request
+// ends, so a window sees the streams still in flight (a long answer's
+// lateness would otherwise land in the window where it ends, or after
+// the run's last window).
+func TestRunnerCountsLatenessWhileStreaming(t *testing.T) {
+	const chunks = 5
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range chunks {
+			fmt.Fprintf(w, "%s%d 0\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"w%d\"}}]}\n\n", backends.StampPrefix, time.Now().UnixNano(), i)
+			w.(http.Flusher).Flush()
+		}
+		select { // the stream stays open until the test has looked
+		case <-release:
+		case <-r.Context().Done():
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}))
+	defer srv.Close()
+	b, err := backends.NewOpenAI(backends.OpenAIConfig{Endpoint: srv.URL, API: backends.APIChat, VLLM: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := scenario.Scenario{Name: "test", NumSamples: 1, Concurrency: 1, MaxTokens: 20}
+	r, err := NewRunner(RunConfig{RunID: "r1", Scenario: &sc, Backend: b, Model: "m", Prompts: TextPrompts("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := r.Run(t.Context()); done <- err }()
+	var seen uint64
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		seen = 0
+		for _, n := range r.Progress.lateness.read(nil) {
+			seen += n
+		}
+		if seen == chunks {
+			break
+		}
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if seen != chunks {
+		t.Errorf("the histogram had %d of the %d chunks streamed so far while the request was in flight", seen, chunks)
 	}
 }

@@ -143,8 +143,10 @@ type Progress struct {
 	// The client lateness of every stamped text chunk (a simulator's
 	// --stamp-chunks), for the saturation monitor, and how many stamps
 	// came whose client lateness the clocks could not agree on (below
-	// -backends.MaxClockSkew), over the run. The collector counts each
-	// request's as it takes its record.
+	// -backends.MaxClockSkew), over the run. Each chunk is counted as it
+	// arrives (backends.Request.Lateness), so a window sees the lateness
+	// of the streams in flight, not only of those that ended in it; the
+	// collector counts the skewed stamps as it takes each record.
 	lateness    latenessHist
 	ClockSkewed atomic.Int64
 }
@@ -619,6 +621,7 @@ func (r *Runner) send(p *Prompt, keepText bool) *backends.Response {
 		Seed:        sc.Seed,
 		Stream:      sc.Stream == nil || *sc.Stream,
 		KeepText:    keepText || sc.SaveText,
+		Lateness:    &r.Progress.lateness,
 	}
 	ctx, cancel := r.abortCtx, context.CancelFunc(func() {})
 	if sc.Timeout > 0 {
@@ -711,9 +714,6 @@ func (r *Runner) account(res *Result, rec *Record) {
 		res.LastSend = send
 	}
 	res.Requests++
-	for _, d := range rec.lateness {
-		r.Progress.lateness.add(d)
-	}
 	if rec.skewed > 0 {
 		r.Progress.ClockSkewed.Add(int64(rec.skewed))
 	}

@@ -104,8 +104,9 @@ type Saturation struct {
 	RunqueueWait time.Duration
 	// LatenessP99 is the 99th percentile (its histogram bucket's lower
 	// bound, within 6.25 % under) of the client lateness of the text
-	// chunks stamped by a simulator (--stamp-chunks) whose requests
-	// completed in the window; -1 without stamps or with too few.
+	// chunks stamped by a simulator (--stamp-chunks) that arrived in
+	// the window; -1 without stamps or with too few. When
+	// known, it decides instead of SchedP99 and RunqueueWait.
 	LatenessP99 time.Duration
 	Saturated   bool
 	Reason      string // why, when Saturated: every signal that fired
@@ -221,11 +222,17 @@ func (m *SaturationMonitor) judge(s *Saturation) {
 	if th.CPU > 0 && s.CPU >= th.CPU {
 		fired(s.CPU, th.CPU, fmt.Sprintf("process CPU at %s of %d cores (threshold %s)", pct(s.CPU), m.procs, pct(th.CPU)))
 	}
-	if th.SchedLatency > 0 && s.SchedP99 > th.SchedLatency {
+	// Go's scheduling latency and the run-queue wait estimate how late
+	// the client reads what arrives. A window with enough stamped chunks
+	// has that lateness measured exactly, which then decides alone: a
+	// burst of runnable goroutines that delays no chunk past the
+	// threshold is not saturation.
+	exact := th.Lateness > 0 && s.LatenessP99 >= 0
+	if th.SchedLatency > 0 && s.SchedP99 > th.SchedLatency && !exact {
 		fired(float64(s.SchedP99), float64(th.SchedLatency),
 			fmt.Sprintf("Go scheduling latency p99 %v (threshold %v)", roundDur(s.SchedP99), th.SchedLatency))
 	}
-	if th.RunqueueWait > 0 && s.RunqueueWait > th.RunqueueWait {
+	if th.RunqueueWait > 0 && s.RunqueueWait > th.RunqueueWait && !exact {
 		fired(float64(s.RunqueueWait), float64(th.RunqueueWait),
 			fmt.Sprintf("threads waited %v on average for a CPU (threshold %v)", roundDur(s.RunqueueWait), th.RunqueueWait))
 	}
