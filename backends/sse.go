@@ -317,6 +317,21 @@ func (c *chunk) finish() string {
 	if bytes.IndexByte(c.finishReason, '\\') < 0 {
 		// Cut before the copy: a hostile server's reason can be long.
 		raw := c.finishReason[1 : len(c.finishReason)-1]
+		// The reasons servers give are a handful of words: those come
+		// back as constants, so a stream allocates nothing for its
+		// finish reason (the compiler compares without converting).
+		switch string(raw) {
+		case "stop":
+			return "stop"
+		case "length":
+			return "length"
+		case "abort":
+			return "abort"
+		case "tool_calls":
+			return "tool_calls"
+		case "content_filter":
+			return "content_filter"
+		}
 		return string(raw[:min(len(raw), MaxFinishReason+utf8.UTFMax)])
 	}
 	var s string
