@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -28,6 +29,10 @@ const (
 	// default).
 	latenessBound = 5 * time.Millisecond
 )
+
+// windowsRE finds how many one-second windows of a run were saturated
+// in report.json's client.saturation.
+var windowsRE = regexp.MustCompile(`saturated in (\d+ of \d+) one-second windows`)
 
 // scaleReport is the part of report.json the scale section reads.
 type scaleReport struct {
@@ -118,13 +123,16 @@ func (b *bench) scaleSweep() {
 	for _, c := range b.scale {
 		points = append(points, b.scalePoint(c))
 	}
-	fmt.Println("| streams | requests ok / failed | chunks/s | TTFT p50 / p99 (ms) | ITL p50 / p99 (ms) | client lateness p50 / p99 / max (ms) | sim timer lateness p99 (ms) | loadgen CPU (cores) | sim CPU (cores) | CPU per 1,000 chunks/s (% of a core) | peak RSS (MiB) | RSS per 1,000 streams (MiB) | saturated (flagged) | limit hit |")
+	fmt.Println("| streams | requests ok / failed | chunks/s | TTFT p50 / p99 (ms) | ITL p50 / p99 (ms) | client lateness p50 / p99 / max (ms) | sim timer lateness p99 (ms) | loadgen CPU (cores) | sim CPU (cores) | CPU per 1,000 chunks/s (% of a core) | peak RSS (MiB) | RSS per 1,000 streams (MiB) | flagged saturated (seconds) | limit hit |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, p := range points {
 		r := p.rep
 		sat := "-"
 		if r.Client.Saturated != nil {
 			sat = strconv.FormatBool(*r.Client.Saturated)
+			if m := windowsRE.FindStringSubmatch(r.Client.Saturation); m != nil {
+				sat += " (" + m[1] + " s)"
+			}
 		}
 		fmt.Printf("| %d | %d / %d | %.0f | %s / %s | %s / %s | %s / %s / %s | %s | %.2f | %.2f | %.2f | %.0f | %.0f | %s | %s |\n",
 			p.conc, r.Requests.OK, r.Requests.Total-r.Requests.OK, p.chunksPerSec,
@@ -184,7 +192,7 @@ func (p scalePoint) limit() string {
 		limits = append(limits, "memory")
 	}
 	cpus := float64(runtime.NumCPU())
-	if used := p.lgCores + p.simCPU; used >= 0.85*cpus {
+	if used := p.lgCores + p.simCPU; used >= 0.8*cpus {
 		who := "the simulator"
 		if p.lgCores > p.simCPU {
 			who = "loadgen"
