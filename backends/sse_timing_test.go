@@ -67,28 +67,3 @@ func benchmarkStream(b *testing.B, stream []byte, chunks int) {
 	b.ReportMetric(total/b.Elapsed().Seconds(), "chunks/s")
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/total, "allocs/chunk")
 }
-
-// TestReadStreamAllocatesNothing: a realistic vLLM chat stream, stamped
-// or not, read with a reused reader and Response allocates nothing at
-// all, its finish reason ("stop") included.
-func TestReadStreamAllocatesNothing(t *testing.T) {
-	plain, chunks := vllmChatStream(64)
-	for name, stream := range map[string][]byte{"plain": plain, "stamped": stampedStream(plain)} {
-		src := bytes.NewReader(stream)
-		sr := newSSEReader(src, sseBufferSize)
-		var resp Response
-		run := func() {
-			src.Reset(stream)
-			sr.reset(src)
-			resp.Reset()
-			readStream(context.Background(), sr, &resp, false, nil)
-		}
-		run()
-		if resp.Outcome != OutcomeOK || resp.TextChunks != chunks-3 || resp.FinishReason == "" {
-			t.Fatalf("%s: outcome %s, %d text chunks, finish reason %q, error %q", name, resp.Outcome, resp.TextChunks, resp.FinishReason, resp.Error)
-		}
-		if n := testing.AllocsPerRun(20, run); n != 0 {
-			t.Errorf("%s: %v allocations per stream of %d chunks, want 0", name, n, chunks)
-		}
-	}
-}

@@ -158,12 +158,13 @@ func TestReadStreamStampsCapped(t *testing.T) {
 	}
 }
 
-// TestReadStreamStampsDoNotAllocate: with stamps, a stream allocates no
-// more than without (the finish reason, once).
-func TestReadStreamStampsDoNotAllocate(t *testing.T) {
+// TestReadStreamAllocatesNothing: a realistic vLLM chat stream, stamped
+// or not, read with a reused reader and Response allocates nothing at
+// all, its finish reason ("stop") included, and a stamped one yields a
+// lateness per text chunk.
+func TestReadStreamAllocatesNothing(t *testing.T) {
 	plain, chunks := vllmChatStream(256)
-	stamped := stampedStream(plain)
-	allocs := func(stream []byte) (float64, int) {
+	for name, stream := range map[string][]byte{"plain": plain, "stamped": stampedStream(plain)} {
 		src := bytes.NewReader(stream)
 		sr := newSSEReader(src, sseBufferSize)
 		var resp Response
@@ -174,18 +175,15 @@ func TestReadStreamStampsDoNotAllocate(t *testing.T) {
 			readStream(context.Background(), sr, &resp, false, nil)
 		}
 		run()
-		if resp.Outcome != OutcomeOK || resp.TextChunks != chunks-3 {
-			t.Fatalf("outcome %s, %d text chunks", resp.Outcome, resp.TextChunks)
+		if resp.Outcome != OutcomeOK || resp.TextChunks != chunks-3 || resp.FinishReason != "stop" {
+			t.Fatalf("%s: outcome %s, %d text chunks, finish reason %q, error %q", name, resp.Outcome, resp.TextChunks, resp.FinishReason, resp.Error)
 		}
-		return testing.AllocsPerRun(20, run), len(resp.Lateness)
-	}
-	a, _ := allocs(plain)
-	b, n := allocs(stamped)
-	if n != chunks-3 {
-		t.Fatalf("%d latenesses from %d stamped text chunks", n, chunks-3)
-	}
-	if b > a {
-		t.Errorf("a stamped stream of %d chunks allocates %v times, an unstamped one %v", chunks, b, a)
+		if want := map[string]int{"plain": 0, "stamped": chunks - 3}[name]; len(resp.Lateness) != want {
+			t.Fatalf("%s: %d latenesses, want %d", name, len(resp.Lateness), want)
+		}
+		if n := testing.AllocsPerRun(20, run); n != 0 {
+			t.Errorf("%s: %v allocations per stream of %d chunks, want 0", name, n, chunks)
+		}
 	}
 }
 
