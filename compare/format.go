@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/tokenwatt/tokenwatt/internal/termtext"
+	"github.com/tokenwatt/tokenwatt/report"
 )
 
 // Formats of Write.
@@ -68,7 +67,7 @@ func (f *Figure) cells() []string {
 	if f.Change != nil {
 		change = signedPct(*f.Change) + " %"
 	}
-	return []string{label, number(f.Base), number(f.New), signedNumber(f.Delta), change, ci, verdict}
+	return []string{label, report.Number(f.Base), report.Number(f.New), signedNumber(f.Delta), change, ci, verdict}
 }
 
 func header(confidence float64) []string {
@@ -184,21 +183,8 @@ func markdown(r *Result) []byte {
 	return buf.Bytes()
 }
 
-// number rounds to four significant digits, as the run's table does.
-func number(p *float64) string {
-	if p == nil || math.IsNaN(*p) || math.IsInf(*p, 0) {
-		return "-"
-	}
-	v := *p
-	if v == 0 {
-		return "0"
-	}
-	decimals := 3 - int(math.Floor(math.Log10(math.Abs(v))))
-	return strconv.FormatFloat(v, 'f', max(0, min(decimals, 9)), 64)
-}
-
 func signedNumber(p *float64) string {
-	s := number(p)
+	s := report.Number(p)
 	if p != nil && *p >= 0 && s != "-" {
 		s = "+" + s
 	}

@@ -76,8 +76,8 @@ func WriteTableWith(w io.Writer, r *Row, o TableOptions) error {
 	section("Requests")
 	line("total / ok / failed", strconv.Itoa(r.TotalPrompts), strconv.Itoa(r.SuccessfulPrompts), strconv.Itoa(r.FailedPrompts))
 	line("warm-up, excluded", integer(r.WarmupRequests))
-	line("duration (s)", number(r.TotalDurationSeconds))
-	line("rate target / sent / completed (req/s)", rate(r.RequestRate), number(r.SendRate), number(r.CompletionRate))
+	line("duration (s)", Number(r.TotalDurationSeconds))
+	line("rate target / sent / completed (req/s)", rate(r.RequestRate), Number(r.SendRate), Number(r.CompletionRate))
 	line("concurrency", integer(r.Concurrency))
 	line("arrival", text(r.Arrival))
 	if len(o.FinishReasons) > 0 || o.NoFinishReason > 0 {
@@ -135,15 +135,15 @@ func WriteTableWith(w io.Writer, r *Row, o TableOptions) error {
 
 	section("Tokens, ok requests")
 	line("prompt / output / total", integer(r.TotalPromptTokens), integer(r.TotalCompletionTokens), integer(r.TotalTokens))
-	line("output throughput (tok/s)", number(r.OutputThroughputTokensPerSecond))
-	line("prompt+output throughput (tok/s)", number(r.ThroughputTokensPerSecond))
+	line("output throughput (tok/s)", Number(r.OutputThroughputTokensPerSecond))
+	line("prompt+output throughput (tok/s)", Number(r.ThroughputTokensPerSecond))
 
 	if r.SLO != "" {
 		section("SLO " + termtext.Escape(r.SLO))
 		line("met / missed", sloMet(r))
-		line("goodput (req/s) / (output tok/s)", number(r.GoodputRequestsPerSecond), number(r.GoodputOutputTokensPerSecond))
+		line("goodput (req/s) / (output tok/s)", Number(r.GoodputRequestsPerSecond), Number(r.GoodputOutputTokensPerSecond))
 		if hasEnergy(r) {
-			line("J per SLO-meeting output token", number(r.JoulesPerSLOOutputToken))
+			line("J per SLO-meeting output token", Number(r.JoulesPerSLOOutputToken))
 		}
 	}
 
@@ -156,12 +156,12 @@ func WriteTableWith(w io.Writer, r *Row, o TableOptions) error {
 		if r.EnergyWarning != "" {
 			line("WARNING", r.EnergyWarning)
 		}
-		line("GPU energy / active (Wh)", number(r.GPUEnergyWh), number(r.ActiveEnergyWh))
-		line("power avg / peak / idle (W)", number(r.AvgPowerW), number(r.PeakPowerW), number(r.IdlePowerW))
-		line("energy per output token (J)", number(r.JoulesPerOutputToken))
-		line("energy per 1000 queries (Wh)", number(r.WhPer1000Queries))
-		line("carbon intensity (g/kWh)", number(r.CarbonIntensityGPerKWh))
-		line("emissions (g CO2eq)", number(r.EmissionsGCO2eq))
+		line("GPU energy / active (Wh)", Number(r.GPUEnergyWh), Number(r.ActiveEnergyWh))
+		line("power avg / peak / idle (W)", Number(r.AvgPowerW), Number(r.PeakPowerW), Number(r.IdlePowerW))
+		line("energy per output token (J)", Number(r.JoulesPerOutputToken))
+		line("energy per 1000 queries (Wh)", Number(r.WhPer1000Queries))
+		line("carbon intensity (g/kWh)", Number(r.CarbonIntensityGPerKWh))
+		line("emissions (g CO2eq)", Number(r.EmissionsGCO2eq))
 	}
 
 	if err := tw.Flush(); err != nil {
@@ -270,12 +270,13 @@ func rate(p *float64) string {
 	if p != nil && *p == 0 {
 		return "0 (closed loop)"
 	}
-	return number(p)
+	return Number(p)
 }
 
-// number rounds to four significant digits without exponent notation:
-// enough to compare runs by eye, short enough to scan.
-func number(p *float64) string {
+// Number rounds to four significant digits without exponent notation:
+// enough to compare runs by eye, short enough to scan; "-" when unknown
+// (nil, NaN or infinite). The run's table, sweep's and compare's use it.
+func Number(p *float64) string {
 	if p == nil || math.IsNaN(*p) || math.IsInf(*p, 0) {
 		return unknownCell
 	}
@@ -294,26 +295,31 @@ func millis(ps ...*float64) string {
 	cells := make([]string, len(ps))
 	known := false
 	for i, p := range ps {
-		cells[i] = unknownCell
-		if p == nil || math.IsNaN(*p) || math.IsInf(*p, 0) {
-			continue
-		}
-		known = true
-		ms := *p * 1000
-		if ms == 0 {
-			cells[i] = "0"
-			continue
-		}
-		// Three significant digits of the value rounded to three
-		// significant digits: 99.96 is "100", not "100.0".
-		decimals := 2 - int(math.Floor(math.Log10(math.Abs(ms))))
-		scale := math.Pow10(decimals)
-		decimals = 2 - int(math.Floor(math.Log10(math.Abs(math.Round(ms*scale)/scale))))
-		cells[i] = strconv.FormatFloat(ms, 'f', max(0, min(decimals, 6)), 64)
+		cells[i] = Milliseconds(p)
+		known = known || cells[i] != unknownCell
 	}
 	s := strings.Join(cells, " / ")
 	if known {
 		s += " ms"
 	}
 	return s
+}
+
+// Milliseconds writes a latency given in seconds as milliseconds to three
+// significant digits (no exponent; at most six decimals), without the
+// unit; "-" when unknown (nil, NaN or infinite).
+func Milliseconds(p *float64) string {
+	if p == nil || math.IsNaN(*p) || math.IsInf(*p, 0) {
+		return unknownCell
+	}
+	ms := *p * 1000
+	if ms == 0 {
+		return "0"
+	}
+	// Three significant digits of the value rounded to three significant
+	// digits: 99.96 is "100", not "100.0".
+	decimals := 2 - int(math.Floor(math.Log10(math.Abs(ms))))
+	scale := math.Pow10(decimals)
+	decimals = 2 - int(math.Floor(math.Log10(math.Abs(math.Round(ms*scale)/scale))))
+	return strconv.FormatFloat(ms, 'f', max(0, min(decimals, 6)), 64)
 }

@@ -53,12 +53,12 @@ func TestNumber(t *testing.T) {
 		{-0.5, "-0.5000"},
 	}
 	for _, tt := range tests {
-		if got := number(&tt.v); got != tt.want {
-			t.Errorf("number(%v) = %q, want %q", tt.v, got, tt.want)
+		if got := Number(&tt.v); got != tt.want {
+			t.Errorf("Number(%v) = %q, want %q", tt.v, got, tt.want)
 		}
 	}
-	if got := number(nil); got != "-" {
-		t.Errorf("number(nil) = %q, want -", got)
+	if got := Number(nil); got != "-" {
+		t.Errorf("Number(nil) = %q, want -", got)
 	}
 }
 

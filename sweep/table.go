@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/tokenwatt/tokenwatt/internal/termtext"
+	"github.com/tokenwatt/tokenwatt/report"
 )
 
 // WriteTable writes the sweep as one line per point: its load, achieved
@@ -48,10 +48,10 @@ func WriteTable(w io.Writer, s *Sweep) error {
 			mark = "saturated"
 		}
 		cells := []string{strconv.Itoa(p.Index + 1), strconv.FormatFloat(p.Load, 'g', 6, 64),
-			number(p.Rates.Send), number(p.Rates.Completion), number(p.Tokens.OutputPerSecond),
-			millis(q("ttft", "p50")), millis(q("ttft", "p99")), millis(q("tpot", "p50")), millis(q("tpot", "p99")),
-			millis(q("e2e", "p50")), millis(q("e2e", "p99")), millis(p.LatencyS),
-			number(jpt), number(watts), number(p.GoodputRPS), mark}
+			report.Number(p.Rates.Send), report.Number(p.Rates.Completion), report.Number(p.Tokens.OutputPerSecond),
+			report.Milliseconds(q("ttft", "p50")), report.Milliseconds(q("ttft", "p99")), report.Milliseconds(q("tpot", "p50")), report.Milliseconds(q("tpot", "p99")),
+			report.Milliseconds(q("e2e", "p50")), report.Milliseconds(q("e2e", "p99")), report.Milliseconds(p.LatencyS),
+			report.Number(jpt), report.Number(watts), report.Number(p.GoodputRPS), mark}
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
 	if err := tw.Flush(); err != nil {
@@ -59,7 +59,7 @@ func WriteTable(w io.Writer, s *Sweep) error {
 	}
 	buf.WriteString("latencies in ms; * on the energy–latency frontier (no other point has both lower J/token and lower " + s.FrontierLatency + ")\n")
 	if s.Idle != nil {
-		fmt.Fprintf(&buf, "idle baseline %s W, measured by %s, used by every point\n", number(&s.Idle.PowerW), termtext.Escape(s.Idle.RunID))
+		fmt.Fprintf(&buf, "idle baseline %s W, measured by %s, used by every point\n", report.Number(&s.Idle.PowerW), termtext.Escape(s.Idle.RunID))
 	}
 	for i := range s.Points {
 		if p := &s.Points[i]; p.Saturation != "" {
@@ -78,30 +78,4 @@ func WriteTable(w io.Writer, s *Sweep) error {
 	}
 	_, err := w.Write(buf.Bytes())
 	return err
-}
-
-// number rounds to four significant digits, "-" when unknown.
-func number(p *float64) string {
-	if p == nil || math.IsNaN(*p) || math.IsInf(*p, 0) {
-		return "-"
-	}
-	v := *p
-	if v == 0 {
-		return "0"
-	}
-	decimals := 3 - int(math.Floor(math.Log10(math.Abs(v))))
-	return strconv.FormatFloat(v, 'f', max(0, min(decimals, 9)), 64)
-}
-
-// millis writes seconds as milliseconds to three significant digits.
-func millis(p *float64) string {
-	if p == nil || math.IsNaN(*p) || math.IsInf(*p, 0) {
-		return "-"
-	}
-	ms := *p * 1000
-	if ms == 0 {
-		return "0"
-	}
-	decimals := 2 - int(math.Floor(math.Log10(math.Abs(ms))))
-	return strconv.FormatFloat(ms, 'f', max(0, min(decimals, 6)), 64)
 }
