@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -118,19 +119,11 @@ func (c *runCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	if c.LowLatency {
-		defer lowLatency(e)()
-	}
-	if c.CPUProfile != "" {
-		stop, err := startCPUProfile(c.CPUProfile)
-		if err != nil {
-			return usageErr(err)
-		}
-		defer stop()
-	}
-	if err := checkMemProfile(c.MemProfile); err != nil {
+	stopProcess, err := tuneProcess(e, c.LowLatency, c.CPUProfile, c.MemProfile)
+	if err != nil {
 		return usageErr(err)
 	}
+	defer stopProcess()
 	r, err := run.Start(e.ctx, cfg)
 	if err != nil {
 		return exitError(err)
@@ -400,6 +393,35 @@ func compactJSON(m map[string]any) string {
 		return fmt.Sprint(m) // Validate reports it
 	}
 	return string(b)
+}
+
+// tuneProcess does what --low-latency and --cpuprofile ask for the run
+// (run or sweep) and makes sure --memprofile's file can be written; the
+// returned function undoes them. The caller writes the heap profile
+// (writeMemProfile) when the run has ended.
+func tuneProcess(e *env, low bool, cpuProfile, memProfile string) (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for _, f := range slices.Backward(stops) {
+			f()
+		}
+	}
+	if low {
+		stops = append(stops, lowLatency(e))
+	}
+	if cpuProfile != "" {
+		stopCPU, err := startCPUProfile(cpuProfile)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		stops = append(stops, stopCPU)
+	}
+	if err := checkMemProfile(memProfile); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
 }
 
 // startCPUProfile starts a CPU profile into path; the returned function

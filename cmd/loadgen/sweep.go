@@ -83,19 +83,11 @@ func (c *sweepCmd) Run(e *env) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return usageErrf("create the sweep's directory: %v", err)
 	}
-	if f.LowLatency {
-		defer lowLatency(e)()
-	}
-	if f.CPUProfile != "" {
-		stop, err := startCPUProfile(f.CPUProfile)
-		if err != nil {
-			return usageErr(err)
-		}
-		defer stop()
-	}
-	if err := checkMemProfile(f.MemProfile); err != nil {
+	stopProcess, err := tuneProcess(e, f.LowLatency, f.CPUProfile, f.MemProfile)
+	if err != nil {
 		return usageErr(err)
 	}
+	defer stopProcess()
 	defer writeMemProfile(e, f.MemProfile)
 
 	started := time.Now().UTC()
