@@ -13,7 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
+
+	"github.com/tokenwatt/tokenwatt/internal/termtext"
 )
 
 // Outcome classifies how a request ended. The values are the `outcome` label
@@ -234,11 +235,7 @@ func (r *Response) keepText(piece []byte) {
 	}
 	room := MaxText - len(r.Text)
 	if len(piece) > room {
-		cut := room
-		for cut > 0 && !utf8.RuneStart(piece[cut]) {
-			cut--
-		}
-		piece = piece[:cut]
+		piece = termtext.Cut(piece, room)
 		r.TextTruncated = true
 	}
 	r.Text = append(r.Text, piece...)
@@ -247,14 +244,7 @@ func (r *Response) keepText(piece []byte) {
 // setFinishReason keeps a finish reason the server gave, cut to
 // MaxFinishReason bytes at a UTF-8 boundary.
 func (r *Response) setFinishReason(reason string) {
-	if len(reason) > MaxFinishReason {
-		cut := MaxFinishReason
-		for cut > 0 && !utf8.RuneStart(reason[cut]) {
-			cut--
-		}
-		reason = reason[:cut]
-	}
-	r.FinishReason = reason
+	r.FinishReason = termtext.Cut(reason, MaxFinishReason)
 }
 
 // Backend is a client for one kind of inference server.

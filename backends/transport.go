@@ -13,9 +13,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tokenwatt/tokenwatt/internal/redact"
+	"github.com/tokenwatt/tokenwatt/internal/termtext"
 )
 
 // This file holds the HTTP plumbing the OpenAI and PyTorch clients share:
@@ -243,10 +243,7 @@ func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
+	return termtext.Cut(s, n) + "..."
 }
 
 // snippet quotes the start of a malformed payload for an error message.

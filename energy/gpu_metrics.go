@@ -3,12 +3,11 @@ package energy
 import (
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tokenwatt/tokenwatt/internal/termtext"
 )
 
 // namespace prefixes every tokenwatt metric.
@@ -128,18 +127,7 @@ const maxLabelValueBytes = 256
 // many of its first bytes as fit, cut at a character boundary, followed
 // by "…": exporter.LabelValue's rule, so a run's gpu_uuids still match
 // these uuid labels.
-func validLabel(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= maxLabelValueBytes {
-		return s
-	}
-	const ellipsis = "…"
-	cut := maxLabelValueBytes - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ellipsis
-}
+func validLabel(s string) string { return termtext.LabelValue(s, maxLabelValueBytes) }
 
 // Describe implements prometheus.Collector.
 func (c *GPUCollector) Describe(ch chan<- *prometheus.Desc) {

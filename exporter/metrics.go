@@ -13,10 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/tokenwatt/tokenwatt/internal/termtext"
 )
 
 // Namespace prefixes every tokenwatt metric.
@@ -74,18 +74,7 @@ const MaxLabelValueBytes = 256
 // U+FFFD) and at most MaxLabelValueBytes long. A longer value keeps as
 // many of its first bytes as fit, cut at a character boundary, followed
 // by "…" (3 bytes). energy's GPU labels follow the same rule.
-func LabelValue(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= MaxLabelValueBytes {
-		return s
-	}
-	const ellipsis = "…"
-	cut := MaxLabelValueBytes - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ellipsis
-}
+func LabelValue(s string) string { return termtext.LabelValue(s, MaxLabelValueBytes) }
 
 // uuidsLabel applies LabelValue's rule to each of a space-separated list
 // of GPU UUIDs, as energy's uuid label does, so that the lists still match

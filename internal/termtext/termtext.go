@@ -51,3 +51,32 @@ func needsEscape(s string) bool {
 	}
 	return false
 }
+
+// Cut returns the longest start of s that is at most n bytes long and
+// does not split a UTF-8 character: s itself when it fits. Bounded
+// copies of text from elsewhere (answers, finish reasons, messages,
+// label values) are cut with it.
+func Cut[T ~string | ~[]byte](s T, n int) T {
+	if len(s) <= n {
+		return s
+	}
+	n = max(n, 0)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// LabelValue is s as a Prometheus label value of at most max bytes:
+// valid UTF-8 (invalid bytes become U+FFFD), and when longer, as many of
+// its first bytes as fit, cut at a character boundary, followed by "…"
+// (3 bytes). The exporter's labels and energy's GPU labels follow it, so
+// that the same text gives the same label in both.
+func LabelValue(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= max {
+		return s
+	}
+	const ellipsis = "…"
+	return Cut(s, max-len(ellipsis)) + ellipsis
+}

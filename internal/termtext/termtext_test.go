@@ -19,3 +19,35 @@ func TestEscape(t *testing.T) {
 		}
 	}
 }
+
+func TestCut(t *testing.T) {
+	for _, tt := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"abc", 5, "abc"},
+		{"abc", 3, "abc"},
+		{"abc", 2, "ab"},
+		{"aé", 2, "a"}, // é is 2 bytes: not split
+		{"aé", 3, "aé"},
+		{"€uro", 2, ""},
+		{"abc", 0, ""},
+	} {
+		if got := Cut(tt.s, tt.n); got != tt.want {
+			t.Errorf("Cut(%q, %d) = %q, want %q", tt.s, tt.n, got, tt.want)
+		}
+		if got := string(Cut([]byte(tt.s), tt.n)); got != tt.want {
+			t.Errorf("Cut([]byte(%q), %d) = %q, want %q", tt.s, tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestLabelValue(t *testing.T) {
+	if got := LabelValue("ok\xff", 10); got != "ok\uFFFD" {
+		t.Errorf("invalid UTF-8: %q", got)
+	}
+	if got := LabelValue("abcdéfgh", 8); got != "abcd…" { // 5 bytes of room: "abcdé" would split é
+		t.Errorf("long value: %q", got)
+	}
+}

@@ -9,10 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tokenwatt/tokenwatt/backends"
 	"github.com/tokenwatt/tokenwatt/energy"
+	"github.com/tokenwatt/tokenwatt/internal/termtext"
 	"github.com/tokenwatt/tokenwatt/loadgen"
 	"github.com/tokenwatt/tokenwatt/loadgen/dataset"
 	"github.com/tokenwatt/tokenwatt/loadgen/scenario"
@@ -169,11 +169,7 @@ func quoteList(ss []string) string {
 	q := make([]string, n, n+1)
 	for i, s := range ss[:n] {
 		if len(s) > listedNameBytes {
-			cut := listedNameBytes
-			for cut > 0 && !utf8.RuneStart(s[cut]) {
-				cut--
-			}
-			s = s[:cut] + fmt.Sprintf("… (%d bytes)", len(s))
+			s = termtext.Cut(s, listedNameBytes) + fmt.Sprintf("… (%d bytes)", len(s))
 		}
 		q[i] = strconv.Quote(s)
 	}
