@@ -120,15 +120,21 @@ func quantile(q float64, metric, by, sel, window string) string {
 		q, by, metric, sel, window, q, by, metric, sel, window)
 }
 
+// queryVariable is a dashboard variable whose values the query q lists,
+// refreshed when the time range changes.
+func queryVariable(name, label, q, description string) *dashboard.QueryVariableBuilder {
+	return dashboard.NewQueryVariableBuilder(name).
+		Label(label).
+		Description(description).
+		Datasource(datasource()).
+		Query(dashboard.StringOrMap{String: cog.ToPtr(q)}).
+		Definition(q).
+		Refresh(dashboard.VariableRefreshOnTimeRangeChanged)
+}
+
 func variables() []cog.Builder[dashboard.VariableModel] {
 	v := func(name, label, q, description string) *dashboard.QueryVariableBuilder {
-		return dashboard.NewQueryVariableBuilder(name).
-			Label(label).
-			Description(description).
-			Datasource(datasource()).
-			Query(dashboard.StringOrMap{String: cog.ToPtr(q)}).
-			Definition(q).
-			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+		return queryVariable(name, label, q, description).
 			Sort(dashboard.VariableSortAlphabeticalAsc).
 			Multi(true).
 			IncludeAll(true).
@@ -448,25 +454,13 @@ func instant(ref, expr, legend string) *prometheus.DataqueryBuilder {
 // can be chosen.
 func compareRuns() *dashboard.DashboardBuilder {
 	single := func(name, label, description string) *dashboard.QueryVariableBuilder {
-		q := `label_values(tokenwatt_run_info{scenario=~"$scenario"}, run_id)`
-		return dashboard.NewQueryVariableBuilder(name).
-			Label(label).
-			Description(description).
-			Datasource(datasource()).
-			Query(dashboard.StringOrMap{String: cog.ToPtr(q)}).
-			Definition(q).
-			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+		return queryVariable(name, label, `label_values(tokenwatt_run_info{scenario=~"$scenario"}, run_id)`, description).
 			Sort(dashboard.VariableSortAlphabeticalAsc).
 			Multi(false).
 			IncludeAll(false)
 	}
-	scenarioVar := dashboard.NewQueryVariableBuilder("scenario").
-		Label("Scenario").
-		Description("Scenario of the runs to choose from (tokenwatt_run_info).").
-		Datasource(datasource()).
-		Query(dashboard.StringOrMap{String: cog.ToPtr(`label_values(tokenwatt_run_info, scenario)`)}).
-		Definition(`label_values(tokenwatt_run_info, scenario)`).
-		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+	scenarioVar := queryVariable("scenario", "Scenario", `label_values(tokenwatt_run_info, scenario)`,
+		"Scenario of the runs to choose from (tokenwatt_run_info).").
 		Multi(true).
 		IncludeAll(true).
 		AllValue(".*")
