@@ -91,16 +91,26 @@ func Equal(want float64) func(float64) bool {
 // and polling will not fix it.
 var errNotSingle = errors.New("query result is not a single value")
 
-func query(baseURL, promql string, ts time.Time) (float64, bool, error) {
+// instant runs the instant query promql at ts on baseURL's HTTP API,
+// within queryTimeout.
+func instant(baseURL, promql string, ts time.Time) (model.Value, v1.Warnings, error) {
 	client, err := api.NewClient(api.Config{Address: baseURL})
 	if err != nil {
-		return 0, false, fmt.Errorf("query %s: %w", baseURL, err)
+		return nil, nil, fmt.Errorf("query %s: %w", baseURL, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
 	defer cancel()
-	res, _, _, err := v1.NewAPI(client).Query(ctx, promql, ts)
+	res, warnings, _, err := v1.NewAPI(client).Query(ctx, promql, ts)
 	if err != nil {
-		return 0, false, fmt.Errorf("query %s at %s: %w", promql, baseURL, err)
+		return nil, nil, fmt.Errorf("query %s at %s: %w", promql, baseURL, err)
+	}
+	return res, warnings, nil
+}
+
+func query(baseURL, promql string, ts time.Time) (float64, bool, error) {
+	res, _, err := instant(baseURL, promql, ts)
+	if err != nil {
+		return 0, false, err
 	}
 	switch r := res.(type) {
 	case *model.Scalar:
@@ -125,15 +135,9 @@ func query(baseURL, promql string, ts time.Time) (float64, bool, error) {
 // vector of one sample without labels. Errors fail the test.
 func VectorAt(t testing.TB, baseURL, promql string, ts time.Time) model.Vector {
 	t.Helper()
-	client, err := api.NewClient(api.Config{Address: baseURL})
+	res, warnings, err := instant(baseURL, promql, ts)
 	if err != nil {
-		t.Fatalf("query %s: %v", baseURL, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
-	defer cancel()
-	res, warnings, _, err := v1.NewAPI(client).Query(ctx, promql, ts)
-	if err != nil {
-		t.Fatalf("query %s at %s: %v", promql, baseURL, err)
+		t.Fatal(err)
 	}
 	if len(warnings) > 0 {
 		t.Logf("query %s: warnings %v", promql, warnings)
@@ -155,15 +159,9 @@ func VectorAt(t testing.TB, baseURL, promql string, ts time.Time) model.Vector {
 // them. Errors and any other result type fail the test.
 func MatrixAt(t testing.TB, baseURL, promql string, ts time.Time) model.Matrix {
 	t.Helper()
-	client, err := api.NewClient(api.Config{Address: baseURL})
+	res, _, err := instant(baseURL, promql, ts)
 	if err != nil {
-		t.Fatalf("query %s: %v", baseURL, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), queryTimeout)
-	defer cancel()
-	res, _, _, err := v1.NewAPI(client).Query(ctx, promql, ts)
-	if err != nil {
-		t.Fatalf("query %s at %s: %v", promql, baseURL, err)
+		t.Fatal(err)
 	}
 	m, ok := res.(model.Matrix)
 	if !ok {
