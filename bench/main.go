@@ -440,18 +440,14 @@ func (b *bench) timing() {
 	b.check("timing: last-token error p99 (no drift)", "< 1 ms", fmt.Sprintf("%+.3f ms", quantile(dLast, 0.99)), math.Abs(quantile(dLast, 0.99)) < 1)
 	// The simulator's stamps split the error: how late it wrote each
 	// token (its timer), and how late the client read it.
-	var rep scaleReport
-	raw, err := os.ReadFile(filepath.Join(filepath.Dir(recs), "report.json"))
-	if err == nil {
-		err = json.Unmarshal(raw, &rep)
-	}
-	if err != nil || rep.Client.Lateness == nil || rep.Client.ServerLate == nil {
+	rep, err := report.ReadReport(filepath.Join(filepath.Dir(recs), "report.json"))
+	if err != nil || rep.Client.LatenessS == nil || rep.Client.ServerTimerLatenessS == nil {
 		fatal(fmt.Errorf("timing: no client lateness in report.json (%v)", err))
 	}
-	late, simLate := rep.Client.Lateness, rep.Client.ServerLate
-	fmt.Printf("| simulator timer lateness (write − deadline) | %d | %+.3f | %+.3f |\n", simLate.Count, simLate.seconds("p50")*1e3, simLate.seconds("p99")*1e3)
-	fmt.Printf("| client lateness (receive − write) | %d | %+.3f | %+.3f |\n", late.Count, late.seconds("p50")*1e3, late.seconds("p99")*1e3)
-	b.check("timing: client lateness p99", "< 1 ms", fmtMs(late.seconds("p99")), late.seconds("p99") < 1e-3)
+	late, simLate := rep.Client.LatenessS, rep.Client.ServerTimerLatenessS
+	fmt.Printf("| simulator timer lateness (write − deadline) | %d | %+.3f | %+.3f |\n", simLate.Count, seconds(simLate, "p50")*1e3, seconds(simLate, "p99")*1e3)
+	fmt.Printf("| client lateness (receive − write) | %d | %+.3f | %+.3f |\n", late.Count, seconds(late, "p50")*1e3, seconds(late, "p99")*1e3)
+	b.check("timing: client lateness p99", "< 1 ms", fmtMs(seconds(late, "p99")), seconds(late, "p99") < 1e-3)
 	fmt.Println("\nMeasured − configured is the simulator's timer lateness plus the client's lateness (and, for TTFT, the request's way to the simulator); the last two rows split them with the simulator's chunk stamps (`--stamp-chunks`).")
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tokenwatt/tokenwatt/report"
 )
 
 // The scale section's simulator: a decode-heavy stream, 64 tokens at
@@ -34,45 +35,19 @@ const (
 // in report.json's client.saturation.
 var windowsRE = regexp.MustCompile(`saturated in (\d+ of \d+) one-second windows`)
 
-// scaleReport is the part of report.json the scale section reads.
-type scaleReport struct {
-	DurationS *float64 `json:"duration_s"`
-	Requests  struct {
-		Total    int            `json:"total"`
-		OK       int            `json:"ok"`
-		Outcomes map[string]int `json:"outcomes"`
-	} `json:"requests"`
-	Latency map[string]*dist `json:"latency_s"`
-	Client  struct {
-		Saturated  *bool  `json:"saturated"`
-		Saturation string `json:"saturation"`
-		Lateness   *dist  `json:"lateness_s"`
-		ServerLate *dist  `json:"server_timer_lateness_s"`
-	} `json:"client"`
-}
-
-type dist struct {
-	Count       int64              `json:"count"`
-	Max         float64            `json:"max"`
-	Percentiles map[string]float64 `json:"percentiles"`
-}
-
-// ms formats a distribution's percentile (or "max") in milliseconds.
-func (d *dist) ms(p string) string {
-	if d == nil {
-		return "-"
-	}
-	v, ok := d.Percentiles[p]
-	if p == "max" {
-		v, ok = d.Max, true
-	}
-	if !ok {
+// ms formats a distribution's percentile ("p50", "p99"; or "max") in
+// milliseconds; "-" when it is null.
+func ms(d *report.Distribution, p string) string {
+	v := seconds(d, p)
+	if math.IsNaN(v) {
 		return "-"
 	}
 	return strconv.FormatFloat(v*1e3, 'f', 2, 64)
 }
 
-func (d *dist) seconds(p string) float64 {
+// seconds is a distribution's percentile ("p50", "p99"; or "max"); NaN
+// when it is null.
+func seconds(d *report.Distribution, p string) float64 {
 	if d == nil {
 		return math.NaN()
 	}
@@ -106,7 +81,7 @@ func usage(ps *os.ProcessState) procUsage {
 // scalePoint is one concurrency's measurement.
 type scalePoint struct {
 	conc            int
-	rep             scaleReport
+	rep             *report.Report
 	wall            time.Duration // loadgen process, start to exit
 	lg, sim         procUsage
 	chunksPerSec    float64 // stamped text chunks received per second of the run window
@@ -136,10 +111,10 @@ func (b *bench) scaleSweep() {
 		}
 		fmt.Printf("| %d | %d / %d | %.0f | %s / %s | %s / %s | %s / %s / %s | %s | %.2f | %.2f | %.2f | %.0f | %.0f | %s | %s |\n",
 			p.conc, r.Requests.OK, r.Requests.Total-r.Requests.OK, p.chunksPerSec,
-			r.Latency["ttft"].ms("p50"), r.Latency["ttft"].ms("p99"),
-			r.Latency["itl"].ms("p50"), r.Latency["itl"].ms("p99"),
-			r.Client.Lateness.ms("p50"), r.Client.Lateness.ms("p99"), r.Client.Lateness.ms("max"),
-			r.Client.ServerLate.ms("p99"),
+			ms(r.Latency["ttft"], "p50"), ms(r.Latency["ttft"], "p99"),
+			ms(r.Latency["itl"], "p50"), ms(r.Latency["itl"], "p99"),
+			ms(r.Client.LatenessS, "p50"), ms(r.Client.LatenessS, "p99"), ms(r.Client.LatenessS, "max"),
+			ms(r.Client.ServerTimerLatenessS, "p99"),
 			p.lgCores, p.simCPU, 100*p.lgCores/(p.chunksPerSec/1000),
 			p.lg.rssMiB, p.lg.rssMiB/(float64(p.conc)/1000), sat, p.limit())
 	}
@@ -154,7 +129,7 @@ its wall time, per 1,000 chunks/s received; RSS is the loadgen's peak
 `, runtime.NumCPU())
 
 	for _, p := range points {
-		late := p.rep.Client.Lateness.seconds("p99")
+		late := seconds(p.rep.Client.LatenessS, "p99")
 		flagged := p.rep.Client.Saturated != nil && *p.rep.Client.Saturated
 		name := fmt.Sprintf("scale %d streams", p.conc)
 		if p.conc == 1000 {
@@ -199,8 +174,8 @@ func (p scalePoint) limit() string {
 		}
 		limits = append(limits, fmt.Sprintf("CPU (%.2f of %.0f cores; most: %s)", used, cpus, who))
 	}
-	late := p.rep.Client.Lateness.seconds("p99")
-	simLate := p.rep.Client.ServerLate.seconds("p99")
+	late := seconds(p.rep.Client.LatenessS, "p99")
+	simLate := seconds(p.rep.Client.ServerTimerLatenessS, "p99")
 	if len(limits) == 0 && simLate > latenessBound.Seconds() && !(late > latenessBound.Seconds()) {
 		limits = append(limits, "the simulator's timers")
 	}
@@ -259,19 +234,16 @@ func (b *bench) scalePoint(c int) scalePoint {
 		<-done
 	}
 
-	raw, err := os.ReadFile(filepath.Join(out, runID, "report.json"))
+	rep, err := report.ReadReport(filepath.Join(out, runID, "report.json"))
 	if err != nil {
 		fatal(fmt.Errorf("scale %d: %w\n%s", c, err, stderr.String()))
 	}
-	p := scalePoint{conc: c, wall: wall, lg: usage(lg.ProcessState), sim: usage(sim.ProcessState)}
-	if err := json.Unmarshal(raw, &p.rep); err != nil {
-		fatal(fmt.Errorf("scale %d: report.json: %w", c, err))
-	}
-	if p.rep.Client.Lateness == nil {
+	p := scalePoint{conc: c, rep: rep, wall: wall, lg: usage(lg.ProcessState), sim: usage(sim.ProcessState)}
+	if p.rep.Client.LatenessS == nil {
 		fatal(fmt.Errorf("scale %d: report.json has no client.lateness_s: are the simulator's chunk stamps reaching loadgen?", c))
 	}
 	if d := p.rep.DurationS; d != nil && *d > 0 {
-		p.chunksPerSec = float64(p.rep.Client.Lateness.Count) / *d
+		p.chunksPerSec = float64(p.rep.Client.LatenessS.Count) / *d
 	}
 	p.lgCores = p.lg.cpu.Seconds() / wall.Seconds()
 	// The simulator lived from before the loadgen started to after it
