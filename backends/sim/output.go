@@ -26,7 +26,7 @@ type sseOutput struct {
 	buf   []byte
 	next  []byte // the staged token's events
 	stamp bool   // Config.StampChunks: each token's write starts with a StampPrefix line
-	out   []byte // a stamped write: the stamp line, then next
+	out   []byte // a stamped write's stamp line, written before next
 	tmpl  tokenTemplates
 }
 
@@ -97,9 +97,13 @@ func (o *sseOutput) emit(deadline time.Time) error {
 	b = strconv.AppendInt(b, now.UnixNano(), 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(now.Sub(deadline)), 10)
-	b = append(append(b, '\n'), o.next...)
-	o.out = b
-	return o.send(b)
+	o.out = append(b, '\n')
+	// Two writes into the response's buffer, one flush: the same bytes
+	// leave together, without copying the staged events behind the stamp.
+	if _, err := o.w.Write(o.out); err != nil {
+		return fmt.Errorf("write event: %w", err)
+	}
+	return o.send(o.next)
 }
 
 // stage formats the k-th token's events (for the first token, the role

@@ -113,14 +113,22 @@ func TestStampChunks(t *testing.T) {
 	}
 }
 
-// discardWriter is a ResponseWriter that keeps nothing, for counting
-// what emit itself allocates.
-type discardWriter struct{ h http.Header }
+// flushWriter is a ResponseWriter that keeps only what its last flush
+// sent, in reused buffers, for counting what emit itself allocates.
+type flushWriter struct {
+	h            http.Header
+	buf, flushed []byte
+}
 
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *discardWriter) WriteHeader(int)             {}
-func (w *discardWriter) Flush()                      {}
+func (w *flushWriter) Header() http.Header { return w.h }
+func (w *flushWriter) Write(b []byte) (int, error) {
+	w.buf = append(w.buf, b...)
+	return len(b), nil
+}
+func (w *flushWriter) WriteHeader(int) {}
+func (w *flushWriter) Flush() {
+	w.flushed, w.buf = append(w.flushed[:0], w.buf...), w.buf[:0]
+}
 
 func TestStampedEmitDoesNotAllocate(t *testing.T) {
 	s, err := New(Config{StampChunks: true})
@@ -128,7 +136,8 @@ func TestStampedEmitDoesNotAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := s.newPlan(&generateRequest{Stream: true}, apiChat, 1, 4, 64)
-	o := newSSEOutput(&discardWriter{h: http.Header{}}, p, "m", true)
+	w := &flushWriter{h: http.Header{}}
+	o := newSSEOutput(w, p, "m", true)
 	if err := o.stage(2, " token"); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +150,8 @@ func TestStampedEmitDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("a stamped emit allocates %v times per token, want 0", allocs)
 	}
-	if !bytes.HasPrefix(o.out, []byte(StampPrefix)) || !bytes.HasSuffix(o.out, o.next) {
-		t.Errorf("stamped write %q is not the stamp line and the staged events", o.out)
+	line, events, _ := bytes.Cut(w.flushed, []byte("\n"))
+	if !bytes.HasPrefix(line, []byte(StampPrefix)) || !bytes.Equal(events, o.next) {
+		t.Errorf("stamped write %q is not the stamp line and the staged events", w.flushed)
 	}
 }
